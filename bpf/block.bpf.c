@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Block IO family: bytes, requests, latency and errors per process, charged
+ * to the process that submitted the request. Completion runs in interrupt or
+ * kworker context, so the submitter is captured when the request starts
+ * (block_io_start where the kernel has it, v6.5+; block_rq_insert, or
+ * block_rq_issue for requests that go straight to the driver) and looked up
+ * by request pointer when it completes.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline int track_start(struct request *rq, __u64 flags)
+{
+	__u64 key = (__u64)rq;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fp_inflight_io v = {
+		.start_ns = bpf_ktime_get_ns(),
+		.tgid = tgid,
+		.op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK,
+	};
+	long err;
+
+	if (v.op != FP_REQ_OP_READ && v.op != FP_REQ_OP_WRITE)
+		return 0; /* flush, discard...: not data the process moved */
+	err = bpf_map_update_elem(&inflight_io, &key, &v, flags);
+	if (err && err != -17 /* EEXIST: an earlier hook already has it */)
+		fp_drop(FP_DROP_INFLIGHT_IO_FULL);
+	return 0;
+}
+
+/* A new request's life starts here: replace whatever a recycled rq left behind. */
+FP_HOOK(block_io_start, track_start(rq, BPF_ANY), struct request *rq)
+/* The first of these to see a request that block_io_start did not keeps it. */
+FP_HOOK(block_rq_insert, track_start(rq, BPF_NOEXIST), struct request *rq)
+FP_HOOK(block_rq_issue, track_start(rq, BPF_NOEXIST), struct request *rq)
+
+/*
+ * block_rq_complete fires once per blk_update_request: usually once with all
+ * bytes, several times for partial completions. Bytes are charged per call;
+ * the request ends (latency, delete) when the call covers what is left.
+ */
+static __always_inline int on_complete(struct request *rq, int error, unsigned int nr_bytes)
+{
+	__u64 key = (__u64)rq;
+	struct fp_inflight_io *v = bpf_map_lookup_elem(&inflight_io, &key);
+	struct fp_proc *p;
+	__u64 now = bpf_ktime_get_ns();
+	bool last = nr_bytes >= BPF_CORE_READ(rq, __data_len);
+
+	if (!v) {
+		__u32 op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK;
+		if (op == FP_REQ_OP_READ || op == FP_REQ_OP_WRITE)
+			fp_drop(FP_DROP_IO_UNSEEN);
+		return 0;
+	}
+	p = fp_proc_get(v->tgid, NULL, false);
+	if (!p) {
+		fp_drop(FP_DROP_IO_ORPHANED);
+	} else {
+		if (v->op == FP_REQ_OP_WRITE) {
+			__sync_fetch_and_add(&p->io_write_bytes, nr_bytes);
+			if (last)
+				__sync_fetch_and_add(&p->io_write_reqs, 1);
+		} else {
+			__sync_fetch_and_add(&p->io_read_bytes, nr_bytes);
+			if (last)
+				__sync_fetch_and_add(&p->io_read_reqs, 1);
+		}
+		if (error)
+			__sync_fetch_and_add(&p->io_errors, 1);
+		if (last) {
+			__u64 lat = now - v->start_ns;
+			__u32 slot = fp_hist_slot(lat);
+
+			__sync_fetch_and_add(&p->io_lat_ns, lat);
+			fp_atomic_max(&p->io_lat_max_ns, lat);
+			if (slot < FP_HIST_SLOTS)
+				__sync_fetch_and_add(&p->io_lat_hist[slot], 1);
+		}
+	}
+	if (last)
+		bpf_map_delete_elem(&inflight_io, &key);
+	return 0;
+}
+
+FP_HOOK(block_rq_complete, on_complete(rq, error, nr_bytes), struct request *rq, blk_status_t error,
+	unsigned int nr_bytes)

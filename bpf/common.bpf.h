@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Maps and helpers shared by every probe family. The families are compiled
+ * separately and linked into one object with `bpftool gen object`; the maps
+ * below are __weak so that each family can name them and the linker keeps
+ * one copy.
+ */
+#ifndef FAULTPROBE_COMMON_BPF_H
+#define FAULTPROBE_COMMON_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "faultprobe/abi.h"
+#include "core_fixes.bpf.h"
+
+/* Per-process counter slots, mmap-ed by userspace and read without syscalls. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FP_DEFAULT_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct fp_proc);
+} proc_slots SEC(".maps") __weak;
+
+/* tgid -> index in proc_slots. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_DEFAULT_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, __u32);
+} proc_index SEC(".maps") __weak;
+
+/*
+ * Free slot indexes. LIFO so that freed slots are reused first and the used
+ * part of proc_slots stays compact (userspace scans [0, slots_hwm)).
+ * Userspace fills it before attaching.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK);
+	__uint(max_entries, FP_DEFAULT_MAX_PROCS);
+	__uint(value_size, sizeof(__u32));
+} free_slots SEC(".maps") __weak;
+
+/* Per-thread scratch state, keyed by tid. */
+struct fp_thread {
+	__u64 oncpu_ns;      /* when it was switched in (0: unknown) */
+	__u64 enq_ns;        /* when it became runnable (0: not waiting) */
+	__u64 dstate_ns;     /* when it entered uninterruptible sleep (0: not in D) */
+	__u64 reclaim_ns;    /* when it entered direct reclaim (0: not reclaiming) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_DEFAULT_MAX_THREADS);
+	__type(key, __u32);
+	__type(value, struct fp_thread);
+} threads SEC(".maps") __weak;
+
+/* Block requests in flight: request pointer -> submitter. */
+struct fp_inflight_io {
+	__u64 start_ns;
+	__u32 tgid;
+	__u32 op;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_DEFAULT_MAX_INFLIGHT_IO);
+	__type(key, __u64);
+	__type(value, struct fp_inflight_io);
+} inflight_io SEC(".maps") __weak;
+
+/* Discrete events. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FP_DEFAULT_RINGBUF_BYTES);
+} events SEC(".maps") __weak;
+
+/* Everything that could not be recorded, by fp_drop_reason, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FP_DROP_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps") __weak;
+
+/* Highest slot index handed out + 1 (userspace reads it through the skeleton's .bss). */
+extern __u32 fp_slots_hwm;
+
+static __always_inline void fp_drop(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&drops, &reason);
+
+	if (c)
+		*c += 1; /* per-CPU: no atomics needed */
+}
+
+/* log2 bucket of a duration given in ns, counted in microseconds. */
+static __always_inline __u32 fp_hist_slot(__u64 ns)
+{
+	__u64 us = ns / 1000;
+	__u32 slot = 0;
+
+	/* bounded loop the verifier can follow; FP_HIST_SLOTS - 1 at most */
+	for (int i = 1; i < FP_HIST_SLOTS; i++) {
+		if (us < 2)
+			break;
+		us >>= 1;
+		slot++;
+	}
+	return slot;
+}
+
+static __always_inline void fp_atomic_max(__u64 *dst, __u64 v)
+{
+	__u64 cur = *dst;
+
+	/* A few tries are enough: losing a race to a larger value is fine. */
+	for (int i = 0; i < 3 && v > cur; i++) {
+		__u64 seen = __sync_val_compare_and_swap(dst, cur, v);
+		if (seen == cur)
+			break;
+		cur = seen;
+	}
+}
+
+static __always_inline void fp_bump_hwm(__u32 slot)
+{
+	__u32 want = slot + 1;
+	__u32 cur = fp_slots_hwm;
+
+	for (int i = 0; i < 3 && want > cur; i++) {
+		__u32 seen = __sync_val_compare_and_swap(&fp_slots_hwm, cur, want);
+		if (seen == cur)
+			break;
+		cur = seen;
+	}
+}
+
+/*
+ * The per-process slot of `tgid`, created on first sight when `create` is set
+ * and `task` (any thread of the process) is not exiting: a slot is released
+ * when the last thread exits, and a late event must not resurrect it.
+ */
+static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struct *task,
+						   bool create)
+{
+	__u32 *idx = bpf_map_lookup_elem(&proc_index, &tgid);
+	struct fp_proc *p;
+	__u32 slot;
+	long err;
+
+	if (idx)
+		return bpf_map_lookup_elem(&proc_slots, idx);
+	if (!create || !task || tgid == 0)
+		return NULL;
+	if (BPF_CORE_READ(task, flags) & FP_PF_EXITING)
+		return NULL;
+	if (bpf_map_pop_elem(&free_slots, &slot)) {
+		fp_drop(FP_DROP_PROC_SLOTS_FULL);
+		return NULL;
+	}
+	p = bpf_map_lookup_elem(&proc_slots, &slot);
+	if (!p) {
+		bpf_map_push_elem(&free_slots, &slot, 0);
+		return NULL;
+	}
+
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	__u32 gen = p->gen;
+
+	__builtin_memset(p, 0, sizeof(*p));
+	p->tgid = tgid;
+	p->start_ns = BPF_CORE_READ(leader, start_time);
+	p->first_seen_ns = bpf_ktime_get_ns();
+	p->ppid = BPF_CORE_READ(leader, real_parent, tgid);
+	p->cgroup_id = fp_task_cgroup_id(leader);
+	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
+	if (BPF_CORE_READ(leader, flags) & FP_PF_KTHREAD)
+		p->flags |= FP_PROC_KTHREAD;
+	p->gen = gen + 1; /* odd: in use */
+
+	err = bpf_map_update_elem(&proc_index, &tgid, &slot, BPF_NOEXIST);
+	if (err) {
+		/* lost a race with another CPU creating it, or the index is full */
+		p->tgid = 0;
+		p->gen = gen + 2;
+		bpf_map_push_elem(&free_slots, &slot, 0);
+		if (err != -17 /* EEXIST */) {
+			fp_drop(FP_DROP_PROC_INDEX_FULL);
+			return NULL;
+		}
+		idx = bpf_map_lookup_elem(&proc_index, &tgid);
+		return idx ? bpf_map_lookup_elem(&proc_slots, idx) : NULL;
+	}
+	fp_bump_hwm(slot);
+	return p;
+}
+
+/* Give the slot of an exited process back. Returns false if somebody else did. */
+static __always_inline bool fp_proc_release(__u32 tgid)
+{
+	__u32 *idx = bpf_map_lookup_elem(&proc_index, &tgid);
+	__u32 slot;
+	struct fp_proc *p;
+
+	if (!idx)
+		return false;
+	slot = *idx;
+	if (bpf_map_delete_elem(&proc_index, &tgid))
+		return false;
+	p = bpf_map_lookup_elem(&proc_slots, &slot);
+	if (p) {
+		p->tgid = 0;
+		p->gen += 1; /* even: free */
+	}
+	bpf_map_push_elem(&free_slots, &slot, 0);
+	return true;
+}
+
+static __always_inline struct fp_thread *fp_thread_get(__u32 tid, bool create)
+{
+	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+
+	if (t || !create || tid == 0)
+		return t;
+	struct fp_thread zero = {};
+	long err = bpf_map_update_elem(&threads, &tid, &zero, BPF_NOEXIST);
+
+	if (err && err != -17 /* EEXIST: another CPU created it */) {
+		fp_drop(FP_DROP_THREADS_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/*
+ * The one way into the ring buffer: a failed reserve is counted. The caller
+ * submits or discards what it got.
+ */
+static __always_inline void *fp_emit_reserve(__u64 size, __u32 type, __u32 tgid, __u64 start_ns,
+					     const char *comm)
+{
+	struct fp_event_hdr *h = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!h) {
+		fp_drop(FP_DROP_RINGBUF_FULL);
+		return NULL;
+	}
+	h->type = type;
+	h->tgid = tgid;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->start_ns = start_ns;
+	if (comm)
+		__builtin_memcpy(h->comm, comm, FP_COMM_LEN);
+	else
+		__builtin_memset(h->comm, 0, FP_COMM_LEN);
+	return h;
+}
+
+/*
+ * Attach modes: every hot hook is written once as a body function and bound
+ * twice, as tp_btf (BTF-typed, cheapest) and raw_tp (for kernels whose BTF
+ * lacks the tracepoint's btf_trace_ typedef). Userspace turns one of each
+ * pair off before load. Bodies only use BPF_CORE_READ so both modes verify.
+ */
+#define FP_HOOK(tp, body, args...)                                                 \
+	SEC("tp_btf/" #tp) int BPF_PROG(btf_##tp, args) { return body; }                \
+	SEC("raw_tp/" #tp) int BPF_PROG(raw_##tp, args) { return body; }
+
+#endif /* FAULTPROBE_COMMON_BPF_H */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every kernel-version difference the probe cares about lives here, each
+ * resolved with CO-RE relocations (never #if on a kernel version).
+ */
+#ifndef FAULTPROBE_CORE_FIXES_BPF_H
+#define FAULTPROBE_CORE_FIXES_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+
+/* Constants that are #defines in the kernel and so absent from BTF. */
+#define FP_TASK_RUNNING 0x0000
+#define FP_TASK_UNINTERRUPTIBLE 0x0002
+#define FP_TASK_NOLOAD 0x0400
+#define FP_PF_EXITING 0x00000004
+#define FP_PF_KTHREAD 0x00200000
+#define FP_REQ_OP_MASK 0xff
+#define FP_REQ_OP_READ 0
+#define FP_REQ_OP_WRITE 1
+
+/* v5.14 renamed task_struct::state to __state (and made it unsigned int). */
+struct task_struct___pre514 {
+	long state;
+} __attribute__((preserve_access_index));
+
+static __always_inline __u32 fp_task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return (__u32)BPF_CORE_READ((struct task_struct___pre514 *)t, state);
+}
+
+/*
+ * v6.2 turned mm_struct::rss_stat from struct mm_rss_stat { atomic_long_t
+ * count[NR_MM_COUNTERS]; } into struct percpu_counter rss_stat[NR_MM_COUNTERS].
+ * For the percpu form we read the shared `count`, which is what the
+ * kmem:rss_stat tracepoint itself reports (percpu_counter_read_positive):
+ * exact up to the per-CPU batch.
+ */
+struct mm_rss_stat___pre62 {
+	atomic_long_t count[4];
+} __attribute__((preserve_access_index));
+
+struct mm_struct___pre62 {
+	struct mm_rss_stat___pre62 rss_stat;
+} __attribute__((preserve_access_index));
+
+static __always_inline __s64 fp_mm_counter(struct mm_struct *mm, int member)
+{
+	__s64 v = 0;
+
+	if (member < 0 || member >= 4)
+		return 0;
+	struct mm_struct___pre62 *old = (void *)mm;
+
+	/* The flavor's rss_stat is a struct: it only matches the pre-6.2 layout. */
+	if (bpf_core_field_exists(old->rss_stat)) {
+		v = BPF_CORE_READ(old, rss_stat.count[member].counter);
+	} else {
+		struct percpu_counter *pc = &mm->rss_stat[member];
+		bpf_core_read(&v, sizeof(v), &pc->count);
+	}
+	return v < 0 ? 0 : v;
+}
+
+/* mm_struct::owner exists only with CONFIG_MEMCG. */
+static __always_inline struct task_struct *fp_mm_owner(struct mm_struct *mm)
+{
+	if (bpf_core_field_exists(mm->owner))
+		return BPF_CORE_READ(mm, owner);
+	return NULL;
+}
+
+/* v5.5 made kernfs_node::id a u64 (before: union kernfs_node_id). */
+static __always_inline __u64 fp_task_cgroup_id(struct task_struct *t)
+{
+	if (bpf_core_field_size(((struct kernfs_node *)0)->id) == 8)
+		return BPF_CORE_READ(t, cgroups, dfl_cgrp, kn, id);
+	return 0;
+}
+
+/*
+ * oom:mark_victim grew total_vm/anon_rss/file_rss/shmem_rss in v5.16 and uid
+ * in v6.8; only pid is everywhere.
+ */
+static __always_inline void fp_read_mark_victim(struct trace_event_raw_mark_victim *ctx,
+						__u32 *pid, __u64 *total_vm, __u64 *anon,
+						__u64 *file, __u64 *shmem)
+{
+	*pid = BPF_CORE_READ(ctx, pid);
+	*total_vm = *anon = *file = *shmem = 0;
+	if (bpf_core_field_exists(ctx->total_vm)) {
+		*total_vm = BPF_CORE_READ(ctx, total_vm);
+		*anon = BPF_CORE_READ(ctx, anon_rss);
+		*file = BPF_CORE_READ(ctx, file_rss);
+		*shmem = BPF_CORE_READ(ctx, shmem_rss);
+	}
+}
+
+#endif /* FAULTPROBE_CORE_FIXES_BPF_H */

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Memory family: user page faults, direct-reclaim stalls, resident set size
+ * and OOM victims.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* exceptions:page_fault_user (x86) fires once per user-mode fault, in the faulting task. */
+static __always_inline int on_page_fault(void)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fp_proc *p = fp_proc_get(tgid, task, true);
+
+	if (p)
+		__sync_fetch_and_add(&p->page_faults, 1);
+	return 0;
+}
+
+FP_HOOK(page_fault_user, on_page_fault(), unsigned long address, struct pt_regs *regs,
+	unsigned long error_code)
+
+/* Direct reclaim runs in the allocating task: the stall is that task's. */
+static __always_inline int on_reclaim_begin(void)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct fp_thread *t = fp_thread_get(tid, true);
+
+	if (t)
+		t->reclaim_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int on_reclaim_end(void)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct fp_proc *p;
+
+	if (!t || !t->reclaim_ns)
+		return 0;
+	p = fp_proc_get(pid_tgid >> 32, (void *)bpf_get_current_task(), true);
+	if (p) {
+		__sync_fetch_and_add(&p->reclaim_ns, bpf_ktime_get_ns() - t->reclaim_ns);
+		__sync_fetch_and_add(&p->reclaims, 1);
+	}
+	t->reclaim_ns = 0;
+	return 0;
+}
+
+FP_HOOK(mm_vmscan_direct_reclaim_begin, on_reclaim_begin(), int order, gfp_t gfp_flags)
+FP_HOOK(mm_vmscan_direct_reclaim_end, on_reclaim_end(), unsigned long nr_reclaimed)
+
+/*
+ * kmem:rss_stat fires whenever an mm counter changes. The mm is usually
+ * current's; otherwise (exit, remote access) its owner (CONFIG_MEMCG) is used.
+ */
+static __always_inline int on_rss_stat(struct mm_struct *mm, int member)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct task_struct *owner = task;
+	struct fp_proc *p;
+
+	if (member < 0 || member >= FP_MM_COUNTERS)
+		return 0;
+	if (BPF_CORE_READ(task, mm) != mm) {
+		owner = fp_mm_owner(mm);
+		if (!owner)
+			return 0;
+	}
+	p = fp_proc_get(BPF_CORE_READ(owner, tgid), owner, owner == task);
+	if (p)
+		p->rss_pages[member & (FP_MM_COUNTERS - 1)] = fp_mm_counter(mm, member);
+	return 0;
+}
+
+FP_HOOK(rss_stat, on_rss_stat(mm, member), struct mm_struct *mm, int member)
+
+/*
+ * oom:mark_victim is rare and its arguments changed shape across versions
+ * (int pid until v6.8, then task + uid): the classic tracepoint's record,
+ * read with CO-RE, is stable.
+ */
+SEC("tracepoint/oom/mark_victim")
+int tp_mark_victim(struct trace_event_raw_mark_victim *ctx)
+{
+	__u32 pid;
+	__u64 total_vm, anon, file, shmem;
+	struct fp_proc *p;
+	struct fp_oom_event *e;
+
+	fp_read_mark_victim(ctx, &pid, &total_vm, &anon, &file, &shmem);
+	/* The victim is named by pid; its slot is keyed by tgid. The victim is the
+	 * group leader's process in practice (oom_kill_process picks a task, but
+	 * mark_victim runs for the task whose mm is reaped). Try the pid as a tgid
+	 * first, then the thread map cannot help: report as given. */
+	p = fp_proc_get(pid, NULL, false);
+	if (p)
+		__sync_fetch_and_add(&p->oom_victim, 1);
+	e = fp_emit_reserve(sizeof(*e), FP_EV_OOM_VICTIM, pid, p ? p->start_ns : 0,
+			    p ? p->comm : NULL);
+	if (!e)
+		return 0;
+	e->total_vm_kb = total_vm;
+	e->anon_rss_kb = anon;
+	e->file_rss_kb = file;
+	e->shmem_rss_kb = shmem;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Scheduler family: on-CPU time, run-queue wait, context switches,
+ * uninterruptible sleep, forks, execs, process exit and hung tasks.
+ */
+#include "common.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+__u32 fp_slots_hwm = 0;
+
+static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
+{
+	__u32 slot = fp_hist_slot(wait);
+
+	__sync_fetch_and_add(&p->runq_wait_ns, wait);
+	__sync_fetch_and_add(&p->runq_waits, 1);
+	fp_atomic_max(&p->runq_wait_max_ns, wait);
+	if (slot < FP_HIST_SLOTS)
+		__sync_fetch_and_add(&p->runq_hist[slot], 1);
+}
+
+/* A thread of `p` left uninterruptible sleep at `now`. */
+static __always_inline void end_dstate(struct fp_proc *p, struct fp_thread *t, __u64 now)
+{
+	__u64 d = now - t->dstate_ns;
+
+	t->dstate_ns = 0;
+	if (!p)
+		return;
+	__sync_fetch_and_add(&p->dstate_ns, d);
+	fp_atomic_max(&p->dstate_max_ns, d);
+	if (__sync_fetch_and_add(&p->dstate_active, -1) == 1)
+		p->dstate_since_ns = 0;
+}
+
+/*
+ * sched_switch is the one hook that sees every change of who runs: it closes
+ * prev's on-CPU interval (and opens its run-queue wait if it was preempted or
+ * its D-state if it blocked) and closes next's run-queue wait.
+ */
+static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 prev_tid = BPF_CORE_READ(prev, pid);
+	__u32 next_tid = BPF_CORE_READ(next, pid);
+
+	if (prev_tid) {
+		__u32 tgid = BPF_CORE_READ(prev, tgid);
+		struct fp_proc *p = fp_proc_get(tgid, prev, true);
+		struct fp_thread *t = fp_thread_get(prev_tid, true);
+		__u32 state = fp_task_state(prev);
+
+		if (t && p && t->oncpu_ns && now > t->oncpu_ns)
+			__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
+		if (t)
+			t->oncpu_ns = 0;
+		if (state == FP_TASK_RUNNING) {
+			/* preempted (or yielded): it is waiting on the run queue from now */
+			if (p)
+				__sync_fetch_and_add(&p->nivcsw, 1);
+			if (t)
+				t->enq_ns = now;
+		} else {
+			if (p)
+				__sync_fetch_and_add(&p->nvcsw, 1);
+			/* TASK_IDLE (D|NOLOAD) is how idle kthreads wait: not a stall */
+			if (t && p && (state & FP_TASK_UNINTERRUPTIBLE) && !(state & FP_TASK_NOLOAD) &&
+			    !t->dstate_ns) {
+				t->dstate_ns = now;
+				if (__sync_fetch_and_add(&p->dstate_active, 1) == 0)
+					p->dstate_since_ns = now;
+			}
+		}
+	}
+
+	if (next_tid) {
+		struct fp_thread *t = fp_thread_get(next_tid, true);
+
+		if (t) {
+			t->oncpu_ns = now;
+			if (t->enq_ns) {
+				__u64 wait = now - t->enq_ns;
+				__u32 tgid = BPF_CORE_READ(next, tgid);
+				struct fp_proc *p = fp_proc_get(tgid, next, true);
+
+				t->enq_ns = 0;
+				if (p)
+					account_runq_wait(p, wait);
+			}
+		}
+	}
+	return 0;
+}
+
+FP_HOOK(sched_switch, on_switch(prev, next), bool preempt, struct task_struct *prev,
+	struct task_struct *next)
+
+/* A wakeup ends a D-state and starts a run-queue wait. */
+static __always_inline int on_wakeup(struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	__u64 now = bpf_ktime_get_ns();
+	struct fp_thread *t;
+
+	if (!tid)
+		return 0;
+	t = fp_thread_get(tid, true);
+	if (!t)
+		return 0;
+	if (t->dstate_ns) {
+		__u32 tgid = BPF_CORE_READ(p, tgid);
+		end_dstate(fp_proc_get(tgid, p, false), t, now);
+	}
+	t->enq_ns = now;
+	return 0;
+}
+
+FP_HOOK(sched_wakeup, on_wakeup(p), struct task_struct *p)
+FP_HOOK(sched_wakeup_new, on_wakeup(p), struct task_struct *p)
+
+/* Fork creates the child's slot at once so that even a 1 ms child is counted. */
+static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u32 ctgid = BPF_CORE_READ(child, tgid);
+	struct fp_proc *pp = fp_proc_get(ptgid, parent, true);
+
+	if (ptgid == ctgid) {
+		if (pp)
+			__sync_fetch_and_add(&pp->threads, 1);
+		return 0;
+	}
+	if (pp)
+		__sync_fetch_and_add(&pp->forks, 1);
+	struct fp_proc *cp = fp_proc_get(ctgid, child, true);
+	if (cp)
+		cp->flags |= FP_PROC_EXEC_SEEN;
+	return 0;
+}
+
+FP_HOOK(sched_process_fork, on_fork(parent, child), struct task_struct *parent,
+	struct task_struct *child)
+
+static __always_inline int on_exec(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	struct fp_proc *p = fp_proc_get(tgid, task, true);
+
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&p->execs, 1);
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
+	p->flags |= FP_PROC_EXEC_SEEN;
+	p->cgroup_id = bpf_get_current_cgroup_id();
+	return 0;
+}
+
+FP_HOOK(sched_process_exec, on_exec(p), struct task_struct *p, pid_t old_pid,
+	struct linux_binprm *bprm)
+
+/*
+ * Every thread's exit drops its scratch state; the last thread's exit sends
+ * the final counters to userspace and frees the slot, so a process that lived
+ * for a millisecond is still accounted for and the maps do not grow.
+ */
+static __always_inline int on_exit(struct task_struct *task)
+{
+	__u32 tid = BPF_CORE_READ(task, pid);
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 now = bpf_ktime_get_ns();
+	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	__u32 *idx = bpf_map_lookup_elem(&proc_index, &tgid);
+	struct fp_proc *p = idx ? bpf_map_lookup_elem(&proc_slots, idx) : NULL;
+
+	if (t) {
+		/* the exiting thread is on CPU: close its interval now, its last switch comes too late */
+		if (p && t->oncpu_ns && now > t->oncpu_ns)
+			__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
+		bpf_map_delete_elem(&threads, &tid);
+	}
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0; /* not the last thread */
+	if (!p) {
+		/* two last threads racing, or a process never seen running: only the latter counts */
+		if (tid == tgid)
+			fp_drop(FP_DROP_EXIT_UNSEEN);
+		return 0;
+	}
+
+	__u32 code = BPF_CORE_READ(task, exit_code);
+	struct fp_exit_event *e = fp_emit_reserve(sizeof(*e), FP_EV_EXIT, tgid, p->start_ns, p->comm);
+
+	if (e) {
+		e->exit_code = code;
+		e->_pad0 = 0;
+		bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
+	}
+	if (!fp_proc_release(tgid)) {
+		if (e)
+			bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	/* a clean exit does not wake the reader: it drains at the next sample */
+	if (e)
+		bpf_ringbuf_submit(e, code == 0 ? BPF_RB_NO_WAKEUP : 0);
+	return 0;
+}
+
+FP_HOOK(sched_process_exit, on_exit(p), struct task_struct *p)
+
+/* khungtaskd's verdict (CONFIG_DETECT_HUNG_TASK): a task blocked beyond hung_task_timeout_secs. */
+static __always_inline int on_hang(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tid = BPF_CORE_READ(task, pid);
+	struct fp_proc *p = fp_proc_get(tgid, task, false);
+	struct fp_hang_event *e;
+
+	e = fp_emit_reserve(sizeof(*e), FP_EV_HANG, tgid, p ? p->start_ns : 0, p ? p->comm : NULL);
+	if (!e)
+		return 0;
+	e->tid = tid;
+	e->_pad0 = 0;
+	e->dstate_since_ns = 0;
+	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	if (t)
+		e->dstate_since_ns = t->dstate_ns;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+FP_HOOK(sched_process_hang, on_hang(tsk), struct task_struct *tsk)

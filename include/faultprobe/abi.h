@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel/user ABI of the faultprobe probe: every struct that crosses the
+ * BPF boundary lives here and is compiled by both clang (-target bpf, with
+ * vmlinux.h) and g++. Fixed-width fields, explicit padding, no pointers.
+ * The asserts at the end pin sizes and offsets under both compilers.
+ */
+#ifndef FAULTPROBE_ABI_H
+#define FAULTPROBE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define FP_COMM_LEN 16
+#define FP_HIST_SLOTS 32 /* log2(usec) buckets: [2^i, 2^(i+1)) us, slot 0 = <2us */
+
+/* Default capacities; the loader may change them before load. */
+#define FP_DEFAULT_MAX_PROCS 32768
+#define FP_DEFAULT_MAX_THREADS 131072
+#define FP_DEFAULT_MAX_INFLIGHT_IO 16384
+#define FP_DEFAULT_RINGBUF_BYTES (8u << 20)
+
+/* Reasons a record was not taken. Indexes of the per-CPU `drops` array. */
+enum fp_drop_reason {
+	FP_DROP_PROC_SLOTS_FULL = 0, /* no free per-process slot */
+	FP_DROP_PROC_INDEX_FULL = 1, /* tgid->slot hash full */
+	FP_DROP_THREADS_FULL = 2,    /* per-thread state hash full */
+	FP_DROP_INFLIGHT_IO_FULL = 3,/* in-flight request hash full */
+	FP_DROP_RINGBUF_FULL = 4,    /* ring buffer reserve failed */
+	FP_DROP_IO_UNSEEN = 5,       /* completion of a request never seen starting */
+	FP_DROP_IO_ORPHANED = 6,     /* completion after its submitter exited */
+	FP_DROP_EXIT_UNSEEN = 7,     /* a process exited that never had a slot */
+	FP_DROP_NR = 8,
+};
+
+/* mm counters as the kernel numbers them (MM_FILEPAGES...). */
+#define FP_MM_COUNTERS 4
+
+/*
+ * Per-process counters, one slot per live process in an mmap-able array.
+ * All counters are cumulative since the process was first seen; userspace
+ * computes deltas. `gen` changes on every (re)allocation and release so a
+ * reader detects a slot that changed owner while it was being copied.
+ */
+struct fp_proc {
+	__u32 gen;          /* odd = in use, even = free */
+	__u32 tgid;
+	__u32 ppid;
+	__u32 flags;        /* FP_PROC_* */
+	__u64 start_ns;     /* group leader start time (CLOCK_MONOTONIC, kernel task->start_time) */
+	__u64 first_seen_ns;/* bpf_ktime when the slot was created */
+	char comm[FP_COMM_LEN];
+	__u64 cgroup_id;    /* default-hierarchy cgroup id at creation/exec */
+
+	/* scheduler */
+	__u64 cpu_ns;
+	__u64 runq_wait_ns;
+	__u64 runq_waits;
+	__u64 runq_wait_max_ns;
+	__u64 nvcsw;
+	__u64 nivcsw;
+	__u64 dstate_ns;      /* finished uninterruptible sleeps */
+	__u64 dstate_max_ns;
+	__u64 dstate_since_ns;/* non-zero: some thread has been in D since then */
+	__s32 dstate_active;  /* threads in D right now */
+	__u32 threads;        /* threads created (clone with CLONE_THREAD) */
+	__u64 forks;          /* child processes created */
+	__u64 execs;
+
+	/* block IO, attributed to the submitter */
+	__u64 io_read_bytes;
+	__u64 io_write_bytes;
+	__u64 io_read_reqs;
+	__u64 io_write_reqs;
+	__u64 io_lat_ns;      /* sum over completed requests */
+	__u64 io_lat_max_ns;
+	__u64 io_errors;
+
+	/* memory */
+	__u64 page_faults;    /* user-mode page faults */
+	__u64 reclaim_ns;     /* direct reclaim stall */
+	__u64 reclaims;
+	__s64 rss_pages[FP_MM_COUNTERS]; /* last value seen per mm counter (pages) */
+	__u64 oom_victim;     /* times chosen as OOM victim */
+	__u64 fatal_signals;  /* fatal signals generated for the process */
+	__u32 last_fatal_sig;
+	__u32 _pad0;
+
+	__u32 runq_hist[FP_HIST_SLOTS];
+	__u32 io_lat_hist[FP_HIST_SLOTS];
+};
+
+#define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
+#define FP_PROC_KTHREAD (1u << 2)    /* a kernel thread */
+
+/* Ring-buffer events. Every event starts with fp_event_hdr. */
+enum fp_event_type {
+	FP_EV_EXIT = 1,         /* last thread of a process exited; carries final counters */
+	FP_EV_FATAL_SIGNAL = 2, /* a fatal signal was generated for a process */
+	FP_EV_OOM_VICTIM = 3,   /* the OOM killer marked a process */
+	FP_EV_HANG = 4,         /* khungtaskd reported a hung task */
+};
+
+struct fp_event_hdr {
+	__u32 type;
+	__u32 tgid;
+	__u64 ts_ns;            /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 start_ns;         /* process identity with tgid */
+	char comm[FP_COMM_LEN];
+};
+
+struct fp_exit_event {
+	struct fp_event_hdr hdr;
+	__u32 exit_code;        /* raw task->exit_code: (status << 8) | core(0x80) | signal */
+	__u32 _pad0;
+	struct fp_proc proc;    /* final counters */
+};
+
+struct fp_signal_event {
+	struct fp_event_hdr hdr;
+	__u32 sig;
+	__u32 tid;              /* target thread */
+	__u32 sender_tgid;      /* current when generated (0 for kernel/irq context) */
+	__s32 result;           /* TRACE_SIGNAL_* of signal_generate */
+	__s32 code;             /* si_code */
+	__u32 _pad0;
+};
+
+struct fp_oom_event {
+	struct fp_event_hdr hdr;
+	__u64 total_vm_kb;
+	__u64 anon_rss_kb;
+	__u64 file_rss_kb;
+	__u64 shmem_rss_kb;
+};
+
+struct fp_hang_event {
+	struct fp_event_hdr hdr;
+	__u32 tid;
+	__u32 _pad0;
+	__u64 dstate_since_ns;
+};
+
+/*
+ * Layout pinned for both compilers: clang compiles these with the probe,
+ * g++ with the loader, so a field moved on one side fails both builds.
+ */
+#ifdef __cplusplus
+#define FP_ABI_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define FP_ABI_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+#define FP_OFFSETOF(type, field) __builtin_offsetof(type, field)
+
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 544, "fp_proc size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) % 8 == 0, "fp_proc must stay 8-byte aligned in arrays");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, start_ns) == 16, "fp_proc.start_ns");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, cpu_ns) == 56, "fp_proc.cpu_ns");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, dstate_active) == 128, "fp_proc.dstate_active");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 152, "fp_proc.io_read_bytes");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, page_faults) == 208, "fp_proc.page_faults");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, rss_pages) == 232, "fp_proc.rss_pages");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
+FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 592, "fp_exit_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
+FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
+FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 72, "fp_oom_event size");
+FP_ABI_ASSERT(sizeof(struct fp_hang_event) == 56, "fp_hang_event size");
+
+#endif /* FAULTPROBE_ABI_H */
