@@ -1,0 +1,43 @@
+#include "log.h"
+
+#include <bpf/libbpf.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <string>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+namespace fp {
+namespace {
+
+int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
+  spdlog::level::level_enum lvl = spdlog::level::trace;
+  switch (level) {
+    case LIBBPF_WARN: lvl = spdlog::level::debug; break;  // the loader reports what matters itself
+    case LIBBPF_INFO: lvl = spdlog::level::debug; break;
+    case LIBBPF_DEBUG: lvl = spdlog::level::trace; break;
+  }
+  if (!spdlog::should_log(lvl)) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
+  spdlog::log(lvl, "libbpf: {}", msg);
+  return 0;
+}
+
+}  // namespace
+
+void init_logging(int verbosity) {
+  auto logger = spdlog::get("faultprobe");
+  if (!logger) logger = spdlog::stderr_color_mt("faultprobe");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_level(verbosity >= 2 ? spdlog::level::trace
+                    : verbosity == 1 ? spdlog::level::debug
+                                     : spdlog::level::info);
+  libbpf_set_print(libbpf_to_spdlog);
+}
+
+}  // namespace fp

@@ -1,0 +1,108 @@
+// The kernel probe: loads the BPF programs, reads the per-process counters
+// (an mmap-ed array, no syscalls per process) and drains the event ring buffer.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "faultprobe/abi.h"
+#include "probe/sample.h"
+#include "util/result.h"
+
+struct faultprobe;  // the bpftool skeleton
+struct bpf_link;
+struct ring_buffer;
+
+namespace fp {
+
+struct ProbeOptions {
+  uint32_t max_procs = FP_DEFAULT_MAX_PROCS;
+  uint32_t max_threads = FP_DEFAULT_MAX_THREADS;
+  uint32_t max_inflight_io = FP_DEFAULT_MAX_INFLIGHT_IO;
+  uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
+  // Use raw_tp even where tp_btf is available (to exercise the fallback).
+  bool force_raw_tp = false;
+};
+
+enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable };
+const char* attach_mode_name(AttachMode m);
+
+struct HookStatus {
+  std::string name;        // tracepoint name, e.g. "sched_switch"
+  std::string feeds;       // what it counts, e.g. "cpu_ns, runq_wait, nvcsw, nivcsw, dstate"
+  bool required = false;
+  AttachMode mode = AttachMode::Unavailable;
+  std::string reason;      // why it is unavailable
+};
+
+using DropCounts = std::array<uint64_t, FP_DROP_NR>;
+
+// Checks what the probe needs before trying to load it: privileges and BTF.
+// The error says what is missing and what to do.
+Result<void> check_probe_prerequisites();
+
+class Probe {
+ public:
+  // open -> size maps -> choose attach modes -> load -> fill free slots -> attach.
+  static Result<std::unique_ptr<Probe>> start(const ProbeOptions& opts = {});
+  ~Probe();
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  // Consistent copies of all live per-process slots. No syscalls.
+  void read(Sample& out) const;
+  Sample read() const {
+    Sample s;
+    read(s);
+    return s;
+  }
+
+  // Drains the ring buffer into `out` without blocking; returns events taken.
+  int drain(EventBatch& out);
+  // Waits up to `timeout` for an event, then drains. Returns events taken.
+  int poll(EventBatch& out, std::chrono::milliseconds timeout);
+  // Events whose size or type did not match this build's ABI.
+  uint64_t malformed_events() const { return malformed_; }
+
+  DropCounts drops() const;
+  const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // Counters whose hooks could not be attached on this kernel.
+  std::vector<std::string> unavailable_counters() const;
+
+  // Map occupancy, for status and leak checks (these iterate the maps: not per sample).
+  size_t proc_index_entries() const;
+  size_t thread_entries() const;
+  size_t inflight_io_entries() const;
+  uint32_t slots_high_water() const;
+  // Whether the probe holds a slot for this tgid right now (one map lookup).
+  bool indexed(uint32_t tgid) const;
+  uint32_t max_procs() const { return max_procs_; }
+  uint64_t attached_at_ns() const { return attached_at_ns_; }
+
+ private:
+  Probe() = default;
+  Result<void> init(const ProbeOptions& opts);
+  static int on_event(void* ctx, void* data, size_t size);
+
+  struct SkelDeleter {
+    void operator()(struct faultprobe* s) const;
+  };
+  std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
+  std::vector<struct bpf_link*> links_;
+  struct ring_buffer* rb_ = nullptr;
+  const fp_proc* slots_ = nullptr;
+  size_t slots_map_len_ = 0;
+  uint32_t max_procs_ = 0;
+  uint64_t attached_at_ns_ = 0;
+  std::vector<HookStatus> hooks_;
+  EventBatch* sink_ = nullptr;  // valid only inside drain/poll
+  uint64_t malformed_ = 0;
+};
+
+uint64_t monotonic_now_ns();
+
+}  // namespace fp
