@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Bad command lines must print usage and exit 2, without needing root or BPF.
+set -u
+bin=$1
+fail=0
+expect() {  # expect CODE ARGS...
+  local want=$1; shift
+  "$bin" "$@" >/tmp/fp_usage_out.$$ 2>&1
+  local got=$?
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: faultprobe $* exited $got, expected $want"; cat /tmp/fp_usage_out.$$; fail=1
+  elif [ "$want" = 2 ] && ! grep -qi "usage\|options" /tmp/fp_usage_out.$$; then
+    echo "FAIL: faultprobe $* printed no usage"; cat /tmp/fp_usage_out.$$; fail=1
+  else
+    echo "ok: faultprobe $* -> $got"
+  fi
+}
+expect 2 snapshot --bogus
+expect 2 snapshot --interval 10
+expect 2 snapshot --interval abc
+expect 2 snapshot --interval -1s
+expect 2 snapshot --interval 0s
+expect 2 snapshot --pid notapid
+expect 2 nosuchverb
+expect 2
+expect 0 --help
+expect 0 snapshot --help
+rm -f /tmp/fp_usage_out.$$
+exit $fail

@@ -1,0 +1,20 @@
+// The CLI's verbs. Each returns the process exit code.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+namespace fp {
+
+struct SnapshotOptions {
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  bool json = false;
+  std::vector<uint32_t> pids;  // empty: all
+  size_t max_rows = 0;         // table only; 0: all
+  bool force_raw_tp = false;
+};
+
+int run_snapshot(const SnapshotOptions& opts);
+
+}  // namespace fp

@@ -1,0 +1,63 @@
+// faultprobe: the command-line face of the probe.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "log.h"
+#include "util/duration.h"
+
+namespace {
+
+// CLI11 validator for durations so that a bad one is a usage error.
+struct DurationValidator : public CLI::Validator {
+  DurationValidator() {
+    name_ = "DURATION";
+    func_ = [](std::string& s) -> std::string {
+      auto d = fp::parse_duration(s);
+      if (!d) return d.error().message;
+      if (d.value().count() <= 0) return "the interval must be longer than 0";
+      return {};
+    };
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"faultprobe: per-process kernel fault counters from eBPF", "faultprobe"};
+  app.require_subcommand(1);
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity, "more logging (repeat for libbpf debug)");
+
+  fp::SnapshotOptions snap;
+  std::string interval = "1s";
+  auto* snapshot = app.add_subcommand("snapshot", "load the probe, wait, print per-process deltas");
+  snapshot->add_option("-i,--interval", interval, "how long to watch (e.g. 500ms, 1s, 2m)")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  snapshot->add_flag("--json", snap.json, "one JSON document instead of a table");
+  snapshot->add_option("-p,--pid", snap.pids, "only these processes (repeatable)")->expected(1, -1);
+  snapshot->add_option("-n,--rows", snap.max_rows, "at most this many table rows (0: all)");
+  snapshot->add_flag("--raw-tp", snap.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "faultprobe: %s\n\n%s", e.what(), app.help().c_str());
+    return 2;
+  }
+  fp::init_logging(verbosity);
+
+  if (snapshot->parsed()) {
+    snap.interval = fp::parse_duration(interval).value();
+    return fp::run_snapshot(snap);
+  }
+  return 2;
+}
