@@ -1,0 +1,120 @@
+#include "probe_fixture.h"
+
+#include <fcntl.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace fp::test {
+
+Probe& probe() {
+  static std::unique_ptr<Probe> p = [] {
+    init_logging(0);
+    auto r = Probe::start();
+    if (!r) {
+      std::fprintf(stderr, "BPF tests need the probe and could not load it: %s\n",
+                   r.error().message.c_str());
+      std::abort();  // fail, never skip
+    }
+    return std::move(r).value();
+  }();
+  return *p;
+}
+
+std::optional<fp_proc> live_slot(uint32_t pid) {
+  Sample s = probe().read();
+  for (const auto& p : s.procs)
+    if (p.tgid == pid) return p;
+  return std::nullopt;
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+}
+
+EventBatch& events() {
+  static EventBatch batch;
+  probe().drain(batch);
+  return batch;
+}
+
+void reset_events() {
+  events();
+  events().clear();
+}
+
+std::optional<ExitRecord> wait_exit(uint32_t pid, std::chrono::milliseconds timeout) {
+  std::optional<ExitRecord> found;
+  wait_until(
+      [&] {
+        for (const auto& e : events().exits)
+          if (e.final.tgid == pid) {
+            found = e;
+            return true;
+          }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
+Child::Child(std::function<int()> body) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) std::abort();
+  pid_ = fork();
+  if (pid_ < 0) std::abort();
+  if (pid_ == 0) {
+    close(fds[1]);
+    char c;
+    if (read(fds[0], &c, 1) != 1) _exit(127);  // parent gone
+    close(fds[0]);
+    _exit(body());
+  }
+  close(fds[0]);
+  go_fd_ = fds[1];
+}
+
+Child::~Child() {
+  if (go_fd_ >= 0) close(go_fd_);
+  if (!reaped_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void Child::release() {
+  char c = 'g';
+  if (write(go_fd_, &c, 1) != 1) std::abort();
+  close(go_fd_);
+  go_fd_ = -1;
+}
+
+int Child::wait() {
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  reaped_ = true;
+  return status;
+}
+
+void Child::kill(int sig) { ::kill(pid_, sig); }
+
+void spin_for(std::chrono::nanoseconds d) {
+  auto end = std::chrono::steady_clock::now() + d;
+  volatile uint64_t x = 0;
+  while (std::chrono::steady_clock::now() < end) x = x + 1;
+}
+
+void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof(set), &set);
+}
+
+}  // namespace fp::test

@@ -1,0 +1,65 @@
+// Shared by the BPF tests: one probe per test binary, children the test
+// controls, and polling with deadlines instead of sleeps.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+#include <algorithm>
+#include <thread>
+
+#include "log.h"
+#include "probe/delta.h"
+#include "probe/probe.h"
+
+namespace fp::test {
+
+// The probe, loaded once for the whole binary. A BPF test must not skip when
+// it cannot load: it fails, loudly, with the loader's reason.
+Probe& probe();
+
+// Looks up the live slot of `pid` in a fresh read.
+std::optional<fp_proc> live_slot(uint32_t pid);
+
+// Polls `pred` until it holds or `timeout` passes. Returns whether it held.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step = std::chrono::milliseconds(5));
+
+// Drains events into an accumulating batch (kept across calls) and returns it.
+EventBatch& events();
+void reset_events();
+
+// The exit record of `pid` once it arrives (polls up to `timeout`).
+std::optional<ExitRecord> wait_exit(uint32_t pid, std::chrono::milliseconds timeout);
+
+// Forks a child that runs `body` and _exit()s with its return value. The child
+// starts paused until release() so that the test can take a baseline first.
+class Child {
+ public:
+  explicit Child(std::function<int()> body);
+  ~Child();
+  pid_t pid() const { return pid_; }
+  void release();                 // let the body run
+  int wait();                     // waitpid, returns raw status
+  void kill(int sig);
+ private:
+  pid_t pid_ = -1;
+  int go_fd_ = -1;
+  bool reaped_ = false;
+};
+
+// Spins on the CPU for `d` of wall time.
+void spin_for(std::chrono::nanoseconds d);
+// Pins the calling thread to `cpu`.
+void pin_to_cpu(int cpu);
+
+}  // namespace fp::test

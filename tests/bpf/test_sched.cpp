@@ -1,0 +1,218 @@
+// Scheduler family: on-CPU time, run-queue wait, D-state, forks.
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#include <cmath>
+
+#include "probe_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace fp;
+using namespace fp::test;
+
+namespace {
+
+uint64_t rusage_cpu_ns(const rusage& ru) {
+  auto tv = [](const timeval& t) { return uint64_t(t.tv_sec) * 1'000'000'000ull + uint64_t(t.tv_usec) * 1000; };
+  return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+}  // namespace
+
+TEST(Sched, SpinnerCpuTimeWithin15Percent) {
+  probe();
+  reset_events();
+  Child c([] {
+    spin_for(500ms);
+    return 0;
+  });
+  c.release();
+  int status = 0;
+  rusage ru{};
+  ASSERT_EQ(wait4(c.pid(), &status, 0, &ru), c.pid());
+  auto ex = wait_exit(uint32_t(c.pid()), 3s);
+  ASSERT_TRUE(ex) << "no exit event for the spinner";
+  double cpu = double(ex->final.cpu_ns);
+  EXPECT_NEAR(cpu, 500e6, 0.15 * 500e6) << "probe cpu_ns " << cpu;
+  // and against the kernel's own accounting of the same child
+  double truth = double(rusage_cpu_ns(ru));
+  EXPECT_NEAR(cpu, truth, 0.15 * truth) << "rusage says " << truth;
+}
+
+TEST(Sched, TwoSpinnersOnOneCpuWaitForEachOther) {
+  probe();
+  reset_events();
+  auto body = [] {
+    pin_to_cpu(0);
+    spin_for(800ms);
+    return 0;
+  };
+  Child a(body), b(body);
+  a.release();
+  b.release();
+  a.wait();
+  b.wait();
+  auto ea = wait_exit(uint32_t(a.pid()), 3s);
+  auto eb = wait_exit(uint32_t(b.pid()), 3s);
+  ASSERT_TRUE(ea && eb);
+  const fp_proc& pa = ea->final;
+  const fp_proc& pb = eb->final;
+  // Sharing one CPU, each spent a large part of its life waiting for the other.
+  EXPECT_GT(pa.runq_wait_ns, 0u);
+  EXPECT_GT(pb.runq_wait_ns, 0u);
+  EXPECT_GT(pa.nivcsw, 0u);
+  // "of the same order": each one's wait is within 3x of the other's CPU time
+  double ra = double(pa.runq_wait_ns) / double(pb.cpu_ns);
+  double rb = double(pb.runq_wait_ns) / double(pa.cpu_ns);
+  EXPECT_GT(ra, 0.33) << "a waited " << pa.runq_wait_ns << " while b ran " << pb.cpu_ns;
+  EXPECT_LT(ra, 3.0) << "a waited " << pa.runq_wait_ns << " while b ran " << pb.cpu_ns;
+  EXPECT_GT(rb, 0.33) << "b waited " << pb.runq_wait_ns << " while a ran " << pa.cpu_ns;
+  EXPECT_LT(rb, 3.0) << "b waited " << pb.runq_wait_ns << " while a ran " << pa.cpu_ns;
+  // the histogram saw the same waits as the counter
+  uint64_t hist_total = 0;
+  for (auto v : pa.runq_hist) hist_total += v;
+  EXPECT_EQ(hist_total, pa.runq_waits);
+  EXPECT_GE(pa.runq_wait_max_ns * pa.runq_waits, pa.runq_wait_ns);
+}
+
+// vfork() keeps the parent in TASK_KILLABLE (uninterruptible) until the child
+// exits or execs: a real D-state the test controls.
+TEST(Sched, UninterruptibleSleepIsMeasuredAndVisibleWhileOngoing) {
+  probe();
+  reset_events();
+  Child c([] {
+    pid_t k = vfork();
+    if (k == 0) {
+      usleep(2'000'000);
+      _exit(0);
+    }
+    waitpid(k, nullptr, 0);
+    return 0;
+  });
+  uint32_t pid = uint32_t(c.pid());
+  c.release();
+  // ongoing: visible before it ends
+  bool seen_ongoing = wait_until(
+      [&] {
+        auto s = live_slot(pid);
+        return s && s->dstate_since_ns != 0 && s->dstate_active > 0;
+      },
+      1500ms);
+  EXPECT_TRUE(seen_ongoing) << "no ongoing D-state visible for the vfork parent";
+  if (auto s = live_slot(pid)) {
+    // deltas over a sample taken mid-way report the ongoing part too
+    Sample now = probe().read();
+    Sample empty;
+    empty.ts_ns = now.ts_ns;
+    auto deltas = compute_deltas(empty, now, {}, 4096);
+    for (const auto& d : deltas) {
+      if (d.key.tgid == pid) {
+        EXPECT_GT(d.dstate_ongoing_ns, 0u);
+      }
+    }
+  }
+  c.wait();
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_NEAR(double(ex->final.dstate_ns), 2e9, 0.2e9);
+  EXPECT_NEAR(double(ex->final.dstate_max_ns), 2e9, 0.2e9);
+  EXPECT_EQ(ex->final.dstate_active, 0);
+}
+
+TEST(Sched, HundredForksAreCounted) {
+  probe();
+  reset_events();
+  Child c([] {
+    for (int i = 0; i < 100; i++) {
+      pid_t k = fork();
+      if (k == 0) _exit(0);
+      if (k < 0) return 1;
+      waitpid(k, nullptr, 0);
+    }
+    return 0;
+  });
+  c.release();
+  int st = c.wait();
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  auto ex = wait_exit(uint32_t(c.pid()), 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_GE(ex->final.forks, 100u);
+  EXPECT_EQ(ex->final.threads, 0u);
+}
+
+TEST(Sched, ExecIsCountedAndRenames) {
+  probe();
+  reset_events();
+  Child c([] {
+    execl("/bin/true", "true", (char*)nullptr);
+    return 127;
+  });
+  c.release();
+  c.wait();
+  auto ex = wait_exit(uint32_t(c.pid()), 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->final.execs, 1u);
+  EXPECT_STREQ(ex->final.comm, "true");
+}
+
+TEST(Sched, ShortLivedProcessesAllExitAndLeaveNoEntries) {
+  probe();
+  reset_events();
+  constexpr int kChildren = 2000;
+  std::vector<pid_t> pids;
+  pids.reserve(kChildren);
+  for (int i = 0; i < kChildren; i++) {
+    pid_t k = fork();
+    ASSERT_GE(k, 0);
+    if (k == 0) _exit(i & 0x7f);
+    pids.push_back(k);
+    waitpid(k, nullptr, 0);
+    if (i % 200 == 0) events();  // keep the ring drained as a daemon would
+  }
+  std::set<uint32_t> want(pids.begin(), pids.end());
+  bool all = wait_until(
+      [&] {
+        std::set<uint32_t> got;
+        for (const auto& e : events().exits)
+          if (want.count(e.final.tgid)) got.insert(e.final.tgid);
+        return got.size() == want.size();
+      },
+      5s, 20ms);
+  EXPECT_TRUE(all) << "not every short-lived process produced an exit event";
+  int wrong_code = 0;
+  for (const auto& e : events().exits) {
+    if (!want.count(e.final.tgid)) continue;
+    auto idx = std::find(pids.begin(), pids.end(), pid_t(e.final.tgid)) - pids.begin();
+    if (decode_exit_code(e.exit_code).status != int(idx & 0x7f)) wrong_code++;
+  }
+  EXPECT_EQ(wrong_code, 0);
+  int leaked = 0;
+  for (auto p : pids) leaked += probe().indexed(uint32_t(p)) ? 1 : 0;
+  EXPECT_EQ(leaked, 0) << "slots left behind for exited processes";
+  Sample s = probe().read();
+  for (const auto& p : s.procs) EXPECT_FALSE(want.count(p.tgid)) << "live slot for exited " << p.tgid;
+  EXPECT_EQ(probe().drops()[FP_DROP_RINGBUF_FULL], 0u);
+}
+
+TEST(Sched, ThreadsShareTheProcessSlot) {
+  probe();
+  reset_events();
+  Child c([] {
+    std::thread t1([] { spin_for(200ms); });
+    std::thread t2([] { spin_for(200ms); });
+    t1.join();
+    t2.join();
+    return 0;
+  });
+  c.release();
+  int status = 0;
+  rusage ru{};
+  ASSERT_EQ(wait4(c.pid(), &status, 0, &ru), c.pid());
+  auto ex = wait_exit(uint32_t(c.pid()), 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->final.threads, 2u);
+  // all threads' time lands on the process: compare with the kernel's total for it
+  double truth = double(rusage_cpu_ns(ru));
+  EXPECT_GT(truth, 150e6);
+  EXPECT_NEAR(double(ex->final.cpu_ns), truth, 0.15 * truth);
+}
