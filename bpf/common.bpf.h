@@ -87,8 +87,32 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps") __weak;
 
+/*
+ * Which slots changed since userspace last looked: one bitmap per CPU (so
+ * setting a bit never bounces a cache line between CPUs), FP words per CPU,
+ * mmap-ed and swapped to zero by the reader. Sized by the loader.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, FP_DEFAULT_MAX_PROCS / 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} dirty SEC(".maps") __weak;
+
 /* Highest slot index handed out + 1 (userspace reads it through the skeleton's .bss). */
 extern __u32 fp_slots_hwm;
+/* Words of `dirty` per CPU: max_procs / 64, rounded up. Set by the loader. */
+extern const volatile __u32 fp_dirty_words_per_cpu;
+
+static __always_inline void fp_mark_dirty(__u32 slot)
+{
+	__u32 idx = bpf_get_smp_processor_id() * fp_dirty_words_per_cpu + slot / 64;
+	__u64 *w = bpf_map_lookup_elem(&dirty, &idx);
+
+	if (w)
+		__sync_fetch_and_or(w, 1ull << (slot & 63));
+}
 
 static __always_inline void fp_drop(__u32 reason)
 {
@@ -153,8 +177,10 @@ static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struc
 	__u32 slot;
 	long err;
 
-	if (idx)
+	if (idx) {
+		fp_mark_dirty(*idx);
 		return bpf_map_lookup_elem(&proc_slots, idx);
+	}
 	if (!create || !task || tgid == 0)
 		return NULL;
 	if (BPF_CORE_READ(task, flags) & FP_PF_EXITING)
@@ -197,6 +223,7 @@ static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struc
 		return idx ? bpf_map_lookup_elem(&proc_slots, idx) : NULL;
 	}
 	fp_bump_hwm(slot);
+	fp_mark_dirty(slot);
 	return p;
 }
 
@@ -217,6 +244,7 @@ static __always_inline bool fp_proc_release(__u32 tgid)
 		p->tgid = 0;
 		p->gen += 1; /* even: free */
 	}
+	fp_mark_dirty(slot);
 	bpf_map_push_elem(&free_slots, &slot, 0);
 	return true;
 }

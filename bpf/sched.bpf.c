@@ -8,6 +8,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 __u32 fp_slots_hwm = 0;
+const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
 
 static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 {

@@ -60,3 +60,54 @@ TEST(Loader, ReadingTheSlotsIsConsistent) {
   }
   EXPECT_EQ(probe().malformed_events(), 0u);
 }
+
+// The incremental refresh must see exactly what a full copy sees: a process
+// that runs is in the changed list, one that exits leaves a free slot.
+TEST(Loader, IncrementalRefreshMatchesAFullRead) {
+  Probe& pr = probe();
+  pr.refresh();
+  Child c([] {
+    spin_for(100ms);
+    pause();
+    return 0;
+  });
+  uint32_t pid = uint32_t(c.pid());
+  c.release();
+  std::optional<uint32_t> slot;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        for (uint32_t s : pr.refresh())
+          if (pr.slots()[s].tgid == pid && pr.slots()[s].cpu_ns > 50'000'000u) slot = s;
+        return slot.has_value();
+      },
+      2s));
+  ASSERT_TRUE(slot);
+  // nothing of the child changes while it sleeps in pause(): a refresh after
+  // it settled no longer lists its slot
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const auto& ch = pr.refresh();
+        return std::find(ch.begin(), ch.end(), *slot) == ch.end();
+      },
+      2s));
+  Sample full;
+  pr.read_full(full);
+  bool matched = false;
+  for (const auto& p : full.procs) {
+    if (p.tgid != pid) continue;
+    matched = true;
+    EXPECT_EQ(p.cpu_ns, pr.slots()[*slot].cpu_ns);
+    EXPECT_EQ(p.nvcsw, pr.slots()[*slot].nvcsw);
+    EXPECT_EQ(p.start_ns, pr.slots()[*slot].start_ns);
+  }
+  EXPECT_TRUE(matched);
+  c.kill(SIGKILL);
+  c.wait();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        pr.refresh();
+        return pr.slots()[*slot].tgid != pid;
+      },
+      2s))
+      << "the exited child's slot still shows it";
+}

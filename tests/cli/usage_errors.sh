@@ -25,5 +25,15 @@ expect 2 nosuchverb
 expect 2
 expect 0 --help
 expect 0 snapshot --help
+# Without privileges: one line saying what is missing, exit 1.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$bin" snapshot 2>&1)
+  got=$?
+  if [ "$got" != 1 ] || ! grep -q "needs root" <<<"$out"; then
+    echo "FAIL: unprivileged snapshot exited $got with: $out"; fail=1
+  else
+    echo "ok: unprivileged snapshot -> 1: $out"
+  fi
+fi
 rm -f /tmp/fp_usage_out.$$
 exit $fail

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -122,6 +123,7 @@ Probe::~Probe() {
   for (auto* l : links_) bpf_link__destroy(l);
   if (rb_) ring_buffer__free(rb_);
   if (slots_) munmap(const_cast<fp_proc*>(slots_), slots_map_len_);
+  if (dirty_) munmap(dirty_, dirty_map_len_);
 }
 
 Result<void> Probe::init(const ProbeOptions& opts) {
@@ -143,6 +145,11 @@ Result<void> Probe::init(const ProbeOptions& opts) {
   bpf_map__set_max_entries(skel_->maps.threads, opts.max_threads);
   bpf_map__set_max_entries(skel_->maps.inflight_io, opts.max_inflight_io);
   bpf_map__set_max_entries(skel_->maps.events, opts.ringbuf_bytes);
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) return Error::from_errno(-ncpus_, "cannot count the possible CPUs");
+  dirty_words_per_cpu_ = (opts.max_procs + 63) / 64;
+  bpf_map__set_max_entries(skel_->maps.dirty, dirty_words_per_cpu_ * uint32_t(ncpus_));
+  skel_->rodata->fp_dirty_words_per_cpu = dirty_words_per_cpu_;
 
   // 3. choose one attach mode per hook (tp_btf where the kernel's BTF has
   //    the tracepoint's type, raw_tp otherwise) and turn the twin off.
@@ -203,6 +210,11 @@ Result<void> Probe::init(const ProbeOptions& opts) {
                  bpf_map__fd(skel_->maps.proc_slots), 0);
   if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the per-process counters");
   slots_ = static_cast<const fp_proc*>(m);
+  dirty_map_len_ = (sizeof(uint64_t) * dirty_words_per_cpu_ * size_t(ncpus_) + page - 1) / page * page;
+  m = mmap(nullptr, dirty_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel_->maps.dirty), 0);
+  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's dirty-slot bitmap");
+  dirty_ = static_cast<uint64_t*>(m);
+  dirty_acc_.assign(dirty_words_per_cpu_, 0);
 
   rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Probe::on_event, this, nullptr);
   if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
@@ -251,27 +263,72 @@ std::vector<std::string> Probe::unavailable_counters() const {
   return out;
 }
 
-void Probe::read(Sample& out) const {
-  out.procs.clear();
-  out.ts_ns = monotonic_now_ns();
-  uint32_t hwm = std::atomic_ref<uint32_t>(skel_->bss->fp_slots_hwm).load(std::memory_order_acquire);
-  if (hwm > max_procs_) hwm = max_procs_;
-  out.procs.reserve(hwm);
-  for (uint32_t i = 0; i < hwm; i++) {
-    const fp_proc* s = &slots_[i];
-    auto& gen = const_cast<uint32_t&>(s->gen);
-    for (int attempt = 0; attempt < 2; attempt++) {
-      uint32_t g1 = std::atomic_ref<uint32_t>(gen).load(std::memory_order_acquire);
-      if ((g1 & 1) == 0) break;  // free
-      fp_proc copy;
-      std::memcpy(&copy, s, sizeof(copy));
-      std::atomic_thread_fence(std::memory_order_acquire);
-      uint32_t g2 = std::atomic_ref<uint32_t>(gen).load(std::memory_order_relaxed);
-      if (g1 != g2 || copy.tgid == 0) continue;  // changed owner while copied: look again
-      out.procs.push_back(copy);
-      break;
+// Copies one slot, retrying once if its owner changed mid-copy (the probe
+// bumps `gen` on every allocation and release). False if it kept changing.
+bool Probe::copy_slot(uint32_t slot, fp_proc& dst) const {
+  const fp_proc* s = &slots_[slot];
+  auto& gen = const_cast<uint32_t&>(s->gen);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    uint32_t g1 = std::atomic_ref<uint32_t>(gen).load(std::memory_order_acquire);
+    if ((g1 & 1) == 0) {  // free
+      dst.gen = g1;
+      dst.tgid = 0;
+      return true;
+    }
+    std::memcpy(&dst, s, sizeof(dst));
+    std::atomic_thread_fence(std::memory_order_acquire);
+    uint32_t g2 = std::atomic_ref<uint32_t>(gen).load(std::memory_order_relaxed);
+    if (g1 == g2 && dst.tgid != 0) return true;
+  }
+  return false;
+}
+
+const std::vector<uint32_t>& Probe::refresh() {
+  refreshed_at_ns_ = monotonic_now_ns();
+  changed_.clear();
+  uint32_t hwm = std::min(slots_high_water(), max_procs_);
+  if (mirror_.size() < hwm) mirror_.resize(hwm);
+  uint32_t words = (hwm + 63) / 64;
+  std::fill(dirty_acc_.begin(), dirty_acc_.begin() + words, 0);
+  // Swap each CPU's bits to zero before copying: a slot touched after the
+  // swap is marked again and picked up next time, so nothing is missed.
+  for (int cpu = 0; cpu < ncpus_; cpu++) {
+    uint64_t* base = dirty_ + size_t(cpu) * dirty_words_per_cpu_;
+    for (uint32_t w = 0; w < words; w++) {
+      if (base[w]) dirty_acc_[w] |= std::atomic_ref<uint64_t>(base[w]).exchange(0, std::memory_order_acq_rel);
     }
   }
+  for (uint32_t slot : retry_) dirty_acc_[slot / 64] |= 1ull << (slot % 64);
+  retry_.clear();
+  for (uint32_t w = 0; w < words; w++) {
+    for (uint64_t bits = dirty_acc_[w]; bits; bits &= bits - 1) {
+      uint32_t slot = w * 64 + uint32_t(__builtin_ctzll(bits));
+      if (slot >= hwm) break;
+      if (copy_slot(slot, mirror_[slot]))
+        changed_.push_back(slot);
+      else
+        retry_.push_back(slot);  // churning right now: take it next time
+    }
+  }
+  return changed_;
+}
+
+void Probe::read(Sample& out) {
+  refresh();
+  out.ts_ns = refreshed_at_ns_;
+  out.procs.clear();
+  for (const auto& p : mirror_)
+    if (p.tgid != 0) out.procs.push_back(p);
+}
+
+void Probe::read_full(Sample& out) const {
+  out.procs.clear();
+  out.ts_ns = monotonic_now_ns();
+  uint32_t hwm = std::min(slots_high_water(), max_procs_);
+  out.procs.reserve(hwm);
+  fp_proc copy;
+  for (uint32_t i = 0; i < hwm; i++)
+    if (copy_slot(i, copy) && copy.tgid != 0) out.procs.push_back(copy);
 }
 
 int Probe::on_event(void* ctx, void* data, size_t size) {

@@ -53,13 +53,26 @@ class Probe {
   Probe(const Probe&) = delete;
   Probe& operator=(const Probe&) = delete;
 
-  // Consistent copies of all live per-process slots. No syscalls.
-  void read(Sample& out) const;
-  Sample read() const {
+  // Incremental read, for the sampling loop: copies only the slots the probe
+  // touched since the previous refresh into the mirror and returns their
+  // indexes (a freed slot shows as tgid 0). No syscalls; idle processes cost
+  // nothing.
+  const std::vector<uint32_t>& refresh();
+  // The mirror, indexed by slot; entries with tgid 0 are free.
+  const std::vector<fp_proc>& slots() const { return mirror_; }
+  // CLOCK_MONOTONIC when the last refresh began.
+  uint64_t refreshed_at_ns() const { return refreshed_at_ns_; }
+
+  // Full copy of every live process (refresh, then copy the mirror's live entries).
+  void read(Sample& out);
+  Sample read() {
     Sample s;
     read(s);
     return s;
   }
+  // Reference read that copies every used slot from the map (no dirty
+  // tracking). For tests and benchmarks.
+  void read_full(Sample& out) const;
 
   // Drains the ring buffer into `out` without blocking; returns events taken.
   int drain(EventBatch& out);
@@ -94,8 +107,17 @@ class Probe {
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   std::vector<struct bpf_link*> links_;
   struct ring_buffer* rb_ = nullptr;
+  bool copy_slot(uint32_t slot, fp_proc& dst) const;
   const fp_proc* slots_ = nullptr;
   size_t slots_map_len_ = 0;
+  uint64_t* dirty_ = nullptr;
+  size_t dirty_map_len_ = 0;
+  uint32_t dirty_words_per_cpu_ = 0;
+  int ncpus_ = 0;
+  std::vector<uint64_t> dirty_acc_;
+  std::vector<uint32_t> changed_, retry_;
+  std::vector<fp_proc> mirror_;
+  uint64_t refreshed_at_ns_ = 0;
   uint32_t max_procs_ = 0;
   uint64_t attached_at_ns_ = 0;
   std::vector<HookStatus> hooks_;
