@@ -49,7 +49,10 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	if (prev_tid) {
 		__u32 tgid = BPF_CORE_READ(prev, tgid);
 		struct fp_proc *p = fp_proc_get(tgid, prev, true);
-		struct fp_thread *t = fp_thread_get(prev_tid, true);
+		/* an exiting task's last switch-out comes after its exit hook freed
+		 * its state: do not create it again (it would leak) */
+		bool exiting = BPF_CORE_READ(prev, flags) & FP_PF_EXITING;
+		struct fp_thread *t = fp_thread_get(prev_tid, !exiting);
 		__u32 state = fp_task_state(prev);
 
 		if (t && p && t->oncpu_ns && now > t->oncpu_ns)
@@ -76,7 +79,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 	}
 
 	if (next_tid) {
-		struct fp_thread *t = fp_thread_get(next_tid, true);
+		bool exiting = BPF_CORE_READ(next, flags) & FP_PF_EXITING;
+		struct fp_thread *t = fp_thread_get(next_tid, !exiting);
 
 		if (t) {
 			t->oncpu_ns = now;
@@ -106,7 +110,7 @@ static __always_inline int on_wakeup(struct task_struct *p)
 
 	if (!tid)
 		return 0;
-	t = fp_thread_get(tid, true);
+	t = fp_thread_get(tid, !(BPF_CORE_READ(p, flags) & FP_PF_EXITING));
 	if (!t)
 		return 0;
 	if (t->dstate_ns) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <cstdio>
+#include <ctime>
 #include <cstdlib>
 
 namespace fp::test {
@@ -108,6 +109,17 @@ void spin_for(std::chrono::nanoseconds d) {
   auto end = std::chrono::steady_clock::now() + d;
   volatile uint64_t x = 0;
   while (std::chrono::steady_clock::now() < end) x = x + 1;
+}
+
+void spin_cpu_for(std::chrono::nanoseconds d) {
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  auto end = cpu_now() + d;
+  volatile uint64_t x = 0;
+  while (cpu_now() < end) x = x + 1;
 }
 
 void pin_to_cpu(int cpu) {

@@ -59,6 +59,9 @@ class Child {
 
 // Spins on the CPU for `d` of wall time.
 void spin_for(std::chrono::nanoseconds d);
+// Spins until the calling thread has used `d` of CPU time, however busy the
+// machine is: the ground truth of the CPU tests does not depend on load.
+void spin_cpu_for(std::chrono::nanoseconds d);
 // Pins the calling thread to `cpu`.
 void pin_to_cpu(int cpu);
 

@@ -25,7 +25,7 @@ TEST(Loader, RawTracepointFallbackCountsToo) {
     }
   }
   Child c([] {
-    spin_for(200ms);
+    spin_cpu_for(200ms);
     return 0;
   });
   c.release();
@@ -67,7 +67,7 @@ TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   Probe& pr = probe();
   pr.refresh();
   Child c([] {
-    spin_for(100ms);
+    spin_cpu_for(100ms);
     pause();
     return 0;
   });

@@ -54,7 +54,6 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
 
   spdlog::info("probe attached; sampling every {}", fp::format_duration(every.value()));
-  fp::Sample sample;
   fp::EventBatch events;
   const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(every.value());
   uint64_t next = fp::monotonic_now_ns();
@@ -65,13 +64,15 @@ int main(int argc, char** argv) {
     uint64_t now = fp::monotonic_now_ns();
     auto wait = next > now ? std::chrono::milliseconds((next - now) / 1'000'000) : std::chrono::milliseconds(0);
     (*probe)->poll(events, std::min(wait, period));
-    (*probe)->read(sample);
+    (*probe)->refresh();
     exits += events.exits.size();
     events.clear();
     if (fp::monotonic_now_ns() - last_report >= 10'000'000'000ull) {
       uint64_t drops = 0;
       for (auto d : (*probe)->drops()) drops += d;
-      spdlog::info("{} processes tracked, {} exits, {} drops", sample.procs.size(), exits, drops);
+      size_t live = 0;
+      for (const auto& p : (*probe)->slots()) live += p.tgid != 0;
+      spdlog::info("{} processes tracked, {} exits, {} drops", live, exits, drops);
       last_report = fp::monotonic_now_ns();
     }
   }
