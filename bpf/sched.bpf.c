@@ -194,6 +194,9 @@ static __always_inline int on_exit(struct task_struct *task)
 	}
 
 	__u32 code = BPF_CORE_READ(task, exit_code);
+	/* the name it dies with: prctl(PR_SET_NAME) renames are not seen otherwise */
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	struct fp_exit_event *e = fp_emit_reserve(sizeof(*e), FP_EV_EXIT, tgid, p->start_ns, p->comm);
 
 	if (e) {
@@ -236,3 +239,38 @@ static __always_inline int on_hang(struct task_struct *task)
 }
 
 FP_HOOK(sched_process_hang, on_hang(tsk), struct task_struct *tsk)
+
+/*
+ * A per-CPU clock tick (software cpu-clock perf event, a few times a second):
+ * a task that spins without ever being switched out would otherwise show no
+ * CPU time until it stops. The tick closes the running task's on-CPU interval
+ * and opens a new one. It runs in hard-IRQ context, so it never interleaves
+ * with sched_switch on the same CPU.
+ */
+SEC("perf_event")
+int cpu_clock_tick(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	__u64 now = bpf_ktime_get_ns();
+	struct fp_thread *t;
+	__u32 *idx;
+	struct fp_proc *p;
+
+	if (!tid)
+		return 0; /* idle */
+	t = bpf_map_lookup_elem(&threads, &tid);
+	if (!t || !t->oncpu_ns || now <= t->oncpu_ns)
+		return 0;
+	__u32 tgid = pid_tgid >> 32;
+	idx = bpf_map_lookup_elem(&proc_index, &tgid);
+	if (!idx)
+		return 0;
+	fp_mark_dirty(*idx);
+	p = bpf_map_lookup_elem(&proc_slots, idx);
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
+	t->oncpu_ns = now;
+	return 0;
+}

@@ -223,3 +223,26 @@ TEST(Sched, ThreadsShareTheProcessSlot) {
   EXPECT_GT(truth, 150e6);
   EXPECT_NEAR(double(ex->final.cpu_ns), truth, 0.15 * truth);
 }
+
+// A task that never leaves the CPU still shows its CPU time while it runs
+// (the per-CPU clock tick closes its interval), not only when it stops.
+TEST(Sched, RunningSpinnerIsVisibleWhileItRuns) {
+  ASSERT_TRUE(probe().cpu_tick_attached());
+  Child c([] {
+    spin_cpu_for(3s);
+    return 0;
+  });
+  uint32_t pid = uint32_t(c.pid());
+  c.release();
+  std::optional<fp_proc> s;
+  bool seen = wait_until(
+      [&] {
+        s = live_slot(pid);
+        return s && s->cpu_ns >= 300'000'000u;
+      },
+      2s);
+  EXPECT_TRUE(seen) << "cpu_ns while running: " << (s ? s->cpu_ns : 0);
+  EXPECT_TRUE(live_slot(pid).has_value()) << "the spinner should still be running";
+  c.kill(SIGKILL);
+  c.wait();
+}

@@ -3,6 +3,8 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,6 +123,7 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& opts) {
 
 Probe::~Probe() {
   for (auto* l : links_) bpf_link__destroy(l);
+  for (int fd : perf_fds_) close(fd);
   if (rb_) ring_buffer__free(rb_);
   if (slots_) munmap(const_cast<fp_proc*>(slots_), slots_map_len_);
   if (dirty_) munmap(dirty_, dirty_map_len_);
@@ -215,6 +218,9 @@ Result<void> Probe::init(const ProbeOptions& opts) {
   if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's dirty-slot bitmap");
   dirty_ = static_cast<uint64_t*>(m);
   dirty_acc_.assign(dirty_words_per_cpu_, 0);
+  // Reserved once so that mirror entries never move: the engine keys slots by
+  // address. Untouched capacity costs address space, not memory.
+  mirror_.reserve(max_procs_);
 
   rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Probe::on_event, this, nullptr);
   if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
@@ -252,8 +258,42 @@ Result<void> Probe::init(const ProbeOptions& opts) {
     }
     spdlog::warn("{} unavailable: {} not counted ({})", st.name, st.feeds, st.reason);
   }
+  attach_cpu_tick(opts.cpu_tick_ms);
   attached_at_ns_ = monotonic_now_ns();
   return {};
+}
+
+// One software cpu-clock perf event per online CPU runs cpu_clock_tick. Not
+// fatal when it fails: CPU time is then counted at context switches only.
+void Probe::attach_cpu_tick(uint32_t period_ms) {
+  if (period_ms == 0) return;
+  bpf_program* prog = skel_->progs.cpu_clock_tick;
+  std::string failure;
+  for (int cpu = 0; cpu < ncpus_; cpu++) {
+    perf_event_attr attr{};
+    attr.type = PERF_TYPE_SOFTWARE;
+    attr.size = sizeof(attr);
+    attr.config = PERF_COUNT_SW_CPU_CLOCK;
+    attr.sample_period = uint64_t(period_ms) * 1'000'000ull;  // ns for cpu-clock
+    int fd = int(syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    if (fd < 0) {
+      if (errno == ENODEV || errno == ENOENT) continue;  // possible but offline CPU
+      failure = std::string("perf_event_open: ") + std::strerror(errno);
+      break;
+    }
+    perf_fds_.push_back(fd);
+    bpf_link* link = bpf_program__attach_perf_event(prog, fd);
+    if (!link) {
+      failure = std::string("attach: ") + std::strerror(errno);
+      break;
+    }
+    links_.push_back(link);
+  }
+  cpu_tick_ = failure.empty() && !perf_fds_.empty();
+  if (!cpu_tick_)
+    spdlog::warn("per-CPU clock tick unavailable ({}): a task that never switches out shows its CPU time "
+                 "only when it does",
+                 failure.empty() ? "no CPU" : failure);
 }
 
 std::vector<std::string> Probe::unavailable_counters() const {

@@ -26,6 +26,9 @@ struct ProbeOptions {
   uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
   // Use raw_tp even where tp_btf is available (to exercise the fallback).
   bool force_raw_tp = false;
+  // How often each CPU closes its running task's on-CPU interval, so that a
+  // task that never switches out still shows CPU time. 0 disables it.
+  uint32_t cpu_tick_ms = 50;
 };
 
 enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable };
@@ -58,7 +61,8 @@ class Probe {
   // indexes (a freed slot shows as tgid 0). No syscalls; idle processes cost
   // nothing.
   const std::vector<uint32_t>& refresh();
-  // The mirror, indexed by slot; entries with tgid 0 are free.
+  // The mirror, indexed by slot; entries with tgid 0 are free. Entries never
+  // move for the life of the probe (stable addresses).
   const std::vector<fp_proc>& slots() const { return mirror_; }
   // CLOCK_MONOTONIC when the last refresh began.
   uint64_t refreshed_at_ns() const { return refreshed_at_ns_; }
@@ -83,6 +87,8 @@ class Probe {
 
   DropCounts drops() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // Whether the per-CPU clock tick is attached (see ProbeOptions::cpu_tick_ms).
+  bool cpu_tick_attached() const { return cpu_tick_; }
   // Counters whose hooks could not be attached on this kernel.
   std::vector<std::string> unavailable_counters() const;
 
@@ -99,6 +105,7 @@ class Probe {
  private:
   Probe() = default;
   Result<void> init(const ProbeOptions& opts);
+  void attach_cpu_tick(uint32_t period_ms);
   static int on_event(void* ctx, void* data, size_t size);
 
   struct SkelDeleter {
@@ -106,6 +113,8 @@ class Probe {
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   std::vector<struct bpf_link*> links_;
+  std::vector<int> perf_fds_;
+  bool cpu_tick_ = false;
   struct ring_buffer* rb_ = nullptr;
   bool copy_slot(uint32_t slot, fp_proc& dst) const;
   const fp_proc* slots_ = nullptr;
