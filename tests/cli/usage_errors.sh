@@ -25,6 +25,25 @@ expect 2 nosuchverb
 expect 2
 expect 0 --help
 expect 0 snapshot --help
+expect 2 check-config
+out=$("$bin" check-config /nonexistent/faultprobe.toml 2>&1); got=$?
+if [ "$got" != 2 ] || ! grep -q "No such file" <<<"$out"; then
+  echo "FAIL: missing config exited $got with: $out"; fail=1
+else
+  echo "ok: missing config -> 2: $out"
+fi
+cfg=$(mktemp /tmp/fp_cfg_XXXXXX.toml)
+printf '[rules.cpu_runaway]\nthreshold = 0.95\n' >"$cfg"
+expect 0 check-config "$cfg"
+printf '[rules.cpu_runaway]\nfor = 10\n' >"$cfg"
+out=$("$bin" check-config "$cfg" 2>&1); got=$?
+if [ "$got" != 2 ] || ! grep -q "$cfg:2:" <<<"$out"; then
+  echo "FAIL: bad config exited $got with: $out"; fail=1
+else
+  echo "ok: bad config -> 2: $out"
+fi
+rm -f "$cfg"
+
 # Without privileges: one line saying what is missing, exit 1.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
   out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$bin" snapshot 2>&1)

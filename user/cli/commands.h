@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace fp {
@@ -16,5 +17,8 @@ struct SnapshotOptions {
 };
 
 int run_snapshot(const SnapshotOptions& opts);
+
+// Validates a config file: 0 and a summary when valid, 2 and FILE:LINE:COL errors when not.
+int run_check_config(const std::string& path, bool json);
 
 }  // namespace fp

@@ -43,6 +43,12 @@ int main(int argc, char** argv) {
   snapshot->add_option("-n,--rows", snap.max_rows, "at most this many table rows (0: all)");
   snapshot->add_flag("--raw-tp", snap.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
 
+  std::string config_file;
+  bool config_json = false;
+  auto* check = app.add_subcommand("check-config", "validate a faultprobed config file");
+  check->add_option("file", config_file, "the TOML file")->required();
+  check->add_flag("--json", config_json, "print the effective rules as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -55,6 +61,7 @@ int main(int argc, char** argv) {
   }
   fp::init_logging(verbosity);
 
+  if (check->parsed()) return fp::run_check_config(config_file, config_json);
   if (snapshot->parsed()) {
     snap.interval = fp::parse_duration(interval).value();
     return fp::run_snapshot(snap);

@@ -1,0 +1,146 @@
+// faultprobe check-config FILE [--json]: parse a config the way the daemon
+// would and show the rules it would run, or say exactly what is wrong.
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "config/config.h"
+#include "util/duration.h"
+
+namespace fp {
+namespace {
+
+std::string number_text(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
+}
+
+std::string match_text(const ProcessMatch& m) {
+  if (m.empty()) return "all";
+  std::string out;
+  auto add = [&](const char* key, const std::optional<std::string>& v) {
+    if (!v) return;
+    if (!out.empty()) out += ' ';
+    out += key;
+    out += '=';
+    out += *v;
+  };
+  add("comm", m.comm);
+  add("exe", m.exe);
+  add("cgroup", m.cgroup);
+  add("unit", m.unit);
+  if (m.uid) add("uid", std::to_string(*m.uid));
+  return out;
+}
+
+nlohmann::ordered_json match_json(const ProcessMatch& m) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (m.comm) j["comm"] = *m.comm;
+  if (m.exe) j["exe"] = *m.exe;
+  if (m.cgroup) j["cgroup"] = *m.cgroup;
+  if (m.unit) j["unit"] = *m.unit;
+  if (m.uid) j["uid"] = *m.uid;
+  return j;
+}
+
+nlohmann::ordered_json config_json(const std::string& path, const Config& cfg) {
+  nlohmann::ordered_json j;
+  j["ok"] = true;
+  j["file"] = path;
+  j["sample_interval"] = format_duration(cfg.sample_interval);
+  j["sample_interval_ns"] = cfg.sample_interval.count();
+  j["protected_comms"] = cfg.protected_comms;
+  j["rules"] = nlohmann::ordered_json::array();
+  for (const RuleConfig& r : cfg.rules) {
+    nlohmann::ordered_json jr;
+    jr["name"] = r.name;
+    jr["class"] = fault_class_name(r.cls);
+    jr["enabled"] = r.enabled;
+    jr["severity"] = severity_name(r.severity);
+    jr["threshold"] = r.threshold;
+    jr["resolve"] = r.resolve;
+    // Durations both ways: readable, and exact for programs.
+    jr["for"] = format_duration(r.hold);
+    jr["for_ns"] = r.hold.count();
+    jr["window"] = format_duration(r.window);
+    jr["window_ns"] = r.window.count();
+    jr["clear"] = format_duration(r.clear);
+    jr["clear_ns"] = r.clear.count();
+    jr["count"] = r.count;
+    jr["match"] = match_json(r.match);
+    j["rules"].push_back(std::move(jr));
+  }
+  return j;
+}
+
+std::string config_table(const std::string& path, const Config& cfg) {
+  size_t builtin = 0;
+  for (const RuleConfig& r : cfg.rules)
+    if (r.name == fault_class_name(r.cls)) ++builtin;
+  std::string out = path + ": OK, " + std::to_string(cfg.rules.size()) + " rules (" + std::to_string(builtin) +
+                    " built-in, " + std::to_string(cfg.rules.size() - builtin) + " added)\n";
+  out += "sample interval: " + format_duration(cfg.sample_interval) + "\n";
+  std::string comms;
+  for (const auto& c : cfg.protected_comms) comms += (comms.empty() ? "" : ", ") + c;
+  out += "protected comms: " + (comms.empty() ? std::string("(none)") : comms) + "\n\n";
+
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back(
+      {"NAME", "CLASS", "ENABLED", "SEVERITY", "THRESHOLD", "RESOLVE", "FOR", "WINDOW", "CLEAR", "COUNT", "MATCH"});
+  for (const RuleConfig& r : cfg.rules) {
+    rows.push_back({r.name, fault_class_name(r.cls), r.enabled ? "yes" : "no", severity_name(r.severity),
+                    number_text(r.threshold), number_text(r.resolve), format_duration(r.hold),
+                    format_duration(r.window), format_duration(r.clear), std::to_string(r.count),
+                    match_text(r.match)});
+  }
+  std::vector<size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows)
+    for (size_t i = 0; i < row.size(); i++) width[i] = std::max(width[i], row[i].size());
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); i++) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+// Paths come from the command line and need not be UTF-8.
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace
+
+int run_check_config(const std::string& path, bool json) {
+  auto cfg = load_config_file(path);
+  if (!cfg) {
+    const std::string& msg = cfg.error().message;
+    std::fprintf(stderr, "faultprobe: %s\n", msg.c_str());
+    if (json) {
+      nlohmann::ordered_json j;
+      j["ok"] = false;
+      j["file"] = path;
+      j["error"] = msg;
+      std::printf("%s\n", dump(j).c_str());
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    return 2;
+  }
+  std::string out = json ? dump(config_json(path, *cfg)) + "\n" : config_table(path, *cfg);
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace fp
