@@ -1,0 +1,69 @@
+// Detectors turn process histories into findings; the FaultTracker turns
+// findings held long enough into opened faults and absent ones into resolved.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "detect/fault.h"
+#include "detect/history.h"
+#include "procinfo.h"
+
+namespace fp {
+
+// Where detectors get names and cgroups of processes (ProcInfoCache in the
+// daemon, a fake in tests).
+class ProcInfoSource {
+ public:
+  virtual ~ProcInfoSource() = default;
+  virtual const ProcInfo& info(const ProcKey& k) = 0;
+};
+
+struct HostInfo {
+  unsigned ncpus = 1;
+  uint64_t mem_total_bytes = 0;
+  uint64_t page_size = 4096;
+};
+
+// Everything a detector sees at one tick.
+struct World {
+  uint64_t now_ns = 0;              // CLOCK_MONOTONIC
+  uint64_t tick_ns = 100'000'000;   // sampling interval
+  const ProcessTable* procs = nullptr;
+  const EventBatch* events = nullptr;  // events drained this tick
+  ProcInfoSource* infos = nullptr;
+  HostInfo host;
+  uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
+  const std::vector<std::string>* protected_comms = nullptr;  // never culprits (Config.protected_comms)
+};
+
+// A condition that holds at this tick for one culprit.
+struct Finding {
+  ProcKey culprit;
+  // true: above the open threshold. false: only above the resolve threshold
+  // (keeps an open fault open, never opens one) -- hysteresis.
+  bool strong = true;
+  // Event-driven findings open at once, whatever the rule's hold time.
+  bool immediate = false;
+  Severity severity = Severity::Warning;  // may raise the rule's severity (e.g. kernel hang event)
+  std::vector<uint32_t> victims;
+  nlohmann::json evidence = nlohmann::json::object();
+};
+
+class Detector {
+ public:
+  virtual ~Detector() = default;
+  virtual const RuleConfig& rule() const = 0;
+  // Called every tick, for every rule, so windows stay current.
+  virtual void evaluate(const World& w, std::vector<Finding>& out) = 0;
+};
+
+// Builds the detector for a rule (one per class; the rule's match filters culprits).
+std::unique_ptr<Detector> make_detector(const RuleConfig& rule);
+
+}  // namespace fp

@@ -1,0 +1,35 @@
+// Factories of the built-in detectors, one per fault class. make_detector()
+// (detect/registry.cpp) dispatches on the rule's class; no static
+// registration magic.
+#pragma once
+
+#include <memory>
+
+#include "detect/detector.h"
+
+namespace fp {
+
+// Threshold detectors (detect/detectors_threshold.cpp and friends).
+std::unique_ptr<Detector> make_cpu_runaway(const RuleConfig& r);
+std::unique_ptr<Detector> make_runq_starvation(const RuleConfig& r);
+std::unique_ptr<Detector> make_memory_leak(const RuleConfig& r);
+std::unique_ptr<Detector> make_memory_pressure(const RuleConfig& r);
+std::unique_ptr<Detector> make_io_storm(const RuleConfig& r);
+std::unique_ptr<Detector> make_io_latency(const RuleConfig& r);
+std::unique_ptr<Detector> make_fork_bomb(const RuleConfig& r);
+std::unique_ptr<Detector> make_anomaly(const RuleConfig& r);
+
+// Event-driven detectors (detect/detectors_event.cpp).
+std::unique_ptr<Detector> make_oom_kill(const RuleConfig& r);
+std::unique_ptr<Detector> make_io_error(const RuleConfig& r);
+std::unique_ptr<Detector> make_crash(const RuleConfig& r);
+std::unique_ptr<Detector> make_crash_loop(const RuleConfig& r);
+std::unique_ptr<Detector> make_hang(const RuleConfig& r);
+
+// Shared by detectors: whether a process may be named as culprit (not pid 1,
+// not a kernel thread, not faultprobe itself, not a protected comm), and
+// whether it passes a rule's match.
+bool may_blame(const ProcState& s, const World& w);
+bool rule_matches(const RuleConfig& r, const ProcState& s, const World& w);
+
+}  // namespace fp

@@ -1,0 +1,90 @@
+// CPU rules: a process burning cores (cpu_runaway), and processes waiting on
+// the run queue because another one holds the CPUs (runq_starvation).
+#include <algorithm>
+
+#include "detect/detectors.h"
+#include "detect/locate.h"
+#include "detect/threshold.h"
+
+namespace fp {
+namespace {
+
+// Cores = on-CPU time / window, all threads together. Only full windows: a
+// process younger than the window has not shown it sustains anything.
+class CpuRunawayDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    w.procs->for_each([&](const ProcState& s) {
+      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
+      WindowDelta d = w.procs->window(s, w.now_ns, win);
+      if (!d.full) return;
+      double cores = share_of_span(d.delta.cpu_ns, d.span_ns);
+      Level level = level_of(cores, rule_);
+      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      nlohmann::json ev = rule_evidence(rule_, "cpu_cores", cores);
+      ev["cpu_ms"] = d.delta.cpu_ns / 1'000'000;
+      ev["span_ms"] = d.span_ns / 1'000'000;
+      ev["ncpus"] = w.host.ncpus;
+      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+    });
+  }
+};
+
+// A culprit that holds a meaningful part of the CPUs: half a core, or more
+// than anyone else (victims included). Below that, the waits have no single
+// cause to name.
+constexpr double kMinCulpritCores = 0.5;
+
+// Victims: run-queue wait p99 above the limit with at least `count` waits in
+// the window. Culprit: the top CPU consumer of the same window that is not a
+// victim and may be blamed.
+class RunqStarvationDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    std::vector<Victim> suffering = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Victim> v;
+      if (d.delta.runq_waits < rule_.count) return v;
+      double p99 = runq_p99_ms(d);
+      if (level_of(p99, rule_) != Level::None) v = Victim{s.key, s.comm, p99, d.delta.runq_waits};
+      return v;
+    });
+    if (suffering.empty()) return;
+
+    // Sorted worst first: the first victim decides the level.
+    Level level = level_of(suffering.front().value, rule_);
+    std::vector<Victim> victims;
+    for (const Victim& v : suffering) {
+      if (level == Level::Weak || level_of(v.value, rule_) == Level::Strong) victims.push_back(v);
+    }
+
+    // Everyone who waits is excluded, also those only in the hysteresis band.
+    std::optional<Culprit> c = top_consumer(w, Resource::Cpu, win, victim_keys(suffering));
+    if (!c || (c->rate() < kMinCulpritCores && !c->largest)) return;
+    const ProcState* s = w.procs->find(c->key);
+    if (s == nullptr || !rule_matches(rule_, *s, w)) return;
+
+    nlohmann::json ev = rule_evidence(rule_, "victim_runq_p99_ms", suffering.front().value);
+    ev.update(culprit_evidence(*c));
+    ev["culprit_cores"] = round4(c->rate());
+    ev["victims"] = victims_evidence(victims, "runq_p99_ms", "waits");
+    Finding f = make_finding(rule_, c->key, level, std::move(ev));
+    f.victims = victim_pids(victims);
+    out.push_back(std::move(f));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_cpu_runaway(const RuleConfig& r) { return std::make_unique<CpuRunawayDetector>(r); }
+
+std::unique_ptr<Detector> make_runq_starvation(const RuleConfig& r) {
+  return std::make_unique<RunqStarvationDetector>(r);
+}
+
+}  // namespace fp

@@ -1,0 +1,120 @@
+// fork_bomb: forks per second of a process tree, blamed on the tree's root.
+//
+// Forks are counted on the parent, so a process's own fork counter is the
+// signal even when its children live for microseconds (the table keeps an
+// exited process one tick, enough to count what it forked in its last tick).
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "detect/detectors.h"
+#include "detect/threshold.h"
+
+namespace fp {
+namespace {
+
+// An ancestor belongs to the forking tree while it forks at >= 10 % of the
+// threshold itself: the shell that started a bomb forked once and is not it.
+constexpr double kRootMinShareOfThreshold = 0.1;
+constexpr size_t kEvidenceMembers = 10;
+
+struct Forker {
+  const ProcState* s = nullptr;
+  uint64_t forks = 0;
+  double rate = 0;  // own forks per second
+};
+
+class ForkBombDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    std::map<ProcKey, Forker> forkers;
+    w.procs->for_each([&](const ProcState& s) {
+      if (idle_in_window(s, w.now_ns, win)) return;
+      WindowDelta d = w.procs->window(s, w.now_ns, win);
+      if (d.delta.forks == 0) return;
+      // A process first seen a moment ago has a tiny span: one tick is the
+      // shortest span a rate is taken over.
+      forkers[s.key] = Forker{&s, d.delta.forks, per_sec(d.delta.forks, std::max(d.span_ns, w.tick_ns))};
+    });
+    if (forkers.empty()) return;
+
+    std::vector<const Forker*> by_rate;
+    for (const auto& [k, f] : forkers) by_rate.push_back(&f);
+    std::stable_sort(by_rate.begin(), by_rate.end(),
+                     [](const Forker* a, const Forker* b) { return a->rate > b->rate; });
+
+    // Each forker's ancestor keys, to collect trees.
+    std::map<ProcKey, std::set<ProcKey>> ancestors_of;
+    for (const auto& [k, f] : forkers) {
+      std::set<ProcKey>& a = ancestors_of[k];
+      for (const ProcState* p : w.procs->ancestors(*f.s)) a.insert(p->key);
+    }
+
+    // The fastest forker not yet in a tree names the next tree; usually there is one.
+    std::set<ProcKey> assigned;
+    for (const Forker* top : by_rate) {
+      if (assigned.count(top->s->key) != 0) continue;
+      const ProcState* root = find_root(w, *top, forkers);
+      if (root == nullptr) {
+        assigned.insert(top->s->key);
+        continue;
+      }
+
+      double tree_rate = 0;
+      uint64_t tree_forks = 0;
+      std::vector<const Forker*> members;
+      for (const Forker* f : by_rate) {
+        if (assigned.count(f->s->key) != 0) continue;  // counted in an earlier tree
+        if (f->s->key != root->key && ancestors_of[f->s->key].count(root->key) == 0) continue;
+        tree_rate += f->rate;
+        tree_forks += f->forks;
+        members.push_back(f);
+        assigned.insert(f->s->key);
+      }
+      Level level = level_of(tree_rate, rule_);
+      if (level == Level::None || !rule_matches(rule_, *root, w)) continue;
+
+      auto own = forkers.find(root->key);
+      nlohmann::json ev = rule_evidence(rule_, "tree_forks_per_s", tree_rate);
+      ev["tree_forks"] = tree_forks;
+      ev["root_forks_per_s"] = round4(own != forkers.end() ? own->second.rate : 0);
+      ev["top_forker"] = {{"pid", top->s->key.tgid}, {"comm", top->s->comm}, {"forks_per_s", round4(top->rate)}};
+      ev["forking_processes"] = members.size();
+      nlohmann::json list = nlohmann::json::array();
+      for (size_t i = 0; i < members.size() && i < kEvidenceMembers; ++i) {
+        list.push_back({{"pid", members[i]->s->key.tgid},
+                        {"comm", members[i]->s->comm},
+                        {"forks_per_s", round4(members[i]->rate)}});
+      }
+      ev["members"] = std::move(list);
+      out.push_back(make_finding(rule_, root->key, level, std::move(ev)));
+    }
+  }
+
+ private:
+  // Walks up from the fastest forker while the ancestor forks fast enough itself
+  // and may be blamed. The root is the highest live, blameable process on that
+  // path (a parent that exited this tick cannot be acted on); null if none is.
+  const ProcState* find_root(const World& w, const Forker& top, const std::map<ProcKey, Forker>& forkers) const {
+    std::vector<const ProcState*> path{top.s};
+    const double min_rate = kRootMinShareOfThreshold * rule_.threshold;
+    for (const ProcState* a : w.procs->ancestors(*top.s)) {
+      auto it = forkers.find(a->key);
+      if (it == forkers.end() || it->second.rate < min_rate || !may_blame(*a, w)) break;
+      path.push_back(a);
+    }
+    for (auto it = path.rbegin(); it != path.rend(); ++it) {
+      if (!(*it)->exited && may_blame(**it, w)) return *it;
+    }
+    return nullptr;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_fork_bomb(const RuleConfig& r) { return std::make_unique<ForkBombDetector>(r); }
+
+}  // namespace fp

@@ -1,0 +1,80 @@
+// Block IO rules: one process flooding the device while others' requests slow
+// down (io_storm), and a process's own slow IO (io_latency).
+#include "detect/detectors.h"
+#include "detect/locate.h"
+#include "detect/threshold.h"
+
+namespace fp {
+namespace {
+
+// rules.md: the storm's culprit moves at least half of all IO bytes, and some
+// other process sees IO latency p99 >= 50 ms. Neither is a rule field.
+constexpr double kStormMinShare = 0.5;
+constexpr double kStormVictimP99Ms = 50;
+
+// Metric: the culprit's IO rate (MB/s). A big copy alone is no storm: without
+// a victim there is no finding, whatever the rate.
+class IoStormDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    std::optional<Culprit> c = top_consumer(w, Resource::IoBytes, win);
+    if (!c || c->share < kStormMinShare) return;
+    double mb_per_s = c->rate() / kBytesPerMB;
+    Level level = level_of(mb_per_s, rule_);
+    if (level == Level::None) return;
+
+    std::vector<Victim> victims = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Victim> v;
+      if (s.key == c->key || d.delta.io_reqs < rule_.count) return v;
+      double p99 = io_p99_ms(d);
+      if (p99 >= kStormVictimP99Ms) v = Victim{s.key, s.comm, p99, d.delta.io_reqs};
+      return v;
+    });
+    if (victims.empty()) return;
+    const ProcState* s = w.procs->find(c->key);
+    if (s == nullptr || !rule_matches(rule_, *s, w)) return;
+
+    nlohmann::json ev = rule_evidence(rule_, "io_mb_per_s", mb_per_s);
+    ev.update(culprit_evidence(*c));
+    ev["min_share"] = kStormMinShare;
+    ev["victim_p99_ms"] = kStormVictimP99Ms;
+    ev["victims"] = victims_evidence(victims, "io_p99_ms", "requests");
+    Finding f = make_finding(rule_, c->key, level, std::move(ev));
+    f.victims = victim_pids(victims);
+    out.push_back(std::move(f));
+  }
+};
+
+// Metric: the process's own IO latency p99 (ms), with at least `count` requests.
+class IoLatencyDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    w.procs->for_each([&](const ProcState& s) {
+      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
+      WindowDelta d = w.procs->window(s, w.now_ns, win);
+      if (d.delta.io_reqs == 0 || d.delta.io_reqs < rule_.count) return;
+      double p99 = io_p99_ms(d);
+      Level level = level_of(p99, rule_);
+      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      nlohmann::json ev = rule_evidence(rule_, "io_p99_ms", p99);
+      ev["requests"] = d.delta.io_reqs;
+      ev["min_requests"] = rule_.count;
+      ev["io_mean_ms"] = round4(static_cast<double>(d.delta.io_lat_ns) / kNsPerMsec /
+                                static_cast<double>(d.delta.io_reqs));
+      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_io_storm(const RuleConfig& r) { return std::make_unique<IoStormDetector>(r); }
+std::unique_ptr<Detector> make_io_latency(const RuleConfig& r) { return std::make_unique<IoLatencyDetector>(r); }
+
+}  // namespace fp

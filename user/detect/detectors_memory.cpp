@@ -1,0 +1,94 @@
+// Memory rules: RSS that keeps growing (memory_leak), and processes stalled in
+// direct reclaim because someone allocates (memory_pressure).
+#include <algorithm>
+
+#include "detect/detectors.h"
+#include "detect/locate.h"
+#include "detect/threshold.h"
+
+namespace fp {
+namespace {
+
+// A leak opens only on a steady climb: RSS grew in >= 80 % of the 1 s steps of
+// a full window and by at least 64 MiB. An open leak stays open while the
+// rate over the window stays above `resolve`.
+constexpr double kLeakMinGrowingFraction = 0.8;
+constexpr uint64_t kLeakMinGrowthBytes = uint64_t{64} << 20;
+
+class MemoryLeakDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    w.procs->for_each([&](const ProcState& s) {
+      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
+      WindowDelta d = w.procs->window(s, w.now_ns, win);
+      if (!d.full || d.rss_end <= d.rss_start) return;
+      uint64_t growth = d.rss_end - d.rss_start;
+      double mb_per_s = per_sec(growth, d.span_ns) / kBytesPerMB;
+      Level level = level_of(mb_per_s, rule_);
+      if (level == Level::Strong &&
+          (d.rss_growing_fraction < kLeakMinGrowingFraction || growth < kLeakMinGrowthBytes)) {
+        level = Level::Weak;
+      }
+      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      nlohmann::json ev = rule_evidence(rule_, "rss_growth_mb_per_s", mb_per_s);
+      ev["rss_start_bytes"] = d.rss_start;
+      ev["rss_end_bytes"] = d.rss_end;
+      ev["growth_bytes"] = growth;
+      ev["min_growth_bytes"] = kLeakMinGrowthBytes;
+      ev["growing_fraction"] = round4(d.rss_growing_fraction);
+      ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+    });
+  }
+};
+
+// Victims: direct-reclaim stall share of the window. Culprit: whoever grew RSS
+// the most in the window (else caused the most page faults); the allocator may
+// well be a victim itself, so nobody is excluded.
+class MemoryPressureDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    std::vector<Victim> stalled = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Victim> v;
+      double share = reclaim_share(d, win);
+      if (level_of(share, rule_) != Level::None) v = Victim{s.key, s.comm, share, d.delta.reclaims};
+      return v;
+    });
+    if (stalled.empty()) return;
+
+    Level level = level_of(stalled.front().value, rule_);
+    std::vector<Victim> victims;
+    for (const Victim& v : stalled) {
+      if (level == Level::Weak || level_of(v.value, rule_) == Level::Strong) victims.push_back(v);
+    }
+
+    std::optional<Culprit> c = top_consumer(w, Resource::MemoryGrowth, win);
+    if (!c) c = top_consumer(w, Resource::PageFaults, win);
+    if (!c) return;
+    const ProcState* s = w.procs->find(c->key);
+    if (s == nullptr || !rule_matches(rule_, *s, w)) return;
+
+    nlohmann::json ev = rule_evidence(rule_, "victim_reclaim_share", stalled.front().value);
+    ev.update(culprit_evidence(*c));
+    ev["victims"] = victims_evidence(victims, "reclaim_share", "reclaims");
+    Finding f = make_finding(rule_, c->key, level, std::move(ev));
+    f.victims = victim_pids(victims);
+    out.push_back(std::move(f));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Detector> make_memory_leak(const RuleConfig& r) { return std::make_unique<MemoryLeakDetector>(r); }
+
+std::unique_ptr<Detector> make_memory_pressure(const RuleConfig& r) {
+  return std::make_unique<MemoryPressureDetector>(r);
+}
+
+}  // namespace fp

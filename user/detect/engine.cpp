@@ -1,0 +1,159 @@
+#include "detect/engine.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "detect/detectors.h"
+
+namespace fp {
+namespace {
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+}  // namespace
+
+std::string unit_of_cgroup(std::string_view cgroup) {
+  std::string_view found;
+  size_t pos = 0;
+  while (pos <= cgroup.size()) {
+    size_t slash = cgroup.find('/', pos);
+    std::string_view comp = cgroup.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    if (ends_with(comp, ".service") || ends_with(comp, ".scope")) found = comp;
+    if (slash == std::string_view::npos) break;
+    pos = slash + 1;
+  }
+  return std::string(found);
+}
+
+std::string container_of_cgroup(std::string_view cgroup) {
+  // A run of exactly 64 hex digits, not part of a longer run. The runtimes
+  // differ only in what surrounds it (a prefix, a ".scope" suffix, a slash).
+  std::string_view found;
+  size_t i = 0;
+  while (i < cgroup.size()) {
+    if (!is_hex(cgroup[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < cgroup.size() && is_hex(cgroup[j])) ++j;
+    if (j - i == 64) found = cgroup.substr(i, 64);
+    i = j;
+  }
+  return std::string(found);
+}
+
+const ProcInfo* trusted_info(const ProcState& s, ProcInfoSource* infos) {
+  if (infos == nullptr) return nullptr;
+  const ProcInfo& info = infos->info(s.key);
+  if (!info.found) return nullptr;
+  if (s.exited && !s.comm.empty() && info.comm != s.comm) return nullptr;
+  return &info;
+}
+
+Engine::Engine(Config cfg, HostInfo host, ProcInfoSource& infos, uint32_t self_tgid)
+    : cfg_(std::move(cfg)),
+      host_(host),
+      infos_(infos),
+      self_tgid_(self_tgid),
+      table_(host.page_size),
+      tracker_([this](FaultRecord& r) { annotate(r); }) {
+  build_detectors();
+}
+
+void Engine::build_detectors() {
+  detectors_.clear();
+  for (const RuleConfig& r : cfg_.rules) {
+    if (!r.enabled) continue;
+    if (auto d = make_detector(r)) detectors_.push_back(std::move(d));
+  }
+}
+
+void Engine::reload(const Config& cfg) {
+  // Pending states and open faults are keyed by rule name; one whose rule
+  // is gone, disabled or now of another class is over.
+  auto keep = [&cfg](const std::string& name, FaultClass cls) {
+    return std::any_of(cfg.rules.begin(), cfg.rules.end(), [&](const RuleConfig& r) {
+      return r.enabled && r.name == name && r.cls == cls;
+    });
+  };
+  tracker_.retire(keep, 0, "rule removed", deferred_);
+  cfg_ = cfg;
+  build_detectors();
+}
+
+void Engine::annotate(FaultRecord& r) const {
+  const ProcState* s = table_.find(r.culprit);
+  if (s != nullptr) {
+    r.comm = s->comm;
+    if (const ProcInfo* info = trusted_info(*s, &infos_)) {
+      if (r.comm.empty()) r.comm = info->comm;
+      r.cgroup = info->cgroup;
+    }
+  }
+  r.unit = unit_of_cgroup(r.cgroup);
+  r.container = container_of_cgroup(r.cgroup);
+}
+
+bool Engine::blameable(const ProcKey& k, const World& w) const {
+  if (k.tgid == 0 || k.tgid == 1 || k.tgid == self_tgid_) return false;
+  const ProcState* s = table_.find(k);
+  return s == nullptr || may_blame(*s, w);
+}
+
+std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
+                                      const EventBatch& events) {
+  for (const fp_proc* p : changed) {
+    if (p == nullptr) continue;
+    auto owner = slot_owner_.find(p);
+    if (owner != slot_owner_.end() && (p->tgid == 0 || owner->second != key_of(*p))) {
+      // The slot's process is gone. Its exit event, if it was not lost,
+      // comes in `events` and adds the exit code.
+      const ProcState* old = table_.find(owner->second);
+      if (old != nullptr && !old->exited) {
+        ExitRecord gone;
+        gone.ts_ns = now_ns;
+        gone.final = old->raw;
+        table_.exited(now_ns, gone);
+      }
+    }
+    if (p->tgid == 0) {  // a freed slot
+      if (owner != slot_owner_.end()) slot_owner_.erase(owner);
+      continue;
+    }
+    slot_owner_[p] = key_of(*p);
+    table_.update(now_ns, *p);
+  }
+  for (const ExitRecord& e : events.exits) table_.exited(now_ns, e);
+
+  World w;
+  w.now_ns = now_ns;
+  w.tick_ns = static_cast<uint64_t>(std::max<int64_t>(cfg_.sample_interval.count(), 1));
+  w.procs = &table_;
+  w.events = &events;
+  w.infos = &infos_;
+  w.host = host_;
+  w.self_tgid = self_tgid_;
+  w.protected_comms = &cfg_.protected_comms;
+
+  std::vector<FaultRecord> out = std::move(deferred_);
+  deferred_.clear();
+  for (FaultRecord& r : out) r.mono_ns = now_ns;
+
+  for (auto& d : detectors_) {
+    findings_.clear();
+    d->evaluate(w, findings_);
+    // Whatever a detector says, these are never culprits.
+    std::erase_if(findings_, [&](const Finding& f) { return !blameable(f.culprit, w); });
+    tracker_.step(d->rule(), now_ns, findings_, table_, out);
+  }
+  table_.end_tick(now_ns);
+  return out;
+}
+
+}  // namespace fp

@@ -1,0 +1,81 @@
+// The detection engine: the process table, one detector per enabled rule and
+// the fault tracker, driven one tick at a time by the daemon (or a test).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "detect/detector.h"
+#include "detect/fault.h"
+#include "detect/history.h"
+#include "detect/tracker.h"
+#include "probe/sample.h"
+#include "procinfo.h"
+
+namespace fp {
+
+// The systemd unit a cgroup path names: its last component ending in
+// ".service" or ".scope", "" if none.
+std::string unit_of_cgroup(std::string_view cgroup);
+// The container id in a cgroup path: a 64-hex-digit id as docker
+// (docker-<id>.scope, /docker/<id>), containerd (cri-containerd-<id>.scope),
+// CRI-O (crio-<id>.scope) and podman (libpod-<id>.scope) write it; the last
+// one in the path, "" if none.
+std::string container_of_cgroup(std::string_view cgroup);
+
+// What /proc said about a process, if it can be trusted to be about this
+// process: ProcInfoCache reads /proc/PID the first time it is asked, which
+// for a process that already exited may be nothing or a new owner of the
+// pid. For an exited process the comm must agree with the probe's.
+const ProcInfo* trusted_info(const ProcState& s, ProcInfoSource* infos);
+
+class Engine {
+ public:
+  Engine(Config cfg, HostInfo host, ProcInfoSource& infos, uint32_t self_tgid);
+
+  // One sampling tick at `now_ns` (CLOCK_MONOTONIC): the slots the probe
+  // reported changed and the events drained since the previous tick.
+  // Returns the fault and resolved records decided at this tick (and those
+  // a reload() left to emit).
+  //
+  // `changed` must point into the probe's slot mirror (Probe::slots()), one
+  // stable address per slot: a slot that turns free (tgid 0) or changes
+  // owner tells the engine its previous process is gone even when the exit
+  // event was lost (ring buffer full), so a stale copy never keeps a fault
+  // (a "hang" of a process that no longer exists) open.
+  std::vector<FaultRecord> tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
+                                const EventBatch& events);
+
+  // Swaps in a new configuration: detectors are rebuilt (their windows and
+  // baselines start over). Open faults of rules that still exist (same name,
+  // same class, enabled) stay open; those of removed or disabled rules
+  // resolve with evidence {"reason": "rule removed"}, emitted by the next tick().
+  void reload(const Config& cfg);
+
+  std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
+  const ProcessTable& table() const { return table_; }
+  const Config& config() const { return cfg_; }
+
+ private:
+  void build_detectors();
+  void annotate(FaultRecord& r) const;
+  bool blameable(const ProcKey& k, const World& w) const;
+
+  Config cfg_;
+  HostInfo host_;
+  ProcInfoSource& infos_;
+  uint32_t self_tgid_;
+  ProcessTable table_;
+  FaultTracker tracker_;
+  std::vector<std::unique_ptr<Detector>> detectors_;
+  std::vector<FaultRecord> deferred_;  // resolved by reload(), out with the next tick
+  std::vector<Finding> findings_;      // scratch, reused every tick
+  std::unordered_map<const fp_proc*, ProcKey> slot_owner_;  // the process each mirror slot held
+};
+
+}  // namespace fp

@@ -1,0 +1,69 @@
+// Fault classes, severities and the fault records the engine emits.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "probe/sample.h"
+
+namespace fp {
+
+enum class FaultClass {
+  CpuRunaway,
+  RunqStarvation,
+  MemoryLeak,
+  MemoryPressure,
+  OomKill,
+  IoStorm,
+  IoLatency,
+  IoError,
+  Crash,
+  CrashLoop,
+  Hang,
+  ForkBomb,
+  Anomaly,
+};
+inline constexpr FaultClass kAllFaultClasses[] = {
+    FaultClass::CpuRunaway, FaultClass::RunqStarvation, FaultClass::MemoryLeak, FaultClass::MemoryPressure,
+    FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
+    FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
+    FaultClass::Anomaly};
+
+// "cpu_runaway", "runq_starvation", ... (the names of the event stream).
+const char* fault_class_name(FaultClass c);
+std::optional<FaultClass> parse_fault_class(std::string_view name);
+
+enum class Severity { Warning, Critical };
+const char* severity_name(Severity s);
+std::optional<Severity> parse_severity(std::string_view name);
+
+// One line of the event stream: a fault opening, or resolving.
+struct FaultRecord {
+  enum class Kind { Fault, Resolved };
+  Kind kind = Kind::Fault;
+  uint64_t mono_ns = 0;       // CLOCK_MONOTONIC of the tick that decided it
+  FaultClass cls = FaultClass::Anomaly;
+  Severity severity = Severity::Warning;
+  std::string rule;           // rule name ("cpu_runaway" for the built-in one)
+  ProcKey culprit;            // pid = culprit.tgid
+  std::string comm;
+  std::string cgroup;         // cgroup path ("" if unknown)
+  std::string unit;           // systemd unit ("" if none)
+  std::string container;      // container id ("" if none)
+  std::vector<uint32_t> victims;
+  nlohmann::json evidence = nlohmann::json::object();  // the numbers that decided it
+  uint64_t opened_mono_ns = 0;  // for Resolved: when the fault opened
+};
+
+// The JSON line of the event stream (issue contract):
+// {"time": RFC3339 UTC with ms, "kind": "fault"|"resolved", "class", "severity", "rule", "pid",
+//  "comm", "cgroup", "victims": [...], "evidence": {...}} (+ "start_ns", "unit", "container",
+//  "duration_ms" for resolved). `realtime_ns` is the wall-clock time of the record.
+nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns);
+
+}  // namespace fp

@@ -1,0 +1,512 @@
+#include "detect/history.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <iterator>
+#include <set>
+
+#include "probe/delta.h"
+
+namespace fp {
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000ull;
+// How far back each ring reaches (it also keeps the newest point older than
+// that, the base of a window of exactly that span).
+constexpr uint64_t kFineKeepNs = 2 * kSec;
+constexpr uint64_t kCoarseKeepNs = 65 * kSec;
+constexpr uint64_t kHistKeepNs = 11 * kSec;
+// Hard caps, for a caller that updates more often than the sampling interval.
+constexpr uint32_t kFineMax = 32;
+constexpr uint32_t kCoarseMax = 72;
+constexpr uint32_t kHistMax = 13;
+
+uint64_t sub(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+// 1 s buckets, open on the left: bucket k is (k s, (k+1) s], so the state at
+// a bucket's lower bound is the last change of an earlier bucket.
+uint64_t bucket(uint64_t ts) { return ts == 0 ? 0 : (ts - 1) / kSec; }
+
+// ---- the values a ring stores, as a plain vector ---------------------------
+
+constexpr size_t kMaxValues = FP_HIST_SLOTS;
+using Vec = std::array<uint64_t, kMaxValues>;
+
+constexpr uint64_t Metrics::*kMetricFields[] = {
+    &Metrics::cpu_ns,         &Metrics::runq_wait_ns,   &Metrics::runq_waits,  &Metrics::nvcsw,
+    &Metrics::nivcsw,         &Metrics::dstate_ns,      &Metrics::dstate_ongoing_ns,
+    &Metrics::forks,          &Metrics::execs,          &Metrics::io_read_bytes,
+    &Metrics::io_write_bytes, &Metrics::io_reqs,        &Metrics::io_lat_ns,   &Metrics::io_errors,
+    &Metrics::page_faults,    &Metrics::reclaim_ns,     &Metrics::reclaims,    &Metrics::rss_bytes,
+    &Metrics::fatal_signals,  &Metrics::oom_victim};
+constexpr size_t kNumMetrics = std::size(kMetricFields);
+constexpr size_t kRssIndex = 17;
+static_assert(sizeof(Metrics) == kNumMetrics * sizeof(uint64_t), "a Metrics field is missing from kMetricFields");
+static_assert(kNumMetrics <= kMaxValues);
+
+Vec vec_of(const Metrics& m) {
+  Vec v{};
+  for (size_t i = 0; i < kNumMetrics; ++i) v[i] = m.*kMetricFields[i];
+  return v;
+}
+
+Metrics metrics_of_vec(const Vec& v) {
+  Metrics m;
+  for (size_t i = 0; i < kNumMetrics; ++i) m.*kMetricFields[i] = v[i];
+  return m;
+}
+
+Vec vec_of(const __u32 (&h)[FP_HIST_SLOTS]) {
+  Vec v{};
+  for (size_t i = 0; i < FP_HIST_SLOTS; ++i) v[i] = h[i];
+  return v;
+}
+
+Hist hist_of(const Vec& v) {
+  Hist h{};
+  for (size_t i = 0; i < FP_HIST_SLOTS; ++i) h[i] = v[i];
+  return h;
+}
+
+// ---- step codec --------------------------------------------------------------
+
+void put_varint(uint8_t*& out, uint64_t v) {
+  while (v >= 0x80) {
+    *out++ = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<uint8_t>(v);
+}
+
+uint64_t get_varint(const uint8_t*& in) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    uint8_t b = *in++;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  return v;
+}
+
+// Differences are taken modulo 2^64 and stored zigzagged, so a value that
+// went down (a gauge, a u32 histogram bucket that wrapped) costs a few bytes
+// and comes back exactly.
+uint64_t zigzag(uint64_t d) { return (d << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(d) >> 63); }
+uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+struct Step {
+  uint64_t dt = 0;  // time since the previous point
+  Vec d{};          // value - previous value (mod 2^64), 0 where unchanged
+};
+
+// Longest payload: dt and mask (10 bytes each) plus 10 bytes per value.
+constexpr size_t kMaxPayload = 20 + 10 * kMaxValues;
+static_assert(kMaxPayload <= 0xffff);
+
+// Appends one step: payload, then its length (2 bytes, little endian).
+void append_step(std::vector<uint8_t>& bytes, uint64_t dt, const Vec& prev, const Vec& cur, size_t n) {
+  uint8_t buf[kMaxPayload + 2];
+  uint8_t* out = buf;
+  uint64_t mask = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (cur[i] != prev[i]) mask |= 1ull << i;
+  }
+  put_varint(out, dt);
+  put_varint(out, mask);
+  for (size_t i = 0; i < n; ++i) {
+    if ((mask >> i) & 1) put_varint(out, zigzag(cur[i] - prev[i]));
+  }
+  size_t len = static_cast<size_t>(out - buf);
+  *out++ = static_cast<uint8_t>(len);
+  *out++ = static_cast<uint8_t>(len >> 8);
+  size_t need = bytes.size() + len + 2;
+  // Grow by an eighth, not double: there are thousands of these rings.
+  if (need > bytes.capacity()) bytes.reserve(need + need / 8);
+  bytes.insert(bytes.end(), buf, out);
+}
+
+// Decodes the step whose payload starts at `p`; returns the end of the step.
+const uint8_t* decode_step(const uint8_t* p, size_t n, Step& st) {
+  st.dt = get_varint(p);
+  uint64_t mask = get_varint(p);
+  for (size_t i = 0; i < n; ++i) st.d[i] = (mask >> i) & 1 ? unzigzag(get_varint(p)) : 0;
+  return p + 2;
+}
+
+// Where the step that ends at byte `end` begins.
+size_t step_begin(const std::vector<uint8_t>& bytes, size_t end) {
+  size_t len = bytes[end - 2] | static_cast<size_t>(bytes[end - 1]) << 8;
+  return end - 2 - len;
+}
+
+// ---- rings (layout described in history.h) -----------------------------------
+
+template <typename Ring>
+void ring_push(Ring& r, uint64_t ts, const Vec& prev, const Vec& cur, size_t n) {
+  if (r.count == 0) {
+    append_step(r.bytes, 0, cur, cur, n);  // the oldest step's delta is never used
+    r.front_ts = ts;
+  } else {
+    append_step(r.bytes, ts - r.back_ts, prev, cur, n);
+  }
+  r.back_ts = ts;
+  ++r.count;
+}
+
+// Replaces the newest point (then at `old_back` values) by `cur` at `ts`.
+template <typename Ring>
+void ring_replace_back(Ring& r, uint64_t ts, const Vec& old_back, const Vec& cur, size_t n) {
+  if (r.count <= 1) {
+    if (r.count == 0) return ring_push(r, ts, cur, cur, n);
+    r.front_ts = r.back_ts = ts;
+    return;
+  }
+  size_t begin = step_begin(r.bytes, r.bytes.size());
+  Step st;
+  decode_step(r.bytes.data() + begin, n, st);
+  Vec prev{};
+  for (size_t i = 0; i < n; ++i) prev[i] = old_back[i] - st.d[i];
+  uint64_t prev_ts = r.back_ts - st.dt;
+  r.bytes.resize(begin);
+  append_step(r.bytes, ts - prev_ts, prev, cur, n);
+  r.back_ts = ts;
+}
+
+template <typename Ring>
+void ring_pop_front(Ring& r, size_t n) {
+  Step st;
+  const uint8_t* base = r.bytes.data();
+  const uint8_t* second = decode_step(base + r.head, n, st);
+  const uint8_t* p = second;
+  r.front_ts += get_varint(p);  // the second step's dt
+  r.head = static_cast<uint32_t>(second - base);
+  --r.count;
+  // Compact once an eighth of the buffer is dead (a memmove of ~1-5 KB every few pops).
+  if (r.head >= 32 && r.head * 8 > r.bytes.size()) {
+    r.bytes.erase(r.bytes.begin(), r.bytes.begin() + r.head);
+    r.head = 0;
+    if (r.bytes.capacity() > r.bytes.size() + r.bytes.size() / 2 + 64) r.bytes.shrink_to_fit();
+  }
+}
+
+// Drops points no window needs: while the second oldest is at or before the
+// horizon, the oldest can go (the second is the base of the longest window).
+template <typename Ring>
+void ring_trim(Ring& r, uint64_t now, uint64_t keep, uint32_t cap, size_t n) {
+  uint64_t horizon = now > keep ? now - keep : 0;
+  while (r.count >= 2) {
+    Step st;
+    const uint8_t* p = decode_step(r.bytes.data() + r.head, n, st);
+    uint64_t second_ts = r.front_ts + get_varint(p);
+    if (second_ts > horizon && r.count <= cap) break;
+    ring_pop_front(r, n);
+  }
+}
+
+// Walks a ring from its newest point back, keeping the absolute values and time of the current point.
+template <typename Ring>
+struct Walker {
+  const Ring& r;
+  Vec v;            // values at the current point
+  uint64_t ts;      // its time
+  size_t index;     // its index, 0 = oldest
+  size_t end;       // end of its step in r.bytes
+
+  Walker(const Ring& ring, const Vec& newest)
+      : r(ring), v(newest), ts(ring.back_ts), index(ring.count - 1), end(ring.bytes.size()) {}
+
+  // Moves to the previous point; false at the oldest. Hot: applies only the
+  // values the step changed.
+  bool back() {
+    if (index == 0) return false;
+    size_t begin = step_begin(r.bytes, end);
+    const uint8_t* p = r.bytes.data() + begin;
+    ts -= get_varint(p);
+    for (uint64_t mask = get_varint(p); mask != 0; mask &= mask - 1) {
+      v[static_cast<size_t>(__builtin_ctzll(mask))] -= unzigzag(get_varint(p));
+    }
+    end = begin;
+    --index;
+    return true;
+  }
+  // Back to the newest point at or before t (or the oldest there is).
+  void back_to(uint64_t t) {
+    while (ts > t && back()) {
+    }
+  }
+};
+
+template <typename Ring>
+Walker(const Ring&, const Vec&) -> Walker<Ring>;
+
+// The metrics a point recorded at `ts` stands for at a later time `t`, when
+// nothing changed in between: only an ongoing D-state keeps growing.
+Metrics advance(const Metrics& m, uint64_t ts, uint64_t t) {
+  Metrics out = m;
+  if (m.dstate_ongoing_ns != 0 && t > ts) {
+    out.dstate_ns += t - ts;
+    out.dstate_ongoing_ns += t - ts;
+  }
+  return out;
+}
+
+Metrics diff(const Metrics& end, const Metrics& start) {
+  Metrics d;
+  for (uint64_t Metrics::*f : kMetricFields) d.*f = sub(end.*f, start.*f);
+  d.dstate_ongoing_ns = end.dstate_ongoing_ns;  // gauges
+  d.rss_bytes = end.rss_bytes;
+  return d;
+}
+
+std::string comm_of(const fp_proc& p) { return std::string(p.comm, strnlen(p.comm, FP_COMM_LEN)); }
+
+size_t ring_bytes(const std::vector<uint8_t>& b) { return b.capacity(); }
+
+}  // namespace
+
+Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
+  Metrics m;
+  uint64_t ongoing = p.dstate_since_ns != 0 && ts_ns > p.dstate_since_ns ? ts_ns - p.dstate_since_ns : 0;
+  m.cpu_ns = p.cpu_ns;
+  m.runq_wait_ns = p.runq_wait_ns;
+  m.runq_waits = p.runq_waits;
+  m.nvcsw = p.nvcsw;
+  m.nivcsw = p.nivcsw;
+  m.dstate_ns = p.dstate_ns + ongoing;
+  m.dstate_ongoing_ns = ongoing;
+  m.forks = p.forks;
+  m.execs = p.execs;
+  m.io_read_bytes = p.io_read_bytes;
+  m.io_write_bytes = p.io_write_bytes;
+  m.io_reqs = p.io_read_reqs + p.io_write_reqs;
+  m.io_lat_ns = p.io_lat_ns;
+  m.io_errors = p.io_errors;
+  m.page_faults = p.page_faults;
+  m.reclaim_ns = p.reclaim_ns;
+  m.reclaims = p.reclaims;
+  m.rss_bytes = rss_bytes_of(p, page_size);
+  m.fatal_signals = p.fatal_signals;
+  m.oom_victim = p.oom_victim;
+  return m;
+}
+
+ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
+  ProcKey key = key_of(p);
+  auto pit = by_pid_.find(p.tgid);
+  bool owns_pid = true;
+  if (pit != by_pid_.end() && pit->second != key) {
+    if (pit->second.start_ns > key.start_ns) {
+      // A late copy of an older process whose pid is taken already.
+      owns_pid = false;
+    } else {
+      // pid reuse: the previous owner is gone, whether or not we saw it exit.
+      auto old = procs_.find(pit->second);
+      if (old != procs_.end()) old->second.state.exited = true;
+    }
+  }
+  if (owns_pid) by_pid_[p.tgid] = key;
+
+  auto [it, created] = procs_.try_emplace(key);
+  Entry& e = it->second;
+  ProcState& s = e.state;
+  Vec prev{}, prev_runq{}, prev_io{};
+  if (created) {
+    s.key = key;
+    s.first_seen_ns = ts;
+    // The probe's counters start at zero when it creates the slot, so the
+    // slot's creation time is a known zero point: a window of a process born
+    // while we watch covers all it did. RSS is a gauge, not a counter: the
+    // first value seen stands in for it there, so a table that starts never
+    // mistakes existing memory for growth.
+    if (p.first_seen_ns != 0 && p.first_seen_ns < ts) {
+      Metrics zero;
+      zero.rss_bytes = rss_bytes_of(p, page_size_);
+      prev = vec_of(zero);
+      ring_push(e.fine, p.first_seen_ns, prev, prev, kNumMetrics);
+      ring_push(e.coarse, p.first_seen_ns, prev, prev, kNumMetrics);
+      ring_push(e.runq, p.first_seen_ns, prev_runq, prev_runq, FP_HIST_SLOTS);
+      ring_push(e.io, p.first_seen_ns, prev_io, prev_io, FP_HIST_SLOTS);
+      s.first_seen_ns = p.first_seen_ns;
+    }
+  } else {
+    if (std::memcmp(&s.raw, &p, sizeof p) == 0) return &e;  // nothing changed: no point
+    prev = vec_of(s.now);
+    prev_runq = vec_of(s.raw.runq_hist);
+    prev_io = vec_of(s.raw.io_lat_hist);
+  }
+
+  if (e.fine.count != 0 && ts < e.fine.back_ts) ts = e.fine.back_ts;
+  s.ppid = p.ppid;
+  s.flags = p.flags;
+  s.cgroup_id = p.cgroup_id;
+  s.comm = comm_of(p);
+  s.raw = p;
+  s.now = metrics_of(p, ts, page_size_);
+  s.last_update_ns = ts;
+
+  const Vec cur = vec_of(s.now);
+  if (e.fine.count != 0 && e.fine.back_ts == ts) {
+    ring_replace_back(e.fine, ts, prev, cur, kNumMetrics);
+  } else {
+    ring_push(e.fine, ts, prev, cur, kNumMetrics);
+  }
+  ring_trim(e.fine, ts, kFineKeepNs, kFineMax, kNumMetrics);
+
+  // 1 s rings keep the last change of each second; the oldest point of a
+  // process stays as it is (the base of a young process's windows).
+  auto per_second = [&](StepRing& r, const Vec& before, const Vec& after, size_t n, uint64_t keep, uint32_t cap) {
+    if (r.count >= 2 && bucket(r.back_ts) == bucket(ts)) {
+      ring_replace_back(r, ts, before, after, n);
+    } else {
+      ring_push(r, ts, before, after, n);
+    }
+    ring_trim(r, ts, keep, cap, n);
+  };
+  per_second(e.coarse, prev, cur, kNumMetrics, kCoarseKeepNs, kCoarseMax);
+  per_second(e.runq, prev_runq, vec_of(p.runq_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
+  per_second(e.io, prev_io, vec_of(p.io_lat_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
+  return &e;
+}
+
+void ProcessTable::update(uint64_t now_ns, const fp_proc& p) {
+  if (p.tgid == 0) return;  // a freed slot
+  record(now_ns, p);
+}
+
+void ProcessTable::exited(uint64_t now_ns, const ExitRecord& ev) {
+  const fp_proc& p = ev.final;
+  if (p.tgid == 0) return;
+  uint64_t ts = ev.ts_ns != 0 && ev.ts_ns < now_ns ? ev.ts_ns : now_ns;
+  Entry* e = record(ts, p);
+  e->state.exited = true;
+  e->state.exit_code = ev.exit_code;
+}
+
+void ProcessTable::end_tick(uint64_t /*now_ns*/) {
+  for (auto it = procs_.begin(); it != procs_.end();) {
+    if (it->second.state.exited) {
+      auto pit = by_pid_.find(it->first.tgid);
+      if (pit != by_pid_.end() && pit->second == it->first) by_pid_.erase(pit);
+      it = procs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const {
+  WindowDelta w;
+  auto it = procs_.find(s.key);
+  if (it == procs_.end()) return w;
+  const Entry& e = it->second;
+  return window_of(e, now_ns, span_ns);
+}
+
+WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const {
+  WindowDelta w;
+  const ProcState& s = e.state;  // the table's own copy, whatever the caller passed
+  if (e.coarse.count == 0) return w;
+  const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
+  const Vec latest = vec_of(s.now);
+
+  // The fine ring holds every change since its oldest point: exact whenever
+  // it reaches back to t0 (or back to the process's first point).
+  const bool use_fine = e.fine.count != 0 && (e.fine.front_ts <= t0 || e.fine.front_ts == s.first_seen_ns);
+  Walker wk(use_fine ? e.fine : e.coarse, latest);
+  uint64_t rss_min = latest[kRssIndex], rss_max = latest[kRssIndex];
+  bool have_next = false;
+  uint64_t next_ts = 0;  // time of the point after the base
+  // RSS growth per 1 s step, over the coarse points inside the span.
+  size_t steps = 0, grew = 0;
+  while (wk.ts > t0 && wk.index > 0) {
+    next_ts = wk.ts;
+    have_next = true;
+    uint64_t after = wk.v[kRssIndex];
+    wk.back();
+    rss_min = std::min(rss_min, wk.v[kRssIndex]);
+    rss_max = std::max(rss_max, wk.v[kRssIndex]);
+    ++steps;
+    if (after > wk.v[kRssIndex]) ++grew;
+  }
+  if (use_fine) {
+    steps = grew = 0;
+    Walker cw(e.coarse, latest);
+    while (cw.ts > t0 && cw.index > 0) {
+      uint64_t after = cw.v[kRssIndex];
+      cw.back();
+      ++steps;
+      if (after > cw.v[kRssIndex]) ++grew;
+    }
+  }
+  w.rss_growing_fraction = steps >= 2 ? static_cast<double>(grew) / static_cast<double>(steps) : 0.0;
+  uint64_t start = t0;
+  if (wk.ts > t0) {
+    // Younger than the span (or older than the ring): from the oldest point kept.
+    start = wk.ts;
+    w.full = false;
+  } else {
+    w.full = true;
+    // The coarse ring keeps the last change of each second. Changes between
+    // the base and the next point all fall in the next point's second; if
+    // that is t0's second, some may precede t0, and the base state is only
+    // known to hold up to the lower bound of that second.
+    if (!use_fine && have_next && bucket(next_ts) == bucket(t0)) start = std::max(bucket(t0) * kSec, wk.ts);
+  }
+  if (start > now_ns) start = now_ns;
+  Metrics first = advance(metrics_of_vec(wk.v), wk.ts, start);
+  Metrics last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_);
+  w.span_ns = now_ns - start;
+  w.delta = diff(last, first);
+  w.rss_start = first.rss_bytes;
+  w.rss_end = last.rss_bytes;
+  w.rss_min = std::min(rss_min, last.rss_bytes);
+  w.rss_max = std::max(rss_max, last.rss_bytes);
+
+  // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
+  const Vec runq_now = vec_of(s.raw.runq_hist), io_now = vec_of(s.raw.io_lat_hist);
+  Walker rw(e.runq, runq_now);
+  rw.back_to(t0);
+  w.runq_hist = hist_delta(hist_of(runq_now), hist_of(rw.v));
+  Walker iw(e.io, io_now);
+  iw.back_to(t0);
+  w.io_lat_hist = hist_delta(hist_of(io_now), hist_of(iw.v));
+  return w;
+}
+
+size_t ProcessTable::memory_bytes() const {
+  constexpr size_t kNode = 4 * sizeof(void*);  // std::map node header
+  size_t total = sizeof(*this);
+  for (const auto& [k, e] : procs_) {
+    total += kNode + sizeof(std::pair<const ProcKey, Entry>);
+    if (e.state.comm.capacity() > 15) total += e.state.comm.capacity() + 1;
+    total += ring_bytes(e.fine.bytes) + ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) +
+             ring_bytes(e.io.bytes);
+  }
+  total += by_pid_.size() * (kNode + sizeof(std::pair<const uint32_t, ProcKey>));
+  return total;
+}
+
+const ProcState* ProcessTable::find(const ProcKey& k) const {
+  auto it = procs_.find(k);
+  return it == procs_.end() ? nullptr : &it->second.state;
+}
+
+const ProcState* ProcessTable::find_pid(uint32_t tgid) const {
+  auto it = by_pid_.find(tgid);
+  return it == by_pid_.end() ? nullptr : find(it->second);
+}
+
+std::vector<const ProcState*> ProcessTable::ancestors(const ProcState& s, size_t max_depth) const {
+  std::vector<const ProcState*> out;
+  std::set<uint32_t> seen{s.key.tgid};
+  uint32_t ppid = s.ppid;
+  while (out.size() < max_depth && ppid != 0 && seen.insert(ppid).second) {
+    const ProcState* parent = find_pid(ppid);
+    if (parent == nullptr) break;
+    out.push_back(parent);
+    ppid = parent->ppid;
+  }
+  return out;
+}
+
+}  // namespace fp

@@ -1,0 +1,126 @@
+// Per-process history of counters, so detectors can ask "what did this
+// process do over the last 1 s / 10 s / 60 s" at every tick.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "faultprobe/abi.h"
+#include "probe/hist.h"
+#include "probe/sample.h"
+
+namespace fp {
+
+// The counters detectors use, taken from an fp_proc at one instant.
+// Cumulative (monotonic) unless marked gauge.
+struct Metrics {
+  uint64_t cpu_ns = 0;
+  uint64_t runq_wait_ns = 0, runq_waits = 0;
+  uint64_t nvcsw = 0, nivcsw = 0;
+  uint64_t dstate_ns = 0;            // finished D-states plus the ongoing one up to ts
+  uint64_t dstate_ongoing_ns = 0;    // gauge: current D-state length at ts (0: none)
+  uint64_t forks = 0, execs = 0;
+  uint64_t io_read_bytes = 0, io_write_bytes = 0, io_reqs = 0, io_lat_ns = 0, io_errors = 0;
+  uint64_t page_faults = 0, reclaim_ns = 0, reclaims = 0;
+  uint64_t rss_bytes = 0;            // gauge
+  uint64_t fatal_signals = 0, oom_victim = 0;
+};
+
+// ts_ns: the sample's CLOCK_MONOTONIC time (for dstate_ongoing_ns).
+Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size);
+
+// What a process did over a span ending now.
+struct WindowDelta {
+  uint64_t span_ns = 0;   // the span actually covered (shorter than asked if the process is younger)
+  bool full = false;      // covered the whole span asked for
+  Metrics delta;          // end - start for cumulative fields; gauges hold the end value
+  uint64_t rss_start = 0, rss_end = 0, rss_min = 0, rss_max = 0;
+  // Fraction of 1 s steps inside the span in which RSS grew (for leak detection); 0 if < 2 steps.
+  double rss_growing_fraction = 0;
+  Hist runq_hist{}, io_lat_hist{};  // histogram deltas over the span (1 s resolution, reaching back ~11 s)
+};
+
+struct ProcState {
+  ProcKey key;
+  uint32_t ppid = 0;
+  uint32_t flags = 0;        // FP_PROC_*
+  uint64_t cgroup_id = 0;
+  std::string comm;
+  uint64_t first_seen_ns = 0;   // monotonic time the table first saw it
+  uint64_t last_update_ns = 0;  // last time its counters changed
+  bool exited = false;
+  uint32_t exit_code = 0;       // raw, valid when exited
+  Metrics now;                  // latest
+  fp_proc raw{};                // latest raw slot (histograms, last_fatal_sig...)
+};
+
+// Keeps, per live process, a change-driven history: an entry is appended
+// only when the process's counters changed (idle processes cost nothing),
+// at tick resolution for the last ~2 s and at 1 s resolution for the last
+// 65 s; histogram snapshots at 1 s resolution for the last 11 s.
+// Budget: at most ~6 KB per active process.
+class ProcessTable {
+ public:
+  explicit ProcessTable(uint64_t page_size = 4096) : page_size_(page_size) {}
+
+  // A slot the probe reported as changed at `now_ns` (monotonic).
+  // A different start_ns for a known tgid means pid reuse: the old process
+  // is dropped (as if it exited unseen) and the new one starts fresh.
+  void update(uint64_t now_ns, const fp_proc& p);
+  // An exit event: final counters, then the process is marked exited and
+  // removed at the next end_tick() after detectors saw it once.
+  void exited(uint64_t now_ns, const ExitRecord& e);
+  // Closes a tick: removes processes that exited before this tick.
+  void end_tick(uint64_t now_ns);
+
+  // Window ending at `now_ns` over `span_ns`.
+  WindowDelta window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const;
+
+  const ProcState* find(const ProcKey& k) const;
+  const ProcState* find_pid(uint32_t tgid) const;
+  // All known processes (live and just-exited), ordered by key.
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& [k, e] : procs_) f(e.state);
+  }
+  size_t size() const { return procs_.size(); }
+  // Heap and inline bytes the table holds (for status; the budget is ~6 KB per busy process).
+  size_t memory_bytes() const;
+  // The parent chain of a process (ppid links), nearest first, bounded.
+  std::vector<const ProcState*> ancestors(const ProcState& s, size_t max_depth = 32) const;
+
+ private:
+  // A ring of points, oldest first, each stored as its difference from the
+  // point before it: time delta, a bit mask of the values that changed and
+  // their zigzag LEB128 deltas, then the payload length (2 bytes, so the
+  // ring can be walked from either end). The newest point's absolute values
+  // are the process's latest (ProcState.now, or raw's histograms), and older
+  // ones are recovered by walking back from it; the oldest step's delta is
+  // never used. A busy process's steps take ~30 bytes instead of 168.
+  struct StepRing {
+    std::vector<uint8_t> bytes;  // steps from `head` on
+    uint32_t head = 0;
+    uint32_t count = 0;          // points
+    uint64_t front_ts = 0, back_ts = 0;
+  };
+  struct Entry {
+    ProcState state;
+    StepRing fine;      // Metrics at tick resolution, last ~2 s
+    StepRing coarse;    // Metrics at 1 s resolution (the last change of each second), last 65 s
+    StepRing runq;      // run-queue histogram, 1 s resolution, last 11 s
+    StepRing io;        // IO latency histogram, 1 s resolution, last 11 s
+  };
+  // Takes a copy of a process's counters observed at `ts`; creates its entry
+  // and settles pid ownership. Returns the entry.
+  Entry* record(uint64_t ts, const fp_proc& p);
+  WindowDelta window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const;
+
+  uint64_t page_size_;
+  std::map<ProcKey, Entry> procs_;
+  std::map<uint32_t, ProcKey> by_pid_;
+};
+
+}  // namespace fp

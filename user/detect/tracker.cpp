@@ -1,0 +1,133 @@
+#include "detect/tracker.h"
+
+#include <algorithm>
+
+namespace fp {
+namespace {
+
+// Which of several findings about one culprit in one tick speaks for it.
+int rank(const Finding& f) { return f.immediate ? 3 : f.strong ? 2 : 1; }
+
+bool gone(const ProcessTable& table, const ProcKey& k) {
+  const ProcState* s = table.find(k);
+  return s == nullptr || s->exited;
+}
+
+uint64_t ns_of(std::chrono::nanoseconds d) { return d.count() > 0 ? static_cast<uint64_t>(d.count()) : 0; }
+
+}  // namespace
+
+bool FaultTracker::exit_is_the_fault(FaultClass c) {
+  return c == FaultClass::Crash || c == FaultClass::CrashLoop || c == FaultClass::OomKill;
+}
+
+FaultRecord FaultTracker::resolved(const State& s, uint64_t now_ns, std::string_view reason) const {
+  FaultRecord r = s.record;
+  r.kind = FaultRecord::Kind::Resolved;
+  r.opened_mono_ns = s.record.mono_ns;
+  r.mono_ns = now_ns;
+  r.evidence = nlohmann::json::object();
+  r.evidence["reason"] = std::string(reason);
+  return r;
+}
+
+void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vector<Finding>& findings,
+                        const ProcessTable& table, std::vector<FaultRecord>& out) {
+  std::map<ProcKey, const Finding*> best;
+  for (const Finding& f : findings) {
+    auto [it, inserted] = best.try_emplace(f.culprit, &f);
+    if (!inserted && rank(f) > rank(*it->second)) it->second = &f;
+  }
+  const uint64_t hold = ns_of(rule.hold);
+  const uint64_t clear = ns_of(rule.clear);
+  const bool exit_ok = exit_is_the_fault(rule.cls);
+
+  auto open = [&](State& s, const ProcKey& k, const Finding& f) {
+    s.open = true;
+    s.last_seen = now_ns;
+    FaultRecord& r = s.record;
+    r = FaultRecord{};
+    r.kind = FaultRecord::Kind::Fault;
+    r.mono_ns = now_ns;
+    r.cls = rule.cls;
+    r.severity = std::max(rule.severity, f.severity);
+    r.rule = rule.name;
+    r.culprit = k;
+    r.victims = f.victims;
+    r.evidence = f.evidence;
+    if (annotate_) annotate_(r);
+    out.push_back(r);
+  };
+
+  // Faults and pending conditions this rule already tracks.
+  for (auto it = states_.lower_bound(Key{rule.name, ProcKey{}});
+       it != states_.end() && it->first.first == rule.name;) {
+    const ProcKey& k = it->first.second;
+    State& s = it->second;
+    auto bit = best.find(k);
+    const Finding* f = bit == best.end() ? nullptr : bit->second;
+    if (bit != best.end()) best.erase(bit);
+    const bool culprit_gone = gone(table, k);
+
+    if (s.open) {
+      if (culprit_gone && !exit_ok) {
+        out.push_back(resolved(s, now_ns, "process exited"));
+        it = states_.erase(it);
+        continue;
+      }
+      if (f != nullptr) {
+        s.last_seen = now_ns;
+      } else if (now_ns - std::min(now_ns, s.last_seen) >= clear) {
+        out.push_back(resolved(s, now_ns, "cleared"));
+        it = states_.erase(it);
+        continue;
+      }
+      ++it;
+      continue;
+    }
+    // Pending: the strong run must go on, and a gone process cannot open a fault.
+    if (f == nullptr || rank(*f) < 2 || (culprit_gone && !f->immediate && !exit_ok)) {
+      it = states_.erase(it);
+      continue;
+    }
+    if (f->immediate || now_ns - std::min(now_ns, s.pending_since) >= hold) open(s, k, *f);
+    ++it;
+  }
+
+  // New culprits.
+  for (const auto& [k, f] : best) {
+    if (rank(*f) < 2) continue;  // weak findings never open a fault
+    if (gone(table, k) && !f->immediate && !exit_ok) continue;
+    State& s = states_[Key{rule.name, k}];
+    s.cls = rule.cls;
+    s.pending_since = now_ns;
+    if (f->immediate || hold == 0) open(s, k, *f);
+  }
+}
+
+void FaultTracker::retire(const std::function<bool(const std::string&, FaultClass)>& keep, uint64_t now_ns,
+                          std::string_view reason, std::vector<FaultRecord>& out) {
+  for (auto it = states_.begin(); it != states_.end();) {
+    State& s = it->second;
+    if (keep(it->first.first, s.cls)) {
+      ++it;
+      continue;
+    }
+    if (s.open) out.push_back(resolved(s, now_ns, reason));
+    it = states_.erase(it);
+  }
+}
+
+std::vector<FaultRecord> FaultTracker::open_faults() const {
+  std::vector<FaultRecord> out;
+  for (const auto& [k, s] : states_) {
+    if (s.open) out.push_back(s.record);
+  }
+  return out;
+}
+
+size_t FaultTracker::open_count() const {
+  return static_cast<size_t>(std::count_if(states_.begin(), states_.end(), [](const auto& kv) { return kv.second.open; }));
+}
+
+}  // namespace fp
