@@ -1,0 +1,221 @@
+#include "e2e_fixture.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace fp::e2e {
+namespace fs = std::filesystem;
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/fp_e2e_XXXXXX";
+  char* d = mkdtemp(tmpl);
+  return d ? d : "/tmp";
+}
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (stdout_fd >= 0) dup2(stdout_fd, 1);
+  if (stderr_fd >= 0) dup2(stderr_fd, 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+}  // namespace
+
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
+  dir_ = temp_dir();
+  std::string cfg = dir_ + "/faultprobe.toml";
+  std::ofstream(cfg) << config_toml;
+  events_ = dir_ + "/events.jsonl";
+  log_ = dir_ + "/daemon.log";
+  int logfd = open(log_.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
+  std::vector<std::string> argv = {FP_FAULTPROBED_BIN, "--foreground", "--config", cfg, "--events-json", events_};
+  for (auto& a : extra_args) argv.push_back(a);
+  pid_ = spawn(argv, logfd, logfd);
+  close(logfd);
+  bool exited = false;
+  ready_ = wait_for(
+      [&] {
+        if (!exited && waitpid(pid_, nullptr, WNOHANG) == pid_) exited = true;  // refused to start
+        return exited || log().find("probe attached") != std::string::npos;
+      },
+      std::chrono::seconds(20)) &&
+           !exited;
+  if (exited) pid_ = -1;
+  if (!ready_) ADD_FAILURE() << "faultprobed did not start:\n" << log();
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) stop();
+  std::error_code ec;
+  if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
+}
+
+std::string Daemon::log() const { return slurp(log_); }
+
+std::vector<nlohmann::json> Daemon::records() const {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(events_);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded()) {
+      ADD_FAILURE() << "malformed event line: " << line;
+      continue;
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::optional<nlohmann::json> Daemon::wait_record(const std::function<bool(const nlohmann::json&)>& pred,
+                                                  std::chrono::milliseconds timeout) const {
+  std::optional<nlohmann::json> found;
+  wait_for(
+      [&] {
+        for (auto& r : records())
+          if (pred(r)) {
+            found = r;
+            return true;
+          }
+        return false;
+      },
+      timeout);
+  return found;
+}
+
+std::optional<nlohmann::json> Daemon::wait_fault(const std::string& cls, uint32_t pid,
+                                                 std::chrono::milliseconds timeout) const {
+  return wait_record(
+      [&](const nlohmann::json& r) { return r["kind"] == "fault" && r["class"] == cls && r["pid"] == pid; },
+      timeout);
+}
+
+std::optional<nlohmann::json> Daemon::wait_resolved(const std::string& cls, uint32_t pid,
+                                                    std::chrono::milliseconds timeout) const {
+  return wait_record(
+      [&](const nlohmann::json& r) { return r["kind"] == "resolved" && r["class"] == cls && r["pid"] == pid; },
+      timeout);
+}
+
+void Daemon::signal(int sig) const { kill(pid_, sig); }
+
+int Daemon::stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+FaultGen::FaultGen(std::vector<std::string> args) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return;
+  args.insert(args.begin(), FP_FAULTGEN_BIN);
+  pid_ = spawn(args, fds[1], -1);
+  close(fds[1]);
+  out_fd_ = fds[0];
+  // the first line, within 10 s
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (buf_.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
+    pollfd p{out_fd_, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char tmp[4096];
+    ssize_t n = read(out_fd_, tmp, sizeof(tmp));
+    if (n <= 0) break;
+    buf_.append(tmp, size_t(n));
+  }
+  auto nl = buf_.find('\n');
+  if (nl == std::string::npos) {
+    ADD_FAILURE() << "faultgen printed no first line";
+    return;
+  }
+  header_ = nlohmann::json::parse(buf_.substr(0, nl), nullptr, false);
+  buf_.erase(0, nl + 1);
+  if (header_.is_discarded() || !header_.contains("culprit")) {
+    ADD_FAILURE() << "faultgen's first line is not the expected JSON";
+    return;
+  }
+  culprit_ = header_["culprit"].get<uint32_t>();
+  if (header_.contains("victims"))
+    for (auto& v : header_["victims"]) victims_.push_back(v.get<uint32_t>());
+}
+
+std::vector<nlohmann::json> FaultGen::more_lines() {
+  char tmp[4096];
+  for (;;) {
+    pollfd p{out_fd_, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) break;
+    ssize_t n = read(out_fd_, tmp, sizeof(tmp));
+    if (n <= 0) break;
+    buf_.append(tmp, size_t(n));
+  }
+  std::vector<nlohmann::json> out;
+  size_t nl;
+  while ((nl = buf_.find('\n')) != std::string::npos) {
+    auto j = nlohmann::json::parse(buf_.substr(0, nl), nullptr, false);
+    buf_.erase(0, nl + 1);
+    if (!j.is_discarded()) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+int FaultGen::wait() {
+  int status = 0;
+  if (!reaped_ && pid_ > 0) waitpid(pid_, &status, 0);
+  reaped_ = true;
+  return status;
+}
+
+int FaultGen::stop() {
+  if (!reaped_ && pid_ > 0) kill(pid_, SIGTERM);
+  return wait();
+}
+
+FaultGen::~FaultGen() {
+  stop();
+  if (out_fd_ >= 0) close(out_fd_);
+}
+
+std::string describe(const std::vector<nlohmann::json>& records) {
+  std::string s;
+  for (const auto& r : records) s += r.dump() + "\n";
+  return s.empty() ? "(no records)" : s;
+}
+
+}  // namespace fp::e2e

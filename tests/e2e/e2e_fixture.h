@@ -1,0 +1,75 @@
+// End-to-end tests: the real daemon (real probe) against faults from faultgen.
+// Binaries come from the build (FP_FAULTPROBED_BIN, FP_FAULTGEN_BIN).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace fp::e2e {
+
+std::string temp_dir();
+
+// faultprobed --foreground --config CFG --events-json FILE, started and
+// stopped by the test. Ready once the probe is attached.
+class Daemon {
+ public:
+  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {});
+  ~Daemon();
+  bool ready() const { return ready_; }
+  pid_t pid() const { return pid_; }
+  // All JSON lines written so far.
+  std::vector<nlohmann::json> records() const;
+  // Polls the event stream until a record satisfies `pred`.
+  std::optional<nlohmann::json> wait_record(const std::function<bool(const nlohmann::json&)>& pred,
+                                            std::chrono::milliseconds timeout) const;
+  std::optional<nlohmann::json> wait_fault(const std::string& cls, uint32_t pid,
+                                           std::chrono::milliseconds timeout) const;
+  std::optional<nlohmann::json> wait_resolved(const std::string& cls, uint32_t pid,
+                                              std::chrono::milliseconds timeout) const;
+  std::string log() const;  // the daemon's stderr so far
+  std::string config_path() const { return dir_ + "/faultprobe.toml"; }
+  void signal(int sig) const;
+  int stop();               // SIGTERM, wait; returns the exit status
+
+ private:
+  std::string dir_, events_, log_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+// A faultgen run. Its first stdout line names the culprit.
+class FaultGen {
+ public:
+  explicit FaultGen(std::vector<std::string> args);
+  ~FaultGen();
+  bool started() const { return culprit_ != 0; }
+  uint32_t culprit() const { return culprit_; }
+  std::vector<uint32_t> victims() const { return victims_; }
+  const nlohmann::json& header() const { return header_; }
+  pid_t pid() const { return pid_; }
+  // Further stdout lines (e.g. one per crash of a crash loop).
+  std::vector<nlohmann::json> more_lines();
+  int wait();  // until faultgen exits by itself
+  int stop();  // SIGTERM and wait
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buf_;
+  nlohmann::json header_;
+  uint32_t culprit_ = 0;
+  std::vector<uint32_t> victims_;
+  bool reaped_ = false;
+};
+
+std::string describe(const std::vector<nlohmann::json>& records);
+
+}  // namespace fp::e2e

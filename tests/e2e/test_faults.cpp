@@ -1,0 +1,240 @@
+// One test per fault class this machine can produce: the daemon, on a config
+// with short hold times, must report the fault with faultgen's culprit pid,
+// and resolve it after the generator stops.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "e2e_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace fp::e2e;
+using nlohmann::json;
+
+namespace {
+
+// Short holds so that a test takes seconds; anomaly off (it needs minutes of baseline).
+const std::string kBase = R"(
+sample_interval = "100ms"
+[rules.anomaly]
+enabled = false
+)";
+
+std::string io_dir() {
+  const char* env = std::getenv("FP_TEST_IO_DIR");
+  return env && *env ? env : std::filesystem::current_path().string();
+}
+
+bool has_victim(const json& r, uint32_t pid) {
+  for (auto& v : r["victims"])
+    if (v.get<uint32_t>() == pid) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST(E2E, CpuRunaway) {
+  Daemon d(kBase + R"(
+[rules.cpu_runaway]
+for = "2s"
+clear = "1s"
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"cpu", "--duration", "6s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("cpu_runaway", g.culprit(), 10s);
+  ASSERT_TRUE(f) << describe(d.records());
+  EXPECT_EQ((*f)["severity"], "warning");
+  EXPECT_EQ((*f)["rule"], "cpu_runaway");
+  EXPECT_FALSE((*f)["evidence"].empty());
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("cpu_runaway", g.culprit(), 10s)) << describe(d.records());
+}
+
+TEST(E2E, Crash) {
+  Daemon d(kBase + R"(
+[rules.crash]
+clear = "1s"
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"crash", "--signal", "SEGV", "--after", "300ms", "--duration", "2s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("crash", g.culprit(), 5s);
+  ASSERT_TRUE(f) << describe(d.records());
+  EXPECT_EQ((*f)["severity"], "critical");
+  EXPECT_EQ((*f)["evidence"]["signal"], SIGSEGV) << f->dump();
+  EXPECT_TRUE(d.wait_resolved("crash", g.culprit(), 5s)) << describe(d.records());
+  // one fault line for one crash: no repeats while it held
+  int lines = 0;
+  for (auto& r : d.records())
+    if (r["kind"] == "fault" && r["class"] == "crash" && r["pid"] == g.culprit()) lines++;
+  EXPECT_EQ(lines, 1);
+}
+
+TEST(E2E, CrashLoop) {
+  Daemon d(kBase + R"(
+[rules.crash_loop]
+window = "3s"
+clear = "2s"
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"crash", "--signal", "ABRT", "--after", "100ms", "--loop", "4", "--every", "200ms"});
+  ASSERT_TRUE(g.started());
+  std::vector<uint32_t> pids = {g.culprit()};
+  auto f = d.wait_record(
+      [&](const json& r) {
+        for (auto& l : g.more_lines())
+          if (l.contains("crash")) pids.push_back(l["crash"].get<uint32_t>());
+        return r["kind"] == "fault" && r["class"] == "crash_loop";
+      },
+      10s);
+  ASSERT_TRUE(f) << describe(d.records());
+  uint32_t pid = (*f)["pid"].get<uint32_t>();
+  EXPECT_NE(std::find(pids.begin(), pids.end(), pid), pids.end()) << "crash_loop blamed pid " << pid;
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("crash_loop", pid, 10s)) << describe(d.records());
+}
+
+TEST(E2E, Hang) {
+  Daemon d(kBase + R"(
+[rules.hang]
+threshold = 1
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"hang", "--dstate", "3s", "--duration", "3s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("hang", g.culprit(), 6s);
+  ASSERT_TRUE(f) << describe(d.records());
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("hang", g.culprit(), 6s)) << describe(d.records());
+}
+
+TEST(E2E, ForkBomb) {
+  Daemon d(kBase + R"(
+[rules.fork_bomb]
+for = "1s"
+clear = "1s"
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"forkbomb", "--rate", "300", "--duration", "5s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("fork_bomb", g.culprit(), 8s);
+  ASSERT_TRUE(f) << describe(d.records());
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("fork_bomb", g.culprit(), 8s)) << describe(d.records());
+}
+
+TEST(E2E, MemoryLeak) {
+  Daemon d(kBase + R"(
+[rules.memory_leak]
+window = "4s"
+threshold = 5.0
+clear = "2s"
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"leak", "--rate", "40", "--max", "400", "--duration", "9s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("memory_leak", g.culprit(), 10s);
+  ASSERT_TRUE(f) << describe(d.records());
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("memory_leak", g.culprit(), 10s)) << describe(d.records());
+}
+
+TEST(E2E, RunqStarvation) {
+  Daemon d(kBase + R"(
+[rules.runq_starvation]
+threshold = 15
+resolve = 8
+window = "3s"
+for = "1s"
+clear = "2s"
+count = 10
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"starve", "--duration", "8s"});
+  ASSERT_TRUE(g.started());
+  ASSERT_FALSE(g.victims().empty());
+  auto f = d.wait_fault("runq_starvation", g.culprit(), 10s);
+  ASSERT_TRUE(f) << describe(d.records());
+  EXPECT_TRUE(has_victim(*f, g.victims()[0])) << f->dump();
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("runq_starvation", g.culprit(), 10s)) << describe(d.records());
+}
+
+TEST(E2E, IoLatency) {
+  // this machine's disk is fast: the threshold is set low to prove the path
+  Daemon d(kBase + R"(
+[rules.io_latency]
+threshold = 0.05
+resolve = 0.01
+window = "2s"
+for = "1s"
+clear = "2s"
+count = 5
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"io", "--direct", "--rate", "40", "--dir", io_dir(), "--size", "64", "--duration", "5s"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("io_latency", g.culprit(), 8s);
+  ASSERT_TRUE(f) << describe(d.records());
+  g.wait();
+  EXPECT_TRUE(d.wait_resolved("io_latency", g.culprit(), 10s)) << describe(d.records());
+}
+
+TEST(E2E, OomKill) {
+  // the leaker is put in a memory cgroup with a 64 MiB limit
+  std::string cg = std::filesystem::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+                       ? "/sys/fs/cgroup/memory/fp_e2e_oom_" + std::to_string(getpid())
+                       : "/sys/fs/cgroup/fp_e2e_oom_" + std::to_string(getpid());
+  std::filesystem::create_directory(cg);
+  bool v1 = std::filesystem::exists(cg + "/memory.limit_in_bytes");
+  std::ofstream(cg + (v1 ? "/memory.limit_in_bytes" : "/memory.max")) << (64u << 20);
+  Daemon d(kBase);
+  ASSERT_TRUE(d.ready());
+  FaultGen g({"leak", "--rate", "10", "--max", "512", "--duration", "20s"});
+  ASSERT_TRUE(g.started());
+  std::ofstream(cg + "/cgroup.procs") << g.culprit();
+  // at 10 MB/s it passes the 64 MiB limit within seconds of joining the cgroup
+  auto f = d.wait_fault("oom_kill", g.culprit(), 60s);
+  EXPECT_TRUE(f) << describe(d.records());
+  if (f) {
+    EXPECT_EQ((*f)["severity"], "critical");
+  }
+  g.stop();
+  rmdir(cg.c_str());
+}
+
+TEST(E2E, BadConfigIsRefusedWithExit2) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/bad.toml") << "[rules.cpu_runaway]\ntreshold = 3\n";
+  std::string cmd = std::string(FP_FAULTPROBED_BIN) + " --foreground --config " + dir + "/bad.toml 2>" + dir +
+                    "/err.txt";
+  int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc));
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  std::ifstream in(dir + "/err.txt");
+  std::string err((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(err.find("bad.toml:2:"), std::string::npos) << err;
+}
+
+TEST(E2E, ReloadWithBadFileKeepsOldRules) {
+  Daemon d(kBase + R"(
+[rules.crash]
+clear = "1s"
+)");
+  ASSERT_TRUE(d.ready());
+  std::ofstream(d.config_path()) << "[rules.crash]\nclear = 1s\n";  // not a TOML string
+  d.signal(SIGHUP);
+  bool logged = false;
+  for (int i = 0; i < 100 && !logged; i++) {
+    logged = d.log().find("keeping the old configuration") != std::string::npos;
+    if (!logged) usleep(50'000);
+  }
+  EXPECT_TRUE(logged) << d.log();
+  // still running, still detecting
+  FaultGen g({"crash", "--signal", "FPE", "--after", "200ms", "--duration", "1s"});
+  ASSERT_TRUE(g.started());
+  EXPECT_TRUE(d.wait_fault("crash", g.culprit(), 5s)) << describe(d.records()) << d.log();
+}
