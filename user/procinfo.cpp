@@ -1,8 +1,10 @@
 #include "procinfo.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <fstream>
 #include <iterator>
@@ -11,12 +13,24 @@
 namespace fp {
 namespace {
 
-// The whole file, or "" when it cannot be read (the process may have exited
-// between reads; /proc files report size 0, so read until EOF).
+// The whole file, or what was read before an error (the process may exit
+// between reads: /proc then fails reads with ESRCH, which an istream turns
+// into an exception thrown from its iterator). /proc files report size 0,
+// so read until EOF. Plain read(2): no exceptions, no surprises.
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, size_t(n));
+    if (out.size() > (1u << 20)) break;  // a cmdline can be long, not unbounded
+  }
+  ::close(fd);
+  return out;
 }
 
 std::string read_link(const std::string& path) {

@@ -161,7 +161,13 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       probe_->drain(events_);
     }
     now = monotonic_now_ns();
-    tick(now);
+    try {
+      tick(now);
+    } catch (const std::exception& e) {
+      // A bug must cost one tick, not the monitoring of the host.
+      spdlog::error("tick failed, continuing: {}", e.what());
+      events_.clear();
+    }
     if (now >= next) next += period;
     if (next + period < now) next = now + period;  // fell behind (suspend, stall): do not burst
   }
