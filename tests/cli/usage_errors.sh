@@ -46,13 +46,18 @@ rm -f "$cfg"
 
 # Without privileges: one line saying what is missing, exit 1.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$bin" snapshot 2>&1)
+  # a copy nobody can reach, wherever the checkout lives (e.g. under /root)
+  nobody_dir=$(mktemp -d /tmp/fp_nobody_XXXXXX)
+  cp "$bin" "$nobody_dir/faultprobe"
+  chmod 755 "$nobody_dir" "$nobody_dir/faultprobe"
+  out=$(cd / && setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$nobody_dir/faultprobe" snapshot 2>&1)
   got=$?
   if [ "$got" != 1 ] || ! grep -q "needs root" <<<"$out"; then
     echo "FAIL: unprivileged snapshot exited $got with: $out"; fail=1
   else
     echo "ok: unprivileged snapshot -> 1: $out"
   fi
+  rm -rf "$nobody_dir"
 fi
 rm -f /tmp/fp_usage_out.$$
 exit $fail

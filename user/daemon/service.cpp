@@ -109,9 +109,16 @@ void Service::emit(const FaultRecord& r) {
 }
 
 void Service::tick(uint64_t now) {
+  // Always consume: clean exits are submitted without a wake-up, and the
+  // kernel only wakes a reader that has caught up, so poll() alone would
+  // stall behind the first unconsumed record.
+  probe_->drain(events_);
   const auto& changed = probe_->refresh();
   changed_.clear();
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
+  if (!events_.exits.empty() || !events_.signals.empty())
+    spdlog::debug("tick: {} changed, {} exits, {} signals, {} oom, {} hangs", changed_.size(), events_.exits.size(),
+                  events_.signals.size(), events_.ooms.size(), events_.hangs.size());
   for (const auto& r : engine_->tick(now, changed_, events_)) emit(r);
   events_.clear();
   ticks_++;
