@@ -132,7 +132,10 @@ class CrashLoopDetector : public EventDetector {
         const ProcInfo* info = trusted_info(*subj.s, w.infos);
         std::string exe = info != nullptr ? info->exe : "";
         std::string cgroup = info != nullptr ? info->cgroup : "";
-        std::string service = subj.s->comm + '\0' + exe + '\0' + cgroup;
+        // The service is keyed on what the probe always knows (the name and
+        // the kernel's cgroup id): whether /proc could still be read for a
+        // crashed process is a race, and must not split one loop in two.
+        std::string service = subj.s->comm + '\0' + std::to_string(e.final.cgroup_id);
         auto [it, created] = loops_.try_emplace(service);
         Loop& l = it->second;
         if (created) {

@@ -92,7 +92,9 @@ void Engine::annotate(FaultRecord& r) const {
   if (s != nullptr) {
     r.comm = s->comm;
     if (const ProcInfo* info = trusted_info(*s, &infos_)) {
-      if (r.comm.empty()) r.comm = info->comm;
+      // A live process's /proc name is current (prctl renames); the probe
+      // learns names at fork, exec and exit only.
+      if (r.comm.empty() || (!s->exited && !info->comm.empty())) r.comm = info->comm;
       r.cgroup = info->cgroup;
     }
   }
