@@ -10,56 +10,20 @@
 #include <map>
 #include <string>
 #include <vector>
+#include "synthetic.h"
 
 namespace fp {
 namespace {
 
+using namespace synthetic;
+
 using namespace std::chrono_literals;
 
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kSec = 1'000'000'000;
-constexpr uint64_t kTick = 100 * kMs;
-constexpr uint64_t kT0 = 1000 * kSec;
 constexpr uint32_t kSelf = 777;
 const std::string kId = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-fp_proc proc(uint32_t tgid, uint64_t start_ns, const char* comm) {
-  fp_proc p{};
-  p.gen = 1;
-  p.tgid = tgid;
-  p.ppid = 1;
-  p.start_ns = start_ns;
-  std::memcpy(p.comm, comm, strnlen(comm, FP_COMM_LEN));
-  return p;
-}
 
-ExitRecord exit_of(const fp_proc& p, uint64_t ts, uint32_t raw_code) {
-  ExitRecord e;
-  e.ts_ns = ts;
-  e.exit_code = raw_code;
-  e.final = p;
-  return e;
-}
 
-class FakeInfos : public ProcInfoSource {
- public:
-  const ProcInfo& info(const ProcKey& k) override {
-    auto it = infos.find(k.tgid);
-    return it == infos.end() ? none_ : it->second;
-  }
-  void set(uint32_t pid, const std::string& comm, const std::string& cgroup) {
-    ProcInfo i;
-    i.found = true;
-    i.comm = comm;
-    i.exe = "/usr/bin/" + comm;
-    i.cgroup = cgroup;
-    infos[pid] = i;
-  }
-  std::map<uint32_t, ProcInfo> infos;
-
- private:
-  ProcInfo none_;
-};
 
 RuleConfig rule(FaultClass cls, const char* name, std::chrono::nanoseconds clear) {
   RuleConfig r;

@@ -10,59 +10,21 @@
 
 #include "detect/detectors.h"
 #include "detect/engine.h"
+#include "synthetic.h"
 
 namespace fp {
 namespace {
 
+using namespace synthetic;
+
 using namespace std::chrono_literals;
 
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kSec = 1'000'000'000;
-constexpr uint64_t kTick = 100 * kMs;
-constexpr uint64_t kT0 = 1000 * kSec;
 constexpr uint32_t kSelf = 777;
 
-fp_proc proc(uint32_t tgid, uint64_t start_ns, const char* comm = "worker") {
-  fp_proc p{};
-  p.gen = 1;
-  p.tgid = tgid;
-  p.ppid = 1;
-  p.start_ns = start_ns;
-  std::memcpy(p.comm, comm, strnlen(comm, FP_COMM_LEN));
-  return p;
-}
 
-ExitRecord exit_of(const fp_proc& p, uint64_t ts, uint32_t raw_code) {
-  ExitRecord e;
-  e.ts_ns = ts;
-  e.exit_code = raw_code;
-  e.final = p;
-  return e;
-}
 
 uint32_t by_signal(int sig, bool core = true) { return static_cast<uint32_t>(sig) | (core ? 0x80u : 0u); }
 
-class FakeInfos : public ProcInfoSource {
- public:
-  const ProcInfo& info(const ProcKey& k) override {
-    auto it = infos.find(k.tgid);
-    return it == infos.end() ? none_ : it->second;
-  }
-  void set(uint32_t pid, const std::string& comm, const std::string& exe, const std::string& cgroup,
-           uint32_t uid = 0) {
-    ProcInfo i;
-    i.found = true;
-    i.comm = comm;
-    i.exe = exe;
-    i.cgroup = cgroup;
-    i.uid = uid;
-    infos[pid] = i;
-  }
-  std::map<uint32_t, ProcInfo> infos;
-
- private:
-  ProcInfo none_;
-};
 
 RuleConfig rule(FaultClass cls, const char* name) {
   RuleConfig r;

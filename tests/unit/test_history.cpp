@@ -5,24 +5,15 @@
 
 #include <cstdint>
 #include <cstring>
+#include "synthetic.h"
 
 namespace fp {
 namespace {
 
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kSec = 1'000'000'000;
-constexpr uint64_t kPage = 4096;
-constexpr uint64_t kT0 = 1000 * kSec;  // the first tick of the tests: well after boot
+using namespace synthetic;
 
-fp_proc proc(uint32_t tgid, uint64_t start_ns, const char* comm = "worker") {
-  fp_proc p{};
-  p.gen = 1;
-  p.tgid = tgid;
-  p.ppid = 1;
-  p.start_ns = start_ns;
-  std::memcpy(p.comm, comm, strnlen(comm, FP_COMM_LEN));
-  return p;
-}
+constexpr uint64_t kPage = 4096;
+
 
 TEST(Metrics, OfSlot) {
   fp_proc p = proc(10, 5);

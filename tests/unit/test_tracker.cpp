@@ -7,26 +7,16 @@
 #include <cstring>
 #include <string>
 #include <vector>
+#include "synthetic.h"
 
 namespace fp {
 namespace {
 
+using namespace synthetic;
+
 using namespace std::chrono_literals;
 
-constexpr uint64_t kMs = 1'000'000;
-constexpr uint64_t kSec = 1'000'000'000;
-constexpr uint64_t kTick = 100 * kMs;
-constexpr uint64_t kT0 = 1000 * kSec;
 
-fp_proc proc(uint32_t tgid, uint64_t start_ns, const char* comm = "worker") {
-  fp_proc p{};
-  p.gen = 1;
-  p.tgid = tgid;
-  p.ppid = 1;
-  p.start_ns = start_ns;
-  std::memcpy(p.comm, comm, strnlen(comm, FP_COMM_LEN));
-  return p;
-}
 
 RuleConfig rule(FaultClass cls, std::chrono::nanoseconds hold, std::chrono::nanoseconds clear,
                 const char* name = "cpu_runaway") {
