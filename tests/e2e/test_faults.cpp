@@ -195,7 +195,10 @@ TEST(E2E, OomKill) {
   std::filesystem::create_directory(cg);
   bool v1 = std::filesystem::exists(cg + "/memory.limit_in_bytes");
   std::ofstream(cg + (v1 ? "/memory.limit_in_bytes" : "/memory.max")) << (64u << 20);
-  Daemon d(kBase);
+  Daemon d(kBase + R"(
+[rules.oom_kill]
+clear = "1s"
+)");
   ASSERT_TRUE(d.ready());
   FaultGen g({"leak", "--rate", "10", "--max", "512", "--duration", "20s"});
   ASSERT_TRUE(g.started());
@@ -207,6 +210,7 @@ TEST(E2E, OomKill) {
     EXPECT_EQ((*f)["severity"], "critical");
   }
   g.stop();
+  EXPECT_TRUE(d.wait_resolved("oom_kill", g.culprit(), 10s)) << describe(d.records());
   rmdir(cg.c_str());
 }
 
