@@ -20,18 +20,22 @@ namespace {
 
 // A directory on a real block device: FP_TEST_IO_DIR, else the working
 // directory (the build tree). tmpfs and overlay cannot take O_DIRECT to a disk.
-std::string io_dir() {
-  const char* env = std::getenv("FP_TEST_IO_DIR");
-  std::string d = env && *env ? env : std::filesystem::current_path().string();
-  return d;
-}
-
 bool on_block_device(const std::string& dir) {
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) return false;
   struct statfs fs {};
   if (statfs(dir.c_str(), &fs) != 0) return false;
   return major(st.st_dev) != 0 && fs.f_type != TMPFS_MAGIC;
+}
+
+// FP_TEST_IO_DIR when set; else the first of the working directory (the
+// build tree), /var/tmp and /root that is on a real block device.
+std::string io_dir() {
+  const char* env = std::getenv("FP_TEST_IO_DIR");
+  if (env && *env) return env;
+  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")})
+    if (on_block_device(d)) return d;
+  return std::filesystem::current_path().string();
 }
 
 }  // namespace
