@@ -164,9 +164,7 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       auto wait = std::chrono::milliseconds((next - now + 999'999) / 1'000'000);
       probe_->poll(events_, wait);
       if (!urgent(events_) && monotonic_now_ns() < next) continue;
-    } else {
-      probe_->drain(events_);
-    }
+    }  // tick() drains whatever poll() did not
     now = monotonic_now_ns();
     try {
       tick(now);
