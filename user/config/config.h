@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "detect/fault.h"
@@ -39,10 +40,98 @@ struct RuleConfig {
   ProcessMatch match;
 };
 
+// One rung of a policy's action ladder: "throttle:cpu=20%", "throttle:memory=256M",
+// "throttle:io=10M" (bytes/s, read and write), "throttle:pids=64" (several
+// limits may be joined with ","), "restart", "restore", "kill".
+struct ThrottleLimits {
+  std::optional<double> cpu_share;        // fraction of one CPU, 0.2 = "20%"
+  std::optional<uint64_t> memory_bytes;   // memory.high (v2) / soft+hard limit (v1)
+  std::optional<uint64_t> io_bps;         // read and write bytes/s on every device the process used
+  std::optional<uint64_t> pids;           // pids.max
+  bool empty() const { return !cpu_share && !memory_bytes && !io_bps && !pids; }
+  auto operator<=>(const ThrottleLimits&) const = default;
+};
+
+enum class ActionType { Throttle, Unthrottle, Restart, Restore, Kill };
+const char* action_type_name(ActionType t);
+
+struct LadderStep {
+  ActionType type = ActionType::Throttle;
+  ThrottleLimits limits;  // for Throttle
+  std::string text;       // as written in the config, for logs
+};
+// Parses one ladder entry; the error says what is accepted.
+Result<LadderStep> parse_ladder_step(std::string_view text);
+
+// [[policy]]: which processes may be acted on, and how, per fault class.
+// Without a policy a fault is only reported.
+struct PolicyConfig {
+  std::string name;
+  ProcessMatch match;  // must not be empty (an empty match would let it act on everything)
+  std::vector<std::pair<FaultClass, std::vector<LadderStep>>> on;  // class -> ladder, in file order
+  std::chrono::nanoseconds cooldown{std::chrono::seconds(30)};  // clear this long before unthrottle / next act
+  std::chrono::nanoseconds recovery_window{std::chrono::seconds(10)};  // watch after an action, then escalate
+  uint32_t budget = 5;  // actions on one process per hour
+  bool dry_run = false;
+  const std::vector<LadderStep>* ladder(FaultClass c) const {
+    for (const auto& [cls, steps] : on)
+      if (cls == c) return &steps;
+    return nullptr;
+  }
+};
+
+// [[service]]: a process faultprobed starts and supervises.
+struct CheckpointConfig {
+  enum class Backend { None, App, Criu };
+  Backend backend = Backend::None;
+  std::string dir;                          // app: where the service writes complete checkpoints; criu: image root
+  std::chrono::nanoseconds every{std::chrono::seconds(30)};  // criu dump period
+  uint32_t keep = 3;                        // checkpoints kept (criu; app ones are the service's own)
+};
+
+struct ServiceConfig {
+  std::string name;
+  std::vector<std::string> command;         // argv; command[0] an absolute path
+  std::string user;                         // "" = root
+  std::string cwd;                          // "" = "/"
+  std::vector<std::pair<std::string, std::string>> env;
+  enum class Restart { No, OnFailure, Always };
+  Restart restart = Restart::OnFailure;
+  std::chrono::nanoseconds stop_grace{std::chrono::seconds(5)};   // SIGTERM -> SIGKILL
+  std::chrono::nanoseconds backoff_initial{std::chrono::milliseconds(100)};
+  std::chrono::nanoseconds backoff_max{std::chrono::seconds(30)};
+  uint32_t crash_loop_limit = 5;            // failed starts within crash_loop_window -> stays down
+  std::chrono::nanoseconds crash_loop_window{std::chrono::seconds(60)};
+  CheckpointConfig checkpoint;
+};
+
+// Limits on every action, across policies.
+struct ActionLimits {
+  uint32_t global_per_minute = 30;  // token bucket over all actions
+};
+
+// Where the daemon speaks: syslog, the socket, Prometheus.
+struct DaemonConfig {
+  bool syslog = true;                       // local syslog (facility daemon)
+  std::string syslog_forward;               // "udp://host:port" or "tcp://host:port", "" = none
+  uint32_t syslog_burst = 20;               // alert lines per syslog_per_seconds before suppressing
+  std::chrono::nanoseconds syslog_per{std::chrono::seconds(10)};
+  std::string socket_path = "/run/faultprobe/faultprobe.sock";
+  std::string socket_group;                 // "" = root only
+  std::string metrics_listen;               // "127.0.0.1:9464"; "" = off
+  uint32_t metrics_top_n = 20;              // per-process series per resource
+  std::string pin_dir = "/sys/fs/bpf/faultprobe";
+  std::string lock_path = "/run/faultprobe/faultprobed.lock";
+};
+
 struct Config {
   std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
   std::vector<RuleConfig> rules;    // built-ins (after overrides) then added rules
-  std::vector<std::string> protected_comms;  // never blamed as culprit (besides pid 1 and kernel threads)
+  std::vector<std::string> protected_comms;  // never blamed as culprit nor acted on (besides pid 1 and kernel threads)
+  std::vector<PolicyConfig> policies;
+  std::vector<ServiceConfig> services;
+  ActionLimits limits;
+  DaemonConfig daemon;
   std::string source;               // file it came from ("<built-in>")
 };
 

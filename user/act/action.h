@@ -1,0 +1,56 @@
+// Actions on processes: what was done (or would have been), to whom and why.
+// Shared by the handler (decides), the actuator (does) and the event stream.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "detect/fault.h"
+#include "probe/sample.h"
+
+namespace fp {
+
+// The process an action is aimed at, as the detector saw it. `key` carries
+// the start time: the actuator refuses when the pid now belongs to another
+// process.
+struct Target {
+  ProcKey key;
+  std::string comm;
+  std::string exe;
+  std::string cgroup;
+  std::string unit;
+  uint32_t uid = 0;
+  std::string service;  // name of the [[service]] that owns it, "" if none
+};
+
+enum class ActionResult { Ok, Failed, DryRun, Skipped };
+const char* action_result_name(ActionResult r);
+
+// What the actuator reports back. `new_pid` is the replacement of a restart
+// or restore (0 otherwise).
+struct ActionOutcome {
+  ActionResult result = ActionResult::Ok;
+  std::string detail;  // what was done, or why not
+  ProcKey new_key;
+};
+
+// One `action` line of the event stream:
+// {"time", "kind": "action", "class", "rule", "policy", "pid", "comm",
+//  "action": {"type", "result", "detail", "step", "new_pid"?}}
+struct ActionRecord {
+  uint64_t mono_ns = 0;
+  FaultClass cls = FaultClass::Anomaly;
+  std::string rule;
+  std::string policy;
+  Target target;
+  ActionType type = ActionType::Throttle;
+  std::string step;  // the ladder entry as written ("throttle:cpu=20%")
+  ActionOutcome outcome;
+};
+
+nlohmann::ordered_json action_to_json(const ActionRecord& r, uint64_t realtime_ns);
+
+}  // namespace fp

@@ -1,0 +1,107 @@
+// The live view of the host: what the daemon publishes once per second (or
+// on request) to the socket API, Prometheus and `faultprobe top`, and what
+// `top` builds itself when no daemon runs. Plain data plus JSON transport.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "detect/detector.h"
+#include "detect/fault.h"
+#include "detect/history.h"
+#include "faultprobe/abi.h"
+#include "procinfo.h"
+
+namespace fp {
+
+// One process over the last rate window (1 s by default).
+struct ProcessRow {
+  uint32_t pid = 0;
+  uint64_t start_ns = 0;
+  uint32_t uid = 0;
+  std::string user;           // name from the passwd database, else the uid as text
+  std::string comm;
+  std::string cgroup;
+  double cpu_pct = 0;         // % of one CPU (all threads)
+  double runq_p99_ms = 0;     // run-queue wait p99 over the window (0 if no waits)
+  double dstate_ms = 0;       // D-state time in the window (ms), ongoing included
+  bool in_dstate = false;     // in uninterruptible sleep now
+  double io_read_bps = 0, io_write_bps = 0;
+  double io_lat_p99_ms = 0;
+  uint64_t io_errors = 0;     // cumulative
+  double faults_per_s = 0;    // user page faults
+  double reclaim_ms = 0;      // direct-reclaim stall in the window (ms)
+  uint64_t rss_bytes = 0;
+  double forks_per_s = 0;
+  std::string state = "ok";   // "ok", the open fault's class, "throttled", "restarted"
+  nlohmann::json evidence;    // of the open fault, null when none
+};
+
+struct HostStats {
+  unsigned ncpus = 1;
+  double cpu_pct = 0;               // busy % of all CPUs (from /proc/stat) over the window
+  uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
+  double io_read_bps = 0, io_write_bps = 0;  // all block devices (from /proc/diskstats)
+};
+
+struct ProbeHealth {
+  std::array<uint64_t, FP_DROP_NR> drops{};  // cumulative, by fp_drop_reason
+  uint64_t drops_total = 0;
+  double sample_hz = 0;             // ticks per second actually achieved
+  uint64_t ticks = 0;
+  double tick_us_p50 = 0, tick_us_p99 = 0;  // CPU time per tick (the sampler's cost)
+  uint64_t procs_tracked = 0;       // slots in use
+  uint64_t max_procs = 0;
+  uint64_t malformed_events = 0;
+};
+
+// Totals since the daemon started (Prometheus counters).
+struct Counters {
+  std::map<std::string, uint64_t> faults_by_class;      // opened
+  std::map<std::string, uint64_t> resolved_by_class;
+  std::map<std::string, uint64_t> actions;              // key "type/result", e.g. "throttle/ok"
+  uint64_t syslog_sent = 0, syslog_suppressed = 0, syslog_forward_failures = 0;
+};
+
+struct DaemonView {
+  uint64_t realtime_ns = 0;         // when it was built (wall clock)
+  uint64_t window_ns = 0;           // the rate window of the rows
+  std::string hostname;
+  HostStats host;
+  ProbeHealth health;
+  std::vector<ProcessRow> procs;    // active processes first: sorted by cpu_pct descending
+  std::vector<nlohmann::ordered_json> open_faults;  // fault_to_json() of each open fault
+  Counters counters;
+  nlohmann::json status = nlohmann::json::object();  // daemon status (hooks, maps, rules, criu, ...)
+};
+
+// The rows of every process the table knows, over the last `window_ns`
+// ending at `now_ns`. `open` marks the state of processes with open faults;
+// `throttled` / `restarted` pids get that state when they have no open fault.
+std::vector<ProcessRow> build_rows(const ProcessTable& table, uint64_t now_ns, uint64_t window_ns,
+                                   ProcInfoSource& infos, const std::vector<FaultRecord>& open,
+                                   const std::vector<uint32_t>& throttled = {},
+                                   const std::vector<uint32_t>& restarted = {});
+
+// Host CPU/IO rates need two readings: keep one of these and call sample()
+// once per window.
+class HostSampler {
+ public:
+  explicit HostSampler(std::string proc_root = "/proc");
+  HostStats sample(uint64_t now_ns);
+
+ private:
+  std::string root_;
+  uint64_t last_ns_ = 0, last_busy_ = 0, last_total_ = 0, last_rd_sectors_ = 0, last_wr_sectors_ = 0;
+};
+
+nlohmann::json view_to_json(const DaemonView& v);
+// Lenient reader for the CLI: missing fields keep their defaults.
+DaemonView view_from_json(const nlohmann::json& j);
+
+}  // namespace fp
