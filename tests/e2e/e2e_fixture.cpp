@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +46,8 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
   _exit(127);
 }
 
+}  // namespace
+
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
@@ -53,16 +57,55 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
   return pred();
 }
 
-}  // namespace
+int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return -1;
+  pid_t pid = spawn(argv, fds[1], -1);
+  close(fds[1]);
+  std::string buf;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    pollfd p{fds[0], POLLIN, 0};
+    if (poll(&p, 1, int(std::min<int64_t>(left.count(), 100))) <= 0) continue;
+    char tmp[4096];
+    ssize_t n = read(fds[0], tmp, sizeof(tmp));
+    if (n <= 0) break;
+    buf.append(tmp, size_t(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (out) *out = buf;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
   dir_ = temp_dir();
   std::string cfg = dir_ + "/faultprobe.toml";
-  std::ofstream(cfg) << config_toml;
+  std::string text = config_toml;
+  if (text.find("[daemon]") == std::string::npos) {
+    pin_dir_ = "/sys/fs/bpf/fp-e2e-" + fs::path(dir_).filename().string();
+    text += "\n[daemon]\nsocket = \"" + socket_path() + "\"\nlock_path = \"" + dir_ +
+            "/faultprobed.lock\"\nstate_dir = \"" + dir_ + "/state\"\nlog_dir = \"" + dir_ +
+            "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n";
+  }
+  std::ofstream(cfg) << text;
   events_ = dir_ + "/events.jsonl";
   log_ = dir_ + "/daemon.log";
-  int logfd = open(log_.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-  std::vector<std::string> argv = {FP_FAULTPROBED_BIN, "--foreground", "--config", cfg, "--events-json", events_};
+  launch(std::move(extra_args));
+  if (!ready_) ADD_FAILURE() << "faultprobed did not start:\n" << log();
+}
+
+bool Daemon::launch(std::vector<std::string> extra_args) {
+  int logfd = open(log_.c_str(), O_CREAT | O_WRONLY | O_APPEND | O_CLOEXEC, 0644);
+  size_t log_from = slurp(log_).size();
+  std::vector<std::string> argv = {FP_FAULTPROBED_BIN, "--foreground", "--config", config_path(),
+                                   "--events-json", events_};
   for (auto& a : extra_args) argv.push_back(a);
   pid_ = spawn(argv, logfd, logfd);
   close(logfd);
@@ -70,18 +113,76 @@ Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_ar
   ready_ = wait_for(
       [&] {
         if (!exited && waitpid(pid_, nullptr, WNOHANG) == pid_) exited = true;  // refused to start
-        return exited || log().find("probe attached") != std::string::npos;
+        return exited || log().find("probe attached", log_from) != std::string::npos;
       },
       std::chrono::seconds(20)) &&
            !exited;
   if (exited) pid_ = -1;
-  if (!ready_) ADD_FAILURE() << "faultprobed did not start:\n" << log();
+  return ready_;
+}
+
+bool Daemon::restart(std::vector<std::string> extra_args) {
+  if (pid_ > 0) stop();
+  return launch(std::move(extra_args));
+}
+
+int Daemon::kill9() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
 }
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
+  if (!pin_dir_.empty() && fs::exists(pin_dir_))
+    run_capture({FP_FAULTPROBED_BIN, "--config", config_path(), "--detach-probe"}, nullptr,
+                std::chrono::seconds(10));
   std::error_code ec;
   if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
+}
+
+nlohmann::json Daemon::query(const nlohmann::json& req) const {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = socket_path();
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return nullptr;
+  }
+  std::string line = req.dump() + "\n";
+  if (write(fd, line.data(), line.size()) != ssize_t(line.size())) {
+    close(fd);
+    return nullptr;
+  }
+  std::string buf;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char tmp[65536];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) break;
+    buf.append(tmp, size_t(n));
+  }
+  close(fd);
+  auto nl = buf.find('\n');
+  if (nl == std::string::npos) return nullptr;
+  auto j = nlohmann::json::parse(buf.substr(0, nl), nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
+nlohmann::json Daemon::view_row(uint32_t pid) const {
+  auto r = query({{"cmd", "view"}});
+  if (!r.is_object() || !r.contains("view")) return nullptr;
+  for (const auto& p : r["view"]["procs"])
+    if (p.value("pid", 0u) == pid) return p;
+  return nullptr;
 }
 
 std::string Daemon::log() const { return slurp(log_); }

@@ -18,7 +18,10 @@ namespace fp::e2e {
 std::string temp_dir();
 
 // faultprobed --foreground --config CFG --events-json FILE, started and
-// stopped by the test. Ready once the probe is attached.
+// stopped by the test. Ready once the probe is attached. Unless the config
+// has its own [daemon] table, one is appended that gives the test its own
+// socket, lock, state directory and pin directory (removed at the end with
+// --detach-probe), so tests never meet each other's (or a real daemon's).
 class Daemon {
  public:
   explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {});
@@ -38,9 +41,22 @@ class Daemon {
   std::string config_path() const { return dir_ + "/faultprobe.toml"; }
   void signal(int sig) const;
   int stop();               // SIGTERM, wait; returns the exit status
+  // Starts it again on the same config, socket, state and pins (after stop()
+  // or a SIGKILL); ready() tells whether it came up.
+  bool restart(std::vector<std::string> extra_args = {});
+  int kill9();              // SIGKILL, wait (the pins and state stay)
+
+  std::string dir() const { return dir_; }
+  std::string socket_path() const { return dir_ + "/faultprobe.sock"; }
+  std::string pin_dir() const { return pin_dir_; }
+  // One request on the daemon's socket; the reply (null on failure).
+  nlohmann::json query(const nlohmann::json& req) const;
+  // The daemon's view row of a process (null if none).
+  nlohmann::json view_row(uint32_t pid) const;
 
  private:
-  std::string dir_, events_, log_;
+  bool launch(std::vector<std::string> extra_args);
+  std::string dir_, events_, log_, pin_dir_;
   pid_t pid_ = -1;
   bool ready_ = false;
 };
@@ -71,5 +87,11 @@ class FaultGen {
 };
 
 std::string describe(const std::vector<nlohmann::json>& records);
+
+// Runs a command (argv[0] a path) and returns its exit status and stdout.
+int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes.
+bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
 
 }  // namespace fp::e2e

@@ -249,5 +249,59 @@ TEST(FaultTracker, AnnotatedNamesOutliveTheProcess) {
   EXPECT_EQ(out[0].cgroup, "/system.slice/backup.service");
 }
 
+
+// A restarted daemon takes over a fault its predecessor left open: no second
+// "fault" line, and it resolves on the rule's clear time like any other.
+TEST(FaultTracker, AdoptedFaultStaysOpenThenClears) {
+  Harness h(rule(FaultClass::CpuRunaway, 1s, 5s));
+  h.add(proc(100, 1));
+  FaultRecord old;
+  old.kind = FaultRecord::Kind::Fault;
+  old.cls = FaultClass::CpuRunaway;
+  old.rule = "cpu_runaway";
+  old.culprit = kA;
+  old.mono_ns = kT0 - 60 * kSec;
+  old.evidence["value"] = 3.0;
+  EXPECT_TRUE(h.tracker.adopt(old, h.now));
+  EXPECT_FALSE(h.tracker.adopt(old, h.now));  // already tracked
+  EXPECT_EQ(h.tracker.open_count(), 1u);
+  EXPECT_EQ(h.ticks(100, {strong(kA)}), 0u);  // still open, no repeat
+  EXPECT_EQ(h.tracker.open_faults()[0].mono_ns, kT0 - 60 * kSec);  // the original opening
+  EXPECT_EQ(h.ticks(49, {}), 0u);
+  auto out = h.tick({});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, FaultRecord::Kind::Resolved);
+  EXPECT_EQ(out[0].opened_mono_ns, kT0 - 60 * kSec);
+}
+
+TEST(FaultState, JsonRoundTripKeepsEveryField) {
+  FaultRecord r;
+  r.cls = FaultClass::Hang;
+  r.severity = Severity::Critical;
+  r.rule = "hang";
+  r.culprit = ProcKey{4242, 123456789};
+  r.mono_ns = 987654321;
+  r.comm = "db";
+  r.cgroup = "/system.slice/db.service";
+  r.unit = "db.service";
+  r.victims = {1, 2};
+  r.evidence["dstate_s"] = 25;
+  auto back = fault_state_from_json(nlohmann::json::parse(fault_state_to_json(r).dump()));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->cls, r.cls);
+  EXPECT_EQ(back->severity, r.severity);
+  EXPECT_EQ(back->rule, r.rule);
+  EXPECT_EQ(back->culprit, r.culprit);
+  EXPECT_EQ(back->mono_ns, r.mono_ns);
+  EXPECT_EQ(back->comm, r.comm);
+  EXPECT_EQ(back->cgroup, r.cgroup);
+  EXPECT_EQ(back->unit, r.unit);
+  EXPECT_EQ(back->victims, r.victims);
+  EXPECT_EQ(back->evidence, r.evidence);
+  EXPECT_FALSE(fault_state_from_json(nlohmann::json::parse(R"({"class":"nope","rule":"x","pid":1,"start_ns":1})")));
+  EXPECT_FALSE(fault_state_from_json(nlohmann::json::parse(R"({"class":"hang","pid":1,"start_ns":1})")));
+  EXPECT_FALSE(fault_state_from_json(nlohmann::json::parse(R"([1,2])")));
+}
+
 }  // namespace
 }  // namespace fp

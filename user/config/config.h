@@ -122,6 +122,8 @@ struct DaemonConfig {
   uint32_t metrics_top_n = 20;              // per-process series per resource
   std::string pin_dir = "/sys/fs/bpf/faultprobe";
   std::string lock_path = "/run/faultprobe/faultprobed.lock";
+  std::string state_dir = "/run/faultprobe";    // open faults and throttles kept across a daemon restart
+  std::string log_dir = "/var/log/faultprobe";  // supervised services' stdout/stderr (<name>.log)
 };
 
 struct Config {

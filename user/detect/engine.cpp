@@ -74,6 +74,17 @@ void Engine::build_detectors() {
   }
 }
 
+size_t Engine::adopt_open_faults(const std::vector<FaultRecord>& open, uint64_t now_ns) {
+  size_t n = 0;
+  for (const FaultRecord& r : open) {
+    bool known = false;
+    for (const RuleConfig& rule : cfg_.rules)
+      if (rule.enabled && rule.name == r.rule && rule.cls == r.cls) known = true;
+    if (known && tracker_.adopt(r, now_ns)) n++;
+  }
+  return n;
+}
+
 void Engine::reload(const Config& cfg) {
   // Pending states and open faults are keyed by rule name; one whose rule
   // is gone, disabled or now of another class is over.

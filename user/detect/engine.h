@@ -57,6 +57,11 @@ class Engine {
   // resolve with evidence {"reason": "rule removed"}, emitted by the next tick().
   void reload(const Config& cfg);
 
+  // Open faults a previous daemon instance left (see FaultTracker::adopt):
+  // those of rules that no longer exist (or changed class) are dropped.
+  // Returns how many were taken over.
+  size_t adopt_open_faults(const std::vector<FaultRecord>& open, uint64_t now_ns);
+
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
   const Config& config() const { return cfg_; }

@@ -66,4 +66,13 @@ struct FaultRecord {
 //  "duration_ms" for resolved). `realtime_ns` is the wall-clock time of the record.
 nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns);
 
+// "2026-11-26T08:00:00.123Z": RFC 3339, UTC, milliseconds (truncated).
+std::string rfc3339_ms(uint64_t realtime_ns);
+
+// The daemon's state file keeps open faults across a restart: every field of
+// the record, monotonic times included (valid for the same boot only).
+nlohmann::json fault_state_to_json(const FaultRecord& r);
+// Lenient: nullopt when a required field (class, rule, pid, start_ns) is missing or wrong.
+std::optional<FaultRecord> fault_state_from_json(const nlohmann::json& j);
+
 }  // namespace fp

@@ -4,9 +4,7 @@
 #include "detect/fault.h"
 
 namespace fp {
-namespace {
 
-// "2026-11-26T08:00:00.123Z": RFC 3339, UTC, milliseconds (truncated).
 std::string rfc3339_ms(uint64_t realtime_ns) {
   time_t secs = static_cast<time_t>(realtime_ns / 1'000'000'000ull);
   unsigned ms = static_cast<unsigned>(realtime_ns / 1'000'000ull % 1000);
@@ -17,8 +15,6 @@ std::string rfc3339_ms(uint64_t realtime_ns) {
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   return buf;
 }
-
-}  // namespace
 
 nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns) {
   nlohmann::ordered_json j;
@@ -40,6 +36,51 @@ nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns)
     j["duration_ms"] = ms;
   }
   return j;
+}
+
+nlohmann::json fault_state_to_json(const FaultRecord& r) {
+  nlohmann::json j;
+  j["kind"] = r.kind == FaultRecord::Kind::Resolved ? "resolved" : "fault";
+  j["mono_ns"] = r.mono_ns;
+  j["class"] = fault_class_name(r.cls);
+  j["severity"] = severity_name(r.severity);
+  j["rule"] = r.rule;
+  j["pid"] = r.culprit.tgid;
+  j["start_ns"] = r.culprit.start_ns;
+  j["comm"] = r.comm;
+  j["cgroup"] = r.cgroup;
+  j["unit"] = r.unit;
+  j["container"] = r.container;
+  j["victims"] = r.victims;
+  j["evidence"] = r.evidence;
+  j["opened_mono_ns"] = r.opened_mono_ns;
+  return j;
+}
+
+std::optional<FaultRecord> fault_state_from_json(const nlohmann::json& j) {
+  try {
+    if (!j.is_object()) return std::nullopt;
+    FaultRecord r;
+    auto cls = parse_fault_class(j.at("class").get<std::string>());
+    if (!cls) return std::nullopt;
+    r.cls = *cls;
+    r.kind = j.value("kind", "fault") == "resolved" ? FaultRecord::Kind::Resolved : FaultRecord::Kind::Fault;
+    r.rule = j.at("rule").get<std::string>();
+    r.culprit.tgid = j.at("pid").get<uint32_t>();
+    r.culprit.start_ns = j.at("start_ns").get<uint64_t>();
+    r.mono_ns = j.value("mono_ns", uint64_t{0});
+    r.severity = parse_severity(j.value("severity", "warning")).value_or(Severity::Warning);
+    r.comm = j.value("comm", "");
+    r.cgroup = j.value("cgroup", "");
+    r.unit = j.value("unit", "");
+    r.container = j.value("container", "");
+    r.victims = j.value("victims", std::vector<uint32_t>{});
+    r.evidence = j.value("evidence", nlohmann::json::object());
+    r.opened_mono_ns = j.value("opened_mono_ns", uint64_t{0});
+    return r;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace fp

@@ -31,6 +31,18 @@ FaultRecord FaultTracker::resolved(const State& s, uint64_t now_ns, std::string_
   return r;
 }
 
+bool FaultTracker::adopt(const FaultRecord& open, uint64_t now_ns) {
+  if (open.kind != FaultRecord::Kind::Fault) return false;
+  auto [it, inserted] = states_.try_emplace(Key{open.rule, open.culprit});
+  if (!inserted) return false;
+  State& s = it->second;
+  s.open = true;
+  s.cls = open.cls;
+  s.last_seen = now_ns;
+  s.record = open;
+  return true;
+}
+
 void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vector<Finding>& findings,
                         const ProcessTable& table, std::vector<FaultRecord>& out) {
   std::map<ProcKey, const Finding*> best;

@@ -45,6 +45,13 @@ class FaultTracker {
   void retire(const std::function<bool(const std::string& rule, FaultClass cls)>& keep, uint64_t now_ns,
               std::string_view reason, std::vector<FaultRecord>& out);
 
+  // Takes over a fault a previous daemon left open (its record, kind Fault)
+  // as if it had just been seen at `now_ns`: it stays open while the rule
+  // still finds it and resolves after the rule's clear time otherwise, and
+  // no second "fault" line is emitted for it. Returns false (and ignores it)
+  // when that (rule, culprit) is already tracked.
+  bool adopt(const FaultRecord& open, uint64_t now_ns);
+
   // The records of the faults open now (kind Fault).
   std::vector<FaultRecord> open_faults() const;
   size_t open_count() const;
