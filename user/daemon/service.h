@@ -1,16 +1,27 @@
-// The daemon's sampling loop: probe -> engine -> event stream.
+// The daemon: probe -> engine (detect, localize) -> handler (handle,
+// recover) -> event stream, syslog, socket API, Prometheus.
 #pragma once
 
 #include <atomic>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "act/handler.h"
+#include "act/real_actuator.h"
+#include "alert/metrics.h"
+#include "alert/syslog.h"
 #include "config/config.h"
+#include "daemon/lock.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "probe/probe.h"
 #include "procinfo.h"
+#include "report/view.h"
+#include "server/server.h"
 
 namespace fp {
 
@@ -31,23 +42,45 @@ struct ServiceOptions {
   bool force_raw_tp = false;
 };
 
-class Service {
+// The config file must not be writable by anyone but root (as sshd insists):
+// it decides which processes the daemon may kill.
+Result<void> check_config_file_safe(const std::string& path);
+
+class Service : public ServerProvider {
  public:
-  // Loads the config and the probe. Errors: config (exit 2) or probe (exit 1).
+  // Loads the config, takes the instance lock and loads (or takes over) the
+  // probe. Errors: config (exit 2), already running or probe (exit 1).
   static Result<std::unique_ptr<Service>> create(const ServiceOptions& opts, int* exit_code);
-  ~Service();
+  ~Service() override;
 
   // Runs until `stop` is set. `reload` set by SIGHUP is consumed here.
   int run(std::atomic<bool>& stop, std::atomic<bool>& reload);
 
+  // ServerProvider (called on the socket server's thread).
+  std::string view_json() override;
+  nlohmann::json status() override;
+
  private:
+  class Resolver;
   Service() = default;
+  Result<void> start_actions(int* exit_code);
   void tick(uint64_t now);
-  void emit(const FaultRecord& r);
+  void emit_fault(const FaultRecord& r);
+  void emit_action(const ActionRecord& r);
+  void emit_recovery(const RecoveryRecord& r);
+  void emit_service_event(const SupervisorEvent& e);
+  void publish(const nlohmann::ordered_json& line);
+  void remember_new_processes();
+  void rebuild_view(uint64_t now);
+  void save_state();
+  void load_state(uint64_t now);
   void do_reload();
+  nlohmann::json build_status() const;
+  Target target_of(const FaultRecord& f);
 
   ServiceOptions opts_;
   Config config_;
+  std::optional<InstanceLock> lock_;
   std::unique_ptr<Probe> probe_;
   CachedProcInfo infos_;
   std::unique_ptr<Engine> engine_;
@@ -55,7 +88,41 @@ class Service {
   std::vector<const fp_proc*> changed_;
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;
-  uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0;
+
+  // Handling.
+  MonotonicClock clock_;
+  std::unique_ptr<PidfdSignaller> signaller_impl_;
+  std::unique_ptr<Signaller> signaller_;
+  std::unique_ptr<ThrottleBackend> throttle_;
+  std::string throttle_why_;
+  std::unique_ptr<SafetyGuard> safety_;
+  std::unique_ptr<RespawnRegistry> respawn_;
+  std::unique_ptr<CommandRunner> runner_;
+  std::unique_ptr<SystemdControl> systemd_;
+  std::unique_ptr<CriuBackend> criu_;
+  CriuStatus criu_status_;
+  std::unique_ptr<RealSpawner> spawner_;
+  std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<RealActuator> actuator_;
+  std::unique_ptr<Handler> handler_;
+  std::set<ProcKey> seen_;  // processes already offered to actuator_->remember()
+
+  // Faces.
+  std::unique_ptr<Alerter> alerter_;
+  std::unique_ptr<SocketServer> server_;
+  std::unique_ptr<MetricsServer> metrics_;
+  HostSampler host_sampler_;
+  mutable std::mutex view_mu_;
+  std::string view_json_ = "{}";
+  nlohmann::json status_json_ = nlohmann::json::object();
+  Counters counters_;
+  std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
+  uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;
+  uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
+  double sample_hz_ = 0;
+  bool state_dirty_ = false;
+  bool took_over_ = false;
+  size_t adopted_ = 0;
 };
 
 }  // namespace fp

@@ -1,0 +1,163 @@
+#include "act/real_actuator.h"
+
+#include <signal.h>
+
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "act/spawn.h"
+
+namespace fp {
+namespace {
+
+ActionOutcome ok(std::string detail, ProcKey new_key = {}) {
+  return ActionOutcome{ActionResult::Ok, std::move(detail), new_key};
+}
+ActionOutcome failed(std::string detail) { return ActionOutcome{ActionResult::Failed, std::move(detail), {}}; }
+ActionOutcome skipped(std::string detail) { return ActionOutcome{ActionResult::Skipped, std::move(detail), {}}; }
+ActionOutcome dry(std::string detail) { return ActionOutcome{ActionResult::DryRun, "would " + detail, {}}; }
+
+std::string describe_limits(const ThrottleLimits& l) {
+  std::ostringstream o;
+  const char* sep = "";
+  if (l.cpu_share) {
+    o << sep << "cpu=" << *l.cpu_share * 100 << "%";
+    sep = ",";
+  }
+  if (l.memory_bytes) {
+    o << sep << "memory=" << *l.memory_bytes;
+    sep = ",";
+  }
+  if (l.io_bps) {
+    o << sep << "io=" << *l.io_bps << "B/s";
+    sep = ",";
+  }
+  if (l.pids) o << sep << "pids=" << *l.pids;
+  return o.str();
+}
+
+std::string who(const Target& t) { return t.comm + " (pid " + std::to_string(t.key.tgid) + ")"; }
+
+}  // namespace
+
+std::optional<std::string> RealActuator::refuse(const Target& t) const {
+  if (d_.safety) return d_.safety->refuse(t.key, t.comm);
+  return std::nullopt;
+}
+
+std::optional<std::string> RealActuator::service_of(const Target& t) const {
+  if (!t.service.empty()) return t.service;
+  if (!d_.supervisor) return std::nullopt;
+  if (auto s = d_.supervisor->service_of(t.key.tgid)) return s;
+  if (d_.ancestors)
+    for (uint32_t a : d_.ancestors(t.key.tgid))
+      if (auto s = d_.supervisor->service_of(a)) return s;
+  return std::nullopt;
+}
+
+ActionOutcome RealActuator::throttle(const Target& t, const ThrottleLimits& limits, bool dry_run) {
+  if (!d_.throttle) return failed("no throttle backend: " + d_.throttle_why);
+  std::string why;
+  if (!d_.throttle->supports(limits, &why)) return failed(std::string(d_.throttle->name()) + " cannot: " + why);
+  if (auto r = refuse(t)) return skipped(*r);
+  if (dry_run)
+    return dry("throttle " + who(t) + " to " + describe_limits(limits) + " (" + d_.throttle->name() + ")");
+  // The pidfd pins the process while we check it is the one the probe saw.
+  auto h = ProcessHandle::open(t.key, d_.proc_root);
+  if (!h) return failed(h.error().message);
+  auto r = d_.throttle->throttle(t.key, limits);
+  if (!r) return failed(r.error().message);
+  return ok(*r);
+}
+
+ActionOutcome RealActuator::unthrottle(const Target& t, bool dry_run) {
+  if (!d_.throttle) return failed("no throttle backend: " + d_.throttle_why);
+  if (!d_.throttle->throttled(t.key)) return skipped(who(t) + " is not throttled");
+  if (dry_run) return dry("move " + who(t) + " back to its cgroup");
+  auto r = d_.throttle->release(t.key);
+  if (!r) return failed(r.error().message);
+  return ok(*r);
+}
+
+ActionOutcome RealActuator::restart_service(const std::string& name, const Target& t, bool from_checkpoint,
+                                            bool dry_run) {
+  (void)t;
+  ActionOutcome o = d_.supervisor->restart(name, from_checkpoint, dry_run);
+  if (o.result == ActionResult::Ok) {
+    for (const auto& s : d_.supervisor->status())
+      if (s.name == name && s.key.tgid != 0 && s.key != t.key) o.new_key = s.key;
+  }
+  return o;
+}
+
+ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
+  if (auto r = refuse(t); r && r->find("has exited") == std::string::npos && alive(t.key)) return skipped(*r);
+  if (auto svc = service_of(t)) return restart_service(*svc, t, false, dry_run);
+  if (!t.unit.empty() && d_.systemd && d_.systemd->available()) {
+    if (dry_run) return dry("systemctl restart " + t.unit);
+    auto r = d_.systemd->restart(t.unit);
+    if (!r) return failed(r.error().message);
+    return ok(*r);
+  }
+  // Respawn: the same argv, cwd, environment and user, captured while it ran.
+  const SpawnSpec* spec = d_.respawn ? d_.respawn->find(t.key) : nullptr;
+  if (!spec) return failed("not a service, not in a systemd unit, and its command line was not captured");
+  std::string argv0 = spec->argv.empty() ? "?" : spec->argv[0];
+  if (dry_run) return dry("terminate " + who(t) + " and respawn " + argv0);
+  std::string ended = "had already exited";
+  if (alive(t.key)) {
+    auto h = ProcessHandle::open(t.key, d_.proc_root);
+    if (!h) return failed(h.error().message);
+    auto r = h->terminate(d_.grace);
+    if (!r) return failed(r.error().message);
+    ended = *r;
+  }
+  SpawnSpec copy = *spec;
+  auto s = spawn_process(copy);
+  if (!s) return failed(who(t) + " " + ended + "; respawn failed: " + s.error().message);
+  ProcKey nk = s->key;
+  if (nk.start_ns == 0)
+    if (auto st = process_start_ns(s->pid, d_.proc_root)) nk.start_ns = *st;
+  nk.tgid = uint32_t(s->pid);
+  if (s->pidfd >= 0) close(s->pidfd);
+  d_.respawn->forget(t.key);
+  respawned_[nk] = argv0;
+  return ok(who(t) + " " + ended + "; respawned " + argv0 + " as pid " + std::to_string(s->pid), nk);
+}
+
+ActionOutcome RealActuator::restore(const Target& t, bool dry_run) {
+  auto svc = service_of(t);
+  if (!svc) return failed("restore needs a [[service]] with a checkpoint; " + who(t) + " is not one");
+  for (const auto& s : d_.supervisor->status())
+    if (s.name == *svc && s.checkpoint_backend == "none")
+      return failed("service " + *svc + " has no checkpoint configured");
+  if (auto r = refuse(t); r && alive(t.key)) return skipped(*r);
+  return restart_service(*svc, t, true, dry_run);
+}
+
+ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
+  if (auto r = refuse(t)) return skipped(*r);
+  if (dry_run) return dry("SIGKILL " + who(t) + " and its descendants");
+  auto r = kill_tree(t.key, d_.proc_root, [this](const ProcKey& k, std::string_view comm) {
+    return d_.safety ? d_.safety->refuse(k, comm) : std::nullopt;
+  });
+  if (!r) return failed(r.error().message);
+  return ok(*r);
+}
+
+void RealActuator::remember(const Target& t) {
+  if (d_.respawn && !service_of(t)) d_.respawn->remember(t.key);
+}
+
+bool RealActuator::alive(const ProcKey& k) {
+  auto st = process_start_ns(pid_t(k.tgid), d_.proc_root);
+  return st && same_start(k.start_ns, *st);
+}
+
+void RealActuator::tick(uint64_t now_ns) {
+  if (d_.throttle && d_.throttle->next_deadline_ns() <= now_ns) d_.throttle->tick(now_ns);
+  if (d_.supervisor) d_.supervisor->tick(now_ns);
+}
+
+}  // namespace fp
