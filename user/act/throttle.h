@@ -10,6 +10,7 @@
 //
 // Backends do not check the process's identity: the caller (the actuator)
 // re-checks pid + start time through a pidfd right before calling.
+// Not thread-safe: one caller (the daemon loop) drives a backend.
 #pragma once
 
 #include <cstdint>
