@@ -62,13 +62,16 @@ int fail(const std::string& what) {
 class Checkpointer {
  public:
   explicit Checkpointer(std::string dir) : dir_(std::move(dir)) {
-    // Ours from an earlier run take part in the rotation.
+    // Ours from an earlier run take part in the rotation, oldest first by
+    // mtime (not by count: a run that was not restored counts from 0 again).
     std::error_code ec;
-    std::vector<std::pair<uint64_t, std::string>> found;
+    std::vector<std::pair<std::filesystem::file_time_type, std::string>> found;
     for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
       std::string name = it->path().filename().string();
-      if (name.rfind(kPrefix, 0) != 0) continue;
-      if (auto n = parse_count(name.substr(std::strlen(kPrefix)))) found.emplace_back(*n, it->path().string());
+      if (name.rfind(kPrefix, 0) != 0 || !parse_count(name.substr(std::strlen(kPrefix)))) continue;
+      std::error_code mec;
+      auto mtime = std::filesystem::last_write_time(it->path(), mec);
+      if (!mec) found.emplace_back(mtime, it->path().string());
     }
     std::sort(found.begin(), found.end());
     for (auto& f : found) written_.push_back(f.second);
@@ -95,7 +98,8 @@ class Checkpointer {
       fsync(dfd);
       close(dfd);
     }
-    if (written_.empty() || written_.back() != final_path) written_.push_back(final_path);
+    std::erase(written_, final_path);  // rewritten (same count again): now the newest
+    written_.push_back(final_path);
     while (written_.size() > kKeep) {
       unlink(written_.front().c_str());
       written_.pop_front();
