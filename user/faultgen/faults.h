@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -73,5 +74,19 @@ struct ForkBombOptions {
   double rate = 0;  // forks per second
 };
 int run_forkbomb(Supervisor& sup, const ForkBombOptions& o);
+
+// counter.cpp: not a fault by itself but a supervised service that checkpoints
+// (application-assisted) and can crash, leak or spin on demand. Runs in
+// faultgen's own process (no Supervisor): faultprobed is its supervisor.
+struct CounterOptions {
+  std::string dir;                           // "" = $FAULTPROBE_CHECKPOINT_DIR
+  nanoseconds tick{std::chrono::milliseconds(10)};
+  nanoseconds every{std::chrono::milliseconds(100)};  // checkpoint period
+  std::optional<uint64_t> crash_at;          // SIGSEGV when the count reaches it (not after a restore)
+  double leak_mb_per_s = 0;
+  double leak_max_mb = 1024;
+  bool hog = false;                          // one thread spinning
+};
+int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration);
 
 }  // namespace fg

@@ -61,6 +61,7 @@ int list() {
       {"forkbomb", "fork_bomb", {}},
       {"starve", "runq_starvation", fg::starve_available()},
       {"ioerr", "io_error", fg::ioerr_available()},
+      {"counter", "crash, memory_leak, cpu_runaway (as a service)", {}},
   };
   for (const Row& r : rows) {
     std::string state = r.available.ok ? "available" : "unavailable: " + r.available.missing;
@@ -182,6 +183,34 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_duration(ioerr);
 
+  fg::CounterOptions counter_o;
+  std::string tick_text = "10ms", ckpt_every_text = "100ms";
+  CLI::App* counter = app.add_subcommand(
+      "counter",
+      "a service that counts and writes application-assisted checkpoints (DIR/ckpt-<count>, write + rename, "
+      "newest 3 kept) and resumes from $FAULTPROBE_RESTORE_FROM; runs in faultgen's own process, for "
+      "faultprobed to supervise. Stdout: the ground-truth line (with \"count\" and \"restored\"), then "
+      "{\"count\":N,..} each second; {\"crash\":pid,..} just before --crash-at");
+  counter->add_option("--dir", counter_o.dir, "checkpoint directory (default: $FAULTPROBE_CHECKPOINT_DIR)");
+  counter->add_option("--tick", tick_text, "count up this often")
+      ->type_name("DUR")
+      ->check(duration_check(true))
+      ->capture_default_str();
+  counter->add_option("--every", ckpt_every_text, "write a checkpoint this often")
+      ->type_name("DUR")
+      ->check(duration_check(true))
+      ->capture_default_str();
+  counter->add_option("--crash-at", counter_o.crash_at,
+                      "SIGSEGV when the count reaches N, unless started from a checkpoint")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62));
+  counter->add_option("--leak-mb-per-s", counter_o.leak_mb_per_s, "leak touched memory at this rate (MiB/s)")
+      ->check(CLI::PositiveNumber);
+  counter->add_option("--leak-max-mb", counter_o.leak_max_mb, "stop leaking at this many MiB")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  counter->add_flag("--hog", counter_o.hog, "also spin one CPU");
+  add_duration(counter);
+
   CLI::App* list_cmd = app.add_subcommand("list", "the subcommands and whether each works on this machine");
 
   try {
@@ -208,6 +237,13 @@ int main(int argc, char** argv) {
     crash_o.every = every_text.empty() ? crash_o.after : to_duration(every_text);
   }
   if (hang->parsed()) hang_o.dstate = to_duration(dstate_text);
+  if (sub == counter) {
+    // Before any fg::Supervisor: the counter is the service itself and keeps
+    // ordinary signal handling.
+    counter_o.tick = to_duration(tick_text);
+    counter_o.every = to_duration(ckpt_every_text);
+    return fg::run_counter(counter_o, duration);
+  }
 
   fg::Supervisor sup("faultgen " + sub->get_name(), duration);
   int rc = fg::kExitFailed;

@@ -1,0 +1,529 @@
+#include "act/supervisor.h"
+
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <spdlog/spdlog.h>
+
+namespace fp {
+
+namespace {
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+uint64_t ns(std::chrono::nanoseconds d) { return d.count() > 0 ? static_cast<uint64_t>(d.count()) : 0; }
+
+// "5s", "1.5s", "100ms" for messages.
+std::string human(std::chrono::nanoseconds d) {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+bool same_config(const ServiceConfig& a, const ServiceConfig& b) {
+  auto fields = [](const ServiceConfig& c) {
+    return std::tie(c.name, c.command, c.user, c.cwd, c.env, c.restart, c.stop_grace, c.backoff_initial,
+                    c.backoff_max, c.crash_loop_limit, c.crash_loop_window, c.checkpoint.backend, c.checkpoint.dir,
+                    c.checkpoint.every, c.checkpoint.keep);
+  };
+  return fields(a) == fields(b);
+}
+
+bool is_failure(int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); }
+
+const char* backend_name(CheckpointConfig::Backend b) {
+  switch (b) {
+    case CheckpointConfig::Backend::App: return "app";
+    case CheckpointConfig::Backend::Criu: return "criu";
+    case CheckpointConfig::Backend::None: break;
+  }
+  return "none";
+}
+
+void set_env(std::vector<std::pair<std::string, std::string>>& env, const std::string& key, const std::string& value) {
+  std::erase_if(env, [&](const auto& kv) { return kv.first == key; });
+  env.emplace_back(key, value);
+}
+
+// mkdir -p, and for a service running as `user` its checkpoint directory must
+// be writable by it.
+void ensure_dir(const std::string& dir, const std::string& owner) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    spdlog::warn("cannot create {}: {}", dir, ec.message());
+    return;
+  }
+  if (owner.empty()) return;
+  if (const passwd* pw = getpwnam(owner.c_str())) {
+    if (chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+      spdlog::warn("cannot chown {} to {}: {}", dir, owner, std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+const char* supervisor_event_name(SupervisorEvent::Kind k) {
+  using K = SupervisorEvent::Kind;
+  switch (k) {
+    case K::Started: return "started";
+    case K::StartFailed: return "start_failed";
+    case K::Exited: return "exited";
+    case K::Restarting: return "restarting";
+    case K::CrashLoopTripped: return "crash_loop_tripped";
+    case K::Stopped: return "stopped";
+    case K::RestoreFailed: return "restore_failed";
+    case K::Checkpointed: return "checkpointed";
+    case K::CheckpointFailed: return "checkpoint_failed";
+  }
+  return "unknown";
+}
+
+std::string describe(const SupervisorEvent& e) {
+  using K = SupervisorEvent::Kind;
+  std::string s = "service " + e.service + ": ";
+  switch (e.kind) {
+    case K::Started:
+      s += "started, pid " + std::to_string(e.pid);
+      break;
+    case K::StartFailed: s += "start failed"; break;
+    case K::Exited: s += "pid " + std::to_string(e.pid) + " " + describe_wait_status(e.wait_status); break;
+    case K::Restarting: s += "restarting in " + std::to_string(e.delay_ms) + " ms"; break;
+    case K::CrashLoopTripped: s += "crash loop, not restarting any more"; break;
+    case K::Stopped: s += "stopped pid " + std::to_string(e.pid) + " (" + describe_wait_status(e.wait_status) + ")"; break;
+    case K::RestoreFailed: s += "restore failed"; break;
+    case K::Checkpointed: s += "checkpoint written"; break;
+    case K::CheckpointFailed: s += "checkpoint failed"; break;
+  }
+  if (!e.detail.empty()) s += ": " + e.detail;
+  return s;
+}
+
+Supervisor::Supervisor(Clock& clock, Spawner& spawner, SupervisorOptions options)
+    : clock_(clock), spawner_(spawner), opts_(std::move(options)) {}
+
+Supervisor::~Supervisor() {
+  for (auto& [name, s] : services_) spawner_.release(s.pidfd);
+}
+
+void Supervisor::emit(SupervisorEvent e) {
+  using K = SupervisorEvent::Kind;
+  const bool bad = e.kind == K::StartFailed || e.kind == K::CrashLoopTripped || e.kind == K::RestoreFailed ||
+                   e.kind == K::CheckpointFailed || (e.kind == K::Exited && is_failure(e.wait_status));
+  if (e.kind == K::CrashLoopTripped)
+    spdlog::critical("{}", describe(e));
+  else if (bad)
+    spdlog::warn("{}", describe(e));
+  else
+    spdlog::info("{}", describe(e));
+  if (opts_.on_event) opts_.on_event(e);
+}
+
+SpawnSpec Supervisor::spec_for(const Service& s, const std::optional<std::string>& restore_from) const {
+  SpawnSpec spec;
+  spec.argv = s.cfg.command;
+  spec.cwd = s.cfg.cwd.empty() ? "/" : s.cfg.cwd;
+  spec.user = s.cfg.user;
+  spec.env = s.cfg.env;
+  // The config gives the whole environment; a service without PATH would not
+  // find the programs it runs, as under systemd.
+  if (std::none_of(spec.env.begin(), spec.env.end(), [](const auto& kv) { return kv.first == "PATH"; }))
+    spec.env.emplace_back("PATH", kDefaultPath);
+  set_env(spec.env, "FAULTPROBE_SERVICE", s.cfg.name);
+  if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::App)
+    set_env(spec.env, "FAULTPROBE_CHECKPOINT_DIR", s.cfg.checkpoint.dir);
+  if (restore_from) set_env(spec.env, "FAULTPROBE_RESTORE_FROM", *restore_from);
+  if (!opts_.log_dir.empty()) spec.log_path = (std::filesystem::path(opts_.log_dir) / (s.cfg.name + ".log")).string();
+  return spec;
+}
+
+void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
+  const CheckpointConfig& cp = s.cfg.checkpoint;
+  std::optional<std::string> restore_from;
+  std::optional<Spawned> proc;
+  std::string started_detail;
+
+  if (from_checkpoint && cp.backend == CheckpointConfig::Backend::Criu) {
+    std::string why;
+    if (opts_.criu == nullptr) {
+      why = "no CRIU backend";
+    } else if (!opts_.criu->status().available) {
+      why = "CRIU unavailable: " + opts_.criu->status().reason;
+    } else if (auto image = CriuBackend::newest_image(cp.dir); !image) {
+      why = "no CRIU image in " + cp.dir;
+    } else if (auto pid = opts_.criu->restore(*image); !pid) {
+      why = pid.error().message;
+    } else if (auto adopted = spawner_.adopt(*pid); !adopted) {
+      why = "restored pid " + std::to_string(*pid) + " but " + adopted.error().message;
+    } else {
+      proc = *adopted;
+      started_detail = "restored from " + *image;
+    }
+    if (!proc) emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore"});
+  } else if (from_checkpoint && cp.backend == CheckpointConfig::Backend::App) {
+    restore_from = newest_complete_checkpoint(cp.dir);
+    if (restore_from)
+      started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from;
+    else
+      spdlog::info("service {}: no complete checkpoint in {}; starting without one", s.cfg.name, cp.dir);
+  } else if (from_checkpoint) {
+    spdlog::info("service {}: no checkpoint backend configured; starting without restore", s.cfg.name);
+  }
+
+  if (!proc) {
+    if (!opts_.log_dir.empty()) ensure_dir(opts_.log_dir, "");
+    if (cp.backend == CheckpointConfig::Backend::App) ensure_dir(cp.dir, s.cfg.user);
+    auto r = spawner_.spawn(spec_for(s, restore_from));
+    if (!r) {
+      s.last_exit = "start failed: " + r.error().message;
+      emit({SupervisorEvent::Kind::StartFailed, s.cfg.name, 0, 0, 0, r.error().message});
+      on_failure(s, now);
+      return;
+    }
+    proc = *r;
+  }
+  s.pid = proc->pid;
+  s.pidfd = proc->pidfd;
+  s.key = proc->key;
+  s.key.tgid = static_cast<uint32_t>(proc->pid);
+  if (opts_.start_of) s.key.start_ns = opts_.start_of(proc->pid);
+  s.state = State::Running;
+  s.started_ns = now;
+  s.killed = false;
+  s.after = After::Nothing;
+  s.restore_on_start = false;
+  s.next_dump_ns = now + ns(cp.every);
+  ++s.starts;
+  emit({SupervisorEvent::Kind::Started, s.cfg.name, s.pid, 0, 0, started_detail});
+}
+
+// A failed run or a failed start: counts towards the crash-loop limit, then
+// either trips it or schedules the next start.
+void Supervisor::on_failure(Service& s, uint64_t now) {
+  const uint64_t window = ns(s.cfg.crash_loop_window);
+  s.failures.push_back(now);
+  std::erase_if(s.failures, [&](uint64_t t) { return now - t >= window; });
+  s.restore_on_start = s.cfg.checkpoint.backend != CheckpointConfig::Backend::None;
+  if (s.failures.size() >= s.cfg.crash_loop_limit) {
+    s.state = State::Failed;
+    s.tripped = true;
+    emit({SupervisorEvent::Kind::CrashLoopTripped, s.cfg.name, 0, 0, 0,
+          std::to_string(s.failures.size()) + " failures in " + human(s.cfg.crash_loop_window) +
+              " (limit " + std::to_string(s.cfg.crash_loop_limit) + "); last: " + s.last_exit});
+    return;
+  }
+  if (s.cfg.restart == ServiceConfig::Restart::No) {
+    s.state = State::Failed;
+    return;
+  }
+  schedule_restart(s, now);
+}
+
+void Supervisor::schedule_restart(Service& s, uint64_t now) {
+  const uint64_t delay = s.backoff_ns;
+  s.backoff_ns = std::min(s.backoff_ns * 2, ns(s.cfg.backoff_max));
+  s.state = State::Backoff;
+  s.next_start_ns = now + delay;
+  emit({SupervisorEvent::Kind::Restarting, s.cfg.name, 0, 0, delay / 1'000'000, ""});
+}
+
+void Supervisor::on_exit(Service& s, uint64_t now, int status) {
+  const pid_t pid = s.pid;
+  spawner_.release(s.pidfd);
+  s.pid = 0;
+  s.pidfd = -1;
+  s.last_exit = describe_wait_status(status);
+
+  if (s.state == State::Stopping) {
+    emit({SupervisorEvent::Kind::Stopped, s.cfg.name, pid, status, 0, ""});
+    const After after = std::exchange(s.after, After::Nothing);
+    s.state = State::Stopped;
+    switch (after) {
+      case After::Start: start(s, now, false); break;
+      case After::StartFromCheckpoint: start(s, now, true); break;
+      case After::Replace: {
+        Service fresh;
+        fresh.cfg = std::move(*s.replacement);
+        fresh.backoff_ns = ns(fresh.cfg.backoff_initial);
+        fresh.last_exit = s.last_exit;
+        s = std::move(fresh);
+        start(s, now, false);
+        break;
+      }
+      case After::Remove: s.remove = true; break;
+      case After::Nothing: break;
+    }
+    return;
+  }
+
+  emit({SupervisorEvent::Kind::Exited, s.cfg.name, pid, status, 0, ""});
+  // A run as long as the window without failing earns a fresh backoff.
+  if (now - s.started_ns >= ns(s.cfg.crash_loop_window)) s.backoff_ns = ns(s.cfg.backoff_initial);
+  if (is_failure(status)) {
+    on_failure(s, now);
+    return;
+  }
+  if (s.cfg.restart == ServiceConfig::Restart::Always) {
+    s.restore_on_start = false;
+    schedule_restart(s, now);
+  } else {
+    s.state = State::Stopped;
+  }
+}
+
+void Supervisor::begin_stop(Service& s, uint64_t now, After after) {
+  s.after = after;
+  if (s.state == State::Stopping) return;  // already on its way down: only what follows changes
+  if (auto r = spawner_.signal(s.pid, s.pidfd, SIGTERM); !r)
+    spdlog::warn("service {}: SIGTERM to pid {}: {}", s.cfg.name, s.pid, r.error().message);
+  s.state = State::Stopping;
+  s.kill_at_ns = now + ns(s.cfg.stop_grace);
+  s.killed = false;
+}
+
+void Supervisor::maybe_dump(Service& s, uint64_t now) {
+  if (s.cfg.checkpoint.backend != CheckpointConfig::Backend::Criu || opts_.criu == nullptr ||
+      !opts_.criu->status().available || now < s.next_dump_ns)
+    return;
+  s.next_dump_ns = now + ns(s.cfg.checkpoint.every);
+  // Blocks the loop for as long as criu runs (bounded by its timeout): a dump
+  // freezes the service anyway, and keeping it synchronous keeps the image
+  // and the process state consistent with what tick() sees.
+  auto r = opts_.criu->dump(s.pid, s.cfg.checkpoint.dir, s.cfg.checkpoint.keep);
+  if (r) {
+    s.last_image = *r;
+    emit({SupervisorEvent::Kind::Checkpointed, s.cfg.name, s.pid, 0, 0, *r});
+  } else {
+    emit({SupervisorEvent::Kind::CheckpointFailed, s.cfg.name, s.pid, 0, 0, r.error().message});
+  }
+}
+
+void Supervisor::configure(const std::vector<ServiceConfig>& services) {
+  const uint64_t now = clock_.now_ns();
+  std::set<std::string> seen;
+  for (const ServiceConfig& cfg : services) {
+    if (!seen.insert(cfg.name).second) {
+      spdlog::warn("service {} is declared twice; the first one is used", cfg.name);
+      continue;
+    }
+    auto it = services_.find(cfg.name);
+    if (it == services_.end()) {
+      Service& s = services_[cfg.name];
+      s.cfg = cfg;
+      s.backoff_ns = ns(cfg.backoff_initial);
+      start(s, now, false);
+      continue;
+    }
+    Service& s = it->second;
+    const bool pending_removal = s.state == State::Stopping && s.after == After::Remove;
+    if (same_config(cfg, s.cfg) && !pending_removal) continue;
+    if (s.pid > 0) {
+      s.replacement = cfg;
+      begin_stop(s, now, After::Replace);
+    } else {
+      Service fresh;
+      fresh.cfg = cfg;
+      fresh.backoff_ns = ns(cfg.backoff_initial);
+      fresh.last_exit = s.last_exit;
+      s = std::move(fresh);
+      start(s, now, false);
+    }
+  }
+  for (auto it = services_.begin(); it != services_.end();) {
+    if (seen.count(it->first) != 0) {
+      ++it;
+    } else if (it->second.pid > 0) {
+      begin_stop(it->second, now, After::Remove);
+      ++it;
+    } else {
+      spdlog::info("service {}: removed from the config", it->first);
+      it = services_.erase(it);
+    }
+  }
+}
+
+void Supervisor::tick(uint64_t now) {
+  for (auto it = services_.begin(); it != services_.end();) {
+    Service& s = it->second;
+    if (s.pid > 0) {
+      if (auto status = spawner_.reap(s.pid, s.pidfd)) on_exit(s, now, *status);
+    }
+    if (s.state == State::Stopping && s.pid > 0 && !s.killed && now >= s.kill_at_ns) {
+      spdlog::warn("service {}: pid {} still running {} after SIGTERM; SIGKILL", s.cfg.name, s.pid,
+                   human(s.cfg.stop_grace));
+      if (auto r = spawner_.signal(s.pid, s.pidfd, SIGKILL); !r)
+        spdlog::warn("service {}: SIGKILL to pid {}: {}", s.cfg.name, s.pid, r.error().message);
+      s.killed = true;
+    }
+    if (s.state == State::Backoff && now >= s.next_start_ns) start(s, now, s.restore_on_start);
+    if (s.state == State::Running) maybe_dump(s, now);
+    if (s.remove) {
+      spdlog::info("service {}: removed from the config", it->first);
+      it = services_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+ActionOutcome Supervisor::restart(const std::string& name, bool from_checkpoint, bool dry_run) {
+  ActionOutcome out;
+  auto it = services_.find(name);
+  if (it == services_.end()) return {ActionResult::Failed, "no service named " + name, {}};
+  Service& s = it->second;
+  const uint64_t now = clock_.now_ns();
+
+  std::string source;
+  if (from_checkpoint) {
+    const CheckpointConfig& cp = s.cfg.checkpoint;
+    if (cp.backend == CheckpointConfig::Backend::App) {
+      auto newest = newest_complete_checkpoint(cp.dir);
+      source = newest ? " from checkpoint " + *newest : " (no complete checkpoint in " + cp.dir + ": plain start)";
+    } else if (cp.backend == CheckpointConfig::Backend::Criu) {
+      auto image = CriuBackend::newest_image(cp.dir);
+      if (opts_.criu == nullptr || !opts_.criu->status().available)
+        source = " (CRIU unavailable: plain start)";
+      else
+        source = image ? " from CRIU image " + *image : " (no CRIU image: plain start)";
+    } else {
+      source = " (no checkpoint backend: plain start)";
+    }
+  }
+
+  switch (s.state) {
+    case State::Failed:
+      if (s.tripped) {
+        return {ActionResult::Skipped,
+                "service " + name + " is down after its crash-loop limit (" + s.last_exit + "); not restarting",
+                {}};
+      }
+      [[fallthrough]];
+    case State::Backoff:
+    case State::Stopped: {
+      if (dry_run) return {ActionResult::DryRun, "would start service " + name + " now" + source, {}};
+      start(s, now, from_checkpoint);
+      if (s.state != State::Running) return {ActionResult::Failed, "service " + name + ": " + s.last_exit, {}};
+      return {ActionResult::Ok, "started service " + name + ", pid " + std::to_string(s.pid) + source, s.key};
+    }
+    case State::Stopping:
+      if (s.after == After::Start && from_checkpoint) s.after = After::StartFromCheckpoint;
+      return {ActionResult::Skipped, "service " + name + " is already stopping", {}};
+    case State::Running:
+      break;
+  }
+  const std::string how = "SIGTERM, " + human(s.cfg.stop_grace) + " grace, then SIGKILL";
+  if (dry_run) {
+    return {ActionResult::DryRun,
+            "would restart service " + name + " (pid " + std::to_string(s.pid) + ": " + how + ")" + source, {}};
+  }
+  const pid_t old = s.pid;
+  begin_stop(s, now, from_checkpoint ? After::StartFromCheckpoint : After::Start);
+  return {ActionResult::Ok,
+          "restarting service " + name + ": SIGTERM sent to pid " + std::to_string(old) + " (SIGKILL after " +
+              human(s.cfg.stop_grace) + "), then start" + source,
+          {}};
+}
+
+std::optional<std::string> Supervisor::service_of(uint32_t pid) const {
+  if (pid == 0) return std::nullopt;
+  for (const auto& [name, s] : services_) {
+    if (s.pid > 0 && static_cast<uint32_t>(s.pid) == pid) return name;
+  }
+  return std::nullopt;
+}
+
+std::vector<ServiceStatus> Supervisor::status() const {
+  const uint64_t now = clock_.now_ns();
+  std::vector<ServiceStatus> out;
+  for (const auto& [name, s] : services_) {
+    ServiceStatus st;
+    st.name = name;
+    switch (s.state) {
+      case State::Running: st.state = "running"; break;
+      case State::Backoff: st.state = "backoff"; break;
+      case State::Stopping: st.state = "stopping"; break;
+      case State::Failed: st.state = "failed"; break;
+      case State::Stopped: st.state = "stopped"; break;
+    }
+    st.pid = s.pid;
+    st.key = s.pid > 0 ? s.key : ProcKey{};
+    st.restarts = s.starts > 0 ? s.starts - 1 : 0;
+    const uint64_t window = ns(s.cfg.crash_loop_window);
+    st.failures_in_window =
+        static_cast<uint32_t>(std::count_if(s.failures.begin(), s.failures.end(),
+                                            [&](uint64_t t) { return now - t < window; }));
+    st.last_exit = s.last_exit;
+    st.checkpoint_backend = backend_name(s.cfg.checkpoint.backend);
+    if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::App) {
+      st.last_checkpoint = newest_complete_checkpoint(s.cfg.checkpoint.dir).value_or("");
+    } else if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::Criu) {
+      st.last_checkpoint = CriuBackend::newest_image(s.cfg.checkpoint.dir).value_or("");
+      st.criu = opts_.criu != nullptr ? opts_.criu->status() : CriuStatus{false, "", "no CRIU backend"};
+    }
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+void Supervisor::stop_all() {
+  // Real time, not clock_: this runs at shutdown, outside the daemon's loop.
+  using steady = std::chrono::steady_clock;
+  const auto t0 = steady::now();
+  std::chrono::nanoseconds longest{0};
+  for (auto& [name, s] : services_) {
+    if (s.state == State::Backoff) s.state = State::Stopped;  // no start after shutdown
+    if (s.pid <= 0) continue;
+    if (s.state != State::Stopping) {
+      if (auto r = spawner_.signal(s.pid, s.pidfd, SIGTERM); !r)
+        spdlog::warn("service {}: SIGTERM to pid {}: {}", name, s.pid, r.error().message);
+      s.state = State::Stopping;
+      s.killed = false;
+    }
+    s.after = After::Nothing;
+    longest = std::max(longest, s.cfg.stop_grace);
+  }
+  const uint64_t now = clock_.now_ns();
+  for (;;) {
+    bool alive = false;
+    const auto elapsed = steady::now() - t0;
+    for (auto& [name, s] : services_) {
+      if (s.pid <= 0) continue;
+      if (auto status = spawner_.reap(s.pid, s.pidfd)) {
+        on_exit(s, now, *status);
+        continue;
+      }
+      alive = true;
+      if (!s.killed && elapsed >= s.cfg.stop_grace) {
+        spdlog::warn("service {}: pid {} still running after SIGTERM; SIGKILL", name, s.pid);
+        (void)spawner_.signal(s.pid, s.pidfd, SIGKILL);
+        s.killed = true;
+      }
+    }
+    if (!alive) break;
+    if (elapsed > longest + std::chrono::seconds(5)) {
+      for (auto& [name, s] : services_) {
+        if (s.pid > 0) spdlog::error("service {}: pid {} did not die after SIGKILL; giving up on it", name, s.pid);
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::erase_if(services_, [](const auto& kv) { return kv.second.remove; });
+}
+
+}  // namespace fp

@@ -1,0 +1,145 @@
+// The [[service]]s faultprobed starts and keeps running: restart policy with
+// exponential backoff, a crash-loop limit, asynchronous restarts (SIGTERM,
+// grace, SIGKILL), and restore from checkpoints (application-assisted or CRIU).
+//
+// Single-threaded: the daemon calls configure/tick/restart/status from its
+// loop. All time comes from the Clock and every process side effect goes
+// through the Spawner, so unit tests run it against fakes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "act/action.h"
+#include "act/checkpoint.h"
+#include "act/clock.h"
+#include "act/spawner.h"
+#include "config/config.h"
+
+namespace fp {
+
+struct SupervisorEvent {
+  enum class Kind {
+    Started,           // pid: the new process; detail: "restored from PATH" when it was
+    StartFailed,       // detail: why (spawn error)
+    Exited,            // pid, wait_status: an exit faultprobe did not ask for
+    Restarting,        // delay_ms: the backoff before the next start
+    CrashLoopTripped,  // detail: "N failures in 60s"; the service stays down
+    Stopped,           // pid: a stop faultprobe asked for has completed
+    RestoreFailed,     // detail: why; a plain start follows
+    Checkpointed,      // detail: the new CRIU image directory
+    CheckpointFailed,  // detail: why
+  };
+  Kind kind = Kind::Started;
+  std::string service;
+  pid_t pid = 0;
+  int wait_status = 0;
+  uint64_t delay_ms = 0;
+  std::string detail;
+};
+const char* supervisor_event_name(SupervisorEvent::Kind k);
+// One line for logs: "service web: exited (killed by SIGSEGV)".
+std::string describe(const SupervisorEvent& e);
+
+struct ServiceStatus {
+  std::string name;
+  std::string state;  // "running", "backoff", "stopping", "failed", "stopped"
+  pid_t pid = 0;      // 0 when not running
+  ProcKey key;
+  uint32_t restarts = 0;            // starts after the first
+  uint32_t failures_in_window = 0;  // counted towards crash_loop_limit
+  std::string last_exit;            // "killed by SIGSEGV", "" before any exit
+  std::string checkpoint_backend;   // "none", "app", "criu"
+  std::string last_checkpoint;      // newest complete checkpoint / CRIU image, "" if none
+  std::optional<CriuStatus> criu;   // for criu services: whether CRIU works here, and why not
+};
+
+struct SupervisorOptions {
+  std::string log_dir = "/var/log/faultprobe";  // stdout+stderr of each service: <log_dir>/<name>.log
+  // The probe's start time of a fresh pid (process_start_ns); 0 when unset.
+  std::function<uint64_t(pid_t)> start_of;
+  // CRIU, probed by the caller (criu->probe()); nullptr = no CRIU backend.
+  CriuBackend* criu = nullptr;
+  std::function<void(const SupervisorEvent&)> on_event;
+};
+
+class Supervisor {
+ public:
+  Supervisor(Clock& clock, Spawner& spawner, SupervisorOptions options = {});
+  ~Supervisor();  // releases pidfds; does not stop services (stop_all does)
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  void set_event_callback(std::function<void(const SupervisorEvent&)> cb) { opts_.on_event = std::move(cb); }
+
+  // The first call starts every service. Later calls (reload): new services
+  // start, removed ones stop, changed ones restart with the new config,
+  // unchanged ones are left alone.
+  void configure(const std::vector<ServiceConfig>& services);
+
+  // Reaps exits, restarts after backoff, escalates stops to SIGKILL after the
+  // grace, runs CRIU dumps that are due. Call every sample interval.
+  void tick(uint64_t now_ns);
+
+  // Asynchronous: SIGTERM now, SIGKILL once stop_grace passed (in tick), then
+  // a start (from the newest checkpoint when from_checkpoint). A service in
+  // backoff or stopped starts at once; a failed (crash-looped) one is skipped.
+  ActionOutcome restart(const std::string& name, bool from_checkpoint, bool dry_run);
+
+  // The service whose main process is `pid`.
+  std::optional<std::string> service_of(uint32_t pid) const;
+  std::vector<ServiceStatus> status() const;
+
+  // Shutdown: SIGTERM to all, wait up to each grace (real time, blocking),
+  // SIGKILL what is left, reap.
+  void stop_all();
+
+ private:
+  // What happens when a stop faultprobe asked for completes.
+  enum class After { Nothing, Start, StartFromCheckpoint, Replace, Remove };
+  enum class State { Running, Backoff, Stopping, Failed, Stopped };
+  struct Service {
+    ServiceConfig cfg;
+    State state = State::Stopped;
+    pid_t pid = 0;  // 0: no process
+    int pidfd = -1;
+    ProcKey key;
+    uint64_t started_ns = 0;
+    uint32_t starts = 0;
+    std::vector<uint64_t> failures;  // times of failures inside crash_loop_window
+    bool tripped = false;            // the crash-loop limit stopped it
+    uint64_t backoff_ns = 0;         // the next backoff delay
+    uint64_t next_start_ns = 0;      // in Backoff: when to start
+    bool restore_on_start = false;   // the pending automatic start is after a crash
+    std::string last_exit;
+    uint64_t kill_at_ns = 0;  // in Stopping: when SIGTERM turns into SIGKILL
+    bool killed = false;
+    After after = After::Nothing;
+    std::optional<ServiceConfig> replacement;  // After::Replace
+    bool remove = false;                       // After::Remove done: erase at the end of tick
+    uint64_t next_dump_ns = 0;
+    std::string last_image;
+  };
+
+  void start(Service& s, uint64_t now, bool from_checkpoint);
+  void begin_stop(Service& s, uint64_t now, After after);
+  void on_exit(Service& s, uint64_t now, int status);
+  void on_failure(Service& s, uint64_t now);
+  void schedule_restart(Service& s, uint64_t now);
+  void maybe_dump(Service& s, uint64_t now);
+  SpawnSpec spec_for(const Service& s, const std::optional<std::string>& restore_from) const;
+  void emit(SupervisorEvent e);
+
+  Clock& clock_;
+  Spawner& spawner_;
+  SupervisorOptions opts_;
+  std::map<std::string, Service> services_;
+};
+
+}  // namespace fp
