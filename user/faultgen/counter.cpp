@@ -7,13 +7,21 @@
 // --every (NAME.tmp, fsync, rename, fsync of the directory: a reader never sees
 // a partial checkpoint), keeping the newest three. FAULTPROBE_RESTORE_FROM
 // resumes from a checkpoint.
+//
+// --inject FILE (default DIR.inject) lets a campaign turn a running, healthy
+// counter faulty from outside: when the file appears the counter reads and
+// removes it and crashes, hangs (vfork: uninterruptible sleep), leaks, spins
+// for a while, or forks at a rate, as the file says.
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -26,6 +34,7 @@
 
 #include "faultgen/faults.h"
 #include "faultgen/logic.h"
+#include "util/duration.h"
 
 namespace fg {
 
@@ -35,6 +44,7 @@ constexpr size_t kKeep = 3;
 constexpr const char* kPrefix = "ckpt-";
 
 volatile sig_atomic_t g_stop = 0;
+std::atomic<int64_t> g_hog_until{0};  // an injected hog spins until then
 void on_stop(int) { g_stop = 1; }
 
 // Zero-padded so name order is count order (mtimes can tie).
@@ -149,6 +159,66 @@ class Leaker {
   int64_t start_ = 0;
 };
 
+// Uninterruptible (killable) sleep until killed: vfork() keeps the parent in
+// D state while the child sleeps; the child goes when the parent does.
+__attribute__((noinline)) void hang_forever(pid_t self) {
+  for (;;) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != self) _exit(1);
+      const timespec ts{3600, 0};
+      while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr) == EINTR) {
+      }
+      _exit(0);
+    }
+    if (pid < 0) return;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+// Forks short-lived children (they die with us) at `rate` per second.
+void fork_at(double rate) {
+  std::thread([rate] {
+    const int64_t period = std::max<int64_t>(1, static_cast<int64_t>(1e9 / rate));
+    int64_t next = mono_ns();
+    for (;;) {
+      pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const timespec ts{0, 200'000'000};
+        nanosleep(&ts, nullptr);
+        _exit(0);
+      }
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+      next += period;
+      sleep_until(next);
+    }
+  }).detach();
+}
+
+[[noreturn]] void crash_now(uint64_t count);
+
+// The control file: what to turn into, if it appeared.
+struct Injection {
+  std::string what;  // "crash", "hang", "leak", "hog", "forkbomb"
+  std::string arg;
+};
+std::optional<Injection> take_injection(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  unlink(path.c_str());
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  auto colon = text.find(':');
+  Injection i{text.substr(0, colon), colon == std::string::npos ? "" : text.substr(colon + 1)};
+  std::cerr << "faultgen counter: injected " << text << std::endl;
+  return i;
+}
+
 [[noreturn]] void crash_now(uint64_t count) {
   rlimit no_core{0, 0};
   setrlimit(RLIMIT_CORE, &no_core);
@@ -195,8 +265,10 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaction(s, &sa, nullptr);
 
   Checkpointer ckpt(dir);
-  Leaker leak(o.leak_mb_per_s, o.leak_max_mb);
+  std::optional<Leaker> leak;
+  if (o.leak_mb_per_s > 0) leak.emplace(o.leak_mb_per_s, o.leak_max_mb);
   if (o.hog) std::thread(spin_forever).detach();
+  const std::string inject = o.inject.empty() ? dir + ".inject" : o.inject;
 
   const char* fault = o.crash_at ? "crash" : o.leak_mb_per_s > 0 ? "memory_leak" : o.hog ? "cpu_runaway" : "none";
   std::string truth = truth_line(fault, getpid(), {}, mono_ns(), real_ns());
@@ -215,7 +287,31 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
     next_tick += tick;
     ++count;
     if (o.crash_at && !restored && count >= *o.crash_at) crash_now(count);
-    leak.step();
+    if (auto inj = take_injection(inject)) {
+      if (inj->what == "crash") {
+        crash_now(count);
+      } else if (inj->what == "hang") {
+        ckpt.write(count);
+        hang_forever(getpid());
+      } else if (inj->what == "leak") {
+        double rate = inj->arg.empty() ? 40 : std::atof(inj->arg.c_str());
+        leak.emplace(rate, std::max(o.leak_max_mb, 4096.0));
+      } else if (inj->what == "hog") {
+        auto d = inj->arg.empty() ? fp::Result<nanoseconds>(nanoseconds(std::chrono::seconds(20)))
+                                  : fp::parse_duration(inj->arg);
+        g_hog_until = mono_ns() + (d ? d->count() : 20'000'000'000);
+        std::thread([] {
+          // spin: nothing but the clock read, which a hog of a real service would not need either
+          while (mono_ns() < g_hog_until.load()) {
+          }
+        }).detach();
+      } else if (inj->what == "forkbomb") {
+        fork_at(inj->arg.empty() ? 300 : std::max(1.0, std::atof(inj->arg.c_str())));
+      } else {
+        std::cerr << "faultgen counter: unknown injection " << inj->what << std::endl;
+      }
+    }
+    if (leak) leak->step();
     if (now >= next_ckpt) {
       ckpt.write(count);
       next_ckpt += every;

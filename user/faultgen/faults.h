@@ -86,6 +86,7 @@ struct CounterOptions {
   double leak_mb_per_s = 0;
   double leak_max_mb = 1024;
   bool hog = false;                          // one thread spinning
+  std::string inject;                        // control file polled every tick ("" = DIR.inject)
 };
 int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration);
 

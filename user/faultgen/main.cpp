@@ -209,6 +209,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   counter->add_flag("--hog", counter_o.hog, "also spin one CPU");
+  counter->add_option("--inject", counter_o.inject,
+                      "control file (default DIR.inject): when it appears, the counter reads and removes it and "
+                      "turns faulty: crash | hang | leak:MIB_PER_S | hog:DUR | forkbomb:PER_S");
   add_duration(counter);
 
   CLI::App* list_cmd = app.add_subcommand("list", "the subcommands and whether each works on this machine");
