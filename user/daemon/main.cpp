@@ -5,29 +5,64 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "daemon/notify.h"
 #include "daemon/service.h"
 #include "log.h"
+#include "util/instance_lock.h"
 
 namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_reload{false};
 void on_stop(int) { g_stop = true; }
 void on_hup(int) { g_reload = true; }
+
+constexpr const char* kDefaultConfigPath = "/etc/faultprobe/faultprobe.toml";
+
+// --detach-probe: unpin the probe a previous faultprobed left running. Refused
+// while a daemon runs: it holds the links, so nothing would detach until it
+// exits, and it would lose its probe under its feet.
+int detach_probe(const std::string& lock_path, const std::string& pin_dir) {
+  auto lock = fp::InstanceLock::acquire(lock_path);
+  if (!lock) {
+    std::fprintf(stderr, "%s: stop it first\n", lock.error().message.c_str());
+    return 1;
+  }
+  bool had = access(pin_dir.c_str(), F_OK) == 0;
+  if (auto r = fp::Probe::remove_pins(pin_dir); !r) {
+    std::fprintf(stderr, "faultprobed: %s\n", r.error().message.c_str());
+    return 1;
+  }
+  std::printf(had ? "faultprobed: removed the probe pinned in %s; its programs are detached\n"
+                  : "faultprobed: no probe pinned in %s, nothing to detach\n",
+              pin_dir.c_str());
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"faultprobed: kernel fault monitoring service", "faultprobed"};
   int verbosity = 0;
   bool foreground = false;
+  bool detach = false;
+  std::string lock_path = fp::kDefaultLockPath;
   fp::ServiceOptions opts;
+  opts.pin_dir = fp::kDefaultPinDir;
   app.add_flag("-v,--verbose", verbosity, "more logging (repeat for libbpf debug)");
   app.add_flag("--foreground", foreground, "stay in the foreground (the only mode for now)");
-  app.add_option("-c,--config", opts.config_path, "TOML config file (default: built-in rules)");
+  app.add_option("-c,--config", opts.config_path,
+                 std::string("TOML config file (default: ") + kDefaultConfigPath + " if it exists, else built-in rules)");
+  app.add_option("--pin-dir", opts.pin_dir,
+                 "bpffs directory the probe is pinned in, so a restart takes it over (\"\" = do not pin)")
+      ->capture_default_str();
+  app.add_option("--lock-file", lock_path, "one daemon per host: this file is locked while it runs")
+      ->capture_default_str();
+  app.add_flag("--detach-probe", detach, "remove the pinned probe (detaches it) and exit");
   app.add_option("--events-json", opts.events_json, "write fault records as JSON lines to FILE (- for stdout)");
   app.add_flag("--dry-run", opts.dry_run, "never act, only report (actions arrive with policies)");
   app.add_flag("--raw-tp", opts.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
@@ -40,11 +75,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   fp::init_logging(verbosity);
+  if (detach) return detach_probe(lock_path, opts.pin_dir);
+  if (opts.config_path.empty() && access(kDefaultConfigPath, F_OK) == 0) opts.config_path = kDefaultConfigPath;
 
+  // Before the probe: a second daemon must not take the pins over.
+  auto lock = fp::InstanceLock::acquire(lock_path);
+  if (!lock) {
+    std::fprintf(stderr, "%s\n", lock.error().message.c_str());  // "faultprobed is already running (...)"
+    fp::sd::status(lock.error().message);
+    return 1;
+  }
   int code = 0;
   auto service = fp::Service::create(opts, &code);
   if (!service) {
     std::fprintf(stderr, "faultprobed: %s\n", service.error().message.c_str());
+    fp::sd::status("failed: " + service.error().message);
     return code ? code : 1;
   }
   struct sigaction sa {};

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/notify.h"
 #include "util/duration.h"
 
 namespace fp {
@@ -75,6 +76,7 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   }
   ProbeOptions popts;
   popts.force_raw_tp = opts.force_raw_tp;
+  popts.pin_dir = opts.pin_dir;
   auto probe = Probe::start(popts);
   if (!probe) {
     *exit_code = 1;
@@ -131,6 +133,8 @@ void Service::tick(uint64_t now) {
     for (auto d : probe_->drops()) drops += d;
     spdlog::info("health: {} ticks, {} processes tracked, {} faults opened, {} probe drops", ticks_,
                  engine_->table().size(), faults_, drops);
+    sd::status(fmt::format("{} processes tracked, {} faults opened, {} probe drops", engine_->table().size(),
+                           faults_, drops));
     last_health_ns_ = now;
   }
 }
@@ -155,7 +159,9 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   spdlog::info("faultprobed: probe attached, {} rules, sampling every {}{}", config_.rules.size(),
                format_duration(config_.sample_interval), opts_.dry_run ? " (dry run)" : "");
   uint64_t next = monotonic_now_ns() + period;
+  sd::Watchdog watchdog;
   while (!stop.load()) {
+    watchdog.ping_if_due(monotonic_now_ns());
     if (reload.exchange(false)) do_reload();
     uint64_t now = monotonic_now_ns();
     if (now < next) {
@@ -173,10 +179,17 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       spdlog::error("tick failed, continuing: {}", e.what());
       events_.clear();
     }
+    if (ticks_ == 1)  // ready once the probe is attached and a first sample went through
+      sd::ready(fmt::format("monitoring {} processes, {} rules ({} probe)", engine_->table().size(),
+                            config_.rules.size(), probe_->took_over() ? "taken-over" : "fresh"));
     if (now >= next) next += period;
     if (next + period < now) next = now + period;  // fell behind (suspend, stall): do not burst
   }
-  spdlog::info("faultprobed: stopping after {} ticks", ticks_);
+  sd::stopping();
+  spdlog::info("faultprobed: stopping after {} ticks{}", ticks_,
+               probe_->pinned() ? "; the probe stays pinned in " + probe_->pin_dir() +
+                                      " (faultprobed --detach-probe removes it)"
+                                : "");
   return 0;
 }
 

@@ -29,6 +29,7 @@ struct ServiceOptions {
   std::string events_json;       // "" = none, "-" = stdout, else a file appended to
   bool dry_run = false;
   bool force_raw_tp = false;
+  std::string pin_dir;           // bpffs dir the probe is pinned in / taken over from ("" = none)
 };
 
 class Service {

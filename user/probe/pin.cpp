@@ -28,13 +28,17 @@ bool exists(const std::string& path) {
 }
 
 Result<void> check_bpffs(const std::string& path) {
-  std::string probe = path;
-  if (!exists(probe)) probe = std::filesystem::path(path).parent_path().string();
-  if (probe.empty()) probe = ".";
+  // The nearest existing ancestor decides: the pin dir itself is created later.
+  std::filesystem::path probe = std::filesystem::absolute(path).lexically_normal();
+  while (!exists(probe.string()) && probe.has_parent_path() && probe != probe.parent_path())
+    probe = probe.parent_path();
   struct statfs fs{};
-  if (::statfs(probe.c_str(), &fs) != 0) return Error::from_errno(errno, "cannot inspect " + probe);
+  if (::statfs(probe.c_str(), &fs) != 0) return Error::from_errno(errno, "cannot inspect " + probe.string());
   if (fs.f_type != BPF_FS_MAGIC)
-    return Error{ENOTSUP, probe + " is not on a BPF filesystem (mount it: mount -t bpf bpf /sys/fs/bpf)"};
+    return Error{ENOTSUP, path + " is not on a BPF filesystem (mount one: mount -t bpf bpf /sys/fs/bpf)"};
+  if (probe != std::filesystem::absolute(path).lexically_normal() &&
+      probe != std::filesystem::absolute(path).lexically_normal().parent_path())
+    return Error{ENOENT, "the parent of " + path + " does not exist"};
   return {};
 }
 
