@@ -127,18 +127,28 @@ Result<void> check_config_file_safe(const std::string& path) {
   return {};
 }
 
-Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int* exit_code) {
-  std::unique_ptr<Service> s(new Service());
-  s->opts_ = opts;
-  *exit_code = 2;
+Result<Config> load_service_config(const ServiceOptions& opts) {
+  Config cfg;
   if (opts.config_path.empty()) {
-    s->config_ = default_config();
+    cfg = default_config();
   } else {
     if (auto safe = check_config_file_safe(opts.config_path); !safe) return safe.error();
     auto c = load_config_file(opts.config_path);
     if (!c) return c.error();
-    s->config_ = std::move(c).value();
+    cfg = std::move(c).value();
   }
+  if (opts.pin_dir) cfg.daemon.pin_dir = *opts.pin_dir;
+  if (opts.lock_path) cfg.daemon.lock_path = *opts.lock_path;
+  return cfg;
+}
+
+Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int* exit_code) {
+  std::unique_ptr<Service> s(new Service());
+  s->opts_ = opts;
+  *exit_code = 2;
+  auto cfg = load_service_config(opts);
+  if (!cfg) return cfg.error();
+  s->config_ = std::move(cfg).value();
   const DaemonConfig& dc = s->config_.daemon;
 
   *exit_code = 1;
@@ -603,11 +613,7 @@ void Service::do_reload() {
     spdlog::info("SIGHUP: no config file, keeping the built-in defaults");
     return;
   }
-  if (auto safe = check_config_file_safe(opts_.config_path); !safe) {
-    spdlog::error("SIGHUP: keeping the old configuration: {}", safe.error().message);
-    return;
-  }
-  auto c = load_config_file(opts_.config_path);
+  auto c = load_service_config(opts_);
   if (!c) {
     spdlog::error("SIGHUP: keeping the old configuration: {}", c.error().message);
     return;
@@ -640,13 +646,16 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   spdlog::info("faultprobed: probe attached");
   tick(monotonic_now_ns());
   rebuild_view(monotonic_now_ns());
-  notify_ready();
+  sd::ready(std::string("monitoring: ") + std::to_string(engine_->table().size()) + " processes, " +
+            std::to_string(config_.rules.size()) + " rules, " + std::to_string(config_.policies.size()) +
+            " policies");
+  sd::Watchdog watchdog;
   uint64_t next = monotonic_now_ns() + period;
   while (!stop.load()) {
     if (reload.exchange(false)) {
-      notify_reloading();
+      sd::status("reloading " + opts_.config_path);
       do_reload();
-      notify_ready();
+      sd::status("reloaded " + opts_.config_path);
     }
     uint64_t now = monotonic_now_ns();
     if (now < next) {
@@ -668,12 +677,14 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       spdlog::error("tick failed, continuing: {}", e.what());
       events_.clear();
     }
-    notify_watchdog();
+    watchdog.ping_if_due(now);
     if (now >= next) next += period;
     if (next + period < now) next = now + period;  // fell behind (suspend, stall): do not burst
   }
-  notify_stopping();
-  spdlog::info("faultprobed: stopping after {} ticks", ticks_);
+  sd::stopping();
+  spdlog::info("faultprobed: stopping after {} ticks{}", ticks_,
+               config_.daemon.pin_dir.empty() ? "" : "; the probe stays pinned in " + config_.daemon.pin_dir +
+                                                         " (faultprobed --detach-probe removes it)");
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,13 +16,13 @@
 #include "alert/metrics.h"
 #include "alert/syslog.h"
 #include "config/config.h"
-#include "daemon/lock.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "probe/probe.h"
 #include "procinfo.h"
 #include "report/view.h"
 #include "server/server.h"
+#include "util/instance_lock.h"
 
 namespace fp {
 
@@ -40,7 +41,14 @@ struct ServiceOptions {
   std::string events_json;       // "" = none, "-" = stdout, else a file appended to
   bool dry_run = false;
   bool force_raw_tp = false;
+  // Command-line overrides of the config's [daemon] pin_dir and lock_path.
+  std::optional<std::string> pin_dir;   // bpffs dir the probe is pinned in / taken over from ("" = none)
+  std::optional<std::string> lock_path;
 };
+
+// The config a daemon with these options runs (the file, or the built-ins),
+// with the command-line overrides applied. Errors are the config's.
+Result<Config> load_service_config(const ServiceOptions& opts);
 
 // The config file must not be writable by anyone but root (as sshd insists):
 // it decides which processes the daemon may kill.

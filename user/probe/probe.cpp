@@ -4,8 +4,10 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
-#include <sys/syscall.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,10 +17,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 #include <spdlog/spdlog.h>
 
 #include "faultprobe.skel.h"
+#include "probe/pin.h"
 
 namespace fp {
 
@@ -112,35 +116,102 @@ Result<void> check_probe_prerequisites() {
   return {};
 }
 
+namespace {
+
+using Bss = std::remove_pointer_t<decltype(faultprobe::bss)>;
+
+// What a pinned probe must match to be taken over: the BPF object itself
+// and the structs this loader reads out of it.
+uint64_t probe_identity() {
+  size_t sz = 0;
+  const void* elf = faultprobe::elf_bytes(&sz);
+  const uint32_t abi[] = {uint32_t(sizeof(fp_proc)),         uint32_t(sizeof(fp_exit_event)),
+                          uint32_t(sizeof(fp_signal_event)), uint32_t(sizeof(fp_oom_event)),
+                          uint32_t(sizeof(fp_hang_event)),   uint32_t(sizeof(Bss)),
+                          FP_HIST_SLOTS,                     FP_DROP_NR,
+                          pin::kMetaFormat};
+  return pin::fnv1a(abi, sizeof(abi), pin::fnv1a(elf, sz));
+}
+
+const HookSpec* find_hook(const std::string& name) {
+  for (const auto& h : kHooks)
+    if (name == h.name) return &h;
+  return nullptr;
+}
+
+int perf_event_open(perf_event_attr& attr, int cpu) {
+  return int(syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+}
+
+void copy_str(char* dst, size_t cap, const std::string& s) {
+  size_t n = std::min(cap - 1, s.size());
+  std::memcpy(dst, s.data(), n);
+  dst[n] = '\0';
+}
+
+}  // namespace
+
 void Probe::SkelDeleter::operator()(struct faultprobe* s) const { faultprobe::destroy(s); }
 
-Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& opts) {
+Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
   if (auto pre = check_probe_prerequisites(); !pre) return pre.error();
+  if (in.max_procs == 0 || in.max_threads == 0 || in.max_inflight_io == 0)
+    return Error{EINVAL, "probe map sizes must be positive"};
+  long page = sysconf(_SC_PAGESIZE);
+  if (in.ringbuf_bytes < uint32_t(page) || (in.ringbuf_bytes & (in.ringbuf_bytes - 1)))
+    return Error{EINVAL, "ring buffer size must be a power of two of at least one page"};
+
+  ProbeOptions opts = in;
+  if (!opts.pin_dir.empty()) {
+    if (auto fs = pin::check_bpffs(opts.pin_dir); !fs) {
+      // Monitoring without pins beats not monitoring: say what is lost.
+      spdlog::warn("not pinning the probe: {}; its counters will not survive a restart", fs.error().message);
+      opts.pin_dir.clear();
+    } else if (pin::exists(opts.pin_dir)) {
+      std::unique_ptr<Probe> p(new Probe());
+      auto r = p->take_over(opts);
+      if (r) return p;
+      p.reset();
+      spdlog::warn("cannot take over the probe pinned in {}: {}; removing it and loading a fresh probe "
+                   "(counters restart from zero)",
+                   opts.pin_dir, r.error().message);
+      if (auto rm = pin::remove_dir(opts.pin_dir); !rm)
+        return Error{rm.error().code, "cannot remove the stale probe pins: " + rm.error().message};
+    }
+  }
   std::unique_ptr<Probe> p(new Probe());
-  if (auto r = p->init(opts); !r) return r.error();
+  if (auto r = p->load(opts); !r) return r.error();
+  if (!opts.pin_dir.empty()) {
+    if (auto r = p->pin(opts); !r) {
+      spdlog::warn("cannot pin the probe ({}): running unpinned, its counters will not survive a restart",
+                   r.error().message);
+      if (auto rm = pin::remove_dir(opts.pin_dir); !rm) spdlog::warn("{}", rm.error().message);
+    }
+  }
   return p;
 }
 
+Result<void> Probe::remove_pins(const std::string& pin_dir) { return pin::remove_dir(pin_dir); }
+
 Probe::~Probe() {
-  for (auto* l : links_) bpf_link__destroy(l);
-  for (int fd : perf_fds_) close(fd);
   if (rb_) ring_buffer__free(rb_);
   if (slots_) munmap(const_cast<fp_proc*>(slots_), slots_map_len_);
   if (dirty_) munmap(dirty_, dirty_map_len_);
-}
+  if (bss_map_) munmap(bss_map_, bss_map_len_);
+  // Closing a link detaches its program unless the link is pinned: a pinned
+  // probe keeps running for the next daemon.
+  for (auto& l : links_) close(l.second);
+  for (int fd : perf_fds_) close(fd);
+  for (int fd : owned_fds_) close(fd);
+}  // then skel_ closes its maps and programs (pinned ones live on)
 
-Result<void> Probe::init(const ProbeOptions& opts) {
+Result<void> Probe::load(const ProbeOptions& opts) {
   // 1. open
   skel_.reset(faultprobe::open());
   if (!skel_) return Error::from_errno(errno, "cannot open the BPF probe object");
   bpf_object* obj = skel_->obj;
 
   // 2. configure: map sizes
-  if (opts.max_procs == 0 || opts.max_threads == 0 || opts.max_inflight_io == 0)
-    return Error{EINVAL, "probe map sizes must be positive"};
-  long page = sysconf(_SC_PAGESIZE);
-  if (opts.ringbuf_bytes < uint32_t(page) || (opts.ringbuf_bytes & (opts.ringbuf_bytes - 1)))
-    return Error{EINVAL, "ring buffer size must be a power of two of at least one page"};
   max_procs_ = opts.max_procs;
   bpf_map__set_max_entries(skel_->maps.proc_slots, opts.max_procs);
   bpf_map__set_max_entries(skel_->maps.proc_index, opts.max_procs);
@@ -197,33 +268,26 @@ Result<void> Probe::init(const ProbeOptions& opts) {
                              "the kernel refused to load the BPF probe (run with -v for the "
                              "verifier's log; kernels older than 5.12 lack the BPF atomics it uses)");
   }
+  fds_.proc_slots = bpf_map__fd(skel_->maps.proc_slots);
+  fds_.proc_index = bpf_map__fd(skel_->maps.proc_index);
+  fds_.free_slots = bpf_map__fd(skel_->maps.free_slots);
+  fds_.threads = bpf_map__fd(skel_->maps.threads);
+  fds_.inflight_io = bpf_map__fd(skel_->maps.inflight_io);
+  fds_.events = bpf_map__fd(skel_->maps.events);
+  fds_.drops = bpf_map__fd(skel_->maps.drops);
+  fds_.dirty = bpf_map__fd(skel_->maps.dirty);
+  fds_.bss = bpf_map__fd(skel_->maps.bss);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
-  int free_fd = bpf_map__fd(skel_->maps.free_slots);
   for (uint32_t i = opts.max_procs; i-- > 0;) {
-    if (bpf_map_update_elem(free_fd, nullptr, &i, BPF_ANY))
+    if (bpf_map_update_elem(fds_.free_slots, nullptr, &i, BPF_ANY))
       return Error::from_errno(errno, "cannot fill the probe's free-slot stack");
   }
 
-  // 6. map the per-process slots read-only
+  // 6. map the per-process slots, the dirty bitmap and .bss; open the ring buffer
   if (bpf_map__value_size(skel_->maps.proc_slots) != sizeof(fp_proc))
     return Error{EINVAL, "probe object and loader disagree on sizeof(struct fp_proc)"};
-  slots_map_len_ = (sizeof(fp_proc) * size_t(opts.max_procs) + page - 1) / page * page;
-  void* m = mmap(nullptr, slots_map_len_, PROT_READ, MAP_SHARED,
-                 bpf_map__fd(skel_->maps.proc_slots), 0);
-  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the per-process counters");
-  slots_ = static_cast<const fp_proc*>(m);
-  dirty_map_len_ = (sizeof(uint64_t) * dirty_words_per_cpu_ * size_t(ncpus_) + page - 1) / page * page;
-  m = mmap(nullptr, dirty_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(skel_->maps.dirty), 0);
-  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's dirty-slot bitmap");
-  dirty_ = static_cast<uint64_t*>(m);
-  dirty_acc_.assign(dirty_words_per_cpu_, 0);
-  // Reserved once so that mirror entries never move: the engine keys slots by
-  // address. Untouched capacity costs address space, not memory.
-  mirror_.reserve(max_procs_);
-
-  rb_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), &Probe::on_event, this, nullptr);
-  if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
+  if (auto r = map_views(); !r) return r;
 
   // 7. attach, hook by hook: an optional hook that fails is reported, not fatal.
   std::string tracefs = tracefs_dir();
@@ -234,16 +298,15 @@ Result<void> Probe::init(const ProbeOptions& opts) {
                                                                 : "tp_") +
                             st.name;
     bpf_program* prog = bpf_object__find_program_by_name(obj, prog_name.c_str());
-    bpf_link* link = prog ? bpf_program__attach(prog) : nullptr;
+    auto link = prog ? attach_hook(st, bpf_program__fd(prog), tracefs) : Result<int>(Error{ENOENT, "no program"});
     if (!link) {
-      int err = errno;
-      st.reason = "cannot attach " + prog_name + ": " + std::strerror(err);
+      st.reason = "cannot attach " + prog_name + ": " + link.error().message;
       if (st.mode == AttachMode::Tracepoint && tracefs.empty())
         st.reason += " (tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing)";
       st.mode = AttachMode::Unavailable;
       continue;
     }
-    links_.push_back(link);
+    if (*link >= 0) links_.emplace_back("link_" + st.name, *link);
     spdlog::debug("attached {} as {}", st.name, attach_mode_name(st.mode));
   }
   for (const auto& st : hooks_) {
@@ -263,37 +326,246 @@ Result<void> Probe::init(const ProbeOptions& opts) {
   return {};
 }
 
+// Maps the per-process slots read-only, the dirty bitmap read-write (the
+// reader swaps it to zero) and .bss for the slot high-water mark; opens the
+// ring buffer. The same for a loaded and a taken-over probe.
+Result<void> Probe::map_views() {
+  long page = sysconf(_SC_PAGESIZE);
+  auto round = [&](size_t n) { return (n + size_t(page) - 1) / size_t(page) * size_t(page); };
+  slots_map_len_ = round(sizeof(fp_proc) * size_t(max_procs_));
+  void* m = mmap(nullptr, slots_map_len_, PROT_READ, MAP_SHARED, fds_.proc_slots, 0);
+  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the per-process counters");
+  slots_ = static_cast<const fp_proc*>(m);
+  dirty_map_len_ = round(sizeof(uint64_t) * dirty_words_per_cpu_ * size_t(ncpus_));
+  m = mmap(nullptr, dirty_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.dirty, 0);
+  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's dirty-slot bitmap");
+  dirty_ = static_cast<uint64_t*>(m);
+  bss_map_len_ = round(sizeof(Bss));
+  m = mmap(nullptr, bss_map_len_, PROT_READ, MAP_SHARED, fds_.bss, 0);
+  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's .bss");
+  bss_map_ = m;
+  hwm_ = reinterpret_cast<const uint32_t*>(static_cast<const char*>(m) + offsetof(Bss, fp_slots_hwm));
+  dirty_acc_.assign(dirty_words_per_cpu_, 0);
+  // Reserved once so that mirror entries never move: the engine keys slots by
+  // address. Untouched capacity costs address space, not memory.
+  mirror_.reserve(max_procs_);
+  rb_ = ring_buffer__new(fds_.events, &Probe::on_event, this, nullptr);
+  if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
+  return {};
+}
+
+// A bpf_link on a perf event (a classic tracepoint or a CPU clock): pinnable,
+// and it holds the perf event itself, so `pfd` is closed here. Kernels
+// before 5.15 lack perf-event links: the program is then attached with the
+// old ioctl, the perf fd is kept, and -1 says there is no link to pin.
+static Result<int> link_perf_event(int prog_fd, int pfd, std::vector<int>& perf_fds) {
+  int link = bpf_link_create(prog_fd, pfd, BPF_PERF_EVENT, nullptr);
+  if (link >= 0) {
+    close(pfd);
+    return link;
+  }
+  if (ioctl(pfd, PERF_EVENT_IOC_SET_BPF, prog_fd) == 0 && ioctl(pfd, PERF_EVENT_IOC_ENABLE, 0) == 0) {
+    perf_fds.push_back(pfd);
+    return -1;
+  }
+  int err = errno;
+  close(pfd);
+  return Error::from_errno(err, "perf event attach");
+}
+
+// Attaches one hook's program; returns the link fd (-1: attached without a link).
+Result<int> Probe::attach_hook(const HookStatus& st, int prog_fd, const std::string& tracefs) {
+  if (st.mode == AttachMode::TpBtf || st.mode == AttachMode::RawTp) {
+    // tp_btf names its tracepoint in the program's BTF; raw_tp by name.
+    int fd = bpf_raw_tracepoint_open(st.mode == AttachMode::RawTp ? st.name.c_str() : nullptr, prog_fd);
+    if (fd < 0) return Error{errno, std::strerror(errno)};
+    return fd;
+  }
+  const HookSpec* spec = find_hook(st.name);
+  std::ifstream id_file(tracefs + "/events/" + (spec ? spec->category : "") + "/" + st.name + "/id");
+  uint64_t id = 0;
+  if (tracefs.empty() || !(id_file >> id)) return Error{ENOENT, "no tracefs id for the tracepoint"};
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_TRACEPOINT;
+  attr.size = sizeof(attr);
+  attr.config = id;
+  attr.sample_period = 1;
+  attr.wakeup_events = 1;
+  // One event on CPU 0 runs the program for the tracepoint on every CPU.
+  int pfd = perf_event_open(attr, 0);
+  if (pfd < 0) return Error::from_errno(errno, "perf_event_open");
+  return link_perf_event(prog_fd, pfd, perf_fds_);
+}
+
 // One software cpu-clock perf event per online CPU runs cpu_clock_tick. Not
 // fatal when it fails: CPU time is then counted at context switches only.
 void Probe::attach_cpu_tick(uint32_t period_ms) {
   if (period_ms == 0) return;
-  bpf_program* prog = skel_->progs.cpu_clock_tick;
+  int prog_fd = bpf_program__fd(skel_->progs.cpu_clock_tick);
   std::string failure;
+  bool any = false;
   for (int cpu = 0; cpu < ncpus_; cpu++) {
     perf_event_attr attr{};
     attr.type = PERF_TYPE_SOFTWARE;
     attr.size = sizeof(attr);
     attr.config = PERF_COUNT_SW_CPU_CLOCK;
     attr.sample_period = uint64_t(period_ms) * 1'000'000ull;  // ns for cpu-clock
-    int fd = int(syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC));
+    int fd = perf_event_open(attr, cpu);
     if (fd < 0) {
       if (errno == ENODEV || errno == ENOENT) continue;  // possible but offline CPU
       failure = std::string("perf_event_open: ") + std::strerror(errno);
       break;
     }
-    perf_fds_.push_back(fd);
-    bpf_link* link = bpf_program__attach_perf_event(prog, fd);
+    auto link = link_perf_event(prog_fd, fd, perf_fds_);
     if (!link) {
-      failure = std::string("attach: ") + std::strerror(errno);
+      failure = link.error().message;
       break;
     }
-    links_.push_back(link);
+    any = true;
+    if (*link >= 0) links_.emplace_back("link_cpu_tick_" + std::to_string(cpu_tick_links_++), *link);
   }
-  cpu_tick_ = failure.empty() && !perf_fds_.empty();
+  cpu_tick_ = failure.empty() && any;
   if (!cpu_tick_)
     spdlog::warn("per-CPU clock tick unavailable ({}): a task that never switches out shows its CPU time "
                  "only when it does",
                  failure.empty() ? "no CPU" : failure);
+}
+
+// Pins every map and link of a freshly loaded probe, then the metadata that
+// makes the directory a complete, takeable probe.
+Result<void> Probe::pin(const ProbeOptions& opts) {
+  const std::string& dir = opts.pin_dir;
+  if (::mkdir(dir.c_str(), 0700) != 0) return Error::from_errno(errno, "cannot create " + dir);
+  const std::pair<const char*, int> maps[] = {
+      {"proc_slots", fds_.proc_slots}, {"proc_index", fds_.proc_index},   {"free_slots", fds_.free_slots},
+      {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
+      {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
+      {"rodata", bpf_map__fd(skel_->maps.rodata)}};
+  for (const auto& [name, fd] : maps)
+    if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
+  for (const auto& [name, fd] : links_)
+    if (auto r = pin::pin_fd(fd, dir + "/" + name); !r) return r;
+
+  pin::PinMeta meta{};
+  meta.magic = pin::kMetaMagic;
+  meta.format = pin::kMetaFormat;
+  meta.ncpus = uint32_t(ncpus_);
+  meta.identity = probe_identity();
+  meta.max_procs = opts.max_procs;
+  meta.max_threads = opts.max_threads;
+  meta.max_inflight_io = opts.max_inflight_io;
+  meta.ringbuf_bytes = opts.ringbuf_bytes;
+  meta.cpu_tick_ms = opts.cpu_tick_ms;
+  meta.force_raw_tp = opts.force_raw_tp;
+  meta.cpu_tick_attached = cpu_tick_;
+  meta.unpinnable = !perf_fds_.empty();
+  meta.cpu_tick_links = cpu_tick_links_;
+  meta.loader_pid = uint32_t(getpid());
+  meta.attached_at_ns = attached_at_ns_;
+  if (hooks_.size() > size_t(pin::kMaxHooks)) return Error{E2BIG, "too many hooks for the pin metadata"};
+  meta.nhooks = uint32_t(hooks_.size());
+  for (size_t i = 0; i < hooks_.size(); i++) {
+    copy_str(meta.hooks[i].name, sizeof(meta.hooks[i].name), hooks_[i].name);
+    meta.hooks[i].mode = uint8_t(hooks_[i].mode);
+    copy_str(meta.hooks[i].reason, sizeof(meta.hooks[i].reason), hooks_[i].reason);
+  }
+  if (auto r = pin::write_meta(dir, meta); !r) return r;
+  pin_dir_ = dir;
+  spdlog::info("probe pinned in {}: a restarted faultprobed takes it over", dir);
+  if (meta.unpinnable)
+    spdlog::warn("this kernel has no perf-event links (Linux < 5.15): a restart will load a fresh probe");
+  return {};
+}
+
+// Adopts the probe pinned in opts.pin_dir: opens its maps and links and
+// loads nothing, so the old (identical) programs keep counting without a gap.
+Result<void> Probe::take_over(const ProbeOptions& opts) {
+  const std::string& dir = opts.pin_dir;
+  auto meta = pin::read_meta(dir);
+  if (!meta) return meta.error();
+  const pin::PinMeta& m = *meta;
+  if (m.identity != probe_identity())
+    return Error{ESTALE, "it was loaded from another build of the probe (an upgrade?)"};
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) return Error::from_errno(-ncpus_, "cannot count the possible CPUs");
+  auto same = [](const char* what, uint64_t pinned, uint64_t want) -> Result<void> {
+    if (pinned == want) return {};
+    return Error{EINVAL, std::string("it was loaded with ") + what + "=" + std::to_string(pinned) + ", now " +
+                             std::to_string(want)};
+  };
+  for (auto r : {same("possible CPUs", m.ncpus, uint64_t(ncpus_)), same("max_procs", m.max_procs, opts.max_procs),
+                 same("max_threads", m.max_threads, opts.max_threads),
+                 same("max_inflight_io", m.max_inflight_io, opts.max_inflight_io),
+                 same("ringbuf_bytes", m.ringbuf_bytes, opts.ringbuf_bytes),
+                 same("cpu_tick_ms", m.cpu_tick_ms, opts.cpu_tick_ms),
+                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp)})
+    if (!r) return r;
+  if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
+  if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
+  max_procs_ = m.max_procs;
+  dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
+
+  auto open = [&](const std::string& name) -> Result<int> {
+    auto fd = pin::open_pinned(dir + "/" + name);
+    if (fd) owned_fds_.push_back(*fd);
+    return fd;
+  };
+  constexpr uint32_t any = pin::kAnySize;
+  struct MapSpec {
+    const char* name;
+    int* fd;
+    uint32_t type, key, value, max;
+  } specs[] = {
+      {"proc_slots", &fds_.proc_slots, BPF_MAP_TYPE_ARRAY, 4, sizeof(fp_proc), max_procs_},
+      {"proc_index", &fds_.proc_index, BPF_MAP_TYPE_HASH, 4, 4, max_procs_},
+      {"free_slots", &fds_.free_slots, BPF_MAP_TYPE_STACK, 0, 4, max_procs_},
+      {"threads", &fds_.threads, BPF_MAP_TYPE_HASH, 4, any, opts.max_threads},
+      {"inflight_io", &fds_.inflight_io, BPF_MAP_TYPE_HASH, 8, any, opts.max_inflight_io},
+      {"events", &fds_.events, BPF_MAP_TYPE_RINGBUF, 0, 0, opts.ringbuf_bytes},
+      {"drops", &fds_.drops, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, FP_DROP_NR},
+      {"dirty", &fds_.dirty, BPF_MAP_TYPE_ARRAY, 4, 8, dirty_words_per_cpu_ * uint32_t(ncpus_)},
+      {"bss", &fds_.bss, BPF_MAP_TYPE_ARRAY, 4, sizeof(Bss), 1},
+  };
+  for (auto& s : specs) {
+    auto fd = open(std::string("map_") + s.name);
+    if (!fd) return fd.error();
+    if (auto r = pin::check_map(*fd, s.name, s.type, s.key, s.value, s.max); !r) return r;
+    *s.fd = *fd;
+  }
+
+  // The links: held open only to prove they are there (they are pinned).
+  hooks_.clear();
+  for (uint32_t i = 0; i < m.nhooks; i++) {
+    const auto& ph = m.hooks[i];
+    std::string name(ph.name, strnlen(ph.name, sizeof(ph.name)));
+    const HookSpec* spec = find_hook(name);
+    if (!spec) return Error{EINVAL, "it has a hook this build does not know: " + name};
+    HookStatus st{spec->name, spec->feeds, spec->required, AttachMode(ph.mode),
+                  std::string(ph.reason, strnlen(ph.reason, sizeof(ph.reason)))};
+    if (st.mode != AttachMode::Unavailable) {
+      auto fd = open("link_" + name);
+      if (!fd) return fd.error();
+      if (auto r = pin::check_link(*fd, "link_" + name); !r) return r;
+    }
+    hooks_.push_back(std::move(st));
+  }
+  for (uint32_t n = 0; n < m.cpu_tick_links; n++) {
+    std::string name = "link_cpu_tick_" + std::to_string(n);
+    auto fd = open(name);
+    if (!fd) return fd.error();
+    if (auto r = pin::check_link(*fd, name); !r) return r;
+  }
+  cpu_tick_ = m.cpu_tick_attached;
+  cpu_tick_links_ = m.cpu_tick_links;
+  attached_at_ns_ = m.attached_at_ns;
+  if (auto r = map_views(); !r) return r;
+  resync_ = true;  // the previous reader consumed dirty bits we never saw
+  took_over_ = true;
+  pin_dir_ = dir;
+  double age_s = double(monotonic_now_ns() - attached_at_ns_) / 1e9;
+  spdlog::info("took over the probe pinned in {} (loaded by pid {}, attached {:.0f}s ago): counters continue",
+               dir, m.loader_pid, age_s);
+  return {};
 }
 
 std::vector<std::string> Probe::unavailable_counters() const {
@@ -340,6 +612,10 @@ const std::vector<uint32_t>& Probe::refresh() {
   }
   for (uint32_t slot : retry_) dirty_acc_[slot / 64] |= 1ull << (slot % 64);
   retry_.clear();
+  if (resync_) {  // after a takeover: every used slot, once
+    for (uint32_t w = 0; w < words; w++) dirty_acc_[w] = ~0ull;
+    resync_ = false;
+  }
   for (uint32_t w = 0; w < words; w++) {
     for (uint64_t bits = dirty_acc_[w]; bits; bits &= bits - 1) {
       uint32_t slot = w * 64 + uint32_t(__builtin_ctzll(bits));
@@ -440,7 +716,7 @@ DropCounts Probe::drops() const {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return total;
   std::vector<uint64_t> vals(static_cast<size_t>(ncpu), 0);
-  int fd = bpf_map__fd(skel_->maps.drops);
+  int fd = fds_.drops;
   for (uint32_t r = 0; r < FP_DROP_NR; r++) {
     if (bpf_map_lookup_elem(fd, &r, vals.data())) continue;
     for (auto v : vals) total[r] += v;
@@ -462,16 +738,16 @@ size_t count_keys(int fd, size_t key_size) {
 }
 }  // namespace
 
-size_t Probe::proc_index_entries() const { return count_keys(bpf_map__fd(skel_->maps.proc_index), 4); }
-size_t Probe::thread_entries() const { return count_keys(bpf_map__fd(skel_->maps.threads), 4); }
-size_t Probe::inflight_io_entries() const { return count_keys(bpf_map__fd(skel_->maps.inflight_io), 8); }
+size_t Probe::proc_index_entries() const { return count_keys(fds_.proc_index, 4); }
+size_t Probe::thread_entries() const { return count_keys(fds_.threads, 4); }
+size_t Probe::inflight_io_entries() const { return count_keys(fds_.inflight_io, 8); }
 bool Probe::indexed(uint32_t tgid) const {
   uint32_t slot = 0;
-  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.proc_index), &tgid, &slot) == 0;
+  return bpf_map_lookup_elem(fds_.proc_index, &tgid, &slot) == 0;
 }
 
 uint32_t Probe::slots_high_water() const {
-  return std::atomic_ref<uint32_t>(skel_->bss->fp_slots_hwm).load(std::memory_order_acquire);
+  return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(*hwm_)).load(std::memory_order_acquire);
 }
 
 }  // namespace fp

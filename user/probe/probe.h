@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "faultprobe/abi.h"
@@ -14,7 +15,6 @@
 #include "util/result.h"
 
 struct faultprobe;  // the bpftool skeleton
-struct bpf_link;
 struct ring_buffer;
 
 namespace fp {
@@ -29,7 +29,15 @@ struct ProbeOptions {
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
+  // bpffs directory to pin the probe in ("" = no pinning: the probe dies with
+  // this object). With one, maps and links are pinned there and a later
+  // start with the same directory takes the running probe over (see
+  // Probe::took_over()); the pins outlive this object and this process.
+  std::string pin_dir;
 };
+
+// Where faultprobed pins its probe.
+inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/faultprobe";
 
 enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable };
 const char* attach_mode_name(AttachMode m);
@@ -50,8 +58,17 @@ Result<void> check_probe_prerequisites();
 
 class Probe {
  public:
-  // open -> size maps -> choose attach modes -> load -> fill free slots -> attach.
+  // open -> size maps -> choose attach modes -> load -> fill free slots -> attach
+  // [-> pin]. With opts.pin_dir holding the pins of an identical probe (same
+  // BPF object, same options), takes it over instead: no load, no gap, the
+  // counters continue. Pins of another build, other options or an
+  // interrupted start are removed (logged) and a fresh probe is loaded.
+  // If pin_dir is not on bpffs the probe runs unpinned, with a warning.
   static Result<std::unique_ptr<Probe>> start(const ProbeOptions& opts = {});
+  // Unpins everything in `pin_dir` and removes it: the programs detach once
+  // no process holds them (a running taker-over keeps them until it exits).
+  // A missing directory is not an error.
+  static Result<void> remove_pins(const std::string& pin_dir);
   ~Probe();
   Probe(const Probe&) = delete;
   Probe& operator=(const Probe&) = delete;
@@ -100,25 +117,52 @@ class Probe {
   // Whether the probe holds a slot for this tgid right now (one map lookup).
   bool indexed(uint32_t tgid) const;
   uint32_t max_procs() const { return max_procs_; }
+  // When the probe was first attached; after a takeover, the original time.
   uint64_t attached_at_ns() const { return attached_at_ns_; }
+  // Whether this object took over a pinned probe (counters continue) rather
+  // than loading one, and whether the probe is pinned at all.
+  bool took_over() const { return took_over_; }
+  bool pinned() const { return !pin_dir_.empty(); }
+  const std::string& pin_dir() const { return pin_dir_; }
 
  private:
   Probe() = default;
-  Result<void> init(const ProbeOptions& opts);
+  Result<void> load(const ProbeOptions& opts);
+  Result<void> take_over(const ProbeOptions& opts);
+  Result<void> pin(const ProbeOptions& opts);
+  Result<void> map_views();
+  Result<int> attach_hook(const HookStatus& st, int prog_fd, const std::string& tracefs);
   void attach_cpu_tick(uint32_t period_ms);
   static int on_event(void* ctx, void* data, size_t size);
 
   struct SkelDeleter {
     void operator()(struct faultprobe* s) const;
   };
+  // The maps, whoever owns them: the skeleton after a load, owned_fds_ after
+  // a takeover (there is no skeleton then).
+  struct MapFds {
+    int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
+        drops = -1, dirty = -1, bss = -1;
+  };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
-  std::vector<struct bpf_link*> links_;
-  std::vector<int> perf_fds_;
+  MapFds fds_;
+  std::vector<int> owned_fds_;   // closed by the destructor
+  // Attachments: bpf_link fds (closing one detaches unless it is pinned),
+  // named for pinning: link_<hook> / link_cpu_tick_<n>.
+  std::vector<std::pair<std::string, int>> links_;
+  std::vector<int> perf_fds_;    // ioctl-attached perf events (kernels without perf links)
   bool cpu_tick_ = false;
+  uint32_t cpu_tick_links_ = 0;
+  bool took_over_ = false;
+  bool resync_ = false;          // the next refresh copies every used slot
+  std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;
   bool copy_slot(uint32_t slot, fp_proc& dst) const;
   const fp_proc* slots_ = nullptr;
   size_t slots_map_len_ = 0;
+  const uint32_t* hwm_ = nullptr;  // fp_slots_hwm in the mmap-ed .bss
+  void* bss_map_ = nullptr;
+  size_t bss_map_len_ = 0;
   uint64_t* dirty_ = nullptr;
   size_t dirty_map_len_ = 0;
   uint32_t dirty_words_per_cpu_ = 0;

@@ -1,0 +1,83 @@
+// Pinning the probe in bpffs so that it outlives the daemon: a restarted
+// faultprobed (crash, upgrade, kill -9) takes the running probe over and its
+// counters continue. This file holds the on-disk layout and the bpffs
+// plumbing; the Probe decides what to pin and when to take over.
+//
+// Layout of a pin directory (default /sys/fs/bpf/faultprobe):
+//   map_<name>        every map of the object (proc_slots, events, bss, ...)
+//   link_<hook>       one bpf_link per attached tracepoint
+//   link_cpu_tick_<n> one perf-event bpf_link per CPU clock tick
+//   meta              a one-entry array holding PinMeta; written LAST, so a
+//                     directory without it is an interrupted start (partial)
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "util/result.h"
+
+namespace fp::pin {
+
+inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
+inline constexpr uint32_t kMetaFormat = 1;  // bump when PinMeta changes
+inline constexpr int kMaxHooks = 24;
+
+struct PinnedHook {
+  char name[32];
+  uint8_t mode;  // AttachMode
+  uint8_t _pad[7];
+  char reason[120];
+};
+static_assert(sizeof(PinnedHook) == 160);
+
+// What a taking-over daemon must know and cannot read back from the kernel.
+struct PinMeta {
+  uint64_t magic;
+  uint32_t format;
+  uint32_t ncpus;           // possible CPUs: the dirty bitmap is sized by it
+  uint64_t identity;        // hash of the BPF object + ABI (see probe_identity())
+  uint32_t max_procs, max_threads, max_inflight_io, ringbuf_bytes;
+  uint32_t cpu_tick_ms;
+  uint8_t force_raw_tp;
+  uint8_t cpu_tick_attached;
+  uint8_t unpinnable;       // something is attached that cannot be pinned: no takeover
+  uint8_t _pad0;
+  uint32_t cpu_tick_links;  // link_cpu_tick_0..N-1
+  uint32_t loader_pid;      // who loaded it (for the log)
+  uint64_t attached_at_ns;  // CLOCK_MONOTONIC when first attached: the counters' origin
+  uint32_t nhooks;
+  uint32_t _pad1;
+  PinnedHook hooks[kMaxHooks];
+};
+
+// 64-bit FNV-1a, the identity hash (stable across builds and hosts).
+uint64_t fnv1a(const void* data, size_t len, uint64_t h = 0xcbf29ce484222325ull);
+
+// Whether `path` (or, when it does not exist, its parent) is on a BPF
+// filesystem. The error says how to mount one.
+Result<void> check_bpffs(const std::string& path);
+bool exists(const std::string& path);
+
+// Pins `fd` at `path`; the error names the path.
+Result<void> pin_fd(int fd, const std::string& path);
+// Opens a pinned object; the caller owns the fd.
+Result<int> open_pinned(const std::string& path);
+
+// Checks a pinned map's shape (kAnySize: do not check); the error names what differs.
+inline constexpr uint32_t kAnySize = UINT32_MAX;
+Result<void> check_map(int fd, const char* name, uint32_t type, uint32_t key_size, uint32_t value_size,
+                       uint32_t max_entries);
+
+// Checks that a pinned object is a bpf_link.
+Result<void> check_link(int fd, const std::string& name);
+
+// Creates the meta map, fills and pins it (the commit point of a fresh pin).
+Result<void> write_meta(const std::string& dir, const PinMeta& meta);
+Result<PinMeta> read_meta(const std::string& dir);
+
+// Unpins everything in `dir` and removes it: links first, so that the
+// programs detach before their maps go, then the rest. Refuses a directory
+// that is not on bpffs (a typo must never delete files). Missing dir: ok.
+Result<void> remove_dir(const std::string& dir);
+
+}  // namespace fp::pin
