@@ -1,0 +1,89 @@
+#include "act/safety.h"
+
+#include <fnmatch.h>
+
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "act/process.h"
+#include "act/spawn.h"
+
+namespace fp {
+
+namespace {
+constexpr pid_t kKthreadd = 2;
+}  // namespace
+
+SafetyGuard::SafetyGuard(pid_t self, std::string proc_root, std::vector<std::string> protected_comms)
+    : self_(self), proc_root_(std::move(proc_root)), protected_(std::move(protected_comms)) {
+  refresh_ancestors();
+}
+
+void SafetyGuard::refresh_ancestors() {
+  std::vector<Ancestor> chain;
+  std::set<pid_t> seen{self_};
+  auto st = read_proc_stat(self_, proc_root_);
+  if (!st) {
+    // Without the chain the guard cannot protect faultprobed's parents; say so loudly.
+    spdlog::warn("safety: cannot read faultprobed's own /proc entry ({}); its ancestors are not protected",
+                 st.error().message);
+    ancestors_.clear();
+    return;
+  }
+  pid_t pid = st->ppid;
+  // pid 1 (and 0, the parent of pid 1 and of kthreadd) end the walk; pid 1 is protected anyway.
+  while (pid > 1 && seen.insert(pid).second) {
+    auto parent = read_proc_stat(pid, proc_root_);
+    if (!parent) {
+      // Still protect the pid: better a refused action than a killed login shell.
+      chain.push_back(Ancestor{pid, "?", 0});
+      break;
+    }
+    chain.push_back(Ancestor{pid, parent->comm, start_ticks_to_mono_ns(parent->starttime_ticks)});
+    pid = parent->ppid;
+  }
+  ancestors_ = std::move(chain);
+}
+
+std::optional<std::string> SafetyGuard::protected_match(std::string_view comm) const {
+  if (comm.empty()) return std::nullopt;
+  std::string name(comm);
+  for (const auto& pattern : protected_) {
+    if (pattern == name || ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) {
+      std::string reason = "protected: comm \"" + name + "\"";
+      if (pattern != name) reason += " matches \"" + pattern + "\"";
+      return reason + " (protected_comms)";
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> SafetyGuard::refuse(const ProcKey& key, std::string_view comm) const {
+  const pid_t pid = pid_t(key.tgid);
+  const std::string spid = std::to_string(key.tgid);
+  if (pid <= 0) return "invalid pid " + spid;
+  if (pid == 1) return "protected: pid 1";
+  if (pid == kKthreadd) return "protected: kernel thread (kthreadd, pid 2)";
+  if (pid == self_) return "protected: faultprobed itself (pid " + spid + ")";
+  for (const auto& a : ancestors_) {
+    // A dead ancestor's pid may have been reused by an unrelated process: that one is fair game.
+    if (a.pid == pid && (a.start_ns == 0 || same_start(a.start_ns, key.start_ns))) {
+      return "protected: ancestor of faultprobed (" + a.comm + ", pid " + spid + ")";
+    }
+  }
+
+  // From here on the process must still be the one the detector saw.
+  auto st = verify_process(key, proc_root_);
+  if (!st) return st.error().message;
+  if ((st->flags & kPfKthread) != 0 || st->ppid == kKthreadd) {
+    return "protected: kernel thread (" + st->comm + ", pid " + spid + ")";
+  }
+  if (auto why = protected_match(comm)) return why;
+  if (st->comm != comm) {
+    if (auto why = protected_match(st->comm)) return why;
+  }
+  return std::nullopt;
+}
+
+}  // namespace fp
