@@ -41,9 +41,12 @@ std::string who(const Target& t) { return t.comm + " (pid " + std::to_string(t.k
 
 }  // namespace
 
+// A live process goes through every check; a dead one (crash, OOM kill) only
+// through its name: there is nothing left to hit by mistake.
 std::optional<std::string> RealActuator::refuse(const Target& t) const {
-  if (d_.safety) return d_.safety->refuse(t.key, t.comm);
-  return std::nullopt;
+  if (!d_.safety) return std::nullopt;
+  if (!const_cast<RealActuator*>(this)->alive(t.key)) return d_.safety->refuse_gone(t.key, t.comm);
+  return d_.safety->refuse(t.key, t.comm);
 }
 
 std::optional<std::string> RealActuator::service_of(const Target& t) const {
@@ -92,7 +95,7 @@ ActionOutcome RealActuator::restart_service(const std::string& name, const Targe
 }
 
 ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
-  if (auto r = refuse(t); r && r->find("has exited") == std::string::npos && alive(t.key)) return skipped(*r);
+  if (auto r = refuse(t)) return skipped(*r);
   if (auto svc = service_of(t)) return restart_service(*svc, t, false, dry_run);
   if (!t.unit.empty() && d_.systemd && d_.systemd->available()) {
     if (dry_run) return dry("systemctl restart " + t.unit);
@@ -102,7 +105,11 @@ ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
   }
   // Respawn: the same argv, cwd, environment and user, captured while it ran.
   const SpawnSpec* spec = d_.respawn ? d_.respawn->find(t.key) : nullptr;
-  if (!spec) return failed("not a service, not in a systemd unit, and its command line was not captured");
+  if (!spec) {
+    auto why = d_.respawn ? d_.respawn->failure(t.key) : std::nullopt;
+    return failed("not a service, not in a systemd unit, and its command line " +
+                  (why ? "could not be captured: " + *why : std::string("was not captured while it ran")));
+  }
   std::string argv0 = spec->argv.empty() ? "?" : spec->argv[0];
   if (dry_run) return dry("terminate " + who(t) + " and respawn " + argv0);
   std::string ended = "had already exited";
@@ -132,7 +139,7 @@ ActionOutcome RealActuator::restore(const Target& t, bool dry_run) {
   for (const auto& s : d_.supervisor->status())
     if (s.name == *svc && s.checkpoint_backend == "none")
       return failed("service " + *svc + " has no checkpoint configured");
-  if (auto r = refuse(t); r && alive(t.key)) return skipped(*r);
+  if (auto r = refuse(t)) return skipped(*r);
   return restart_service(*svc, t, true, dry_run);
 }
 

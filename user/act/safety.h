@@ -28,6 +28,13 @@ class SafetyGuard {
   // "protected: pid 1", "protected: ancestor of faultprobed (sshd, pid 812)".
   std::optional<std::string> refuse(const ProcKey& key, std::string_view comm) const;
 
+  // For a process that is gone (a crash, an OOM kill): nothing can hit it any
+  // more, so only its name (protected_comms) and faultprobed's own pid stop a
+  // restart or restore of it.
+  std::optional<std::string> refuse_gone(const ProcKey& key, std::string_view comm) const {
+    if (key.tgid <= 2 || pid_t(key.tgid) == self_) return "protected: pid " + std::to_string(key.tgid);
+    return protected_match(comm);
+  }
   // On config reload.
   void set_protected(std::vector<std::string> protected_comms) { protected_ = std::move(protected_comms); }
   const std::vector<std::string>& protected_comms() const { return protected_; }

@@ -258,9 +258,12 @@ Result<void> Service::start_actions(int* exit_code) {
     return out;
   };
   actuator_ = std::make_unique<RealActuator>(std::move(deps));
-  handler_ = std::make_unique<Handler>(config_, *actuator_,
-                                       [this](const Target& t) { return safety_->refuse(t.key, t.comm); },
-                                       opts_.dry_run);
+  handler_ = std::make_unique<Handler>(
+      config_, *actuator_,
+      [this](const Target& t) {
+        return actuator_->alive(t.key) ? safety_->refuse(t.key, t.comm) : safety_->refuse_gone(t.key, t.comm);
+      },
+      opts_.dry_run);
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
                config_.services.size(), throttle_ ? throttle_->name() : "none",
                throttle_why_.empty() ? "" : " (" + throttle_why_ + ")");
