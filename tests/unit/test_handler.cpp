@@ -380,7 +380,8 @@ TEST(Handler, ReopenedWithinTheWindowIsNotRecovered) {
   HandlerOutput out = rig.run(6, 10);  // clear at the window's end, but it came back inside it
   ASSERT_EQ(out.recoveries.size(), 1u);
   EXPECT_FALSE(out.recoveries[0].recovered);
-  EXPECT_EQ(out.recoveries[0].detail, "cpu_runaway fault reopened within 10s after the throttle; escalating to restart");
+  EXPECT_EQ(out.recoveries[0].detail,
+            "cpu_runaway fault reopened within 10s after the throttle; escalating to restart");
   EXPECT_TRUE(out.actions.empty());  // nothing open to act on now
   rig.open_fault(100);               // the next reopening goes straight to the next rung, cooldown or not
   HandlerOutput o = rig.at(12);

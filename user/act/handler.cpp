@@ -276,8 +276,8 @@ void Handler::attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out) {
       return;
     }
     if (spent(now_ns, c.target.key) >= p->budget) {
-      skip(Block::Budget, "budget: " + std::to_string(p->budget) + " actions on this process in the last hour (policy " +
-                              c.policy + ")");
+      skip(Block::Budget, "budget: " + std::to_string(p->budget) +
+                              " actions on this process in the last hour (policy " + c.policy + ")");
       return;
     }
     if (tokens_ < 1.0 - 1e-9) {  // (the refill is summed tick by tick in floating point)

@@ -127,9 +127,12 @@ Result<LadderStep> parse_ladder_step(std::string_view text) {
 }
 
 Result<NetAddress> parse_net_address(std::string_view text, bool with_scheme) {
-  const std::string expected = with_scheme ? "expected \"udp://HOST:PORT\" or \"tcp://HOST:PORT\" (\"udp://loghost:514\")"
-                                           : "expected \"HOST:PORT\" (\"127.0.0.1:9464\", \"[::1]:9464\")";
-  auto bad = [&](std::string why) { return Error{EINVAL, "bad address " + quoted(text) + ": " + why + "; " + expected}; };
+  const std::string expected = with_scheme
+                                   ? "expected \"udp://HOST:PORT\" or \"tcp://HOST:PORT\" (\"udp://loghost:514\")"
+                                   : "expected \"HOST:PORT\" (\"127.0.0.1:9464\", \"[::1]:9464\")";
+  auto bad = [&](const std::string& why) {
+    return Error{EINVAL, "bad address " + quoted(text) + ": " + why + "; " + expected};
+  };
   NetAddress out;
   std::string_view rest = text;
   if (with_scheme) {
