@@ -358,11 +358,11 @@ TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(error_of("sample_interval = \"1s\"\nintervall = \"1s\"\n"),
             "t.toml:2:1: unknown top-level key \"intervall\"; expected one of: sample_interval, protected_comms, "
-            "rules, rule");
+            "rules, rule, policy, service, limits, daemon, metrics_listen");
   // A class name at the top level is an override written without "rules.".
   EXPECT_EQ(error_of("\n[cpu_runaway]\nthreshold = 2\n"),
-            "t.toml:2:2: unknown key \"cpu_runaway\"; expected one of: sample_interval, protected_comms, rules, rule; "
-            "to change the built-in rule write [rules.cpu_runaway]");
+            "t.toml:2:2: unknown key \"cpu_runaway\"; expected one of: sample_interval, protected_comms, rules, rule, "
+            "policy, service, limits, daemon, metrics_listen; to change the built-in rule write [rules.cpu_runaway]");
 }
 
 TEST(ConfigErrors, BadDuration) {
@@ -509,7 +509,7 @@ TEST(ConfigErrors, TheEarliestMistakeIsReported) {
   // Keys are visited in name order ("anomaly" before "zzz"), the report is in file order.
   EXPECT_EQ(error_of("zzz = 1\n[rules.anomaly]\nthreshold = \"x\"\n"),
             "t.toml:1:1: unknown top-level key \"zzz\"; expected one of: sample_interval, protected_comms, rules, "
-            "rule");
+            "rule, policy, service, limits, daemon, metrics_listen");
   EXPECT_EQ(error_of("[rules.hang]\nwindow = 1\nclear = 2\n"),
             "t.toml:2:10: \"window\" must be a duration such as \"500ms\" or \"10s\" (got 1)");
 }

@@ -53,4 +53,23 @@ struct ActionRecord {
 
 nlohmann::ordered_json action_to_json(const ActionRecord& r, uint64_t realtime_ns);
 
+// The verdict of a recovery check: after an action the handler watches the
+// process (or its replacement) for the policy's recovery_window. One
+// `recovery` line of the event stream:
+// {"time", "kind": "recovery", "class", "rule", "policy", "pid", "comm",
+//  "recovery": {"action", "step", "recovered", "detail"}}
+struct RecoveryRecord {
+  uint64_t mono_ns = 0;
+  FaultClass cls = FaultClass::Anomaly;
+  std::string rule;
+  std::string policy;
+  Target target;  // the process watched: the replacement after a restart or restore
+  ActionType action = ActionType::Throttle;
+  std::string step;  // the ladder entry whose effect was checked
+  bool recovered = false;
+  std::string detail;  // why (not) recovered, and what comes next
+};
+
+nlohmann::ordered_json recovery_to_json(const RecoveryRecord& r, uint64_t realtime_ns);
+
 }  // namespace fp

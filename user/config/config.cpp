@@ -1,6 +1,7 @@
 // TOML -> Config. Every complaint names FILE:LINE:COLUMN of the offending key
 // or value and says what was expected; the earliest one in the file is the
 // one reported. See docs/rules.md for the schema and the defaults below.
+// The policy, service, limits and daemon sections are in config_sections.cpp.
 #include "config/config.h"
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 
 #include <toml++/toml.h>
 
+#include "config/parser.h"
 #include "util/duration.h"
 
 namespace fp {
@@ -95,6 +97,12 @@ constexpr size_t kMaxCommLen = FP_COMM_LEN - 1;     // the kernel's comm is 15 b
 constexpr uint64_t kMaxUid = 4294967294u;           // (uid_t)-1 means "no uid"
 constexpr size_t kMaxConfigBytes = 16u << 20;       // a config file, not a disk image
 
+}  // namespace
+
+namespace config_parse {
+
+using namespace std::chrono_literals;
+
 // ---- rendering values for messages ----
 
 std::string quote(std::string_view s) {
@@ -154,7 +162,9 @@ std::string class_names() {
   return join(names);
 }
 
-const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_comms", "rules", "rule"};
+const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_comms", "rules",  "rule",
+                                                "policy",          "service",         "limits", "daemon",
+                                                "metrics_listen"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve", "for",
                                                  "window",  "clear",    "count",     "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
@@ -169,68 +179,12 @@ struct RuleSources {
   const toml::node* window = nullptr;
 };
 
-class Parser {
- public:
-  explicit Parser(std::string_view file) : file_(file.empty() ? "<config>" : file) {}
-
-  Config run(const toml::table& root);
-  bool failed() const { return !errors_.empty(); }
-
-  // The earliest complaint in the file (a later one may only be a consequence).
-  Error first_error() const {
-    auto it = std::min_element(errors_.begin(), errors_.end(), [](const Complaint& a, const Complaint& b) {
-      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
-    });
-    return Error{EINVAL, it->text};
-  }
-
- private:
-  struct Complaint {
-    uint32_t line, column;
-    std::string text;
-  };
-
-  void error(const toml::source_region& where, const std::string& msg) {
-    std::string text = file_;
-    if (where.begin.line > 0)
-      text += ":" + std::to_string(where.begin.line) + ":" + std::to_string(where.begin.column);
-    text += ": " + msg;
-    errors_.push_back({where.begin.line, where.begin.column, std::move(text)});
-  }
-  void error(const toml::node& n, const std::string& msg) { error(n.source(), msg); }
-  void error(const toml::key& k, const std::string& msg) { error(k.source(), msg); }
-
-  void unknown_key(const toml::key& k, std::string_view where, const std::vector<std::string_view>& expected,
-                   std::string_view hint = {}) {
-    std::string msg = "unknown key " + quote(k.str());
-    if (!where.empty()) msg += " in " + std::string(where);
-    msg += "; expected one of: " + join(expected);
-    if (!hint.empty()) msg += "; " + std::string(hint);
-    error(k, msg);
-  }
-
-  void sample_interval(const toml::node& n, Config& cfg);
-  void protected_comms(const toml::node& n, Config& cfg);
-  void overrides(const toml::node& n, Config& cfg);
-  void added_rules(const toml::node& n, Config& cfg);
-  void added_rule(const toml::table& t, size_t index, std::map<std::string, const toml::node*>& seen,
-                  Config& cfg);
-  void apply_rule(const toml::table& t, RuleConfig& r, const std::string& where, bool added);
-  void apply_match(const toml::node& n, ProcessMatch& m, const std::string& where);
-
-  std::optional<double> number(const toml::node& n, std::string_view key);
-  std::optional<nanoseconds> duration(const toml::node& n, std::string_view key);
-  std::optional<uint64_t> integer(const toml::node& n, std::string_view key, uint64_t max,
-                                  std::string_view what);
-  std::optional<std::string> glob(const toml::node& n, std::string_view key);
-
-  std::string file_;
-  std::vector<Complaint> errors_;
-};
 
 Config Parser::run(const toml::table& root) {
   Config cfg = default_config();
   cfg.source = file_;
+  const toml::node* top_metrics = nullptr;     // metrics_listen = "..." (the spelling)
+  const toml::node* daemon_metrics = nullptr;  // [daemon] metrics_listen = "..."
   for (auto&& [key, node] : root) {
     const std::string_view k = key.str();
     if (k == "sample_interval") {
@@ -241,12 +195,33 @@ Config Parser::run(const toml::table& root) {
       overrides(node, cfg);
     } else if (k == "rule") {
       added_rules(node, cfg);
+    } else if (k == "policy") {
+      policies(node, cfg);
+    } else if (k == "service") {
+      services(node, cfg);
+    } else if (k == "limits") {
+      limits(node, cfg);
+    } else if (k == "daemon") {
+      daemon(node, cfg, daemon_metrics);
+    } else if (k == "metrics_listen") {
+      top_metrics = &node;
+      metrics_listen(node, cfg);
     } else if (parse_fault_class(k)) {
       unknown_key(key, "", kTopKeys, "to change the built-in rule write [rules." + std::string(k) + "]");
     } else {
       std::string msg = "unknown top-level key " + quote(k) + "; expected one of: " + join(kTopKeys);
       error(key, msg);
     }
+  }
+  if (top_metrics && daemon_metrics) {
+    // One setting, two spellings: say where the other one is rather than pick one.
+    const bool top_first = std::pair(top_metrics->source().begin.line, top_metrics->source().begin.column) <
+                           std::pair(daemon_metrics->source().begin.line, daemon_metrics->source().begin.column);
+    const toml::node& later = top_first ? *daemon_metrics : *top_metrics;
+    const toml::node& earlier = top_first ? *top_metrics : *daemon_metrics;
+    error(later, "\"metrics_listen\" is set twice: at the top level and in [daemon] (first at " +
+                     std::to_string(earlier.source().begin.line) + ":" +
+                     std::to_string(earlier.source().begin.column) + "); keep one");
   }
   return cfg;
 }
@@ -563,7 +538,11 @@ std::string syntax_error(std::string_view file, const toml::parse_error& e) {
   return text + ": " + msg;
 }
 
-}  // namespace
+}  // namespace config_parse
+
+using config_parse::Parser;
+using config_parse::quote;
+using config_parse::syntax_error;
 
 Config default_config() {
   Config cfg;

@@ -126,6 +126,17 @@ struct DaemonConfig {
   std::string log_dir = "/var/log/faultprobe";  // supervised services' stdout/stderr (<name>.log)
 };
 
+// An address of daemon.metrics_listen ("host:port") or daemon.syslog_forward
+// ("udp://host:port", "tcp://host:port"). host is a name, an IPv4 address or
+// a bracketed IPv6 one ("[::1]:9464"); port 1..65535.
+struct NetAddress {
+  std::string scheme;  // "udp" or "tcp"; "" when parsed without a scheme
+  std::string host;    // without the brackets of an IPv6 literal
+  uint16_t port = 0;
+};
+// The error says what is accepted.
+Result<NetAddress> parse_net_address(std::string_view text, bool with_scheme);
+
 struct Config {
   std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
   std::vector<RuleConfig> rules;    // built-ins (after overrides) then added rules
