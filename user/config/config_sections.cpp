@@ -23,7 +23,7 @@ const std::vector<std::string_view> kLimitsKeys = {"actions_per_minute"};
 const std::vector<std::string_view> kDaemonKeys = {"syslog",       "syslog_forward", "syslog_burst",
                                                    "syslog_per",   "socket",         "socket_group",
                                                    "metrics_listen", "metrics_top_n", "pin_dir",
-                                                   "lock_path"};
+                                                   "lock_path",    "state_dir",      "log_dir"};
 
 constexpr uint64_t kMaxBudget = 1'000'000;          // actions per process per hour
 constexpr uint64_t kMaxActionsPerMinute = 1'000'000;
@@ -377,7 +377,7 @@ void Parser::daemon(const toml::node& n, Config& cfg, const toml::node*& metrics
     } else if (k == "syslog_per") {
       if (auto p = positive_duration(node, k)) d.syslog_per = *p;
     } else if (k == "socket") {
-      if (auto v = absolute_path(node, k, "\"/run/faultprobe/faultprobe.sock\"")) d.socket_path = *v;
+      if (auto v = path_or_off(node, k, "\"/run/faultprobe/faultprobe.sock\" (\"\" = no socket)")) d.socket_path = *v;
     } else if (k == "socket_group") {
       if (auto v = string(node, k, "\"adm\" (\"\" = root only)")) d.socket_group = *v;
     } else if (k == "metrics_listen") {
@@ -387,9 +387,13 @@ void Parser::daemon(const toml::node& n, Config& cfg, const toml::node*& metrics
       if (auto v = count(node, k, 0, kMaxCount, "the number of per-process series per resource"))
         d.metrics_top_n = static_cast<uint32_t>(*v);
     } else if (k == "pin_dir") {
-      if (auto v = absolute_path(node, k, "\"/sys/fs/bpf/faultprobe\"")) d.pin_dir = *v;
+      if (auto v = path_or_off(node, k, "\"/sys/fs/bpf/faultprobe\" (\"\" = do not pin)")) d.pin_dir = *v;
     } else if (k == "lock_path") {
       if (auto v = absolute_path(node, k, "\"/run/faultprobe/faultprobed.lock\"")) d.lock_path = *v;
+    } else if (k == "state_dir") {
+      if (auto v = path_or_off(node, k, "\"/run/faultprobe\" (\"\" = keep nothing)")) d.state_dir = *v;
+    } else if (k == "log_dir") {
+      if (auto v = absolute_path(node, k, "\"/var/log/faultprobe\"")) d.log_dir = *v;
     } else {
       unknown_key(key, "[daemon]", kDaemonKeys);
     }
@@ -432,6 +436,16 @@ std::optional<std::string> Parser::absolute_path(const toml::node& n, std::strin
                                                  std::string_view example) {
   auto v = string(n, key, example);
   if (v && (v->empty() || (*v)[0] != '/')) {
+    error(n, quote(key) + " must be an absolute path such as " + std::string(example) + " (got " + describe(n) + ")");
+    return std::nullopt;
+  }
+  return v;
+}
+
+// An absolute path, or "" to turn the feature off.
+std::optional<std::string> Parser::path_or_off(const toml::node& n, std::string_view key, std::string_view example) {
+  auto v = string(n, key, example);
+  if (v && !v->empty() && (*v)[0] != '/') {
     error(n, quote(key) + " must be an absolute path such as " + std::string(example) + " (got " + describe(n) + ")");
     return std::nullopt;
   }

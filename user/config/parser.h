@@ -92,6 +92,7 @@ class Parser {
   std::optional<bool> boolean(const toml::node& n, std::string_view key);
   std::optional<std::string> string(const toml::node& n, std::string_view key, std::string_view example);
   std::optional<std::string> absolute_path(const toml::node& n, std::string_view key, std::string_view example);
+  std::optional<std::string> path_or_off(const toml::node& n, std::string_view key, std::string_view example);
   std::optional<nanoseconds> positive_duration(const toml::node& n, std::string_view key);
   std::optional<uint64_t> count(const toml::node& n, std::string_view key, uint64_t min, uint64_t max,
                                 std::string_view what);
