@@ -104,13 +104,14 @@ const std::vector<Column>& top_columns() {
 
 namespace {
 
-// `text` padded or cut to the column's width.
-void cell(std::string& out, const Column& c, const std::string& text) {
+// `text` padded or cut to the column's width; the last column is not padded
+// on the right (no trailing blanks in batch output).
+void cell(std::string& out, const Column& c, const std::string& text, bool last) {
   if (!out.empty()) out += ' ';
   const size_t w = size_t(c.width);
   std::string t = text.size() > w ? text.substr(0, w) : text;
   if (c.left)
-    out += t + std::string(w - t.size(), ' ');
+    out += last ? t : t + std::string(w - t.size(), ' ');
   else
     out += std::string(w - t.size(), ' ') + t;
 }
@@ -119,7 +120,8 @@ void cell(std::string& out, const Column& c, const std::string& text) {
 
 std::string format_table_header() {
   std::string out;
-  for (const auto& c : top_columns()) cell(out, c, c.title);
+  const auto& cols = top_columns();
+  for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cols[i].title, i + 1 == cols.size());
   return out;
 }
 
@@ -146,7 +148,7 @@ std::string format_row(const ProcessRow& r) {
   };
   static_assert(std::size(cells) == 15);
   std::string out;
-  for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cells[i]);
+  for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cells[i], i + 1 == cols.size());
   return out;
 }
 
