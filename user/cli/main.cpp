@@ -51,10 +51,11 @@ int main(int argc, char** argv) {
       ->check(DurationValidator())
       ->capture_default_str();
   auto* top_local_opt = top->add_flag("--local", top_local, "load the probe here even if a daemon runs");
-  top->add_flag("--daemon", top_daemon, "only show the daemon's view (error if none answers)")
-      ->excludes(top_local_opt);
+  auto* top_daemon_opt = top->add_flag("--daemon", top_daemon, "only show the daemon's view (error if none answers)")
+                             ->excludes(top_local_opt);
   top->add_option("--socket", top_opts.socket_path, "the daemon's socket (default /run/faultprobe/faultprobe.sock)");
-  top->add_option("-c,--config", top_opts.config_path, "local mode: the rules config (default: built-in)");
+  top->add_option("-c,--config", top_opts.config_path, "rules config for local mode (implies --local)")
+      ->excludes(top_daemon_opt);
   top->add_flag("-b,--batch", top_opts.batch, "plain-text frames (the default when stdout is not a terminal)");
   top->add_option("-n,--count", top_opts.count, "exit after this many refreshes (0: until q)");
   top->add_option("--rows", top_opts.max_rows, "batch mode: at most this many rows per frame (0: all)");

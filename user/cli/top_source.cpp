@@ -188,7 +188,9 @@ Result<DaemonView> LocalSource::fetch() {
 std::unique_ptr<TopSource> open_top_source(const TopOptions& opts, SourceError* err) {
   const std::string socket = opts.socket_path.empty() ? kDefaultSocketPath : opts.socket_path;
   std::string daemon_error;
-  if (opts.source != TopOptions::Source::Local) {
+  // A rules file only means something to a local engine: -c implies --local.
+  const bool local_only = opts.source == TopOptions::Source::Local || !opts.config_path.empty();
+  if (!local_only) {
     auto d = DaemonSource::open(socket, std::chrono::milliseconds(2000));
     if (d) return std::move(d).value();
     daemon_error = d.error().message;
