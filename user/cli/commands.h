@@ -18,6 +18,22 @@ struct SnapshotOptions {
 
 int run_snapshot(const SnapshotOptions& opts);
 
+// `faultprobe top`: the live view, from the daemon's socket or from the probe loaded here.
+struct TopOptions {
+  enum class Source { Auto, Local, Daemon };
+  std::chrono::nanoseconds interval = std::chrono::seconds(1);
+  Source source = Source::Auto;
+  std::string socket_path;       // "" = the default socket
+  std::string config_path;       // local mode: "" = the built-in defaults
+  bool batch = false;            // plain-text frames even on a terminal (always when stdout is not one)
+  uint64_t count = 0;            // exit after this many frames; 0 = until q (or forever in batch mode)
+  size_t max_rows = 0;           // batch mode: rows per frame, 0 = all
+  bool force_raw_tp = false;
+};
+
+// 0 on q / count reached, 1 on a runtime error (no daemon and the probe cannot load), 2 on a bad config.
+int run_top(const TopOptions& opts);
+
 // Validates a config file: 0 and a summary when valid, 2 and FILE:LINE:COL errors when not.
 int run_check_config(const std::string& path, bool json);
 

@@ -43,6 +43,24 @@ int main(int argc, char** argv) {
   snapshot->add_option("-n,--rows", snap.max_rows, "at most this many table rows (0: all)");
   snapshot->add_flag("--raw-tp", snap.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
 
+  fp::TopOptions top_opts;
+  std::string top_interval = "1s";
+  bool top_local = false, top_daemon = false;
+  auto* top = app.add_subcommand("top", "live per-process view with open faults (daemon's, or the probe loaded here)");
+  top->add_option("-d,--interval", top_interval, "refresh interval (e.g. 500ms, 1s, 2s)")
+      ->check(DurationValidator())
+      ->capture_default_str();
+  auto* top_local_opt = top->add_flag("--local", top_local, "load the probe here even if a daemon runs");
+  auto* top_daemon_opt = top->add_flag("--daemon", top_daemon, "only show the daemon's view (error if none answers)")
+                             ->excludes(top_local_opt);
+  top->add_option("--socket", top_opts.socket_path, "the daemon's socket (default /run/faultprobe/faultprobe.sock)");
+  top->add_option("-c,--config", top_opts.config_path, "rules config for local mode (implies --local)")
+      ->excludes(top_daemon_opt);
+  top->add_flag("-b,--batch", top_opts.batch, "plain-text frames (the default when stdout is not a terminal)");
+  top->add_option("-n,--count", top_opts.count, "exit after this many refreshes (0: until q)");
+  top->add_option("--rows", top_opts.max_rows, "batch mode: at most this many rows per frame (0: all)");
+  top->add_flag("--raw-tp", top_opts.force_raw_tp, "local mode: attach with raw tracepoints");
+
   std::string config_file;
   bool config_json = false;
   auto* check = app.add_subcommand("check-config", "validate a faultprobed config file");
@@ -62,6 +80,13 @@ int main(int argc, char** argv) {
   fp::init_logging(verbosity);
 
   if (check->parsed()) return fp::run_check_config(config_file, config_json);
+  if (top->parsed()) {
+    top_opts.interval = fp::parse_duration(top_interval).value();
+    top_opts.source = top_local    ? fp::TopOptions::Source::Local
+                      : top_daemon ? fp::TopOptions::Source::Daemon
+                                   : fp::TopOptions::Source::Auto;
+    return fp::run_top(top_opts);
+  }
   if (snapshot->parsed()) {
     snap.interval = fp::parse_duration(interval).value();
     return fp::run_snapshot(snap);

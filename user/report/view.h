@@ -100,6 +100,14 @@ class HostSampler {
   uint64_t last_ns_ = 0, last_busy_ = 0, last_total_ = 0, last_rd_sectors_ = 0, last_wr_sectors_ = 0;
 };
 
+// The user name of a uid from the passwd database (getpwuid_r), else the uid
+// as text. Cached for the life of the process (thread-safe).
+std::string user_name(uint32_t uid);
+
+// The STATE column: an open fault's class wins over "throttled", which wins
+// over "restarted", else "ok".
+std::string row_state(const FaultRecord* fault, bool throttled, bool restarted);
+
 nlohmann::json view_to_json(const DaemonView& v);
 // Lenient reader for the CLI: missing fields keep their defaults.
 DaemonView view_from_json(const nlohmann::json& j);
