@@ -418,8 +418,9 @@ void Service::tick(uint64_t now) {
   actuator_->tick(now);
   Resolver resolver(*this);
   auto out = handler_->on_tick(now, records, engine_->open_faults(), resolver);
-  for (const auto& a : out.actions) emit_action(a);
+  // A recovery verdict explains the escalation that follows it at the same tick.
   for (const auto& r : out.recoveries) emit_recovery(r);
+  for (const auto& a : out.actions) emit_action(a);
   alerter_->tick(now);
 
   ticks_++;

@@ -37,6 +37,7 @@ bool shows_before(const FaultRecord& a, const FaultRecord& b) {
 void fill_idle(ProcessRow& r, const ProcState& s, uint64_t now_ns, uint64_t window_ns) {
   r.rss_bytes = s.now.rss_bytes;
   r.io_errors = s.now.io_errors;
+  r.cpu_total_ns = s.now.cpu_ns;
   if (s.raw.dstate_active > 0 && s.raw.dstate_since_ns != 0 && now_ns > s.raw.dstate_since_ns) {
     r.in_dstate = true;
     r.dstate_ms = double(std::min<uint64_t>(window_ns, now_ns - s.raw.dstate_since_ns)) / kNsPerMs;
@@ -56,6 +57,7 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   r.io_write_bps = double(d.io_write_bytes) / span_s;
   r.io_lat_p99_ms = double(hist_quantile_ns(w.io_lat_hist, 0.99, s.raw.io_lat_max_ns)) / kNsPerMs;
   r.io_errors = s.now.io_errors;
+  r.cpu_total_ns = s.now.cpu_ns;
   r.faults_per_s = double(d.page_faults) / span_s;
   r.reclaim_ms = double(d.reclaim_ns) / kNsPerMs;
   r.rss_bytes = w.rss_end;
@@ -277,6 +279,7 @@ json row_to_json(const ProcessRow& r) {
           {"io_write_bps", r.io_write_bps},
           {"io_lat_p99_ms", r.io_lat_p99_ms},
           {"io_errors", r.io_errors},
+          {"cpu_total_ns", r.cpu_total_ns},
           {"faults_per_s", r.faults_per_s},
           {"reclaim_ms", r.reclaim_ms},
           {"rss_bytes", r.rss_bytes},
@@ -329,6 +332,7 @@ ProcessRow row_from_json(const json& j) {
   read(j, "io_write_bps", r.io_write_bps);
   read(j, "io_lat_p99_ms", r.io_lat_p99_ms);
   read(j, "io_errors", r.io_errors);
+  read(j, "cpu_total_ns", r.cpu_total_ns);
   read(j, "faults_per_s", r.faults_per_s);
   read(j, "reclaim_ms", r.reclaim_ms);
   read(j, "rss_bytes", r.rss_bytes);

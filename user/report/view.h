@@ -34,6 +34,7 @@ struct ProcessRow {
   double io_read_bps = 0, io_write_bps = 0;
   double io_lat_p99_ms = 0;
   uint64_t io_errors = 0;     // cumulative
+  uint64_t cpu_total_ns = 0;  // cumulative CPU time the probe counted (since the probe was loaded)
   double faults_per_s = 0;    // user page faults
   double reclaim_ms = 0;      // direct-reclaim stall in the window (ms)
   uint64_t rss_bytes = 0;
