@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -205,6 +206,42 @@ TEST(ServicesSelfCheck, PrometheusScrapesTheMetricsServer) {
   EXPECT_EQ((*j)["data"]["result"][0]["metric"]["comm"], "burn \"x\"\\y");
   EXPECT_EQ((*j)["data"]["result"][0]["value"][1], "0.975");
   EXPECT_GE(server.scrapes(), 2u);
+}
+
+// Prometheus's own linter has no complaint about the exposition (names, HELP,
+// TYPE, units, label use), for a view with every section filled.
+TEST(ServicesSelfCheck, PromtoolLintsTheExposition) {
+  DaemonView v = fixed_view(2);
+  v.counters.actions["throttle/ok"] = 1;
+  v.counters.resolved_by_class["cpu_runaway"] = 1;
+  v.health.drops[0] = 5;
+  for (uint32_t i = 0; i < 200; ++i) {
+    ProcessRow p;
+    p.pid = 10000 + i;
+    p.comm = "w" + std::to_string(i);
+    p.cpu_pct = i % 17;
+    p.rss_bytes = i * 4096ull;
+    p.io_read_bps = i % 5;
+    v.procs.push_back(p);
+  }
+  std::string path = "/tmp/fp_promtool_" + std::to_string(getpid()) + ".txt";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::string text = render_metrics(v, 20);
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fclose(f);
+  }
+  std::string cmd = "/usr/bin/promtool check metrics < " + path + " 2>&1";
+  std::FILE* out = popen(cmd.c_str(), "r");
+  ASSERT_NE(out, nullptr);
+  std::string complaints;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, out)) complaints += buf;
+  int status = pclose(out);
+  unlink(path.c_str());
+  EXPECT_EQ(status, 0) << complaints;
+  EXPECT_EQ(complaints, "");
 }
 
 }  // namespace

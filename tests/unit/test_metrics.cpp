@@ -69,7 +69,7 @@ Parsed parse(const std::string& text) {
       std::string n, t;
       ls >> n >> t;
       if (n != last_help) err("TYPE without HELP just before");
-      if (t != "counter" && t != "gauge") err("unexpected type");
+      if (t != "counter" && t != "gauge" && t != "summary") err("unexpected type");
       p.types[n] = t;
       family = n;
       continue;
@@ -80,7 +80,9 @@ Parsed parse(const std::string& text) {
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     s.name = line.substr(0, i);
     if (!std::regex_match(s.name, name_re)) err("bad metric name");
-    if (s.name != family) err("sample outside its family (" + family + ")");
+    bool in_family = s.name == family || (p.types[family] == "summary" && (s.name == family + "_count" ||
+                                                                           s.name == family + "_sum"));
+    if (!in_family) err("sample outside its family (" + family + ")");
     if (i < line.size() && line[i] == '{') {
       ++i;
       while (i < line.size() && line[i] != '}') {
@@ -193,6 +195,8 @@ TEST(Metrics, ParsesAndCarriesTheCounters) {
   EXPECT_EQ(p.find("faultprobe_samples_total", {})->value, "1234");
   EXPECT_EQ(p.find("faultprobe_sample_rate_hz", {})->value, "9.9");
   EXPECT_EQ(p.find("faultprobe_sample_cpu_seconds", {{"quantile", "0.99"}})->value, "0.0009");
+  EXPECT_EQ(p.types["faultprobe_sample_cpu_seconds"], "summary");
+  EXPECT_EQ(p.find("faultprobe_sample_cpu_seconds_count", {})->value, "1234");
   EXPECT_EQ(p.find("faultprobe_processes_tracked", {})->value, "42");
   EXPECT_EQ(p.find("faultprobe_processes_max", {})->value, "8192");
   EXPECT_EQ(p.find("faultprobe_syslog_lines_total", {{"result", "suppressed"}})->value, "7");

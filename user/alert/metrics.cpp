@@ -77,6 +77,14 @@ class Exposition {
     out_ += value;
     out_ += '\n';
   }
+  // A summary's `name_count` / `name_sum` line, part of the current family.
+  void sample_suffix(std::string_view suffix, uint64_t v) {
+    out_ += name_;
+    out_ += suffix;
+    out_ += ' ';
+    out_ += std::to_string(v);
+    out_ += '\n';
+  }
   std::string take() { return std::move(out_); }
 
  private:
@@ -146,9 +154,12 @@ void render_health(Exposition& e, const DaemonView& v) {
   e.sample({}, h.ticks);
   e.family("faultprobe_sample_rate_hz", "gauge", "Sampling ticks per second actually achieved.");
   e.sample({}, h.sample_hz);
-  e.family("faultprobe_sample_cpu_seconds", "gauge", "CPU time one sampling tick costs, by quantile.");
+  // A summary without _sum: the quantiles are what the daemon measures (over
+  // its recent ticks), the count is every tick.
+  e.family("faultprobe_sample_cpu_seconds", "summary", "CPU time one sampling tick costs, by quantile.");
   e.sample({{"quantile", "0.5"}}, h.tick_us_p50 / 1e6);
   e.sample({{"quantile", "0.99"}}, h.tick_us_p99 / 1e6);
+  e.sample_suffix("_count", h.ticks);
   e.family("faultprobe_processes_tracked", "gauge", "Per-process slots in use in the kernel probe.");
   e.sample({}, h.procs_tracked);
   e.family("faultprobe_processes_max", "gauge", "Per-process slots the kernel probe has.");
