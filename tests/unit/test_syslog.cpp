@@ -473,10 +473,12 @@ TEST(Forwarder, SlowCollectorFillsTheQueueNotTheCaller) {
   o.queue_max = 8;
   o.send_timeout = 200ms;
   Rfc5424Forwarder fwd(target("tcp://127.0.0.1:" + std::to_string(tcp.port)), o);
-  AlertLine big = sample_line(std::string(60000, 'x'));
+  AlertLine big = sample_line(std::string(16000, 'x'));
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 200; ++i) fwd.send(big);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  // Blocking on the collector would cost 200ms per line; formatting alone is
+  // well under 2s even in a sanitizer build.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   // Every line is written, dropped and counted, or one of the <= 8 waiting
   // (+1 in flight).
   EXPECT_GE(fwd.forwarded() + fwd.failures(), 200u - 9);

@@ -60,7 +60,11 @@ std::string format_kv(const AlertFields& fields) {
 
 std::string format_structured_data(std::string_view sd_id, const AlertFields& fields) {
   if (fields.empty()) return "-";
-  std::string out = "[";
+  size_t size = sd_id.size() + 2;
+  for (const auto& [key, value] : fields) size += key.size() + value.size() + 8;
+  std::string out;
+  out.reserve(size);
+  out += '[';
   out += sd_id;
   for (const auto& [key, value] : fields) {
     // SD-NAME: 1*32 PRINTUSASCII except '=', SP, ']', '"'.
@@ -104,7 +108,9 @@ std::string rfc5424_token(std::string_view s, size_t max_len) {
 }
 
 std::string format_rfc5424(const Rfc5424Header& h, const std::string& structured_data, std::string_view msg) {
-  std::string out = "<" + std::to_string(h.facility * 8 + h.severity) + ">1 ";
+  std::string out;
+  out.reserve(128 + h.hostname.size() + structured_data.size() + msg.size());
+  out += "<" + std::to_string(h.facility * 8 + h.severity) + ">1 ";
   out += h.realtime_ns ? rfc3339_us(h.realtime_ns) : "-";
   out += ' ';
   out += rfc5424_token(h.hostname, 255);
