@@ -1,0 +1,315 @@
+#include "alert/metrics.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "act/action.h"
+#include "report/snapshot_report.h"
+
+namespace fp {
+namespace {
+
+using Label = std::pair<std::string_view, std::string_view>;
+
+std::string format_value(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  // Shortest form that reads back exactly; plain decimals in the usual range
+  // ("5000000", "0.0009"), exponents only outside it.
+  char buf[400];
+  double mag = std::fabs(v);
+  auto fmt = mag == 0 || (mag >= 1e-5 && mag < 1e15) ? std::chars_format::fixed : std::chars_format::general;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, fmt);
+  return ec == std::errc() ? std::string(buf, end) : "NaN";
+}
+
+// HELP text escapes '\\' and '\n' (label values also '"').
+std::string escape_help(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+// Writes families one at a time: HELP and TYPE, then that family's samples,
+// so every family's lines are contiguous as the format requires.
+class Exposition {
+ public:
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    name_ = name;
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += escape_help(help);
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(std::initializer_list<Label> labels, double v) { sample(std::vector<Label>(labels), format_value(v)); }
+  void sample(std::initializer_list<Label> labels, uint64_t v) { sample(std::vector<Label>(labels), std::to_string(v)); }
+  void sample(const std::vector<Label>& labels, const std::string& value) {
+    out_ += name_;
+    if (!labels.empty()) {
+      out_ += '{';
+      bool first = true;
+      for (const auto& [k, v] : labels) {
+        if (!first) out_ += ',';
+        first = false;
+        out_ += k;
+        out_ += "=\"";
+        out_ += prom_escape_label(v);
+        out_ += '"';
+      }
+      out_ += '}';
+    }
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  // A summary's `name_count` / `name_sum` line, part of the current family.
+  void sample_suffix(std::string_view suffix, uint64_t v) {
+    out_ += name_;
+    out_ += suffix;
+    out_ += ' ';
+    out_ += std::to_string(v);
+    out_ += '\n';
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+  std::string name_;
+};
+
+uint64_t lookup(const std::map<std::string, uint64_t>& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? 0 : it->second;
+}
+
+// Every class name first (zeros included), then names the view has that we
+// do not know (a newer engine), so nothing it counts is hidden.
+std::vector<std::string> class_names(const std::map<std::string, uint64_t>& extra) {
+  std::vector<std::string> names;
+  for (FaultClass c : kAllFaultClasses) names.emplace_back(fault_class_name(c));
+  for (const auto& [k, v] : extra)
+    if (std::find(names.begin(), names.end(), k) == names.end()) names.push_back(k);
+  return names;
+}
+
+void render_faults(Exposition& e, const DaemonView& v) {
+  e.family("faultprobe_faults_total", "counter", "Faults opened, by class.");
+  for (const auto& c : class_names(v.counters.faults_by_class))
+    e.sample({{"class", c}}, lookup(v.counters.faults_by_class, c));
+  e.family("faultprobe_faults_resolved_total", "counter", "Faults resolved, by class.");
+  for (const auto& c : class_names(v.counters.resolved_by_class))
+    e.sample({{"class", c}}, lookup(v.counters.resolved_by_class, c));
+
+  std::map<std::string, uint64_t> open;
+  for (const auto& f : v.open_faults) {
+    auto it = f.find("class");
+    if (it != f.end() && it->is_string()) ++open[it->get<std::string>()];
+  }
+  e.family("faultprobe_open_faults", "gauge", "Faults open now, by class.");
+  for (const auto& c : class_names(open)) e.sample({{"class", c}}, lookup(open, c));
+}
+
+void render_actions(Exposition& e, const DaemonView& v) {
+  // Every type x result exists from the start; keys the view adds later
+  // ("type/result") come after.
+  std::vector<std::pair<std::string, std::string>> keys;
+  for (ActionType t : {ActionType::Throttle, ActionType::Unthrottle, ActionType::Restart, ActionType::Restore,
+                       ActionType::Kill})
+    for (ActionResult r : {ActionResult::Ok, ActionResult::Failed, ActionResult::DryRun, ActionResult::Skipped})
+      keys.emplace_back(action_type_name(t), action_result_name(r));
+  for (const auto& [key, n] : v.counters.actions) {
+    size_t slash = key.find('/');
+    std::pair<std::string, std::string> k =
+        slash == std::string::npos ? std::pair{key, std::string("unknown")}
+                                   : std::pair{key.substr(0, slash), key.substr(slash + 1)};
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  }
+  e.family("faultprobe_actions_total", "counter", "Actions taken (or skipped, or dry runs), by type and result.");
+  for (const auto& [type, result] : keys)
+    e.sample({{"type", type}, {"result", result}}, lookup(v.counters.actions, type + "/" + result));
+}
+
+void render_health(Exposition& e, const DaemonView& v) {
+  const ProbeHealth& h = v.health;
+  e.family("faultprobe_probe_drops_total", "counter", "Records the kernel probe could not take, by reason.");
+  for (unsigned i = 0; i < FP_DROP_NR; ++i) e.sample({{"reason", drop_reason_name(i)}}, h.drops[i]);
+  e.family("faultprobe_probe_malformed_events_total", "counter", "Ring-buffer events the daemon could not parse.");
+  e.sample({}, h.malformed_events);
+  e.family("faultprobe_samples_total", "counter", "Sampling ticks since the daemon started.");
+  e.sample({}, h.ticks);
+  e.family("faultprobe_sample_rate_hz", "gauge", "Sampling ticks per second actually achieved.");
+  e.sample({}, h.sample_hz);
+  // A summary without _sum: the quantiles are what the daemon measures (over
+  // its recent ticks), the count is every tick.
+  e.family("faultprobe_sample_cpu_seconds", "summary", "CPU time one sampling tick costs, by quantile.");
+  e.sample({{"quantile", "0.5"}}, h.tick_us_p50 / 1e6);
+  e.sample({{"quantile", "0.99"}}, h.tick_us_p99 / 1e6);
+  e.sample_suffix("_count", h.ticks);
+  e.family("faultprobe_processes_tracked", "gauge", "Per-process slots in use in the kernel probe.");
+  e.sample({}, h.procs_tracked);
+  e.family("faultprobe_processes_max", "gauge", "Per-process slots the kernel probe has.");
+  e.sample({}, h.max_procs);
+  e.family("faultprobe_syslog_lines_total", "counter",
+           "Alert lines: sent to syslog, suppressed by the rate limit, or not delivered to the forward collector.");
+  e.sample({{"result", "sent"}}, v.counters.syslog_sent);
+  e.sample({{"result", "suppressed"}}, v.counters.syslog_suppressed);
+  e.sample({{"result", "forward_failed"}}, v.counters.syslog_forward_failures);
+}
+
+void render_host(Exposition& e, const DaemonView& v) {
+  const HostStats& h = v.host;
+  e.family("faultprobe_host_cpus", "gauge", "CPUs of the host.");
+  e.sample({}, static_cast<uint64_t>(h.ncpus));
+  e.family("faultprobe_host_cpu_busy_ratio", "gauge", "Busy share of all CPUs over the last window (0..1).");
+  e.sample({}, h.cpu_pct / 100.0);
+  e.family("faultprobe_host_memory_total_bytes", "gauge", "MemTotal of the host.");
+  e.sample({}, h.mem_total_bytes);
+  e.family("faultprobe_host_memory_available_bytes", "gauge", "MemAvailable of the host.");
+  e.sample({}, h.mem_available_bytes);
+  e.family("faultprobe_host_io_read_bytes_per_second", "gauge", "Bytes read from all block devices per second.");
+  e.sample({}, h.io_read_bps);
+  e.family("faultprobe_host_io_write_bytes_per_second", "gauge", "Bytes written to all block devices per second.");
+  e.sample({}, h.io_write_bps);
+}
+
+// Indices into v.procs: the top `n` by each resource (only processes that
+// use it: a ranking of zeros says nothing), plus up to `n` processes in a
+// non-ok state, in the view's order.
+std::vector<size_t> select_processes(const std::vector<ProcessRow>& procs, size_t n) {
+  if (n == 0 || procs.empty()) return {};
+  std::vector<bool> chosen(procs.size(), false);
+  const std::vector<std::function<double(const ProcessRow&)>> resources = {
+      [](const ProcessRow& p) { return p.cpu_pct; },
+      [](const ProcessRow& p) { return static_cast<double>(p.rss_bytes); },
+      [](const ProcessRow& p) { return p.io_read_bps + p.io_write_bps; },
+      [](const ProcessRow& p) { return p.faults_per_s; },
+      [](const ProcessRow& p) { return p.runq_p99_ms; },
+  };
+  std::vector<size_t> idx;
+  for (const auto& value : resources) {
+    idx.clear();
+    for (size_t i = 0; i < procs.size(); ++i)
+      if (value(procs[i]) > 0) idx.push_back(i);
+    size_t k = std::min(n, idx.size());
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(k), idx.end(), [&](size_t a, size_t b) {
+      double va = value(procs[a]), vb = value(procs[b]);
+      return va != vb ? va > vb : procs[a].pid < procs[b].pid;
+    });
+    for (size_t i = 0; i < k; ++i) chosen[idx[i]] = true;
+  }
+  size_t flagged = 0;
+  for (size_t i = 0; i < procs.size() && flagged < n; ++i)
+    if (procs[i].state != "ok") {
+      chosen[i] = true;
+      ++flagged;
+    }
+  std::vector<size_t> out;
+  for (size_t i = 0; i < procs.size(); ++i)
+    if (chosen[i]) out.push_back(i);
+  return out;
+}
+
+void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
+  std::vector<size_t> sel = select_processes(v.procs, top_n);
+  e.family("faultprobe_processes_exported", "gauge", "Processes with per-process series in this scrape.");
+  e.sample({}, static_cast<uint64_t>(sel.size()));
+  if (sel.empty()) return;
+
+  std::vector<std::string> pids;
+  for (size_t i : sel) pids.push_back(std::to_string(v.procs[i].pid));
+  auto per_process = [&](const char* name, const char* help, const std::function<double(const ProcessRow&)>& value) {
+    e.family(name, "gauge", help);
+    for (size_t k = 0; k < sel.size(); ++k) {
+      const ProcessRow& p = v.procs[sel[k]];
+      e.sample({{"pid", pids[k]}, {"comm", p.comm}}, value(p));
+    }
+  };
+  per_process("faultprobe_process_cpu_ratio", "CPU used, in CPUs (1 = one CPU busy), over the last window.",
+              [](const ProcessRow& p) { return p.cpu_pct / 100.0; });
+  per_process("faultprobe_process_rss_bytes", "Resident set size.",
+              [](const ProcessRow& p) { return static_cast<double>(p.rss_bytes); });
+  per_process("faultprobe_process_io_read_bytes_per_second", "Block IO read by the process, per second.",
+              [](const ProcessRow& p) { return p.io_read_bps; });
+  per_process("faultprobe_process_io_write_bytes_per_second", "Block IO written by the process, per second.",
+              [](const ProcessRow& p) { return p.io_write_bps; });
+  per_process("faultprobe_process_runq_wait_p99_seconds", "Run-queue wait p99 over the last window.",
+              [](const ProcessRow& p) { return p.runq_p99_ms / 1000.0; });
+  per_process("faultprobe_process_page_faults_per_second", "User page faults per second.",
+              [](const ProcessRow& p) { return p.faults_per_s; });
+  e.family("faultprobe_process_state", "gauge",
+           "1 for the state of each exported process: ok, the class of its open fault, throttled, restarted.");
+  for (size_t k = 0; k < sel.size(); ++k) {
+    const ProcessRow& p = v.procs[sel[k]];
+    e.sample({{"pid", pids[k]}, {"comm", p.comm}, {"state", p.state.empty() ? "ok" : p.state}}, uint64_t{1});
+  }
+}
+
+}  // namespace
+
+namespace {
+// Length of the valid UTF-8 sequence at s[i], 0 if invalid (overlong,
+// surrogate, truncated, > U+10FFFF).
+size_t utf8_seq_len(std::string_view s, size_t i) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+  if (len == 0 || i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k)
+    if ((b(i + k) & 0xc0) != 0x80) return 0;
+  if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
+  if (c == 0xed && b(i + 1) > 0x9f) return 0;   // surrogate
+  if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
+  if (c == 0xf4 && b(i + 1) > 0x8f) return 0;   // above U+10FFFF
+  return len;
+}
+}  // namespace
+
+// Prometheus rejects a whole scrape over one label that is not UTF-8, and a
+// comm is whatever bytes a program chose: invalid bytes become U+FFFD.
+std::string prom_escape_label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (size_t i = 0; i < v.size();) {
+    char c = v[i];
+    size_t len = utf8_seq_len(v, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out.append(v.substr(i, len));
+    i += len;
+  }
+  return out;
+}
+
+std::string render_metrics(const DaemonView& v, size_t top_n) {
+  Exposition e;
+  render_faults(e, v);
+  render_actions(e, v);
+  render_health(e, v);
+  render_host(e, v);
+  render_processes(e, v, top_n);
+  return e.take();
+}
+
+}  // namespace fp
