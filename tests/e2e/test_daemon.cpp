@@ -113,10 +113,10 @@ cooldown = "60s"
 // unreachable collector is counted and local syslog still works.
 TEST(Daemon, SyslogForwardRfc5424) {
   PrivateRsyslog collector;
-  ASSERT_TRUE(collector.ok()) << collector.error();
+  ASSERT_TRUE(collector.ok()) << collector.log();
   for (const std::string proto : {"udp", "tcp"}) {
     uint16_t port = proto == "udp" ? collector.udp_port() : collector.tcp_port();
-    size_t from = file_size(collector.output());
+    size_t from = file_size(collector.output_file());
     std::string dir = temp_dir();
     Daemon d2(kBase + R"(
 [daemon]
@@ -131,7 +131,7 @@ pin_dir = ""
     ASSERT_TRUE(d2.ready()) << proto;
     FaultGen g({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "2s"});
     ASSERT_TRUE(g.started());
-    auto line = wait_syslog_line(collector.output(), "[faultprobe@32473", 10s, from);
+    auto line = wait_syslog_line(collector.output_file(), "faultprobe@32473", 10s, from);
     ASSERT_TRUE(line) << proto << "\n" << d2.log();
     EXPECT_NE(line->find("class=\"crash\""), std::string::npos) << *line;
     EXPECT_NE(line->find("pid=\"" + std::to_string(g.culprit()) + "\""), std::string::npos) << *line;
@@ -332,27 +332,17 @@ clear = "1s"
 // A real Prometheus scrapes the endpoint and a query returns the injected
 // fault's counter.
 TEST(Daemon, PrometheusScrapesFaultCounter) {
-  Daemon d(kBase + R"(
-metrics_listen = "127.0.0.1:19464"
-)");
+  const std::string target = "127.0.0.1:" + std::to_string(free_port(SOCK_STREAM));
+  Daemon d(kBase + "metrics_listen = \"" + target + "\"\n");
   ASSERT_TRUE(d.ready());
-  PrivatePrometheus prom("127.0.0.1:19464");
-  ASSERT_TRUE(prom.ok()) << prom.error();
+  PrivatePrometheus prom(target);
+  ASSERT_TRUE(prom.ok()) << prom.log();
+  ASSERT_TRUE(prom.wait_target_up(30s)) << prom.log();
   FaultGen g({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "2s"});
   ASSERT_TRUE(g.started());
   ASSERT_TRUE(d.wait_fault("crash", g.culprit(), 5s));
-  double value = 0;
-  bool ok = wait_for(
-      [&] {
-        auto r = prom.query("faultprobe_faults_total{class=\"crash\"}");
-        if (!r.is_object()) return false;
-        auto res = r["data"]["result"];
-        if (!res.is_array() || res.empty()) return false;
-        value = std::stod(res[0]["value"][1].get<std::string>());
-        return value >= 1;
-      },
-      30s);
-  EXPECT_TRUE(ok) << "value " << value;
+  auto value = prom.wait_value("faultprobe_faults_total{class=\"crash\"}", [](double v) { return v >= 1; }, 30s);
+  EXPECT_TRUE(value) << prom.log();
 }
 
 // `faultprobe top` against the running daemon, in tmux: the header and the
