@@ -333,7 +333,7 @@ clear = "1s"
 // fault's counter.
 TEST(Daemon, PrometheusScrapesFaultCounter) {
   const std::string target = "127.0.0.1:" + std::to_string(free_port(SOCK_STREAM));
-  Daemon d(kBase + "metrics_listen = \"" + target + "\"\n");
+  Daemon d("metrics_listen = \"" + target + "\"\n" + kBase);
   ASSERT_TRUE(d.ready());
   PrivatePrometheus prom(target);
   ASSERT_TRUE(prom.ok()) << prom.log();

@@ -144,8 +144,7 @@ recovery_window = "3s"
 
 // A policy that matches a protected process is refused, and says why.
 TEST(Handling, ProtectedProcessIsNeverTouched) {
-  Daemon d(kBase + R"(
-protected_comms = ["fg-cpu"]
+  Daemon d("protected_comms = [\"fg-cpu\"]\n" + kBase + R"(
 [rules.cpu_runaway]
 for = "1s"
 

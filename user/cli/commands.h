@@ -33,6 +33,20 @@ struct TopOptions {
 
 // 0 on q / count reached, 1 on a runtime error (no daemon and the probe cannot load), 2 on a bad config.
 int run_top(const TopOptions& opts);
+// status / events talk to a running faultprobed over its socket (exit 1 when none answers).
+struct StatusOptions {
+  bool json = false;
+  std::string socket = "/run/faultprobe/faultprobe.sock";
+};
+int run_status(const StatusOptions& opts);
+
+struct EventsOptions {
+  bool follow = false;
+  bool json = false;
+  uint64_t backlog = 100;  // recent events first (the daemon keeps up to 1000)
+  std::string socket = "/run/faultprobe/faultprobe.sock";
+};
+int run_events(const EventsOptions& opts);
 
 // Validates a config file: 0 and a summary when valid, 2 and FILE:LINE:COL errors when not.
 int run_check_config(const std::string& path, bool json);

@@ -67,6 +67,18 @@ int main(int argc, char** argv) {
   check->add_option("file", config_file, "the TOML file")->required();
   check->add_flag("--json", config_json, "print the effective rules as JSON");
 
+  fp::StatusOptions status_opts;
+  auto* status = app.add_subcommand("status", "ask the running faultprobed for its status");
+  status->add_flag("--json", status_opts.json, "the status document as JSON");
+  status->add_option("--socket", status_opts.socket, "the daemon's socket")->capture_default_str();
+
+  fp::EventsOptions events_opts;
+  auto* events = app.add_subcommand("events", "the running faultprobed's recent fault and action records");
+  events->add_flag("-f,--follow", events_opts.follow, "keep printing new records until interrupted");
+  events->add_flag("--json", events_opts.json, "one JSON object per line, as the daemon sends them");
+  events->add_option("-n,--backlog", events_opts.backlog, "recent records to print first")->capture_default_str();
+  events->add_option("--socket", events_opts.socket, "the daemon's socket")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -87,6 +99,8 @@ int main(int argc, char** argv) {
                                    : fp::TopOptions::Source::Auto;
     return fp::run_top(top_opts);
   }
+  if (status->parsed()) return fp::run_status(status_opts);
+  if (events->parsed()) return fp::run_events(events_opts);
   if (snapshot->parsed()) {
     snap.interval = fp::parse_duration(interval).value();
     return fp::run_snapshot(snap);
