@@ -61,6 +61,11 @@ TEST(Protocol, Garbage) {
   EXPECT_NE(err(R"({"cmd":"ping"}{"cmd":"ping"})").find("malformed JSON"), std::string::npos);
   EXPECT_NE(err("\xff\xfe{}").find("malformed JSON"), std::string::npos);
   EXPECT_NE(err("{\"cmd\":\"p\xc3\"}").find("malformed JSON"), std::string::npos);  // bad UTF-8 in a string
+  // Numbers no double holds are out_of_range in nlohmann, not parse_error (found by fuzz_request).
+  EXPECT_NE(err("1e999").find("number overflow"), std::string::npos);
+  EXPECT_NE(err(R"({"cmd":"ping","x":-1E400})").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(err(R"({"cmd":"events","backlog":333333333333333333E33366636366666666666670})").find("malformed JSON"),
+            std::string::npos);
   // The message does not carry nlohmann's exception tag.
   EXPECT_EQ(err("hello").find("[json.exception"), std::string::npos);
 }

@@ -87,7 +87,8 @@ std::string read_to_eof(int fd, std::chrono::milliseconds limit = 5000ms, bool* 
   auto end = std::chrono::steady_clock::now() + limit;
   if (closed) *closed = false;
   for (;;) {
-    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()).count());
+    auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    int left = int(left_ms.count());
     if (left <= 0) return out;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, left) <= 0) return out;
@@ -104,7 +105,8 @@ std::string read_to_eof(int fd, std::chrono::milliseconds limit = 5000ms, bool* 
 std::vector<std::string> lines_of(const std::string& s) {
   std::vector<std::string> out;
   size_t start = 0;
-  for (size_t nl; (nl = s.find('\n', start)) != std::string::npos; start = nl + 1) out.push_back(s.substr(start, nl - start));
+  for (size_t nl; (nl = s.find('\n', start)) != std::string::npos; start = nl + 1)
+    out.push_back(s.substr(start, nl - start));
   return out;
 }
 

@@ -105,8 +105,8 @@ Result<nlohmann::json> Client::request(const nlohmann::json& req, std::chrono::m
   }
   // A refused client is told why before the daemon hangs up, so the send can
   // fail while the reason waits to be read: look for it before giving up.
-  auto reply = next_line(send_err ? std::chrono::milliseconds(0)
-                                  : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+  auto reply = next_line(send_err ? std::chrono::milliseconds(0) : left);
   if (!reply) {
     if (send_err) return Error::from_errno(send_err, "sending to faultprobed");
     return reply.error();

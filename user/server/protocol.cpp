@@ -73,7 +73,9 @@ Result<Request> parse_request(std::string_view line, size_t max_bytes) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // Not only parse_error: a number too large for a double ("1e999") is an
+    // out_of_range, and an uncaught one would end the daemon.
     return bad("malformed JSON: " + parse_error_text(e.what()));
   }
   if (!j.is_object()) return bad(std::string("request must be a JSON object, got ") + j.type_name());

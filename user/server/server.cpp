@@ -233,7 +233,14 @@ void SocketServer::Impl::run() {
         (void)!::read(wakefd, &v, sizeof v);
         wake_pending = false;
       } else if (auto it = conns.find(fd); it != conns.end() && !it->second->dead) {
-        handle(*it->second, evs[size_t(i)].events);
+        // Whatever one client's input provokes (bad_alloc, a bug) must not
+        // end the daemon: that client goes, the others stay.
+        try {
+          handle(*it->second, evs[size_t(i)].events);
+        } catch (const std::exception& e) {
+          spdlog::error("socket API: dropping pid {} after an error: {}", it->second->pid, e.what());
+          kill(*it->second);
+        }
       }
     }
     deliver_events();
