@@ -194,7 +194,9 @@ recovery_window = "1s"
   EXPECT_EQ(cgroup_of(pid, "cpu"), before);
   EXPECT_EQ(kill(pid_t(pid), 0), 0);
   for (const auto& r : d.records())
-    if (r.value("kind", "") == "action") EXPECT_EQ(r["action"]["result"], "dry_run") << r.dump();
+    if (r.value("kind", "") == "action") {
+      EXPECT_EQ(r["action"]["result"], "dry_run") << r.dump();
+    }
 }
 
 // A crashing service is restarted within a second, and stays down once it

@@ -99,7 +99,7 @@ recovery_window = "10s"
 
 // A handler, its fakes, the engine's open faults and the clock.
 struct Rig {
-  explicit Rig(std::string_view toml, bool dry = false, RefuseFn refuse = {})
+  explicit Rig(std::string_view toml, bool dry = false, TargetRefuseFn refuse = {})
       : cfg(config(toml)), handler(cfg, act, std::move(refuse), dry) {}
 
   Config cfg;

@@ -36,7 +36,7 @@ bool policy_matches(const ProcessMatch& m, const Target& t) {
   return true;
 }
 
-Handler::Handler(const Config& cfg, Actuator& act, RefuseFn refuse, bool global_dry_run)
+Handler::Handler(const Config& cfg, Actuator& act, TargetRefuseFn refuse, bool global_dry_run)
     : policies_(cfg.policies),
       per_minute_(cfg.limits.global_per_minute),
       act_(act),

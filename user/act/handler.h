@@ -42,7 +42,7 @@ struct TargetResolver {
 
 // The safety guard: why a target must not be acted on (pid 1, kernel thread,
 // faultprobe itself, a protected comm), or nullopt.
-using RefuseFn = std::function<std::optional<std::string>(const Target&)>;
+using TargetRefuseFn = std::function<std::optional<std::string>(const Target&)>;
 
 struct HandlerOutput {
   std::vector<ActionRecord> actions;
@@ -63,7 +63,7 @@ class Handler {
   // How often exited processes are looked for (throttles to clean up, cases to drop).
   static constexpr uint64_t kSweepNs = 1'000'000'000ull;
 
-  Handler(const Config& cfg, Actuator& act, RefuseFn refuse, bool global_dry_run);
+  Handler(const Config& cfg, Actuator& act, TargetRefuseFn refuse, bool global_dry_run);
 
   // New policies and limits. Cases of policies that still exist (same name)
   // keep their rung, watch and cooldown; the others are dropped, and throttles
@@ -143,7 +143,7 @@ class Handler {
   std::vector<PolicyConfig> policies_;
   uint32_t per_minute_ = 0;
   Actuator& act_;
-  RefuseFn refuse_;
+  TargetRefuseFn refuse_;
   bool global_dry_run_;
 
   std::map<CaseKey, Case> cases_;
