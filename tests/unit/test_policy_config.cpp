@@ -498,7 +498,8 @@ TEST(PolicyConfigErrors, LimitsAndDaemon) {
             "t.toml:3:18: \"metrics_listen\" is set twice: at the top level and in [daemon] (first at 1:18); keep "
             "one");
   EXPECT_EQ(error_of("[daemon]\nsocket = \"fp.sock\"\n"),
-            "t.toml:2:10: \"socket\" must be an absolute path such as \"/run/faultprobe/faultprobe.sock\" (got "
+            "t.toml:2:10: \"socket\" must be an absolute path such as \"/run/faultprobe/faultprobe.sock\" (\"\" = no "
+            "socket) (got "
             "\"fp.sock\")");
   EXPECT_EQ(error_of("[daemon]\nsyslog_per = \"0s\"\n"),
             "t.toml:2:14: \"syslog_per\" must be longer than 0s (got \"0s\")");
@@ -507,7 +508,7 @@ TEST(PolicyConfigErrors, LimitsAndDaemon) {
             "per-process series per resource (got -2)");
   EXPECT_EQ(error_of("[daemon]\npid_file = \"/run/x\"\n"),
             "t.toml:2:1: unknown key \"pid_file\" in [daemon]; expected one of: syslog, syslog_forward, syslog_burst, "
-            "syslog_per, socket, socket_group, metrics_listen, metrics_top_n, pin_dir, lock_path");
+            "syslog_per, socket, socket_group, metrics_listen, metrics_top_n, pin_dir, lock_path, state_dir, log_dir");
 }
 
 TEST(PolicyConfigErrors, TheEarliestMistakeIsReported) {
