@@ -656,6 +656,28 @@ TEST(Handler, ProcessExitDropsTheThrottle) {
   EXPECT_EQ(rig.act.calls.back().target.key, key(100));
 }
 
+// A throttle a previous daemon left in place is undone after the policy's
+// cooldown once no fault is open on the process; an open fault holds it.
+TEST(Handler, AdoptedThrottleIsUndoneAfterCooldown) {
+  Rig rig(kBatch);
+  Target t;
+  t.key = key(100);
+  t.comm = "batch-worker";
+  rig.handler.adopt_throttle(t, kStart);
+  ASSERT_EQ(rig.handler.throttled().size(), 1u);
+  rig.open_fault(100);
+  rig.open_fault(100);  // already throttled: the ladder's next rung would be restart, but it is still open
+  rig.run(0, 40);
+  EXPECT_EQ(rig.handler.throttled().size(), 1u);
+  rig.resolve(100);
+  size_t unthrottles = 0;
+  for (double s = 41; s <= 75; s += 1)
+    for (const auto& a : rig.at(s).actions)
+      if (a.type == ActionType::Unthrottle) unthrottles++;
+  EXPECT_EQ(unthrottles, 1u);
+  EXPECT_TRUE(rig.handler.throttled().empty());
+}
+
 TEST(Handler, SecondClassAddsToTheThrottle) {
   Rig rig(R"(
 [[policy]]

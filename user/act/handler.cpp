@@ -405,6 +405,23 @@ ActionRecord Handler::unthrottle(uint64_t now_ns, const Throttle& th, const std:
   return rec;
 }
 
+void Handler::adopt_throttle(const Target& t, uint64_t now_ns) {
+  Throttle& th = throttles_[t.key];
+  th.target = t;
+  const PolicyConfig* p = policy_for(t);
+  th.policy = p ? p->name : "";
+  th.rule = "(previous run)";
+  th.classes.assign(std::begin(kAllFaultClasses), std::end(kAllFaultClasses));
+  th.cls = FaultClass::CpuRunaway;
+  for (FaultClass c : kAllFaultClasses)
+    if (p && p->ladder(c)) {
+      th.cls = c;
+      break;
+    }
+  th.clear = false;
+  th.clear_since_ns = now_ns;
+}
+
 void Handler::undo_throttles(uint64_t now_ns, const std::map<CaseKey, bool>& open, bool sweep,
                              HandlerOutput& out) {
   for (auto it = throttles_.begin(); it != throttles_.end();) {

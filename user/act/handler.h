@@ -85,6 +85,11 @@ class Handler {
   std::vector<ProcKey> restarted() const;  // replacements started by restart/restore in the last hour
   size_t cases() const { return cases_.size(); }
 
+  // A throttle a previous daemon left in place (the throttle backend's state
+  // file): undone like any other once no fault is open on the process for the
+  // matching policy's cooldown (at once when no policy matches any more).
+  void adopt_throttle(const Target& t, uint64_t now_ns);
+
   // Clean daemon stop: undo every throttle still in place.
   HandlerOutput shutdown(uint64_t now_ns);
 

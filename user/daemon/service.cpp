@@ -264,6 +264,19 @@ Result<void> Service::start_actions(int* exit_code) {
         return actuator_->alive(t.key) ? safety_->refuse(t.key, t.comm) : safety_->refuse_gone(t.key, t.comm);
       },
       opts_.dry_run);
+  // Throttles a previous run left in place are undone by this run.
+  if (throttle_)
+    for (const ProcKey& k : throttle_->throttled_keys()) {
+      Target t;
+      t.key = k;
+      const ProcInfo& pi = infos_.info(k);
+      t.comm = pi.comm;
+      t.exe = pi.exe;
+      t.cgroup = pi.cgroup;
+      t.uid = pi.uid;
+      t.unit = unit_of_cgroup(pi.cgroup);
+      handler_->adopt_throttle(t, monotonic_now_ns());
+    }
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
                config_.services.size(), throttle_ ? throttle_->name() : "none",
                throttle_why_.empty() ? "" : " (" + throttle_why_ + ")");
