@@ -231,7 +231,7 @@ TEST(Daemon, SocketAbuse) {
     EXPECT_FALSE(j.is_discarded());
     close(c);
   }
-  FaultGen g({"crash", "--loop", "--signal", "SEGV", "--every", "50ms", "--duration", "2s"});
+  FaultGen g({"crash", "--signal", "SEGV", "--after", "20ms", "--loop", "20", "--every", "50ms"});
   ASSERT_TRUE(g.started());
   g.wait();
   auto v = d.query({{"cmd", "view"}});

@@ -219,7 +219,8 @@ crash_loop_window = "60s"
     return out;
   };
   ASSERT_TRUE(d.wait_record(
-      [&](const json& r) { return r.value("kind", "") == "service" && r.value("event", "") == "crash_loop"; }, 20s))
+      [&](const json& r) { return r.value("kind", "") == "service" && r.value("event", "") == "crash_loop_tripped"; },
+      20s))
       << describe(d.records());
   auto s = starts();
   ASSERT_EQ(s.size(), 3u) << describe(d.records());

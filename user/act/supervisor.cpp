@@ -245,6 +245,7 @@ void Supervisor::schedule_restart(Service& s, uint64_t now) {
 void Supervisor::on_exit(Service& s, uint64_t now, int status) {
   const pid_t pid = s.pid;
   spawner_.release(s.pidfd);
+  s.last_pid = s.pid;
   s.pid = 0;
   s.pidfd = -1;
   s.last_exit = describe_wait_status(status);
@@ -443,6 +444,7 @@ std::optional<std::string> Supervisor::service_of(uint32_t pid) const {
   if (pid == 0) return std::nullopt;
   for (const auto& [name, s] : services_) {
     if (s.pid > 0 && static_cast<uint32_t>(s.pid) == pid) return name;
+    if (s.last_pid > 0 && static_cast<uint32_t>(s.last_pid) == pid) return name;
   }
   return std::nullopt;
 }

@@ -92,7 +92,8 @@ class Supervisor {
   // backoff or stopped starts at once; a failed (crash-looped) one is skipped.
   ActionOutcome restart(const std::string& name, bool from_checkpoint, bool dry_run);
 
-  // The service whose main process is `pid`.
+  // The service whose main process is `pid`, or was until its last exit (the
+  // handler acts on a crash after the process is gone).
   std::optional<std::string> service_of(uint32_t pid) const;
   std::vector<ServiceStatus> status() const;
 
@@ -108,6 +109,7 @@ class Supervisor {
     ServiceConfig cfg;
     State state = State::Stopped;
     pid_t pid = 0;  // 0: no process
+    pid_t last_pid = 0;  // the previous process, after it exited (a crash fault names it)
     int pidfd = -1;
     ProcKey key;
     uint64_t started_ns = 0;
