@@ -37,13 +37,15 @@ class ProcInfoCache {
   // References returned by get() for dropped entries become invalid.
   void prune();
   size_t size() const { return cache_.size(); }
+  // Reads /proc now, bypassing (and not filling) the cache: for decisions
+  // that must see the process as it is now (after an exec or a prctl rename).
+  ProcInfo read(uint32_t pid) const;
 
  private:
   struct Entry {
     ProcInfo info;
     bool used = true;
   };
-  ProcInfo read(uint32_t pid) const;
   std::string root_;
   std::map<ProcKey, Entry> cache_;
 };

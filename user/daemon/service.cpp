@@ -382,11 +382,12 @@ Target Service::target_of(const FaultRecord& f) {
   t.comm = f.comm;
   t.cgroup = f.cgroup;
   t.unit = f.unit;
-  const ProcInfo& pi = infos_.info(f.culprit);
+  // As it is now (the cache may hold what /proc said before an exec), while it lives.
+  ProcInfo pi = actuator_->alive(f.culprit) ? infos_.fresh(f.culprit.tgid) : infos_.info(f.culprit);
   if (pi.found) {
     t.exe = pi.exe;
     t.uid = pi.uid;
-    if (t.cgroup.empty()) t.cgroup = pi.cgroup;
+    if (!pi.cgroup.empty()) t.cgroup = pi.cgroup;
   }
   if (auto svc = actuator_->service_of(t)) t.service = *svc;
   return t;
@@ -399,12 +400,15 @@ void Service::remember_new_processes() {
   for (const fp_proc* p : changed_) {
     if (p->tgid == 0) continue;
     ProcKey k = key_of(*p);
-    if (!seen_.insert(k).second) continue;
-    const ProcInfo& pi = infos_.info(k);
+    // Keyed with the name too: a process first seen before its exec gets
+    // another look under its new name.
+    std::string comm(p->comm, strnlen(p->comm, FP_COMM_LEN));
+    if (!seen_.emplace(k, comm).second) continue;
+    ProcInfo pi = infos_.fresh(k.tgid);
     if (!pi.found) continue;
     Target t;
     t.key = k;
-    t.comm = pi.comm;
+    t.comm = pi.comm.empty() ? comm : pi.comm;
     t.exe = pi.exe;
     t.cgroup = pi.cgroup;
     t.unit = unit_of_cgroup(pi.cgroup);

@@ -30,6 +30,7 @@ namespace fp {
 class CachedProcInfo : public ProcInfoSource {
  public:
   const ProcInfo& info(const ProcKey& k) override { return cache_.get(k); }
+  ProcInfo fresh(uint32_t pid) const { return cache_.read(pid); }
   void prune() { cache_.prune(); }
 
  private:
@@ -113,7 +114,7 @@ class Service : public ServerProvider {
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<RealActuator> actuator_;
   std::unique_ptr<Handler> handler_;
-  std::set<ProcKey> seen_;  // processes already offered to actuator_->remember()
+  std::set<std::pair<ProcKey, std::string>> seen_;  // (process, comm) already offered to actuator_->remember()
 
   // Faces.
   std::unique_ptr<Alerter> alerter_;

@@ -104,8 +104,11 @@ void Engine::annotate(FaultRecord& r) const {
     r.comm = s->comm;
     if (const ProcInfo* info = trusted_info(*s, &infos_)) {
       // A live process's /proc name is current (prctl renames); the probe
-      // learns names at fork, exec and exit only.
-      if (r.comm.empty() || (!s->exited && !info->comm.empty())) r.comm = info->comm;
+      // learns names at fork, exec and exit only. But /proc was read when the
+      // process was first asked about: after an exec the probe's name is the
+      // newer one.
+      const bool exec_after_read = (s->flags & FP_PROC_EXEC_SEEN) != 0 && !r.comm.empty();
+      if (r.comm.empty() || (!s->exited && !info->comm.empty() && !exec_after_read)) r.comm = info->comm;
       r.cgroup = info->cgroup;
     }
   }
