@@ -8,18 +8,6 @@
 namespace fp {
 namespace {
 
-// "2026-11-26T08:00:00.123Z": RFC 3339, UTC, milliseconds (truncated), as
-// fault_to_json writes it, so every line of the stream has one time format.
-std::string rfc3339_ms(uint64_t realtime_ns) {
-  time_t secs = static_cast<time_t>(realtime_ns / 1'000'000'000ull);
-  unsigned ms = static_cast<unsigned>(realtime_ns / 1'000'000ull % 1000);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-  return buf;
-}
 
 // The fields every handling line starts with.
 nlohmann::ordered_json head(const char* kind, uint64_t realtime_ns, FaultClass cls, const std::string& rule,

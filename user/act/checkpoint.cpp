@@ -1,5 +1,7 @@
 #include "act/checkpoint.h"
 
+#include "act/systemd.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -104,74 +106,11 @@ std::optional<std::string> newest_complete_checkpoint(const std::string& dir) {
   return (fs::path(dir) / best->second).string();
 }
 
+// One runner for every helper command the daemon starts (criu here,
+// systemctl in systemd.cpp): posix_spawnp, own process group, killed on timeout.
 Result<int> run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, std::string* out) {
-  if (argv.empty()) return Error{EINVAL, "run_command: empty argv"};
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return Error::from_errno(errno, "pipe2");
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);  // none of the daemon's fds reach the helper
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  // The helper gets the daemon's environment (PATH for criu's own helpers).
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &fa, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  close(pipefd[1]);
-  if (rc != 0) {
-    close(pipefd[0]);
-    return Error::from_errno(rc, "cannot run " + argv[0]);
-  }
-
-  // Read until the helper exits (not until EOF: a process criu restores
-  // detached could hold the pipe open), killing it at the deadline.
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::string captured;
-  int status = 0;
-  bool exited = false, timed_out = false;
-  char buf[4096];
-  while (!exited) {
-    pollfd p{pipefd[0], POLLIN, 0};
-    if (poll(&p, 1, 20) > 0) {
-      ssize_t n = read(pipefd[0], buf, sizeof(buf));
-      if (n > 0 && captured.size() < (1u << 20)) captured.append(buf, static_cast<size_t>(n));
-      if (n > 0) continue;
-    }
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) exited = true;
-    if (w < 0 && errno != EINTR) return Error::from_errno(errno, "waitpid(" + argv[0] + ")");
-    if (!exited && std::chrono::steady_clock::now() >= deadline) {
-      kill(pid, SIGKILL);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      exited = timed_out = true;
-    }
-  }
-  // What is left in the pipe.
-  fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-  for (ssize_t n; (n = read(pipefd[0], buf, sizeof(buf))) > 0 && captured.size() < (1u << 20);)
-    captured.append(buf, static_cast<size_t>(n));
-  close(pipefd[0]);
-  if (out != nullptr) *out = std::move(captured);
-  if (timed_out)
-    return Error{ETIMEDOUT, argv[0] + " timed out after " + std::to_string(timeout.count()) + " ms (killed)"};
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);
+  RealCommandRunner runner;
+  return runner.run(argv, timeout, out);
 }
 
 CriuBackend::CriuBackend(CommandRunnerFn run) : run_(std::move(run)) {}
