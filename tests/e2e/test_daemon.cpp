@@ -139,6 +139,45 @@ pin_dir = ""
   }
 }
 
+// An unreachable collector: local syslog still gets the alert, the failed
+// forwards are counted in status, and the daemon does not stall.
+TEST(Daemon, UnreachableCollectorIsCountedLocalSyslogStillWorks) {
+  const std::string syslog = "/var/log/syslog";
+  size_t from = file_size(syslog);
+  const uint16_t dead = free_port(SOCK_STREAM);
+  std::string dir = temp_dir();
+  Daemon d(kBase + R"(
+[daemon]
+syslog_forward = "tcp://127.0.0.1:)" + std::to_string(dead) + R"("
+socket = ")" + dir + R"(/sock"
+lock_path = ")" + dir + R"(/lock"
+state_dir = ")" + dir + R"(/state"
+log_dir = ")" + dir + R"(/logs"
+pin_dir = ""
+)");
+  ASSERT_TRUE(d.ready()) << d.log();
+  FaultGen g({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "2s"});
+  ASSERT_TRUE(g.started());
+  auto line = wait_syslog_line(syslog, "pid=" + std::to_string(g.culprit()), 10s, from);
+  ASSERT_TRUE(line) << d.log();
+  EXPECT_NE(line->find("class=crash"), std::string::npos) << *line;
+  // the failure shows in status (the view is rebuilt every second)
+  uint64_t failures = 0;
+  EXPECT_TRUE(wait_for(
+      [&] {
+        int fd = connect_unix(dir + "/sock");
+        if (fd < 0) return false;
+        (void)!write(fd, "{\"cmd\":\"status\"}\n", 17);
+        auto j = json::parse(read_line(fd, 2s), nullptr, false);
+        close(fd);
+        if (j.is_discarded() || !j.contains("status")) return false;
+        failures = j["status"]["syslog"].value("forward_failures", uint64_t{0});
+        return failures > 0;
+      },
+      10s))
+      << d.log();
+}
+
 // status and events --follow against a running daemon, through the CLI.
 TEST(Daemon, StatusAndEventsFollow) {
   Daemon d(kBase);
