@@ -352,7 +352,7 @@ TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
             "threshold, resolve, for, window, clear, count, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
-            "unit, uid");
+            "unit, uid, service");
 }
 
 TEST(ConfigErrors, UnknownTopLevelKey) {

@@ -656,6 +656,22 @@ TEST(Handler, ProcessExitDropsTheThrottle) {
   EXPECT_EQ(rig.act.calls.back().target.key, key(100));
 }
 
+// match.service selects the processes of a [[service]] (resolved by the daemon into Target::service).
+TEST(Handler, ServiceMatchSelectsOnlyThatServicesProcesses) {
+  ProcessMatch m;
+  m.service = "counter*";
+  Target t;
+  t.comm = "faultgen";
+  EXPECT_FALSE(policy_matches(m, t));  // not a service's process
+  t.service = "counter-memcg";
+  EXPECT_TRUE(policy_matches(m, t));
+  t.service = "web";
+  EXPECT_FALSE(policy_matches(m, t));
+  m.comm = "faultgen";
+  t.service = "counter";
+  EXPECT_TRUE(policy_matches(m, t));
+}
+
 // A throttle a previous daemon left in place is undone after the policy's
 // cooldown once no fault is open on the process; an open fault holds it.
 TEST(Handler, AdoptedThrottleIsUndoneAfterCooldown) {

@@ -349,13 +349,17 @@ TEST(PolicyConfigErrors, Policy) {
   EXPECT_EQ(error_of("[[policy]]\nname = \"\"\nmatch = { comm = \"x\" }\n"), "t.toml:2:8: \"name\" must not be empty");
   EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\non.crash = [\"restart\"]\n"),
             "t.toml:1:1: [[policy]] \"a\" needs a \"match\" such as { comm = \"batch-worker\" } (keys: comm, exe, "
-            "cgroup, unit, uid)");
+            "cgroup, unit, uid, service)");
   EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = {}\n"),
-            "t.toml:3:9: \"match\" of [[policy]] \"a\" must name at least one of comm, exe, cgroup, unit, uid: an "
+            "t.toml:3:9: \"match\" of [[policy]] \"a\" must name at least one of comm, exe, cgroup, unit, uid, service: an "
             "empty match would let the policy act on every process");
-  EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = { service = \"x\" }\n"),
-            "t.toml:3:11: unknown key \"service\" in the match of [[policy]] \"a\"; expected one of: comm, exe, "
-            "cgroup, unit, uid");
+  EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = { servce = \"x\" }\n"),
+            "t.toml:3:11: unknown key \"servce\" in the match of [[policy]] \"a\"; expected one of: comm, exe, "
+            "cgroup, unit, uid, service");
+  // A rule's detectors do not know which [[service]] runs a process.
+  EXPECT_NE(error_of("[[rule]]\nname = \"x\"\nclass = \"crash\"\nmatch = { service = \"web\" }\n")
+                .find("\"service\" can only select the processes of a [[policy]]"),
+            std::string::npos);
   EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = { uid = \"root\" }\n"),
             "t.toml:3:17: \"uid\" must be a non-negative integer (a numeric user id) (got \"root\")");
   EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = \"x\"\n"),

@@ -33,6 +33,7 @@ bool policy_matches(const ProcessMatch& m, const Target& t) {
   if (m.cgroup && !glob(*m.cgroup, t.cgroup)) return false;
   if (m.unit && !glob(*m.unit, t.unit)) return false;
   if (m.uid && *m.uid != t.uid) return false;
+  if (m.service && (t.service.empty() || !glob(*m.service, t.service))) return false;
   return true;
 }
 

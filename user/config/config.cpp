@@ -170,7 +170,7 @@ const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "thresho
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
                                                       "threshold", "resolve", "for", "window",
                                                       "clear",  "count", "match"};
-const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid"};
+const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
 struct RuleSources {
@@ -446,6 +446,12 @@ void Parser::apply_match(const toml::node& n, ProcessMatch& m, const std::string
     } else if (k == "uid") {
       if (auto v = integer(node, k, kMaxUid, "a non-negative integer (a numeric user id)"))
         out.uid = static_cast<uint32_t>(*v);
+    } else if (k == "service") {
+      // Which [[service]] runs a process is known to the handler, not to the detectors.
+      if (where.rfind("[[policy]]", 0) != 0)
+        error(node, "\"service\" can only select the processes of a [[policy]], not of a rule (in " + where + ")");
+      else
+        out.service = glob(node, k);
     } else {
       unknown_key(key, "the match of " + where, kMatchKeys);
     }

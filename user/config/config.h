@@ -23,7 +23,8 @@ struct ProcessMatch {
   std::optional<std::string> cgroup;  // glob on the cgroup path
   std::optional<std::string> unit;    // glob on the systemd unit
   std::optional<uint32_t> uid;
-  bool empty() const { return !comm && !exe && !cgroup && !unit && !uid; }
+  std::optional<std::string> service;  // glob on the [[service]] that runs it (policies only)
+  bool empty() const { return !comm && !exe && !cgroup && !unit && !uid && !service; }
 };
 
 struct RuleConfig {

@@ -106,10 +106,10 @@ void Parser::policy(const toml::table& t, size_t index, std::map<std::string, co
     const size_t before_match = errors_.size();
     apply_match(*m, p.match, where);
     if (errors_.size() == before_match && p.match.empty())
-      error(*m, "\"match\" of " + where + " must name at least one of comm, exe, cgroup, unit, uid: an empty "
+      error(*m, "\"match\" of " + where + " must name at least one of comm, exe, cgroup, unit, uid, service: an empty "
                 "match would let the policy act on every process");
   } else {
-    error(t, where + " needs a \"match\" such as { comm = \"batch-worker\" } (keys: comm, exe, cgroup, unit, uid)");
+    error(t, where + " needs a \"match\" such as { comm = \"batch-worker\" } (keys: comm, exe, cgroup, unit, uid, service)");
   }
 
   for (auto&& [key, node] : t) {
