@@ -42,6 +42,12 @@ class FakeActuator : public Actuator {
   ActionOutcome kill(const Target& t, bool dry) override { return answer("kill", t, {}, dry); }
   void remember(const Target& t) override { remembered.push_back(t); }
   bool alive(const ProcKey& k) override { return dead.count(k) == 0; }
+  std::map<ProcKey, ProcKey> replacements;  // what replacement_of answers (an asynchronous restart's)
+  std::optional<ProcKey> replacement_of(const ProcKey& old) override {
+    auto it = replacements.find(old);
+    if (it == replacements.end()) return std::nullopt;
+    return it->second;
+  }
 
   std::vector<std::string> whats() const {
     std::vector<std::string> out;
@@ -604,6 +610,37 @@ on.crash = ["restart", "kill"]
   EXPECT_EQ(out.recoveries[0].detail, "no new crash fault 10s after the restart (the replacement's pid is unknown)");
   EXPECT_TRUE(out.actions.empty());
   EXPECT_TRUE(rig.handler.restarted().empty());
+}
+
+// A supervised service restarts asynchronously (SIGTERM, grace, start): the
+// actuator names the replacement only once it runs, and the case follows it.
+TEST(Handler, AsynchronousReplacementIsFollowedOnceItRuns) {
+  Rig rig(R"(
+[[policy]]
+name = "svc"
+match = { comm = "batch-*" }
+on.cpu_runaway = ["restore", "kill"]
+recovery_window = "10s"
+)");
+  rig.act.script.push_back(ActionOutcome{ActionResult::Ok, "restarting service counter (SIGTERM sent)", {}});
+  rig.open_fault(100);
+  rig.at(0);
+  rig.run(1, 2);
+  EXPECT_TRUE(rig.handler.restarted().empty());  // not known yet
+  rig.act.dead.insert(key(100));
+  rig.resolve(100);  // the engine: "process exited"
+  rig.act.replacements[key(100)] = key(300);
+  rig.at(3);
+  EXPECT_EQ(rig.handler.restarted(), std::vector<ProcKey>{key(300)});
+  // The replacement faults again inside the window: not recovered, the next rung acts on it.
+  rig.open_key(key(300));
+  HandlerOutput out = rig.run(4, 10);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_FALSE(out.recoveries[0].recovered);
+  EXPECT_EQ(out.recoveries[0].target.key, key(300));
+  ASSERT_EQ(out.actions.size(), 1u);
+  EXPECT_EQ(out.actions[0].type, ActionType::Kill);
+  EXPECT_EQ(out.actions[0].target.key, key(300));
 }
 
 TEST(Handler, ActuatorSkippedRungMovesOnAtOnce) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "act/action.h"
@@ -31,6 +32,13 @@ class Actuator {
   // A process a policy could act on was seen: capture what a respawn needs
   // while it is alive (a crashed process cannot be asked afterwards).
   virtual void remember(const Target& t) { (void)t; }
+  // The process that replaced `old` after an asynchronous restart/restore
+  // (a supervised service starts its replacement only once the old one has
+  // gone), as the probe knows it; nullopt while there is none yet.
+  virtual std::optional<ProcKey> replacement_of(const ProcKey& old) {
+    (void)old;
+    return std::nullopt;
+  }
   // Whether the process still runs (same pid and start time).
   virtual bool alive(const ProcKey& k) = 0;
   // Periodic work (duty cycles, supervisor restarts, checkpoint schedules).

@@ -155,6 +155,17 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
     }
   }
 
+  // Replacements of asynchronous restarts that have started since.
+  std::vector<std::pair<CaseKey, ProcKey>> found;
+  for (const auto& [key, c] : cases_)
+    if (c.awaiting_replacement && c.watching)
+      if (auto r = act_.replacement_of(key.first); r && *r != key.first) found.emplace_back(key, *r);
+  for (const auto& [key, r] : found) {
+    follow(now_ns, key, r);
+    auto& c = cases_[CaseKey{r, key.second}];
+    c.open = open_now.count({r, key.second}) != 0;
+  }
+
   // Recovery checks that are due; they may ask for escalation.
   for (auto& [key, c] : cases_)
     if (c.watching && now_ns >= c.watch_until_ns) check_recovery(now_ns, c, key.second, out);
@@ -342,29 +353,40 @@ void Handler::attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out) {
       th.clear = false;
       th.undo_now.clear();
     } else if (replaces(step.type) && o.new_key.tgid != 0 && o.new_key != key.first) {
-      // Follow the replacement: its faults continue this case, its budget is
-      // the one the old process had spent (a crash loop must not reset it).
-      Case moved = std::move(c);
-      cases_.erase(it);
-      moved.target.key = o.new_key;
-      moved.open = false;
-      moved.watch_replacement = true;
-      cases_.insert_or_assign(CaseKey{o.new_key, cls}, std::move(moved));
-      if (auto s = spent_.find(key.first); s != spent_.end()) {
-        std::deque<uint64_t> times = s->second;
-        auto& dst = spent_[o.new_key];
-        dst.insert(dst.begin(), times.begin(), times.end());
-        std::sort(dst.begin(), dst.end());
-      }
-      restarted_[o.new_key] = now_ns;
+      follow(now_ns, key, o.new_key);
     } else if (replaces(step.type) && FaultTracker::exit_is_the_fault(cls)) {
       // Replaced, but the actuator could not say by whom: the dead process's
       // fault stays open in the engine for a while and says nothing about the
       // replacement, so it must not count against the recovery.
       c.stale_open = c.open;
+      c.awaiting_replacement = true;
+    } else if (replaces(step.type)) {
+      c.awaiting_replacement = true;  // asked for at every tick (on_tick) until it is there
     }
     return;
   }
+}
+
+// Follow the replacement: its faults continue this case, its budget is the
+// one the old process had spent (a crash loop must not reset it).
+void Handler::follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replacement) {
+  auto it = cases_.find(key);
+  if (it == cases_.end()) return;
+  Case moved = std::move(it->second);
+  cases_.erase(it);
+  moved.target.key = replacement;
+  moved.open = false;
+  moved.stale_open = false;
+  moved.awaiting_replacement = false;
+  moved.watch_replacement = true;
+  cases_.insert_or_assign(CaseKey{replacement, key.second}, std::move(moved));
+  if (auto s = spent_.find(key.first); s != spent_.end()) {
+    std::deque<uint64_t> times = s->second;
+    auto& dst = spent_[replacement];
+    dst.insert(dst.begin(), times.begin(), times.end());
+    std::sort(dst.begin(), dst.end());
+  }
+  restarted_[replacement] = now_ns;
 }
 
 ActionOutcome Handler::perform(const LadderStep& step, const Target& t, bool dry_run) {

@@ -120,6 +120,7 @@ class Handler {
     bool watch_replacement = false;  // a restart/restore whose replacement is target.key
     bool watch_failed = false;       // the action itself failed
     bool stale_open = false;  // the open fault is the replaced process's (crash classes): not a new failure
+    bool awaiting_replacement = false;  // a restart/restore whose replacement the actuator could not name yet
   };
 
   struct Throttle {
@@ -137,6 +138,7 @@ class Handler {
   void refill(uint64_t now_ns);
   void open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& resolve);
   void check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out);
+  void follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replacement);
   void attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out);
   ActionOutcome perform(const LadderStep& step, const Target& t, bool dry_run);
   size_t spent(uint64_t now_ns, const ProcKey& k);

@@ -86,10 +86,13 @@ ActionOutcome RealActuator::unthrottle(const Target& t, bool dry_run) {
 ActionOutcome RealActuator::restart_service(const std::string& name, const Target& t, bool from_checkpoint,
                                             bool dry_run) {
   (void)t;
+  // Asynchronous: the replacement starts once the old process is gone (see
+  // replacement_of); a service that was already down starts at once.
   ActionOutcome o = d_.supervisor->restart(name, from_checkpoint, dry_run);
   if (o.result == ActionResult::Ok) {
     for (const auto& s : d_.supervisor->status())
-      if (s.name == name && s.key.tgid != 0 && s.key != t.key) o.new_key = s.key;
+      if (s.name == name && s.pid > 0 && uint32_t(s.pid) != t.key.tgid)
+        if (auto k = d_.probe_key ? d_.probe_key(uint32_t(s.pid)) : std::nullopt) o.new_key = *k;
   }
   return o;
 }
@@ -155,6 +158,15 @@ ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
 
 void RealActuator::remember(const Target& t) {
   if (d_.respawn && !service_of(t)) d_.respawn->remember(t.key);
+}
+
+std::optional<ProcKey> RealActuator::replacement_of(const ProcKey& old) {
+  if (!d_.supervisor || !d_.probe_key) return std::nullopt;
+  auto name = d_.supervisor->service_of(old.tgid);
+  if (!name) return std::nullopt;
+  for (const auto& s : d_.supervisor->status())
+    if (s.name == *name && s.pid > 0 && uint32_t(s.pid) != old.tgid) return d_.probe_key(uint32_t(s.pid));
+  return std::nullopt;
 }
 
 bool RealActuator::alive(const ProcKey& k) {

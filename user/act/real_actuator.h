@@ -32,6 +32,9 @@ struct RealActuatorDeps {
   std::chrono::milliseconds grace{5000};  // SIGTERM -> SIGKILL for non-service restarts
   // The parent chain of a pid, nearest first (for "is this a service's child").
   std::function<std::vector<uint32_t>(uint32_t)> ancestors;
+  // The probe's identity of a live pid (its start time as the probe has it,
+  // which /proc only gives to a clock tick), nullopt if the probe has none.
+  std::function<std::optional<ProcKey>(uint32_t)> probe_key;
 };
 
 class RealActuator : public Actuator {
@@ -45,6 +48,7 @@ class RealActuator : public Actuator {
   ActionOutcome kill(const Target& t, bool dry_run) override;
   void remember(const Target& t) override;
   bool alive(const ProcKey& k) override;
+  std::optional<ProcKey> replacement_of(const ProcKey& old) override;
   void tick(uint64_t now_ns) override;
 
   // The [[service]] a process belongs to: its main pid, or a descendant of it.

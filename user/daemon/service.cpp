@@ -257,6 +257,10 @@ Result<void> Service::start_actions(int* exit_code) {
       for (const ProcState* a : engine_->table().ancestors(*s)) out.push_back(a->key.tgid);
     return out;
   };
+  deps.probe_key = [this](uint32_t pid) -> std::optional<ProcKey> {
+    if (const ProcState* s = engine_->table().find_pid(pid); s && !s->exited) return s->key;
+    return std::nullopt;
+  };
   actuator_ = std::make_unique<RealActuator>(std::move(deps));
   handler_ = std::make_unique<Handler>(
       config_, *actuator_,
@@ -388,6 +392,7 @@ Target Service::target_of(const FaultRecord& f) {
     t.exe = pi.exe;
     t.uid = pi.uid;
     if (!pi.cgroup.empty()) t.cgroup = pi.cgroup;
+    if (!pi.comm.empty()) t.comm = pi.comm;  // a prctl rename the probe did not see
   }
   if (auto svc = actuator_->service_of(t)) t.service = *svc;
   return t;
