@@ -139,7 +139,10 @@ recovery_window = "3s"
   ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "unthrottle", "ok", pid); }, 15s))
       << describe(d.records()) << d.log();
   EXPECT_EQ(cgroup_of(pid, "cpu"), before);
-  EXPECT_GT(proc_cpu_share(pid, 1s), 0.7);
+  // Back at full speed (on a loaded 2-CPU machine, give the scheduler a few tries).
+  double share = 0;
+  EXPECT_TRUE(wait_for([&] { return (share = proc_cpu_share(pid, 500ms)) > 0.6; }, 8s))
+      << "share " << share << " after the unthrottle\n" << describe(d.records()) << d.log();
 }
 
 // A policy that matches a protected process is refused, and says why.
