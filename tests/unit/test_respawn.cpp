@@ -234,7 +234,13 @@ TEST(CaptureSpawnSpecReal, RoundTripsAnExecdChild) {
     FAIL() << "the child did not exec /bin/sh (wait status " << status << ")";
   }
 
+  // exec switches /proc/PID/exe before the new image's argument pages are
+  // set up: until then the command line reads empty.
   auto spec = capture_spawn_spec(pid);
+  for (int i = 0; i < 200 && !spec.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    spec = capture_spawn_spec(pid);
+  }
   kill(-pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   fs::remove_all(dir);
