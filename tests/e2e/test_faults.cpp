@@ -254,3 +254,33 @@ clear = "1s"
   ASSERT_TRUE(g.started());
   EXPECT_TRUE(d.wait_fault("crash", g.culprit(), 5s)) << describe(d.records()) << d.log();
 }
+
+// SIGHUP with a good file: the new rules take effect without a restart.
+TEST(E2E, ReloadWithGoodFileAppliesNewRules) {
+  Daemon d(kBase + R"(
+[rules.crash]
+enabled = false
+)");
+  ASSERT_TRUE(d.ready());
+  FaultGen before({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "1s"});
+  ASSERT_TRUE(before.started());
+  before.wait();
+  EXPECT_FALSE(d.wait_fault("crash", before.culprit(), 1500ms)) << "crash rule is disabled";
+  // the same file (with the fixture's [daemon] table), the rule switched on
+  std::ifstream in(d.config_path());
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto at = text.rfind("enabled = false");  // [rules.crash], after kBase's [rules.anomaly]
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 15, "enabled = true\nclear = \"1s\"");
+  std::ofstream(d.config_path(), std::ios::trunc) << text;
+  d.signal(SIGHUP);
+  bool reloaded = false;
+  for (int i = 0; i < 100 && !reloaded; i++) {
+    reloaded = d.log().find("SIGHUP: reloaded") != std::string::npos;
+    if (!reloaded) usleep(50'000);
+  }
+  ASSERT_TRUE(reloaded) << d.log();
+  FaultGen after({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "1s"});
+  ASSERT_TRUE(after.started());
+  EXPECT_TRUE(d.wait_fault("crash", after.culprit(), 5s)) << describe(d.records()) << d.log();
+}
