@@ -8,6 +8,7 @@
  * by request pointer when it completes.
  */
 #include "common.bpf.h"
+#include "hw.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -53,8 +54,12 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 		__u32 op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK;
 		if (op == FP_REQ_OP_READ || op == FP_REQ_OP_WRITE)
 			fp_drop(FP_DROP_IO_UNSEEN);
+		if (error) /* a disk error is worth reporting without its submitter */
+			fp_disk_error_at_complete(rq, error, nr_bytes, 0, op);
 		return 0;
 	}
+	if (error)
+		fp_disk_error_at_complete(rq, error, nr_bytes, v->tgid, v->op);
 	p = fp_proc_get(v->tgid, NULL, false);
 	if (!p) {
 		fp_drop(FP_DROP_IO_ORPHANED);

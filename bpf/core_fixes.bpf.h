@@ -99,4 +99,18 @@ static __always_inline void fp_read_mark_victim(struct trace_event_raw_mark_vict
 	}
 }
 
+/* v5.16 dropped request::rq_disk: the disk is request->q->disk since. */
+struct request___pre516 {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
+static __always_inline struct gendisk *fp_rq_disk(struct request *rq)
+{
+	struct request___pre516 *old = (void *)rq;
+
+	if (bpf_core_field_exists(old->rq_disk))
+		return BPF_CORE_READ(old, rq_disk);
+	return BPF_CORE_READ(rq, q, disk);
+}
+
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

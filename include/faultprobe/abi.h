@@ -100,6 +100,12 @@ enum fp_event_type {
 	FP_EV_FATAL_SIGNAL = 2, /* a fatal signal was generated for a process */
 	FP_EV_OOM_VICTIM = 3,   /* the OOM killer marked a process */
 	FP_EV_HANG = 4,         /* khungtaskd reported a hung task */
+	/* Hardware sources (bpf/hw.bpf.c); hdr names the process affected, if any. */
+	FP_EV_HW_MCE = 5,       /* mce:mce_record; hdr: the task on the CPU that logged it */
+	FP_EV_HW_MEMORY = 6,    /* ras:mc_event (EDAC); hdr: none */
+	FP_EV_HW_PCIE = 7,      /* ras:aer_event; hdr: none */
+	FP_EV_HW_DISK = 8,      /* a block request failed; hdr: its submitter */
+	FP_EV_HW_THERMAL = 9,   /* thermal:thermal_temperature / thermal_zone_trip; hdr: none */
 };
 
 struct fp_event_hdr {
@@ -142,6 +148,100 @@ struct fp_hang_event {
 	__u64 dstate_since_ns;
 };
 
+/* Hardware events. Strings are NUL-terminated (truncated to fit). */
+#define FP_HW_NAME_LEN 32
+#define FP_HW_LABEL_LEN 64
+
+/* MCi_STATUS bits (arch/x86/include/asm/mce.h). */
+#define FP_MCI_STATUS_VAL (1ull << 63)
+#define FP_MCI_STATUS_OVER (1ull << 62)
+#define FP_MCI_STATUS_UC (1ull << 61)
+#define FP_MCI_STATUS_EN (1ull << 60)
+#define FP_MCI_STATUS_PCC (1ull << 57)
+
+struct fp_mce_event {
+	struct fp_event_hdr hdr;
+	__u64 status;           /* MCi_STATUS */
+	__u64 addr;             /* MCi_ADDR */
+	__u64 misc;             /* MCi_MISC */
+	__u64 mcgstatus;
+	__u64 ip;
+	__u32 cpu;              /* the CPU that took it (the record's field) */
+	__u32 bank;
+	__u32 socketid;
+	__u32 cur_cpu;          /* bpf_get_smp_processor_id() where the record was logged */
+};
+
+/* enum hw_event_mc_err_type */
+#define FP_MC_ERR_CORRECTED 0
+#define FP_MC_ERR_UNCORRECTED 1
+#define FP_MC_ERR_DEFERRED 2
+#define FP_MC_ERR_FATAL 3
+#define FP_MC_ERR_INFO 4
+
+struct fp_mc_event {
+	struct fp_event_hdr hdr;
+	__u32 error_type;       /* FP_MC_ERR_* */
+	__u32 error_count;
+	__u32 mc_index;
+	__s8 top_layer;
+	__s8 middle_layer;
+	__s8 lower_layer;
+	__u8 grain_bits;
+	__u64 address;          /* page << PAGE_SHIFT | offset */
+	__u64 syndrome;
+	char label[FP_HW_LABEL_LEN];  /* DIMM label(s), e.g. "CPU_SrcID#0_Ha#0_Chan#1_DIMM#0" */
+	char msg[FP_HW_LABEL_LEN];
+};
+
+/* AER severities as the aer_event tracepoint numbers them. */
+#define FP_AER_NONFATAL 0
+#define FP_AER_FATAL 1
+#define FP_AER_CORRECTABLE 2
+
+struct fp_aer_event {
+	struct fp_event_hdr hdr;
+	__u32 status;           /* AER (un)correctable error status register */
+	__u32 severity;         /* FP_AER_* */
+	char dev_name[FP_HW_NAME_LEN];  /* PCI address, "0000:03:00.0" */
+};
+
+#define FP_DISK_FROM_RQ_ERROR 0     /* block:block_rq_error (the kernel's "I/O error" filter) */
+#define FP_DISK_FROM_RQ_COMPLETE 1  /* block:block_rq_complete with an error (kernels without rq_error) */
+
+struct fp_disk_event {
+	struct fp_event_hdr hdr;
+	__u64 sector;
+	__u32 major;
+	__u32 minor;            /* of the disk (first_minor) */
+	__s32 error;            /* blk_status_t */
+	__u32 nr_bytes;
+	__u32 op;               /* REQ_OP_*: 0 read, 1 write */
+	__u32 source;           /* FP_DISK_FROM_* */
+	__u32 submitter_known;  /* hdr.tgid is the submitter (0: the request was not seen starting) */
+	__u32 _pad0;
+	char disk[FP_HW_NAME_LEN];  /* "sda", "dm-0", "nvme0n1" */
+};
+
+#define FP_THERMAL_TEMPERATURE 0
+#define FP_THERMAL_TRIP 1
+/* enum thermal_trip_type */
+#define FP_TRIP_ACTIVE 0
+#define FP_TRIP_PASSIVE 1
+#define FP_TRIP_HOT 2
+#define FP_TRIP_CRITICAL 3
+
+struct fp_thermal_event {
+	struct fp_event_hdr hdr;
+	__u32 kind;             /* FP_THERMAL_* */
+	__s32 zone_id;
+	__s32 temp_mc;          /* millidegrees C (temperature events) */
+	__s32 temp_prev_mc;
+	__s32 trip;             /* trip index (trip events) */
+	__u32 trip_type;        /* FP_TRIP_* (trip events) */
+	char zone[FP_HW_NAME_LEN];  /* thermal zone type, e.g. "x86_pkg_temp", "acpitz" */
+};
+
 /*
  * Layout pinned for both compilers: clang compiles these with the probe,
  * g++ with the loader, so a field moved on one side fails both builds.
@@ -169,5 +269,14 @@ FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 72, "fp_oom_event size");
 FP_ABI_ASSERT(sizeof(struct fp_hang_event) == 56, "fp_hang_event size");
+FP_ABI_ASSERT(sizeof(struct fp_mce_event) == 96, "fp_mce_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_mce_event, cpu) == 80, "fp_mce_event.cpu");
+FP_ABI_ASSERT(sizeof(struct fp_mc_event) == 200, "fp_mc_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_mc_event, label) == 72, "fp_mc_event.label");
+FP_ABI_ASSERT(sizeof(struct fp_aer_event) == 80, "fp_aer_event size");
+FP_ABI_ASSERT(sizeof(struct fp_disk_event) == 112, "fp_disk_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_disk_event, disk) == 80, "fp_disk_event.disk");
+FP_ABI_ASSERT(sizeof(struct fp_thermal_event) == 96, "fp_thermal_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_thermal_event, zone) == 64, "fp_thermal_event.zone");
 
 #endif /* FAULTPROBE_ABI_H */

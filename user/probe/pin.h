@@ -19,8 +19,8 @@
 namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
-inline constexpr uint32_t kMetaFormat = 1;  // bump when PinMeta changes
-inline constexpr int kMaxHooks = 24;
+inline constexpr uint32_t kMetaFormat = 2;  // bump when PinMeta changes (2: 32 hooks)
+inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
   char name[32];

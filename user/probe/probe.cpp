@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "faultprobe.skel.h"
+#include "probe/hw_decode.h"
 #include "probe/pin.h"
 
 namespace fp {
@@ -52,6 +53,7 @@ struct HookSpec {
   bool required;
   bool classic;  // a classic tracepoint program named tp_NAME (no pair)
   const char* category;
+  const char* hw_source = nullptr;  // a hardware fault source (bpf/hw.bpf.c): its name in status
 };
 
 constexpr HookSpec kHooks[] = {
@@ -72,6 +74,13 @@ constexpr HookSpec kHooks[] = {
     {"rss_stat", "rss_bytes", false, false, "kmem"},
     {"signal_generate", "fatal_signals, signal events", false, false, "signal"},
     {"mark_victim", "oom_victim, oom events", false, true, "oom"},
+    // Hardware sources: each optional, present on the machines that have the hardware and driver.
+    {"mce_record", "hw_mce", false, true, "mce", "mce"},
+    {"mc_event", "hw_memory_error", false, true, "ras", "memory"},
+    {"aer_event", "hw_pcie_error", false, true, "ras", "pcie"},
+    {"block_rq_error", "hw_disk_error", false, false, "block", "disk"},
+    {"thermal_temperature", "hw_thermal", false, true, "thermal", "thermal"},
+    {"thermal_zone_trip", "hw_thermal", false, true, "thermal", "thermal_trip"},
 };
 
 constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
@@ -94,6 +103,14 @@ std::string tracefs_dir() {
     if (std::filesystem::exists(std::string(d) + "/events", ec)) return d;
   }
   return {};
+}
+
+// Whether tracefs lists the tracepoint. Without tracefs mounted nothing can
+// be told: the BTF check and the attach decide.
+bool tracepoint_listed(const std::string& tracefs, const char* category, const char* name) {
+  if (tracefs.empty()) return true;
+  std::error_code ec;
+  return std::filesystem::exists(tracefs + "/events/" + category + "/" + name, ec);
 }
 
 }  // namespace
@@ -229,9 +246,21 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   //    the tracepoint's type, raw_tp otherwise) and turn the twin off.
   struct btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return Error::from_errno(errno, "cannot read the kernel's BTF");
+  const std::string events_dir = tracefs_dir();
   hooks_.clear();
   for (const auto& h : kHooks) {
     HookStatus st{h.name, h.feeds, h.required, AttachMode::Unavailable, {}};
+    // A hardware source whose tracepoint tracefs does not list is absent on
+    // this kernel (or machine): off before load, so the probe never fails for it.
+    if (h.hw_source && !tracepoint_listed(events_dir, h.category, h.name)) {
+      for (const char* prefix : {"tp_", "btf_", "raw_"})
+        if (bpf_program* p = bpf_object__find_program_by_name(obj, (std::string(prefix) + h.name).c_str()))
+          bpf_program__set_autoload(p, false);
+      st.reason = "the kernel has no " + std::string(h.category) + ":" + h.name + " tracepoint (no " +
+                  events_dir + "/events/" + h.category + "/" + h.name + ")";
+      hooks_.push_back(std::move(st));
+      continue;
+    }
     if (h.classic) {
       bpf_program* prog = bpf_object__find_program_by_name(obj, (std::string("tp_") + h.name).c_str());
       std::string raw_struct = std::string("trace_event_raw_") + h.name;
@@ -261,6 +290,9 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     hooks_.push_back(std::move(st));
   }
   btf__free(vmlinux);
+  // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
+  for (const auto& st : hooks_)
+    if (st.name == "block_rq_error") skel_->rodata->fp_disk_err_from_complete = st.mode == AttachMode::Unavailable;
 
   // 4. load
   if (int err = faultprobe::load(skel_.get()); err) {
@@ -317,6 +349,10 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     // A kernel without block_io_start (< v6.5) is served by block_rq_insert/issue.
     if (st.name == "block_io_start") {
       spdlog::debug("{} unavailable, submitters come from block_rq_insert/issue", st.name);
+      continue;
+    }
+    if (const HookSpec* spec = find_hook(st.name); spec && spec->hw_source) {
+      spdlog::info("hardware source {} unavailable: {}", st.name, st.reason);
       continue;
     }
     spdlog::warn("{} unavailable: {} not counted ({})", st.name, st.feeds, st.reason);
@@ -570,8 +606,43 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
 
 std::vector<std::string> Probe::unavailable_counters() const {
   std::vector<std::string> out;
-  for (const auto& st : hooks_)
+  for (const auto& st : hooks_) {
+    const HookSpec* spec = find_hook(st.name);
+    if (spec && spec->hw_source) continue;  // hardware_sources() reports those
     if (st.mode == AttachMode::Unavailable && st.name != "block_io_start") out.push_back(st.feeds);
+  }
+  return out;
+}
+
+std::vector<HwSourceStatus> Probe::hardware_sources() const {
+  std::vector<HwSourceStatus> out;
+  auto hook = [&](const std::string& name) -> const HookStatus* {
+    for (const auto& st : hooks_)
+      if (st.name == name) return &st;
+    return nullptr;
+  };
+  for (const auto& h : kHooks) {
+    if (!h.hw_source) continue;
+    const HookStatus* st = hook(h.name);
+    HwSourceStatus s;
+    s.name = h.hw_source;
+    s.tracepoint = std::string(h.category) + ":" + h.name;
+    s.fault_class = h.feeds;
+    s.available = st && st->mode != AttachMode::Unavailable;
+    s.mode = st ? attach_mode_name(st->mode) : "unavailable";
+    s.reason = st ? st->reason : "not loaded";
+    // Older kernels: failed requests come from block_rq_complete's error (bpf/hw.bpf.h).
+    if (!s.available && s.name == "disk") {
+      const HookStatus* complete = hook("block_rq_complete");
+      if (complete && complete->mode != AttachMode::Unavailable) {
+        s.available = true;
+        s.tracepoint = "block:block_rq_complete";
+        s.mode = attach_mode_name(complete->mode);
+        s.reason = "no block_rq_error: failed requests taken from block_rq_complete";
+      }
+    }
+    out.push_back(std::move(s));
+  }
   return out;
 }
 
@@ -691,6 +762,7 @@ int Probe::on_event(void* ctx, void* data, size_t size) {
       return 0;
     }
     default:
+      if (is_hw_event_type(hdr.type) && decode_hw_event(data, size, *out)) return 0;
       break;
   }
   self->malformed_++;

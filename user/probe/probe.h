@@ -50,6 +50,16 @@ struct HookStatus {
   std::string reason;      // why it is unavailable
 };
 
+// One hardware fault source (bpf/hw.bpf.c) and whether this kernel has it.
+struct HwSourceStatus {
+  std::string name;         // "mce", "memory", "pcie", "disk", "thermal", "thermal_trip"
+  std::string tracepoint;   // "mce:mce_record"
+  std::string fault_class;  // "hw_mce"
+  bool available = false;
+  std::string mode;         // attach mode, "unavailable"
+  std::string reason;       // why not (or how, for a fallback)
+};
+
 using DropCounts = std::array<uint64_t, FP_DROP_NR>;
 
 // Checks what the probe needs before trying to load it: privileges and BTF.
@@ -108,6 +118,8 @@ class Probe {
   bool cpu_tick_attached() const { return cpu_tick_; }
   // Counters whose hooks could not be attached on this kernel.
   std::vector<std::string> unavailable_counters() const;
+  // The hardware fault sources, available or not.
+  std::vector<HwSourceStatus> hardware_sources() const;
 
   // Map occupancy, for status and leak checks (these iterate the maps: not per sample).
   size_t proc_index_entries() const;

@@ -4,8 +4,11 @@
 
 #include <compare>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "faultprobe/abi.h"
 
@@ -50,6 +53,34 @@ struct HangRecord {
   uint64_t dstate_since_ns = 0;
 };
 
+// A hardware event from the probe, decoded (probe/hw_decode.cpp).
+struct HwEvent {
+  enum class Source { Mce, Memory, Pcie, Disk, Thermal };
+  // Corrected: counted, a burst opens a warning. Uncorrected: critical at
+  // once. Info: a reading (thermal zone temperature), judged by level.
+  enum class Grade { Info, Corrected, Uncorrected };
+  Source source = Source::Mce;
+  Grade grade = Grade::Info;
+  uint64_t ts_ns = 0;
+  ProcKey proc;        // the process affected (tgid 0: none known)
+  std::string comm;
+  std::string device;  // what failed: "cpu 2 bank 4", "mc0 CPU_SrcID#0_Chan#1_DIMM#0", "0000:03:00.0", "sda"
+  uint32_t count = 1;  // errors this event stands for (EDAC's error_count)
+  nlohmann::json fields = nlohmann::json::object();  // the decoded payload, for the evidence
+};
+const char* hw_source_name(HwEvent::Source s);  // "mce", "memory", "pcie", "disk", "thermal"
+
+// One hwmon sensor as the daemon read it (probe/hwmon.cpp).
+struct SensorReading {
+  enum class Kind { Temperature, Voltage };
+  Kind kind = Kind::Temperature;
+  std::string sensor;  // "coretemp/temp1" (the chip's name, the channel)
+  std::string label;   // tempN_label, "" if none
+  std::string path;    // the _input file
+  double value = 0;    // degrees C or volts
+  std::optional<double> lcrit, min, max, crit;
+};
+
 struct Sample {
   uint64_t ts_ns = 0;             // CLOCK_MONOTONIC when the read began
   std::vector<fp_proc> procs;     // live processes, consistent copies
@@ -61,7 +92,19 @@ struct EventBatch {
   std::vector<SignalRecord> signals;
   std::vector<OomRecord> ooms;
   std::vector<HangRecord> hangs;
-  void clear() { exits.clear(); signals.clear(); ooms.clear(); hangs.clear(); }
+  std::vector<HwEvent> hw;
+  // The daemon's hwmon scan, when one ran since the last tick.
+  bool sensors_scanned = false;
+  std::vector<SensorReading> sensors;
+  void clear() {
+    exits.clear();
+    signals.clear();
+    ooms.clear();
+    hangs.clear();
+    hw.clear();
+    sensors_scanned = false;
+    sensors.clear();
+  }
 };
 
 }  // namespace fp
