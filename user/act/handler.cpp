@@ -117,8 +117,35 @@ size_t Handler::spent(uint64_t now_ns, const ProcKey& k) {
   return times.size();
 }
 
-HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& emitted,
-                               const std::vector<FaultRecord>& open, TargetResolver& resolve) {
+namespace {
+
+// Hardware faults blame a device (culprit pid 0): a policy for their class
+// acts on the processes they hurt, one case per victim. Without victims the
+// fault is only alerted.
+std::vector<FaultRecord> per_victim(const std::vector<FaultRecord>& in) {
+  std::vector<FaultRecord> out;
+  out.reserve(in.size());
+  for (const FaultRecord& f : in) {
+    if (!is_hardware_class(f.cls)) {
+      out.push_back(f);
+      continue;
+    }
+    for (const ProcKey& k : f.victim_keys) {
+      FaultRecord v = f;
+      v.culprit = k;
+      v.comm.clear();
+      out.push_back(std::move(v));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& emitted_in,
+                               const std::vector<FaultRecord>& open_in, TargetResolver& resolve) {
+  const std::vector<FaultRecord> emitted = per_victim(emitted_in);
+  const std::vector<FaultRecord> open = per_victim(open_in);
   HandlerOutput out;
   refill(now_ns);
 

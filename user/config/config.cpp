@@ -66,6 +66,13 @@ const Builtin kBuiltins[] = {
     {FaultClass::Hang,            20,     20,     false, 0s,   0s,   0s,   0,    W},  // ongoing D-state s
     {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   0,    C},  // forks/s of a tree
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
+    // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
+    {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
+    {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM
+    {FaultClass::HwPcieError,     10,     10,     false, 600s, 0s,   300s, 10,   W},  // correctable per device
+    {FaultClass::HwDiskError,     1,      1,      false, 60s,  0s,   120s, 1,    C},  // failed requests (all uncorrected)
+    {FaultClass::HwThermal,       95,     85,     true,  0s,   0s,   30s,  0,    W},  // thermal zone C; hwmon limits
+    {FaultClass::HwVoltage,       0,      0,      false, 0s,   0s,   30s,  0,    W},  // hwmon limits
 };
 // clang-format on
 static_assert(std::size(kBuiltins) == std::size(kAllFaultClasses), "one built-in rule per fault class");
@@ -164,7 +171,7 @@ std::string class_names() {
 
 const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_comms", "rules",  "rule",
                                                 "policy",          "service",         "limits", "daemon",
-                                                "metrics_listen"};
+                                                "metrics_listen",  "hardware"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve", "for",
                                                  "window",  "clear",    "count",     "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
@@ -203,6 +210,8 @@ Config Parser::run(const toml::table& root) {
       limits(node, cfg);
     } else if (k == "daemon") {
       daemon(node, cfg, daemon_metrics);
+    } else if (k == "hardware") {
+      hardware(node, cfg);
     } else if (k == "metrics_listen") {
       top_metrics = &node;
       metrics_listen(node, cfg);

@@ -127,6 +127,20 @@ struct DaemonConfig {
   std::string log_dir = "/var/log/faultprobe";  // supervised services' stdout/stderr (<name>.log)
 };
 
+// [hardware]: the hardware fault sources. The kernel ones are loaded when
+// the kernel has them (see `faultprobe status`); these switches only decide
+// whether their events are judged.
+struct HardwareConfig {
+  bool mce = true;      // mce:mce_record -> hw_mce
+  bool memory = true;   // ras:mc_event (EDAC) -> hw_memory_error
+  bool pcie = true;     // ras:aer_event -> hw_pcie_error
+  bool disk = true;     // block:block_rq_error -> hw_disk_error
+  bool thermal = true;  // thermal:thermal_temperature / thermal_zone_trip -> hw_thermal
+  bool hwmon = true;    // hwmon sensors -> hw_thermal, hw_voltage
+  std::string hwmon_root = "/sys/class/hwmon";
+  std::chrono::nanoseconds hwmon_interval{std::chrono::seconds(5)};
+};
+
 // An address of daemon.metrics_listen ("host:port") or daemon.syslog_forward
 // ("udp://host:port", "tcp://host:port"). host is a name, an IPv4 address or
 // a bracketed IPv6 one ("[::1]:9464"); port 1..65535.
@@ -146,6 +160,7 @@ struct Config {
   std::vector<ServiceConfig> services;
   ActionLimits limits;
   DaemonConfig daemon;
+  HardwareConfig hardware;
   std::string source;               // file it came from ("<built-in>")
 };
 

@@ -400,6 +400,43 @@ void Parser::daemon(const toml::node& n, Config& cfg, const toml::node*& metrics
   }
 }
 
+const std::vector<std::string_view> kHardwareKeys = {"mce",   "memory", "pcie",       "disk",
+                                                     "thermal", "hwmon", "hwmon_root", "hwmon_interval"};
+
+void Parser::hardware(const toml::node& n, Config& cfg) {
+  const toml::table* t = n.as_table();
+  if (!t) {
+    error(n, "\"hardware\" must be a table: write [hardware] (got " + describe(n) + ")");
+    return;
+  }
+  HardwareConfig& h = cfg.hardware;
+  for (auto&& [key, node] : *t) {
+    const std::string_view k = key.str();
+    bool* flag = k == "mce"       ? &h.mce
+                 : k == "memory"  ? &h.memory
+                 : k == "pcie"    ? &h.pcie
+                 : k == "disk"    ? &h.disk
+                 : k == "thermal" ? &h.thermal
+                 : k == "hwmon"   ? &h.hwmon
+                                  : nullptr;
+    if (flag) {
+      if (auto b = boolean(node, k)) *flag = *b;
+    } else if (k == "hwmon_root") {
+      if (auto v = absolute_path(node, k, "\"/sys/class/hwmon\"")) h.hwmon_root = *v;
+    } else if (k == "hwmon_interval") {
+      auto d = positive_duration(node, k);
+      if (!d) continue;
+      if (*d < std::chrono::milliseconds(100)) {
+        error(node, "\"hwmon_interval\" must be at least 100ms (got " + describe(node) + ")");
+        continue;
+      }
+      h.hwmon_interval = *d;
+    } else {
+      unknown_key(key, "[hardware]", kHardwareKeys);
+    }
+  }
+}
+
 void Parser::metrics_listen(const toml::node& n, Config& cfg) {
   auto v = string(n, "metrics_listen", "\"127.0.0.1:9464\" (\"\" = off)");
   if (!v) return;

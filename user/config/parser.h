@@ -89,6 +89,7 @@ class Parser {
   void limits(const toml::node& n, Config& cfg);
   void daemon(const toml::node& n, Config& cfg, const toml::node*& metrics_listen);
   void metrics_listen(const toml::node& n, Config& cfg);
+  void hardware(const toml::node& n, Config& cfg);
   std::optional<bool> boolean(const toml::node& n, std::string_view key);
   std::optional<std::string> string(const toml::node& n, std::string_view key, std::string_view example);
   std::optional<std::string> absolute_path(const toml::node& n, std::string_view key, std::string_view example);

@@ -182,6 +182,10 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->probe_ = std::move(probe).value();
   s->took_over_ = s->probe_->took_over();
   s->engine_ = std::make_unique<Engine>(s->config_, host_info(), s->infos_, uint32_t(getpid()));
+  s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
+  for (const auto& hs : s->probe_->hardware_sources())
+    spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
+                 hs.reason.empty() ? "" : " -- " + hs.reason);
   s->started_ns_ = monotonic_now_ns();
   s->load_state(s->started_ns_);
 
@@ -432,6 +436,7 @@ void Service::tick(uint64_t now) {
   const auto& changed = probe_->refresh();
   changed_.clear();
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
+  hw_inputs_->prepare(now, events_);
   auto records = engine_->tick(now, changed_, events_);
   for (const auto& r : records) emit_fault(r);
   events_.clear();
@@ -528,6 +533,16 @@ nlohmann::json Service::build_status() const {
                      {"feeds", hk.feeds},
                      {"reason", hk.reason}});
   s["hooks"] = hooks;
+  nlohmann::json hw = nlohmann::json::array();
+  for (const auto& hs : probe_->hardware_sources())
+    hw.push_back({{"name", hs.name},
+                  {"tracepoint", hs.tracepoint},
+                  {"class", hs.fault_class},
+                  {"available", hs.available},
+                  {"mode", hs.mode},
+                  {"reason", hs.reason}});
+  s["hardware_sources"] = hw;
+  s["hardware"] = hw_inputs_->status();
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
@@ -656,6 +671,7 @@ void Service::do_reload() {
   next.daemon.metrics_listen = config_.daemon.metrics_listen;
   config_ = std::move(next);
   engine_->reload(config_);  // resolved records of removed rules come out with the next tick
+  hw_inputs_->reconfigure(config_.hardware);
   safety_->set_protected(config_.protected_comms);
   handler_->reload(config_);
   supervisor_->configure(config_.services);

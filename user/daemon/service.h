@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
+#include "detect/hw_sources.h"
 #include "probe/probe.h"
 #include "procinfo.h"
 #include "report/view.h"
@@ -94,6 +95,7 @@ class Service : public ServerProvider {
   CachedProcInfo infos_;
   std::unique_ptr<Engine> engine_;
   EventBatch events_;
+  std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   std::vector<const fp_proc*> changed_;
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;

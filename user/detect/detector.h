@@ -53,6 +53,9 @@ struct Finding {
   Severity severity = Severity::Warning;  // may raise the rule's severity (e.g. kernel hang event)
   std::vector<uint32_t> victims;
   nlohmann::json evidence = nlohmann::json::object();
+  // Hardware findings: the device (culprit is {0, 0}) and the victims' identities.
+  std::string subject;
+  std::vector<ProcKey> victim_keys;
 };
 
 class Detector {

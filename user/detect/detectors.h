@@ -26,6 +26,12 @@ std::unique_ptr<Detector> make_crash(const RuleConfig& r);
 std::unique_ptr<Detector> make_crash_loop(const RuleConfig& r);
 std::unique_ptr<Detector> make_hang(const RuleConfig& r);
 
+// Hardware detectors (detect/detectors_hw.cpp): hw_mce, hw_memory_error,
+// hw_pcie_error, hw_disk_error from probe events; hw_thermal, hw_voltage
+// from hwmon scans (and thermal zone events).
+std::unique_ptr<Detector> make_hw_event(const RuleConfig& r);
+std::unique_ptr<Detector> make_hw_sensor(const RuleConfig& r);
+
 // Shared by detectors: whether a process may be named as culprit (not pid 1,
 // not a kernel thread, not faultprobe itself, not a protected comm), and
 // whether it passes a rule's match.

@@ -164,8 +164,10 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   for (auto& d : detectors_) {
     findings_.clear();
     d->evaluate(w, findings_);
-    // Whatever a detector says, these are never culprits.
-    std::erase_if(findings_, [&](const Finding& f) { return !blameable(f.culprit, w); });
+    // Whatever a detector says, these are never culprits (hardware findings
+    // blame a device: their culprit is {0, 0} by design).
+    if (!is_hardware_class(d->rule().cls))
+      std::erase_if(findings_, [&](const Finding& f) { return !blameable(f.culprit, w); });
     tracker_.step(d->rule(), now_ns, findings_, table_, out);
   }
   table_.end_tick(now_ns);

@@ -27,12 +27,28 @@ enum class FaultClass {
   Hang,
   ForkBomb,
   Anomaly,
+  // Hardware: the culprit is a device, not a process (FaultRecord::subject).
+  HwMce,
+  HwMemoryError,
+  HwPcieError,
+  HwDiskError,
+  HwThermal,
+  HwVoltage,
 };
 inline constexpr FaultClass kAllFaultClasses[] = {
     FaultClass::CpuRunaway, FaultClass::RunqStarvation, FaultClass::MemoryLeak, FaultClass::MemoryPressure,
     FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
     FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
-    FaultClass::Anomaly};
+    FaultClass::Anomaly,    FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
+    FaultClass::HwDiskError, FaultClass::HwThermal,     FaultClass::HwVoltage};
+
+// Hardware classes: pid 0 in the record, the device in `subject` and
+// evidence.device, the processes it hurt in `victims`. They do not end when
+// a process exits, and policies act on their victims.
+inline constexpr bool is_hardware_class(FaultClass c) {
+  return c == FaultClass::HwMce || c == FaultClass::HwMemoryError || c == FaultClass::HwPcieError ||
+         c == FaultClass::HwDiskError || c == FaultClass::HwThermal || c == FaultClass::HwVoltage;
+}
 
 // "cpu_runaway", "runq_starvation", ... (the names of the event stream).
 const char* fault_class_name(FaultClass c);
@@ -58,6 +74,10 @@ struct FaultRecord {
   std::vector<uint32_t> victims;
   nlohmann::json evidence = nlohmann::json::object();  // the numbers that decided it
   uint64_t opened_mono_ns = 0;  // for Resolved: when the fault opened
+  // Hardware faults: what the fault is about besides the (pid 0) culprit, e.g.
+  // "sda" or "cpu 0 bank 4"; one open fault per (rule, culprit, subject).
+  std::string subject;
+  std::vector<ProcKey> victim_keys;  // victims with their start times (policies act on them)
 };
 
 // The JSON line of the event stream (issue contract):

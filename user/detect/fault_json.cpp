@@ -54,6 +54,12 @@ nlohmann::json fault_state_to_json(const FaultRecord& r) {
   j["victims"] = r.victims;
   j["evidence"] = r.evidence;
   j["opened_mono_ns"] = r.opened_mono_ns;
+  if (!r.subject.empty()) j["subject"] = r.subject;
+  if (!r.victim_keys.empty()) {
+    nlohmann::json keys = nlohmann::json::array();
+    for (const ProcKey& k : r.victim_keys) keys.push_back({k.tgid, k.start_ns});
+    j["victim_keys"] = keys;
+  }
   return j;
 }
 
@@ -77,6 +83,9 @@ std::optional<FaultRecord> fault_state_from_json(const nlohmann::json& j) {
     r.victims = j.value("victims", std::vector<uint32_t>{});
     r.evidence = j.value("evidence", nlohmann::json::object());
     r.opened_mono_ns = j.value("opened_mono_ns", uint64_t{0});
+    r.subject = j.value("subject", "");
+    if (auto it = j.find("victim_keys"); it != j.end() && it->is_array())
+      for (const auto& k : *it) r.victim_keys.push_back(ProcKey{k.at(0).get<uint32_t>(), k.at(1).get<uint64_t>()});
     return r;
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;

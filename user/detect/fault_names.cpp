@@ -10,7 +10,7 @@
 namespace fp {
 namespace {
 
-constexpr std::array<std::pair<FaultClass, const char*>, 13> kClassNames{{
+constexpr std::array<std::pair<FaultClass, const char*>, 19> kClassNames{{
     {FaultClass::CpuRunaway, "cpu_runaway"},
     {FaultClass::RunqStarvation, "runq_starvation"},
     {FaultClass::MemoryLeak, "memory_leak"},
@@ -24,6 +24,12 @@ constexpr std::array<std::pair<FaultClass, const char*>, 13> kClassNames{{
     {FaultClass::Hang, "hang"},
     {FaultClass::ForkBomb, "fork_bomb"},
     {FaultClass::Anomaly, "anomaly"},
+    {FaultClass::HwMce, "hw_mce"},
+    {FaultClass::HwMemoryError, "hw_memory_error"},
+    {FaultClass::HwPcieError, "hw_pcie_error"},
+    {FaultClass::HwDiskError, "hw_disk_error"},
+    {FaultClass::HwThermal, "hw_thermal"},
+    {FaultClass::HwVoltage, "hw_voltage"},
 }};
 static_assert(kClassNames.size() == std::size(kAllFaultClasses), "every fault class needs a name");
 

@@ -24,6 +24,12 @@ std::unique_ptr<Detector> make_detector(const RuleConfig& rule) {
     case FaultClass::Hang: return make_hang(rule);
     case FaultClass::ForkBomb: return make_fork_bomb(rule);
     case FaultClass::Anomaly: return make_anomaly(rule);
+    case FaultClass::HwMce:
+    case FaultClass::HwMemoryError:
+    case FaultClass::HwPcieError:
+    case FaultClass::HwDiskError: return make_hw_event(rule);
+    case FaultClass::HwThermal:
+    case FaultClass::HwVoltage: return make_hw_sensor(rule);
   }
   return nullptr;
 }

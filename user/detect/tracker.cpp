@@ -33,7 +33,7 @@ FaultRecord FaultTracker::resolved(const State& s, uint64_t now_ns, std::string_
 
 bool FaultTracker::adopt(const FaultRecord& open, uint64_t now_ns) {
   if (open.kind != FaultRecord::Kind::Fault) return false;
-  auto [it, inserted] = states_.try_emplace(Key{open.rule, open.culprit});
+  auto [it, inserted] = states_.try_emplace(Key{open.rule, open.culprit, open.subject});
   if (!inserted) return false;
   State& s = it->second;
   s.open = true;
@@ -45,14 +45,15 @@ bool FaultTracker::adopt(const FaultRecord& open, uint64_t now_ns) {
 
 void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vector<Finding>& findings,
                         const ProcessTable& table, std::vector<FaultRecord>& out) {
-  std::map<ProcKey, const Finding*> best;
+  using Who = std::pair<ProcKey, std::string>;  // culprit, subject
+  std::map<Who, const Finding*> best;
   for (const Finding& f : findings) {
-    auto [it, inserted] = best.try_emplace(f.culprit, &f);
+    auto [it, inserted] = best.try_emplace(Who{f.culprit, f.subject}, &f);
     if (!inserted && rank(f) > rank(*it->second)) it->second = &f;
   }
   const uint64_t hold = ns_of(rule.hold);
   const uint64_t clear = ns_of(rule.clear);
-  const bool exit_ok = exit_is_the_fault(rule.cls);
+  const bool exit_ok = exit_is_the_fault(rule.cls) || is_hardware_class(rule.cls);
 
   auto open = [&](State& s, const ProcKey& k, const Finding& f) {
     s.open = true;
@@ -67,19 +68,21 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     r.culprit = k;
     r.victims = f.victims;
     r.evidence = f.evidence;
+    r.subject = f.subject;
+    r.victim_keys = f.victim_keys;
     if (annotate_) annotate_(r);
     out.push_back(r);
   };
 
   // Faults and pending conditions this rule already tracks.
-  for (auto it = states_.lower_bound(Key{rule.name, ProcKey{}});
-       it != states_.end() && it->first.first == rule.name;) {
-    const ProcKey& k = it->first.second;
+  for (auto it = states_.lower_bound(Key{rule.name, ProcKey{}, std::string()});
+       it != states_.end() && std::get<0>(it->first) == rule.name;) {
+    const ProcKey& k = std::get<1>(it->first);
     State& s = it->second;
-    auto bit = best.find(k);
+    auto bit = best.find(Who{k, std::get<2>(it->first)});
     const Finding* f = bit == best.end() ? nullptr : bit->second;
     if (bit != best.end()) best.erase(bit);
-    const bool culprit_gone = gone(table, k);
+    const bool culprit_gone = !exit_ok && gone(table, k);
 
     if (s.open) {
       if (culprit_gone && !exit_ok) {
@@ -107,10 +110,11 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
   }
 
   // New culprits.
-  for (const auto& [k, f] : best) {
+  for (const auto& [who, f] : best) {
+    const ProcKey& k = who.first;
     if (rank(*f) < 2) continue;  // weak findings never open a fault
-    if (gone(table, k) && !f->immediate && !exit_ok) continue;
-    State& s = states_[Key{rule.name, k}];
+    if (!exit_ok && !f->immediate && gone(table, k)) continue;
+    State& s = states_[Key{rule.name, k, who.second}];
     s.cls = rule.cls;
     s.pending_since = now_ns;
     if (f->immediate || hold == 0) open(s, k, *f);
@@ -121,7 +125,7 @@ void FaultTracker::retire(const std::function<bool(const std::string&, FaultClas
                           std::string_view reason, std::vector<FaultRecord>& out) {
   for (auto it = states_.begin(); it != states_.end();) {
     State& s = it->second;
-    if (keep(it->first.first, s.cls)) {
+    if (keep(std::get<0>(it->first), s.cls)) {
       ++it;
       continue;
     }

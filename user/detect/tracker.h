@@ -8,7 +8,8 @@
 //   open --culprit exited--> idle                                   (emits "resolved", reason "process exited";
 //                                                                    not for crash/crash_loop/oom_kill,
 //                                                                    where the exit is the fault)
-// At most one open fault per (rule, culprit). The open record (victims,
+// At most one open fault per (rule, culprit, subject). Hardware classes
+// (is_hardware_class) never resolve because a process exited. The open record (victims,
 // evidence, severity) is the one of the finding that opened it.
 #pragma once
 
@@ -17,6 +18,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -66,7 +68,9 @@ class FaultTracker {
     uint64_t last_seen = 0;      // last tick with any finding (open faults)
     FaultRecord record;          // the opening record (open faults)
   };
-  using Key = std::pair<std::string, ProcKey>;
+  // (rule, culprit, subject): hardware faults have no culprit process and
+  // are told apart by their device (Finding::subject); "" for the others.
+  using Key = std::tuple<std::string, ProcKey, std::string>;
 
   FaultRecord resolved(const State& s, uint64_t now_ns, std::string_view reason) const;
 
