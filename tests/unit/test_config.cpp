@@ -77,7 +77,8 @@ void expect_same_rule(const RuleConfig& a, const RuleConfig& b) {
 TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
-                            "hang",        "fork_bomb",       "anomaly"};
+                            "hang",        "fork_bomb",       "anomaly",     "hw_mce",          "hw_memory_error",
+                            "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
   for (size_t i = 0; i < std::size(kAllFaultClasses); i++) {
     EXPECT_STREQ(fault_class_name(kAllFaultClasses[i]), expected[i]);

@@ -115,6 +115,7 @@ TEST(HwFaults, DiskErrorOpensCriticalNamingTheDiskAndTheReader) {
   ASSERT_EQ(later.size(), 1u);
   EXPECT_EQ(later[0].kind, FaultRecord::Kind::Resolved);
   EXPECT_EQ(later[0].evidence["reason"], "cleared");
+  EXPECT_EQ(later[0].evidence["device"], "dm-0");  // the resolved line names the device too
 }
 
 TEST(HwFaults, TwoDisksAreTwoFaults) {

@@ -134,6 +134,9 @@ std::vector<FaultRecord> per_victim(const std::vector<FaultRecord>& in) {
       FaultRecord v = f;
       v.culprit = k;
       v.comm.clear();
+      v.cgroup.clear();
+      v.unit.clear();
+      v.container.clear();
       out.push_back(std::move(v));
     }
   }

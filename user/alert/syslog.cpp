@@ -134,6 +134,8 @@ void Alerter::fault_opened(const FaultRecord& r) {
   f.emplace_back("cgroup", r.cgroup);
   if (!r.unit.empty()) f.emplace_back("unit", r.unit);
   if (!r.container.empty()) f.emplace_back("container", r.container);
+  if (is_hardware_class(r.cls) && r.evidence.contains("device") && r.evidence["device"].is_string())
+    f.emplace_back("device", r.evidence["device"].get<std::string>());
   if (!r.victims.empty()) f.emplace_back("victims", join_pids(r.victims));
   f.emplace_back("evidence", evidence_text(r.evidence));
   emit(make_line(syslog_severity(r.severity), "fault", std::move(f)));

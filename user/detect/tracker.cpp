@@ -28,6 +28,9 @@ FaultRecord FaultTracker::resolved(const State& s, uint64_t now_ns, std::string_
   r.mono_ns = now_ns;
   r.evidence = nlohmann::json::object();
   r.evidence["reason"] = std::string(reason);
+  // A hardware fault's resolved line still names its device (its pid is 0).
+  if (auto it = s.record.evidence.find("device"); it != s.record.evidence.end() && is_hardware_class(s.record.cls))
+    r.evidence["device"] = *it;
   return r;
 }
 
