@@ -54,12 +54,18 @@ TEST(Hardware, SourcesAreReportedAsTheKernelHasThem) {
       continue;
     }
     EXPECT_EQ(s.available, listed(category, name));
-    if (!s.available) EXPECT_NE(s.reason.find("no " + category + ":" + name), std::string::npos);
+    if (!s.available) {
+      EXPECT_NE(s.reason.find("no " + category + ":" + name), std::string::npos);
+    }
   }
   // This host's 6.18 (and Debian's 6.1) have block_rq_error; a VM without CONFIG_X86_MCE has no mce.
   for (const auto& s : sources) {
-    if (s.name == "disk") EXPECT_TRUE(s.available) << s.reason;
-    if (s.name == "mce") EXPECT_EQ(s.available, listed("mce", "mce_record")) << s.reason;
+    if (s.name == "disk") {
+      EXPECT_TRUE(s.available) << s.reason;
+    }
+    if (s.name == "mce") {
+      EXPECT_EQ(s.available, listed("mce", "mce_record")) << s.reason;
+    }
   }
   // Hardware sources are not "unavailable counters" of the process view.
   for (const auto& c : p.unavailable_counters()) EXPECT_EQ(c.rfind("hw_", 0), std::string::npos) << c;

@@ -129,6 +129,12 @@ const Expected kTable[] = {
     {FaultClass::Hang, 20, 20, 0s, 0s, 0s, 0, Severity::Warning},
     {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 0, Severity::Critical},
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
+    {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
+    {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
+    {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
+    {FaultClass::HwDiskError, 1, 1, 60s, 0s, 120s, 1, Severity::Critical},
+    {FaultClass::HwThermal, 95, 85, 0s, 0s, 30s, 0, Severity::Warning},
+    {FaultClass::HwVoltage, 0, 0, 0s, 0s, 30s, 0, Severity::Warning},
 };
 
 TEST(DefaultConfig, OneRulePerClassWithTheDocumentedValues) {
@@ -306,7 +312,7 @@ severity = "critical"
   EXPECT_EQ(c.source, "faultprobe.toml");
   EXPECT_EQ(c.sample_interval, 100ms);
   EXPECT_EQ(c.protected_comms, (std::vector<std::string>{"sshd", "systemd-journal"}));
-  ASSERT_EQ(c.rules.size(), 14u);
+  ASSERT_EQ(c.rules.size(), std::size(kAllFaultClasses) + 1);
 
   const RuleConfig& cpu = rule(c, "cpu_runaway");
   EXPECT_EQ(cpu.threshold, 0.95);
@@ -359,11 +365,12 @@ TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(error_of("sample_interval = \"1s\"\nintervall = \"1s\"\n"),
             "t.toml:2:1: unknown top-level key \"intervall\"; expected one of: sample_interval, protected_comms, "
-            "rules, rule, policy, service, limits, daemon, metrics_listen");
+            "rules, rule, policy, service, limits, daemon, metrics_listen, hardware");
   // A class name at the top level is an override written without "rules.".
   EXPECT_EQ(error_of("\n[cpu_runaway]\nthreshold = 2\n"),
             "t.toml:2:2: unknown key \"cpu_runaway\"; expected one of: sample_interval, protected_comms, rules, rule, "
-            "policy, service, limits, daemon, metrics_listen; to change the built-in rule write [rules.cpu_runaway]");
+            "policy, service, limits, daemon, metrics_listen, hardware; to change the built-in rule write "
+            "[rules.cpu_runaway]");
 }
 
 TEST(ConfigErrors, BadDuration) {
@@ -399,7 +406,8 @@ TEST(ConfigErrors, SampleIntervalBounds) {
 TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
-      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly";
+      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, hw_mce, hw_memory_error, hw_pcie_error, "
+      "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
             "t.toml:1:8: unknown fault class \"cpu_runway\" in [rules.cpu_runway]; " + kClasses);
   EXPECT_EQ(error_of("[[rule]]\nname = \"x\"\nclass = \"leak\"\n"),
@@ -510,7 +518,7 @@ TEST(ConfigErrors, TheEarliestMistakeIsReported) {
   // Keys are visited in name order ("anomaly" before "zzz"), the report is in file order.
   EXPECT_EQ(error_of("zzz = 1\n[rules.anomaly]\nthreshold = \"x\"\n"),
             "t.toml:1:1: unknown top-level key \"zzz\"; expected one of: sample_interval, protected_comms, rules, "
-            "rule, policy, service, limits, daemon, metrics_listen");
+            "rule, policy, service, limits, daemon, metrics_listen, hardware");
   EXPECT_EQ(error_of("[rules.hang]\nwindow = 1\nclear = 2\n"),
             "t.toml:2:10: \"window\" must be a duration such as \"500ms\" or \"10s\" (got 1)");
 }
@@ -593,7 +601,7 @@ TEST_F(ConfigFiles, CheckConfigJson) {
   EXPECT_EQ(j["file"], path);
   EXPECT_EQ(j["sample_interval"], "100ms");
   EXPECT_EQ(j["protected_comms"], nlohmann::json::array({"sshd"}));
-  ASSERT_EQ(j["rules"].size(), 14u);
+  ASSERT_EQ(j["rules"].size(), std::size(kAllFaultClasses) + 1);
   const auto& cpu = j["rules"][0];
   EXPECT_EQ(cpu["name"], "cpu_runaway");
   EXPECT_EQ(cpu["class"], "cpu_runaway");
@@ -607,7 +615,7 @@ TEST_F(ConfigFiles, CheckConfigJson) {
   EXPECT_EQ(cpu["clear"], "5s");
   EXPECT_EQ(cpu["count"], 0);
   EXPECT_EQ(cpu["match"], nlohmann::json::object());
-  const auto& db = j["rules"][13];
+  const auto& db = j["rules"][std::size(kAllFaultClasses)];  // the added rule follows the built-ins
   EXPECT_EQ(db["name"], "db");
   EXPECT_EQ(db["class"], "io_latency");
   EXPECT_EQ(db["match"], (nlohmann::json{{"unit", "pg.service"}, {"uid", 26}}));
@@ -620,7 +628,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 14 rules (13 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 20 rules (19 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;
