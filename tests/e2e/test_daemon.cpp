@@ -227,6 +227,51 @@ TEST(Daemon, StatusAndEventsFollow) {
   EXPECT_NE(out.find("crash"), std::string::npos) << out;
 }
 
+// --exits-json: a clean exit (not a fault, so not in the event stream) comes
+// out with its final counters, and status counts the records received.
+TEST(Daemon, ExitsJsonHasCleanExitsWithCounters) {
+  std::string exits = temp_dir() + "/exits.jsonl";
+  Daemon d(kBase, {"--exits-json", exits});
+  ASSERT_TRUE(d.ready());
+  pid_t k = fork();
+  if (k == 0) {
+    volatile unsigned long n = 0;
+    for (int i = 0; i < 20'000'000; i++) n = n + 1;  // some CPU to account for
+    _exit(3);
+  }
+  ASSERT_GT(k, 0);
+  int status = 0;
+  waitpid(k, &status, 0);
+  json rec;
+  bool seen = wait_for(
+      [&] {
+        std::ifstream in(exits);
+        std::string line;
+        while (std::getline(in, line)) {
+          auto j = json::parse(line, nullptr, false);
+          if (!j.is_discarded() && j.value("pid", 0) == k) {
+            rec = j;
+            return true;
+          }
+        }
+        return false;
+      },
+      10s);
+  ASSERT_TRUE(seen) << "no exit record for pid " << k << " in " << exits;
+  EXPECT_EQ(rec.value("exit_code", 0u), 3u << 8) << rec.dump();
+  EXPECT_GT(rec.value("cpu_ns", 0ull), 1'000'000ull) << rec.dump();
+  EXPECT_GT(rec.value("start_ns", 0ull), 0ull) << rec.dump();
+  // status is rebuilt every second
+  bool counted = wait_for(
+      [&] {
+        auto st = d.query({{"cmd", "status"}});
+        return st.is_object() && st["status"]["events_received"].value("exits", 0ull) > 0;
+      },
+      5s);
+  EXPECT_TRUE(counted) << d.query({{"cmd", "status"}}).dump();
+  std::filesystem::remove_all(std::filesystem::path(exits).parent_path());
+}
+
 // The socket's abuse cases against the real daemon.
 TEST(Daemon, SocketAbuse) {
   Daemon d(kBase);

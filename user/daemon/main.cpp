@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
                                   "lock_path, " + std::string(fp::kDefaultLockPath) + ")");
   app.add_flag("--detach-probe", detach, "remove the pinned probe (detaches it) and exit");
   app.add_option("--events-json", opts.events_json, "write fault records as JSON lines to FILE (- for stdout)");
+  app.add_option("--exits-json", opts.exits_json,
+                 "append every exit the probe reports (final counters, clean exits too) as JSON lines to FILE "
+                 "(for benchmarks)");
   app.add_flag("--dry-run", opts.dry_run, "never act, only report (actions arrive with policies)");
   app.add_flag("--raw-tp", opts.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
   try {

@@ -41,6 +41,7 @@ class CachedProcInfo : public ProcInfoSource {
 struct ServiceOptions {
   std::string config_path;       // "" = built-in defaults
   std::string events_json;       // "" = none, "-" = stdout, else a file appended to
+  std::string exits_json;        // "" = none, else every exit record's final counters, one JSON line each (bench)
   bool dry_run = false;
   bool force_raw_tp = false;
   // Command-line overrides of the config's [daemon] pin_dir and lock_path.
@@ -80,6 +81,7 @@ class Service : public ServerProvider {
   void emit_recovery(const RecoveryRecord& r);
   void emit_service_event(const SupervisorEvent& e);
   void publish(const nlohmann::ordered_json& line);
+  void count_and_log_events();
   void remember_new_processes();
   void rebuild_view(uint64_t now);
   void save_state();
@@ -99,6 +101,10 @@ class Service : public ServerProvider {
   std::vector<const fp_proc*> changed_;
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;
+  FILE* exits_out_ = nullptr;  // --exits-json
+  // Ring-buffer records received, by kind (status "events_received"): lets a
+  // benchmark count what the probe delivered, clean exits included.
+  uint64_t exits_received_ = 0, signals_received_ = 0, ooms_received_ = 0, hangs_received_ = 0;
 
   // Handling.
   MonotonicClock clock_;
