@@ -529,6 +529,7 @@ nlohmann::json Service::build_status() const {
                      {"reason", hk.reason}});
   s["hooks"] = hooks;
   s["cpu_tick"] = probe_->cpu_tick_attached();
+  s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();
