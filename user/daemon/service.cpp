@@ -177,6 +177,7 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   ProbeOptions popts;
   popts.force_raw_tp = opts.force_raw_tp;
   popts.pin_dir = dc.pin_dir;
+  popts.max_procs = dc.max_procs;
   auto probe = Probe::start(popts);
   if (!probe) return probe.error();
   s->probe_ = std::move(probe).value();
