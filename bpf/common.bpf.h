@@ -44,12 +44,20 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } free_slots SEC(".maps") __weak;
 
-/* Per-thread scratch state, keyed by tid. */
+/*
+ * Per-thread scratch state. Where the kernel lets every hook use BPF task
+ * storage (tp_btf hooks and the perf-event tick, see the loader), it lives
+ * in `thread_ts`, found from the task itself without a hash lookup and freed
+ * with the task; otherwise (raw_tp) in the `threads` hash keyed by tid, which
+ * the loader then sizes for the machine (and to one entry when unused).
+ */
 struct fp_thread {
-	__u64 oncpu_ns;      /* when it was switched in (0: unknown) */
+	__u64 runtime_ns;    /* se.sum_exec_runtime already charged to the process */
 	__u64 enq_ns;        /* when it became runnable (0: not waiting) */
 	__u64 dstate_ns;     /* when it entered uninterruptible sleep (0: not in D) */
 	__u64 reclaim_ns;    /* when it entered direct reclaim (0: not reclaiming) */
+	__u32 slot;          /* its process's slot, valid while proc_slots[slot].gen == gen */
+	__u32 gen;           /* 0: no slot cached */
 };
 
 struct {
@@ -58,6 +66,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fp_thread);
 } threads SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct fp_thread);
+} thread_ts SEC(".maps") __weak;
+
+/* Thread state is in thread_ts for tp_btf hooks (set by the loader). */
+extern const volatile bool fp_thread_ts;
 
 /* Block requests in flight: request pointer -> submitter. */
 struct fp_inflight_io {
@@ -169,8 +187,8 @@ static __always_inline void fp_bump_hwm(__u32 slot)
  * and `task` (any thread of the process) is not exiting: a slot is released
  * when the last thread exits, and a late event must not resurrect it.
  */
-static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struct *task,
-						   bool create)
+static __always_inline struct fp_proc *fp_proc_get_slot(__u32 tgid, struct task_struct *task,
+							bool create, __u32 *slot_out)
 {
 	__u32 *idx = bpf_map_lookup_elem(&proc_index, &tgid);
 	struct fp_proc *p;
@@ -178,8 +196,10 @@ static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struc
 	long err;
 
 	if (idx) {
-		fp_mark_dirty(*idx);
-		return bpf_map_lookup_elem(&proc_slots, idx);
+		slot = *idx;
+		fp_mark_dirty(slot);
+		*slot_out = slot;
+		return bpf_map_lookup_elem(&proc_slots, &slot);
 	}
 	if (!create || !task || tgid == 0)
 		return NULL;
@@ -220,11 +240,23 @@ static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struc
 			return NULL;
 		}
 		idx = bpf_map_lookup_elem(&proc_index, &tgid);
-		return idx ? bpf_map_lookup_elem(&proc_slots, idx) : NULL;
+		if (!idx)
+			return NULL;
+		slot = *idx;
+		*slot_out = slot;
+		return bpf_map_lookup_elem(&proc_slots, &slot);
 	}
 	fp_bump_hwm(slot);
 	fp_mark_dirty(slot);
+	*slot_out = slot;
 	return p;
+}
+
+static __always_inline struct fp_proc *fp_proc_get(__u32 tgid, struct task_struct *task, bool create)
+{
+	__u32 slot;
+
+	return fp_proc_get_slot(tgid, task, create, &slot);
 }
 
 /* Give the slot of an exited process back. Returns false if somebody else did. */
@@ -249,20 +281,114 @@ static __always_inline bool fp_proc_release(__u32 tgid)
 	return true;
 }
 
-static __always_inline struct fp_thread *fp_thread_get(__u32 tid, bool create)
+/* The CPU time the kernel has charged to a thread so far (exact at a switch). */
+static __always_inline __u64 fp_task_runtime(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, se.sum_exec_runtime);
+}
+
+static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_struct *task,
+							bool create)
 {
 	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
 
 	if (t || !create || tid == 0)
 		return t;
-	struct fp_thread zero = {};
-	long err = bpf_map_update_elem(&threads, &tid, &zero, BPF_NOEXIST);
+	/* first sight: CPU time counts from here (0 for a new thread) */
+	struct fp_thread init = { .runtime_ns = fp_task_runtime(task) };
+	long err = bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU created it */) {
 		fp_drop(FP_DROP_THREADS_FULL);
 		return NULL;
 	}
 	return bpf_map_lookup_elem(&threads, &tid);
+}
+
+/*
+ * The scratch state of `task` (thread `tid`), created on first sight when
+ * `create` is set. `btf` says the caller is a tp_btf program, whose task
+ * pointers are trusted and may key task storage; it is a constant in each
+ * program, so the other path is compiled out (raw_tp programs never
+ * reference thread_ts; tp_btf ones drop the hash path when the loader chose
+ * task storage).
+ */
+static __always_inline struct fp_thread *fp_thread_of(struct task_struct *task, __u32 tid,
+						      bool create, bool btf)
+{
+	if (!btf || !fp_thread_ts)
+		return fp_thread_hash(tid, task, create);
+	struct fp_thread *t = bpf_task_storage_get(&thread_ts, task, 0, 0);
+
+	if (t || !create || tid == 0)
+		return t;
+	struct fp_thread init = { .runtime_ns = fp_task_runtime(task) };
+
+	t = bpf_task_storage_get(&thread_ts, task, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!t)
+		fp_drop(FP_DROP_THREADS_FULL);
+	return t;
+}
+
+/* The calling thread's state (for hooks without a task argument). */
+static __always_inline struct fp_thread *fp_current_thread(bool create, bool btf)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!btf || !fp_thread_ts)
+		return fp_thread_hash(tid, (void *)bpf_get_current_task(), create);
+	return fp_thread_of(bpf_get_current_task_btf(), tid, create, true);
+}
+
+/* A thread's hash entry goes with its last switch (task storage goes by itself). */
+static __always_inline void fp_thread_free(__u32 tid, bool btf)
+{
+	if (!btf || !fp_thread_ts)
+		bpf_map_delete_elem(&threads, &tid);
+}
+
+/*
+ * The slot of the process thread `t` belongs to: the slot cached in `t` while
+ * its generation still matches (one array access, no hash lookup), else
+ * through proc_index, and cached for next time.
+ */
+static __always_inline struct fp_proc *fp_proc_of(struct fp_thread *t, __u32 tgid,
+						  struct task_struct *task, bool create)
+{
+	struct fp_proc *p;
+	__u32 slot;
+
+	if (t && t->gen) {
+		slot = t->slot;
+		p = bpf_map_lookup_elem(&proc_slots, &slot);
+		if (p && p->gen == t->gen) {
+			fp_mark_dirty(slot);
+			return p;
+		}
+	}
+	p = fp_proc_get_slot(tgid, task, create, &slot);
+	if (p && t) {
+		t->slot = slot;
+		t->gen = p->gen;
+	}
+	return p;
+}
+
+/*
+ * Charges what the kernel counted for a thread since the last charge. The
+ * compare-and-swap makes a charge from process context (exit) safe against
+ * the clock tick interrupting it on the same CPU.
+ */
+static __always_inline void fp_charge_runtime(struct fp_thread *t, struct fp_proc *p, __u64 rt)
+{
+	__u64 seen = t->runtime_ns;
+
+	if (rt <= seen)
+		return;
+	if (__sync_val_compare_and_swap(&t->runtime_ns, seen, rt) != seen)
+		return; /* the tick charged it meanwhile */
+	if (p)
+		__sync_fetch_and_add(&p->cpu_ns, rt - seen);
 }
 
 /*
@@ -289,14 +415,42 @@ static __always_inline void *fp_emit_reserve(__u64 size, __u32 type, __u32 tgid,
 	return h;
 }
 
+/* Ring-buffer fill (bytes) above which even a routine event wakes the reader. */
+extern const volatile __u32 fp_ringbuf_wake_bytes;
+
+/*
+ * Submits a reserved event. Routine events (a clean exit) do not wake the
+ * reader, which drains the ring at every sample, unless the ring is filling
+ * up; urgent ones (a crash) always do. The wake-up is forced: the kernel's
+ * default only wakes a reader that consumed everything before the record,
+ * which after a run of unwoken records it has not.
+ */
+static __always_inline void fp_emit_submit(void *e, bool urgent)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+
+	if (urgent || bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= fp_ringbuf_wake_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
 /*
  * Attach modes: every hot hook is written once as a body function and bound
  * twice, as tp_btf (BTF-typed, cheapest) and raw_tp (for kernels whose BTF
  * lacks the tracepoint's btf_trace_ typedef). Userspace turns one of each
- * pair off before load. Bodies only use BPF_CORE_READ so both modes verify.
+ * pair off before load. Bodies only use BPF_CORE_READ so both modes verify;
+ * a body that needs to know which twin it is in reads `fp_btf` (a constant).
  */
 #define FP_HOOK(tp, body, args...)                                                 \
-	SEC("tp_btf/" #tp) int BPF_PROG(btf_##tp, args) { return body; }                \
-	SEC("raw_tp/" #tp) int BPF_PROG(raw_##tp, args) { return body; }
+	SEC("tp_btf/" #tp) int BPF_PROG(btf_##tp, args)                                 \
+	{                                                                               \
+		const bool fp_btf __attribute__((unused)) = true;                        \
+		return body;                                                            \
+	}                                                                               \
+	SEC("raw_tp/" #tp) int BPF_PROG(raw_##tp, args)                                 \
+	{                                                                               \
+		const bool fp_btf __attribute__((unused)) = false;                       \
+		return body;                                                            \
+	}
 
 #endif /* FAULTPROBE_COMMON_BPF_H */

@@ -13,6 +13,7 @@
 /* Constants that are #defines in the kernel and so absent from BTF. */
 #define FP_TASK_RUNNING 0x0000
 #define FP_TASK_UNINTERRUPTIBLE 0x0002
+#define FP_TASK_DEAD 0x0080
 #define FP_TASK_NOLOAD 0x0400
 #define FP_PF_EXITING 0x00000004
 #define FP_PF_KTHREAD 0x00200000

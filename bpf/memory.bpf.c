@@ -23,26 +23,24 @@ FP_HOOK(page_fault_user, on_page_fault(), unsigned long address, struct pt_regs 
 	unsigned long error_code)
 
 /* Direct reclaim runs in the allocating task: the stall is that task's. */
-static __always_inline int on_reclaim_begin(void)
+static __always_inline int on_reclaim_begin(bool btf)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct fp_thread *t = fp_thread_get(tid, true);
+	struct fp_thread *t = fp_current_thread(true, btf);
 
 	if (t)
 		t->reclaim_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
-static __always_inline int on_reclaim_end(void)
+static __always_inline int on_reclaim_end(bool btf)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct fp_thread *t = fp_current_thread(false, btf);
 	struct fp_proc *p;
 
 	if (!t || !t->reclaim_ns)
 		return 0;
-	p = fp_proc_get(pid_tgid >> 32, (void *)bpf_get_current_task(), true);
+	p = fp_proc_of(t, pid_tgid >> 32, (void *)bpf_get_current_task(), true);
 	if (p) {
 		__sync_fetch_and_add(&p->reclaim_ns, bpf_ktime_get_ns() - t->reclaim_ns);
 		__sync_fetch_and_add(&p->reclaims, 1);
@@ -51,8 +49,8 @@ static __always_inline int on_reclaim_end(void)
 	return 0;
 }
 
-FP_HOOK(mm_vmscan_direct_reclaim_begin, on_reclaim_begin(), int order, gfp_t gfp_flags)
-FP_HOOK(mm_vmscan_direct_reclaim_end, on_reclaim_end(), unsigned long nr_reclaimed)
+FP_HOOK(mm_vmscan_direct_reclaim_begin, on_reclaim_begin(fp_btf), int order, gfp_t gfp_flags)
+FP_HOOK(mm_vmscan_direct_reclaim_end, on_reclaim_end(fp_btf), unsigned long nr_reclaimed)
 
 /*
  * kmem:rss_stat fires whenever an mm counter changes. The mm is usually
@@ -108,6 +106,6 @@ int tp_mark_victim(struct trace_event_raw_mark_victim *ctx)
 	e->anon_rss_kb = anon;
 	e->file_rss_kb = file;
 	e->shmem_rss_kb = shmem;
-	bpf_ringbuf_submit(e, 0);
+	fp_emit_submit(e, true);
 	return 0;
 }

@@ -9,6 +9,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 __u32 fp_slots_hwm = 0;
 const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
+const volatile bool fp_thread_ts = false;
+const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
 
 static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 {
@@ -35,12 +37,18 @@ static __always_inline void end_dstate(struct fp_proc *p, struct fp_thread *t, _
 		p->dstate_since_ns = 0;
 }
 
+/* Final switch-out of a dead task: see on_dead below. */
+static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct fp_proc *p);
+
 /*
- * sched_switch is the one hook that sees every change of who runs: it closes
- * prev's on-CPU interval (and opens its run-queue wait if it was preempted or
- * its D-state if it blocked) and closes next's run-queue wait.
+ * sched_switch is the one hook that sees every change of who runs: it
+ * charges prev the CPU time the kernel counted for it (se.sum_exec_runtime,
+ * brought up to date by the scheduler just before this tracepoint, so exact),
+ * opens prev's run-queue wait if it was preempted or its D-state if it
+ * blocked, and closes next's run-queue wait. Nothing is written at switch-in
+ * unless next was waiting.
  */
-static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next)
+static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 prev_tid = BPF_CORE_READ(prev, pid);
@@ -48,17 +56,20 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 
 	if (prev_tid) {
 		__u32 tgid = BPF_CORE_READ(prev, tgid);
-		struct fp_proc *p = fp_proc_get(tgid, prev, true);
-		/* an exiting task's last switch-out comes after its exit hook freed
-		 * its state: do not create it again (it would leak) */
+		/* an exiting task is not given new state: its last switch frees it */
 		bool exiting = BPF_CORE_READ(prev, flags) & FP_PF_EXITING;
-		struct fp_thread *t = fp_thread_get(prev_tid, !exiting);
+		struct fp_thread *t = fp_thread_of(prev, prev_tid, !exiting, btf);
+		struct fp_proc *p = fp_proc_of(t, tgid, prev, true);
 		__u32 state = fp_task_state(prev);
 
-		if (t && p && t->oncpu_ns && now > t->oncpu_ns)
-			__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
-		if (t)
-			t->oncpu_ns = 0;
+		if (t) {
+			__u64 rt = fp_task_runtime(prev);
+
+			/* plain update: the tick cannot interrupt a switch */
+			if (p && rt > t->runtime_ns)
+				__sync_fetch_and_add(&p->cpu_ns, rt - t->runtime_ns);
+			t->runtime_ns = rt;
+		}
 		if (state == FP_TASK_RUNNING) {
 			/* preempted (or yielded): it is waiting on the run queue from now */
 			if (p)
@@ -68,6 +79,11 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		} else {
 			if (p)
 				__sync_fetch_and_add(&p->nvcsw, 1);
+			if (exiting && state == FP_TASK_DEAD) {
+				if (t)
+					fp_thread_free(prev_tid, btf);
+				on_dead(prev, tgid, p);
+			}
 			/* TASK_IDLE (D|NOLOAD) is how idle kthreads wait: not a stall */
 			if (t && p && (state & FP_TASK_UNINTERRUPTIBLE) && !(state & FP_TASK_NOLOAD) &&
 			    !t->dstate_ns) {
@@ -80,29 +96,26 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 
 	if (next_tid) {
 		bool exiting = BPF_CORE_READ(next, flags) & FP_PF_EXITING;
-		struct fp_thread *t = fp_thread_get(next_tid, !exiting);
+		struct fp_thread *t = fp_thread_of(next, next_tid, !exiting, btf);
 
-		if (t) {
-			t->oncpu_ns = now;
-			if (t->enq_ns) {
-				__u64 wait = now - t->enq_ns;
-				__u32 tgid = BPF_CORE_READ(next, tgid);
-				struct fp_proc *p = fp_proc_get(tgid, next, true);
+		if (t && t->enq_ns) {
+			__u64 wait = now - t->enq_ns;
+			__u32 tgid = BPF_CORE_READ(next, tgid);
+			struct fp_proc *p = fp_proc_of(t, tgid, next, true);
 
-				t->enq_ns = 0;
-				if (p)
-					account_runq_wait(p, wait);
-			}
+			t->enq_ns = 0;
+			if (p)
+				account_runq_wait(p, wait);
 		}
 	}
 	return 0;
 }
 
-FP_HOOK(sched_switch, on_switch(prev, next), bool preempt, struct task_struct *prev,
+FP_HOOK(sched_switch, on_switch(prev, next, fp_btf), bool preempt, struct task_struct *prev,
 	struct task_struct *next)
 
 /* A wakeup ends a D-state and starts a run-queue wait. */
-static __always_inline int on_wakeup(struct task_struct *p)
+static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 {
 	__u32 tid = BPF_CORE_READ(p, pid);
 	__u64 now = bpf_ktime_get_ns();
@@ -110,19 +123,19 @@ static __always_inline int on_wakeup(struct task_struct *p)
 
 	if (!tid)
 		return 0;
-	t = fp_thread_get(tid, !(BPF_CORE_READ(p, flags) & FP_PF_EXITING));
+	t = fp_thread_of(p, tid, !(BPF_CORE_READ(p, flags) & FP_PF_EXITING), btf);
 	if (!t)
 		return 0;
 	if (t->dstate_ns) {
 		__u32 tgid = BPF_CORE_READ(p, tgid);
-		end_dstate(fp_proc_get(tgid, p, false), t, now);
+		end_dstate(fp_proc_of(t, tgid, p, false), t, now);
 	}
 	t->enq_ns = now;
 	return 0;
 }
 
-FP_HOOK(sched_wakeup, on_wakeup(p), struct task_struct *p)
-FP_HOOK(sched_wakeup_new, on_wakeup(p), struct task_struct *p)
+FP_HOOK(sched_wakeup, on_wakeup(p, fp_btf), struct task_struct *p)
+FP_HOOK(sched_wakeup_new, on_wakeup(p, fp_btf), struct task_struct *p)
 
 /* Fork creates the child's slot at once so that even a 1 ms child is counted. */
 static __always_inline int on_fork(struct task_struct *parent, struct task_struct *child)
@@ -165,33 +178,38 @@ FP_HOOK(sched_process_exec, on_exec(p), struct task_struct *p, pid_t old_pid,
 	struct linux_binprm *bprm)
 
 /*
- * Every thread's exit drops its scratch state; the last thread's exit sends
- * the final counters to userspace and frees the slot, so a process that lived
- * for a millisecond is still accounted for and the maps do not grow.
+ * A thread's exit charges its CPU time so far (what the kernel adds to the
+ * process's own total when it releases the thread). The process's final
+ * counters go out at the last thread's final switch (on_dead), where the
+ * scheduler has charged its very last run: a process that lived for a
+ * millisecond is still accounted for, to the nanosecond, and the slot is
+ * freed so the maps do not grow.
  */
-static __always_inline int on_exit(struct task_struct *task)
+static __always_inline int on_exit(struct task_struct *task, bool btf)
 {
 	__u32 tid = BPF_CORE_READ(task, pid);
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u64 now = bpf_ktime_get_ns();
-	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
-	__u32 *idx = bpf_map_lookup_elem(&proc_index, &tgid);
-	struct fp_proc *p = idx ? bpf_map_lookup_elem(&proc_slots, idx) : NULL;
+	struct fp_thread *t = fp_thread_of(task, tid, false, btf);
+	struct fp_proc *p = fp_proc_of(t, tgid, task, false);
 
-	if (t) {
-		/* the exiting thread is on CPU: close its interval now, its last switch comes too late */
-		if (p && t->oncpu_ns && now > t->oncpu_ns)
-			__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
-		bpf_map_delete_elem(&threads, &tid);
-	}
-	if (BPF_CORE_READ(task, signal, live.counter) != 0)
-		return 0; /* not the last thread */
-	if (!p) {
-		/* two last threads racing, or a process never seen running: only the latter counts */
-		if (tid == tgid)
-			fp_drop(FP_DROP_EXIT_UNSEEN);
-		return 0;
-	}
+	if (t)
+		fp_charge_runtime(t, p, fp_task_runtime(task));
+	if (!p && tid == tgid && BPF_CORE_READ(task, signal, live.counter) == 0)
+		fp_drop(FP_DROP_EXIT_UNSEEN); /* a process never seen running */
+	return 0;
+}
+
+FP_HOOK(sched_process_exit, on_exit(p, fp_btf), struct task_struct *p)
+
+/*
+ * The final switch-out of a dead task (TASK_DEAD): when it is the last thread
+ * of its process, send the final counters and free the slot. Two last threads
+ * racing both get here: the one that frees the slot sends.
+ */
+static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct fp_proc *p)
+{
+	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !p)
+		return;
 
 	__u32 code = BPF_CORE_READ(task, exit_code);
 	/* the name it dies with: prctl(PR_SET_NAME) renames are not seen otherwise */
@@ -207,18 +225,15 @@ static __always_inline int on_exit(struct task_struct *task)
 	if (!fp_proc_release(tgid)) {
 		if (e)
 			bpf_ringbuf_discard(e, 0);
-		return 0;
+		return;
 	}
 	/* a clean exit does not wake the reader: it drains at the next sample */
 	if (e)
-		bpf_ringbuf_submit(e, code == 0 ? BPF_RB_NO_WAKEUP : 0);
-	return 0;
+		fp_emit_submit(e, code != 0);
 }
 
-FP_HOOK(sched_process_exit, on_exit(p), struct task_struct *p)
-
 /* khungtaskd's verdict (CONFIG_DETECT_HUNG_TASK): a task blocked beyond hung_task_timeout_secs. */
-static __always_inline int on_hang(struct task_struct *task)
+static __always_inline int on_hang(struct task_struct *task, bool btf)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	__u32 tid = BPF_CORE_READ(task, pid);
@@ -231,46 +246,52 @@ static __always_inline int on_hang(struct task_struct *task)
 	e->tid = tid;
 	e->_pad0 = 0;
 	e->dstate_since_ns = 0;
-	struct fp_thread *t = bpf_map_lookup_elem(&threads, &tid);
+	struct fp_thread *t = fp_thread_of(task, tid, false, btf);
 	if (t)
 		e->dstate_since_ns = t->dstate_ns;
-	bpf_ringbuf_submit(e, 0);
+	fp_emit_submit(e, true);
 	return 0;
 }
 
-FP_HOOK(sched_process_hang, on_hang(tsk), struct task_struct *tsk)
+FP_HOOK(sched_process_hang, on_hang(tsk, fp_btf), struct task_struct *tsk)
 
 /*
  * A per-CPU clock tick (software cpu-clock perf event, a few times a second):
  * a task that spins without ever being switched out would otherwise show no
- * CPU time until it stops. The tick closes the running task's on-CPU interval
- * and opens a new one. It runs in hard-IRQ context, so it never interleaves
- * with sched_switch on the same CPU.
+ * CPU time until it stops. The tick charges the running task what the
+ * scheduler has counted for it so far (brought up to date at every scheduler
+ * tick). It runs in hard-IRQ context: never inside a switch, but possibly
+ * inside a hook running in process context, hence fp_charge_runtime's CAS.
+ * Two twins: task storage or the tid hash, whichever the hooks use.
  */
+static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t, __u64 pid_tgid)
+{
+	if (!t)
+		return 0;
+	struct fp_proc *p = fp_proc_of(t, pid_tgid >> 32, task, false);
+
+	fp_charge_runtime(t, p, fp_task_runtime(task));
+	return 0;
+}
+
 SEC("perf_event")
 int cpu_clock_tick(void *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
-	__u64 now = bpf_ktime_get_ns();
-	struct fp_thread *t;
-	__u32 *idx;
-	struct fp_proc *p;
 
 	if (!tid)
 		return 0; /* idle */
-	t = bpf_map_lookup_elem(&threads, &tid);
-	if (!t || !t->oncpu_ns || now <= t->oncpu_ns)
-		return 0;
-	__u32 tgid = pid_tgid >> 32;
-	idx = bpf_map_lookup_elem(&proc_index, &tgid);
-	if (!idx)
-		return 0;
-	fp_mark_dirty(*idx);
-	p = bpf_map_lookup_elem(&proc_slots, idx);
-	if (!p)
-		return 0;
-	__sync_fetch_and_add(&p->cpu_ns, now - t->oncpu_ns);
-	t->oncpu_ns = now;
-	return 0;
+	return on_tick((void *)bpf_get_current_task(), bpf_map_lookup_elem(&threads, &tid), pid_tgid);
+}
+
+SEC("perf_event")
+int cpu_clock_tick_ts(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	if (!(__u32)pid_tgid)
+		return 0; /* idle */
+	return on_tick(task, bpf_task_storage_get(&thread_ts, task, 0, 0), pid_tgid);
 }

@@ -47,7 +47,7 @@ static __always_inline int on_signal(int sig, struct kernel_siginfo *info, struc
 	e->result = result;
 	e->code = info ? BPF_CORE_READ(info, si_code) : 0;
 	e->_pad0 = 0;
-	bpf_ringbuf_submit(e, 0);
+	fp_emit_submit(e, true);
 	return 0;
 }
 

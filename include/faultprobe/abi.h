@@ -19,7 +19,7 @@
 #define FP_DEFAULT_MAX_PROCS 32768
 #define FP_DEFAULT_MAX_THREADS 131072
 #define FP_DEFAULT_MAX_INFLIGHT_IO 16384
-#define FP_DEFAULT_RINGBUF_BYTES (8u << 20)
+#define FP_DEFAULT_RINGBUF_BYTES (2u << 20)
 
 /* Reasons a record was not taken. Indexes of the per-CPU `drops` array. */
 enum fp_drop_reason {

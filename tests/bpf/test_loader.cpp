@@ -13,6 +13,13 @@ TEST(Loader, EveryRequiredHookIsAttachedWithTpBtfHere) {
   }
 }
 
+// tp_btf hooks keep per-thread state in task storage where the kernel lets
+// every thread-state program (and the perf-event tick) use it: 6.18 does.
+TEST(Loader, ThreadStateIsInTaskStorageHere) {
+  EXPECT_TRUE(probe().thread_task_storage());
+  EXPECT_LE(probe().thread_entries(), 1u) << "the tid hash should be unused";
+}
+
 TEST(Loader, RawTracepointFallbackCountsToo) {
   ProbeOptions opts;
   opts.force_raw_tp = true;
@@ -24,6 +31,8 @@ TEST(Loader, RawTracepointFallbackCountsToo) {
       EXPECT_EQ(h.mode, AttachMode::RawTp) << h.name;
     }
   }
+  // raw_tp arguments cannot key task storage: the tid hash it is
+  EXPECT_FALSE((*raw)->thread_task_storage());
   Child c([] {
     spin_cpu_for(200ms);
     return 0;

@@ -140,6 +140,7 @@ socket_group = "adm"
 metrics_top_n = 7
 pin_dir = "/sys/fs/bpf/fp2"
 lock_path = "/run/fp2.lock"
+max_procs = 4096
 )");
   ASSERT_EQ(c.policies.size(), 2u);  // file order
   const PolicyConfig& db = c.policies[0];
@@ -196,6 +197,7 @@ lock_path = "/run/fp2.lock"
   EXPECT_EQ(d.metrics_top_n, 7u);
   EXPECT_EQ(d.pin_dir, "/sys/fs/bpf/fp2");
   EXPECT_EQ(d.lock_path, "/run/fp2.lock");
+  EXPECT_EQ(d.max_procs, 4096u);
 }
 
 TEST(PolicyConfig, MetricsListenInDaemonAndOff) {
@@ -237,6 +239,7 @@ TEST(PolicyConfig, DefaultsHaveNoPoliciesAndSensibleDaemon) {
   EXPECT_EQ(c.daemon.metrics_top_n, 20u);
   EXPECT_EQ(c.daemon.pin_dir, "/sys/fs/bpf/faultprobe");
   EXPECT_EQ(c.daemon.lock_path, "/run/faultprobe/faultprobed.lock");
+  EXPECT_EQ(c.daemon.max_procs, 0u);  // sized from the machine
   // An empty file is the defaults.
   Config e = parsed("");
   EXPECT_TRUE(e.policies.empty());

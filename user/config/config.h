@@ -125,6 +125,7 @@ struct DaemonConfig {
   std::string lock_path = "/run/faultprobe/faultprobed.lock";
   std::string state_dir = "/run/faultprobe";    // open faults and throttles kept across a daemon restart
   std::string log_dir = "/var/log/faultprobe";  // supervised services' stdout/stderr (<name>.log)
+  uint32_t max_procs = 0;                   // probe slots; 0 = sized from the machine at start
 };
 
 // [hardware]: the hardware fault sources. The kernel ones are loaded when

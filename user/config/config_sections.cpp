@@ -23,7 +23,8 @@ const std::vector<std::string_view> kLimitsKeys = {"actions_per_minute"};
 const std::vector<std::string_view> kDaemonKeys = {"syslog",       "syslog_forward", "syslog_burst",
                                                    "syslog_per",   "socket",         "socket_group",
                                                    "metrics_listen", "metrics_top_n", "pin_dir",
-                                                   "lock_path",    "state_dir",      "log_dir"};
+                                                   "lock_path",    "state_dir",      "log_dir",
+                                                   "max_procs"};
 
 constexpr uint64_t kMaxBudget = 1'000'000;          // actions per process per hour
 constexpr uint64_t kMaxActionsPerMinute = 1'000'000;
@@ -394,6 +395,10 @@ void Parser::daemon(const toml::node& n, Config& cfg, const toml::node*& metrics
       if (auto v = path_or_off(node, k, "\"/run/faultprobe\" (\"\" = keep nothing)")) d.state_dir = *v;
     } else if (k == "log_dir") {
       if (auto v = absolute_path(node, k, "\"/var/log/faultprobe\"")) d.log_dir = *v;
+    } else if (k == "max_procs") {
+      if (auto v = count(node, k, 0, 1u << 22, "the probe's per-process slots (0 = twice the processes alive at start, "
+                                               "at least 16384, at most pid_max)"))
+        d.max_procs = static_cast<uint32_t>(*v);
     } else {
       unknown_key(key, "[daemon]", kDaemonKeys);
     }

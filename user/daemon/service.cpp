@@ -184,6 +184,7 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   ProbeOptions popts;
   popts.force_raw_tp = opts.force_raw_tp;
   popts.pin_dir = dc.pin_dir;
+  popts.max_procs = dc.max_procs;
   auto probe = Probe::start(popts);
   if (!probe) return probe.error();
   s->probe_ = std::move(probe).value();
@@ -590,6 +591,7 @@ nlohmann::json Service::build_status() const {
   s["hardware_sources"] = hw;
   s["hardware"] = hw_inputs_->status();
   s["cpu_tick"] = probe_->cpu_tick_attached();
+  s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();

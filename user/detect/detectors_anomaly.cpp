@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "detect/detectors.h"
 #include "detect/threshold.h"
@@ -48,7 +49,13 @@ struct Baseline {
   uint64_t next_learn_ns = 0;
   uint64_t samples = 0;
   Values mean{}, var{};
-  bool seen = false;        // present in the table at this tick
+  uint64_t seen_tick = 0;   // the last tick its process was in the table
+};
+
+struct ProcKeyHash {
+  size_t operator()(const ProcKey& k) const noexcept {
+    return std::hash<uint64_t>()(k.start_ns * 0x9e3779b97f4a7c15ull ^ k.tgid);
+  }
 };
 
 class AnomalyDetector final : public RuleDetector {
@@ -58,7 +65,7 @@ class AnomalyDetector final : public RuleDetector {
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
     const uint64_t warmup_ns = uint64_t{rule_.count} * 1'000'000'000;
-    for (auto& [k, b] : baselines_) b.seen = false;
+    ++tick_;
 
     w.procs->for_each([&](const ProcState& s) {
       if (s.exited) return;
@@ -72,7 +79,7 @@ class AnomalyDetector final : public RuleDetector {
         x = values_of(d);
       }
       Baseline& b = baselines_[s.key];
-      b.seen = true;
+      b.seen_tick = tick_;
       if (b.samples == 0) {
         b.first_ns = w.now_ns;
         b.next_learn_ns = w.now_ns;
@@ -113,8 +120,10 @@ class AnomalyDetector final : public RuleDetector {
       out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
     });
 
-    // Exited processes (and reused pids, which are new keys) lose their baseline.
-    std::erase_if(baselines_, [](const auto& kv) { return !kv.second.seen; });
+    // Exited processes (and reused pids, which are new keys) lose their
+    // baseline: swept every 64 ticks, not every tick (at 10,000 processes a
+    // sweep costs more than the rest of the detector).
+    if (tick_ % 64 == 0) std::erase_if(baselines_, [&](const auto& kv) { return kv.second.seen_tick != tick_; });
   }
 
  private:
@@ -134,7 +143,9 @@ class AnomalyDetector final : public RuleDetector {
     ++b.samples;
   }
 
-  std::map<ProcKey, Baseline> baselines_;
+  // Hashed: looked up for every process at every tick.
+  std::unordered_map<ProcKey, Baseline, ProcKeyHash> baselines_;
+  uint64_t tick_ = 0;
 };
 
 }  // namespace

@@ -19,7 +19,7 @@
 namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
-inline constexpr uint32_t kMetaFormat = 2;  // bump when PinMeta changes (2: 32 hooks)
+inline constexpr uint32_t kMetaFormat = 3;  // bump when PinMeta changes (2: 32 hooks; 3: + thread_ts, sizes as asked)
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -36,12 +36,13 @@ struct PinMeta {
   uint32_t format;
   uint32_t ncpus;           // possible CPUs: the dirty bitmap is sized by it
   uint64_t identity;        // hash of the BPF object + ABI (see probe_identity())
+  // As asked (max_procs 0 = sized from the machine); the maps say what they got.
   uint32_t max_procs, max_threads, max_inflight_io, ringbuf_bytes;
   uint32_t cpu_tick_ms;
   uint8_t force_raw_tp;
   uint8_t cpu_tick_attached;
   uint8_t unpinnable;       // something is attached that cannot be pinned: no takeover
-  uint8_t _pad0;
+  uint8_t thread_ts;        // per-thread state in task storage (else the tid hash)
   uint32_t cpu_tick_links;  // link_cpu_tick_0..N-1
   uint32_t loader_pid;      // who loaded it (for the log)
   uint64_t attached_at_ns;  // CLOCK_MONOTONIC when first attached: the counters' origin

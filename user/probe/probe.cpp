@@ -115,6 +115,20 @@ bool tracepoint_listed(const std::string& tracefs, const char* category, const c
 
 }  // namespace
 
+uint32_t default_max_procs() {
+  uint32_t alive = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      alive++;
+  }
+  uint64_t pid_max = 32768;
+  std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
+  uint64_t want = std::max<uint64_t>(16384, 2ull * alive);
+  return uint32_t(std::min<uint64_t>({want, std::max<uint64_t>(pid_max, 1024), FP_DEFAULT_MAX_PROCS * 32ull}));
+}
+
 Result<void> check_probe_prerequisites() {
   if (geteuid() != 0) {
     bool caps = has_capability(kCapSysAdmin) ||
@@ -172,7 +186,7 @@ void Probe::SkelDeleter::operator()(struct faultprobe* s) const { faultprobe::de
 
 Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
   if (auto pre = check_probe_prerequisites(); !pre) return pre.error();
-  if (in.max_procs == 0 || in.max_threads == 0 || in.max_inflight_io == 0)
+  if (in.max_threads == 0 || in.max_inflight_io == 0)
     return Error{EINVAL, "probe map sizes must be positive"};
   long page = sysconf(_SC_PAGESIZE);
   if (in.ringbuf_bytes < uint32_t(page) || (in.ringbuf_bytes & (in.ringbuf_bytes - 1)))
@@ -229,16 +243,16 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   bpf_object* obj = skel_->obj;
 
   // 2. configure: map sizes
-  max_procs_ = opts.max_procs;
-  bpf_map__set_max_entries(skel_->maps.proc_slots, opts.max_procs);
-  bpf_map__set_max_entries(skel_->maps.proc_index, opts.max_procs);
-  bpf_map__set_max_entries(skel_->maps.free_slots, opts.max_procs);
-  bpf_map__set_max_entries(skel_->maps.threads, opts.max_threads);
+  max_procs_ = opts.max_procs ? opts.max_procs : default_max_procs();
+  bpf_map__set_max_entries(skel_->maps.proc_slots, max_procs_);
+  bpf_map__set_max_entries(skel_->maps.proc_index, max_procs_);
+  bpf_map__set_max_entries(skel_->maps.free_slots, max_procs_);
   bpf_map__set_max_entries(skel_->maps.inflight_io, opts.max_inflight_io);
   bpf_map__set_max_entries(skel_->maps.events, opts.ringbuf_bytes);
+  skel_->rodata->fp_ringbuf_wake_bytes = opts.ringbuf_bytes / 4;
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) return Error::from_errno(-ncpus_, "cannot count the possible CPUs");
-  dirty_words_per_cpu_ = (opts.max_procs + 63) / 64;
+  dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
   bpf_map__set_max_entries(skel_->maps.dirty, dirty_words_per_cpu_ * uint32_t(ncpus_));
   skel_->rodata->fp_dirty_words_per_cpu = dirty_words_per_cpu_;
 
@@ -294,6 +308,27 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   for (const auto& st : hooks_)
     if (st.name == "block_rq_error") skel_->rodata->fp_disk_err_from_complete = st.mode == AttachMode::Unavailable;
 
+  // 3b. where per-thread state lives: task storage (no hash lookup per
+  //     switch, freed with the task, no preallocated table) when every hook
+  //     that keeps thread state is tp_btf (raw_tp arguments cannot key task
+  //     storage) and the kernel lets the clock tick's perf-event program use
+  //     it too; the tid hash otherwise.
+  thread_ts_ = true;
+  for (const auto& st : hooks_) {
+    static const char* const kThreadHooks[] = {"sched_switch", "sched_wakeup", "sched_wakeup_new",
+                                               "sched_process_exit", "sched_process_hang",
+                                               "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"};
+    for (const char* name : kThreadHooks)
+      if (st.name == name && st.mode != AttachMode::TpBtf) thread_ts_ = false;
+  }
+  if (thread_ts_ && opts.cpu_tick_ms != 0 &&
+      libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_task_storage_get, nullptr) != 1)
+    thread_ts_ = false;
+  skel_->rodata->fp_thread_ts = thread_ts_;
+  bpf_map__set_max_entries(skel_->maps.threads, thread_ts_ ? 1 : opts.max_threads);
+  bpf_program__set_autoload(thread_ts_ ? skel_->progs.cpu_clock_tick : skel_->progs.cpu_clock_tick_ts, false);
+  spdlog::debug("per-thread state in {}", thread_ts_ ? "task storage" : "the tid hash");
+
   // 4. load
   if (int err = faultprobe::load(skel_.get()); err) {
     return Error::from_errno(-err,
@@ -309,9 +344,10 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.drops = bpf_map__fd(skel_->maps.drops);
   fds_.dirty = bpf_map__fd(skel_->maps.dirty);
   fds_.bss = bpf_map__fd(skel_->maps.bss);
+  fds_.thread_ts = bpf_map__fd(skel_->maps.thread_ts);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
-  for (uint32_t i = opts.max_procs; i-- > 0;) {
+  for (uint32_t i = max_procs_; i-- > 0;) {
     if (bpf_map_update_elem(fds_.free_slots, nullptr, &i, BPF_ANY))
       return Error::from_errno(errno, "cannot fill the probe's free-slot stack");
   }
@@ -437,7 +473,7 @@ Result<int> Probe::attach_hook(const HookStatus& st, int prog_fd, const std::str
 // fatal when it fails: CPU time is then counted at context switches only.
 void Probe::attach_cpu_tick(uint32_t period_ms) {
   if (period_ms == 0) return;
-  int prog_fd = bpf_program__fd(skel_->progs.cpu_clock_tick);
+  int prog_fd = bpf_program__fd(thread_ts_ ? skel_->progs.cpu_clock_tick_ts : skel_->progs.cpu_clock_tick);
   std::string failure;
   bool any = false;
   for (int cpu = 0; cpu < ncpus_; cpu++) {
@@ -476,7 +512,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"proc_slots", fds_.proc_slots}, {"proc_index", fds_.proc_index},   {"free_slots", fds_.free_slots},
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
-      {"rodata", bpf_map__fd(skel_->maps.rodata)}};
+      {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -495,6 +531,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.force_raw_tp = opts.force_raw_tp;
   meta.cpu_tick_attached = cpu_tick_;
   meta.unpinnable = !perf_fds_.empty();
+  meta.thread_ts = thread_ts_;
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
@@ -538,14 +575,24 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
     if (!r) return r;
   if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
   if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
-  max_procs_ = m.max_procs;
-  dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
 
   auto open = [&](const std::string& name) -> Result<int> {
     auto fd = pin::open_pinned(dir + "/" + name);
     if (fd) owned_fds_.push_back(*fd);
     return fd;
   };
+  // The slot count it was given (asked for, or sized from the machine then).
+  {
+    auto fd = open("map_proc_slots");
+    if (!fd) return fd.error();
+    bpf_map_info info{};
+    uint32_t len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(*fd, &info, &len) != 0 || info.max_entries == 0)
+      return Error::from_errno(errno, "cannot inspect the pinned proc_slots");
+    max_procs_ = info.max_entries;
+  }
+  dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
+  thread_ts_ = m.thread_ts;
   constexpr uint32_t any = pin::kAnySize;
   struct MapSpec {
     const char* name;
@@ -555,7 +602,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"proc_slots", &fds_.proc_slots, BPF_MAP_TYPE_ARRAY, 4, sizeof(fp_proc), max_procs_},
       {"proc_index", &fds_.proc_index, BPF_MAP_TYPE_HASH, 4, 4, max_procs_},
       {"free_slots", &fds_.free_slots, BPF_MAP_TYPE_STACK, 0, 4, max_procs_},
-      {"threads", &fds_.threads, BPF_MAP_TYPE_HASH, 4, any, opts.max_threads},
+      {"threads", &fds_.threads, BPF_MAP_TYPE_HASH, 4, any, thread_ts_ ? 1 : opts.max_threads},
+      {"thread_ts", &fds_.thread_ts, BPF_MAP_TYPE_TASK_STORAGE, 4, any, any},
       {"inflight_io", &fds_.inflight_io, BPF_MAP_TYPE_HASH, 8, any, opts.max_inflight_io},
       {"events", &fds_.events, BPF_MAP_TYPE_RINGBUF, 0, 0, opts.ringbuf_bytes},
       {"drops", &fds_.drops, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, FP_DROP_NR},

@@ -20,7 +20,10 @@ struct ring_buffer;
 namespace fp {
 
 struct ProbeOptions {
-  uint32_t max_procs = FP_DEFAULT_MAX_PROCS;
+  // Per-process slots; 0 sizes them from the machine (default_max_procs()).
+  uint32_t max_procs = 0;
+  // Entries of the per-thread hash, used only where task storage is not
+  // (raw_tp hooks); otherwise the hash gets one entry.
   uint32_t max_threads = FP_DEFAULT_MAX_THREADS;
   uint32_t max_inflight_io = FP_DEFAULT_MAX_INFLIGHT_IO;
   uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
@@ -61,6 +64,11 @@ struct HwSourceStatus {
 };
 
 using DropCounts = std::array<uint64_t, FP_DROP_NR>;
+
+// The slot count of ProbeOptions::max_procs = 0: room for twice the
+// processes alive now, at least 16384 (8.5 MiB of slots), at most pid_max
+// (no more can exist at once).
+uint32_t default_max_procs();
 
 // Checks what the probe needs before trying to load it: privileges and BTF.
 // The error says what is missing and what to do.
@@ -116,6 +124,9 @@ class Probe {
   const std::vector<HookStatus>& hooks() const { return hooks_; }
   // Whether the per-CPU clock tick is attached (see ProbeOptions::cpu_tick_ms).
   bool cpu_tick_attached() const { return cpu_tick_; }
+  // Where per-thread state lives: BPF task storage (tp_btf hooks on a kernel
+  // that allows it everywhere) or the tid hash.
+  bool thread_task_storage() const { return thread_ts_; }
   // Counters whose hooks could not be attached on this kernel.
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
@@ -154,7 +165,7 @@ class Probe {
   // a takeover (there is no skeleton then).
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
-        drops = -1, dirty = -1, bss = -1;
+        drops = -1, dirty = -1, bss = -1, thread_ts = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;
@@ -165,6 +176,7 @@ class Probe {
   std::vector<int> perf_fds_;    // ioctl-attached perf events (kernels without perf links)
   bool cpu_tick_ = false;
   uint32_t cpu_tick_links_ = 0;
+  bool thread_ts_ = false;
   bool took_over_ = false;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
