@@ -516,7 +516,8 @@ TEST(PolicyConfigErrors, LimitsAndDaemon) {
             "per-process series per resource (got -2)");
   EXPECT_EQ(error_of("[daemon]\npid_file = \"/run/x\"\n"),
             "t.toml:2:1: unknown key \"pid_file\" in [daemon]; expected one of: syslog, syslog_forward, syslog_burst, "
-            "syslog_per, socket, socket_group, metrics_listen, metrics_top_n, pin_dir, lock_path, state_dir, log_dir");
+            "syslog_per, socket, socket_group, metrics_listen, metrics_top_n, pin_dir, lock_path, state_dir, log_dir, "
+            "max_procs");
 }
 
 TEST(PolicyConfigErrors, TheEarliestMistakeIsReported) {
