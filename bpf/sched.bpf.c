@@ -199,19 +199,24 @@ static __always_inline int on_exit(struct task_struct *task)
 	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	struct fp_exit_event *e = fp_emit_reserve(sizeof(*e), FP_EV_EXIT, tgid, p->start_ns, p->comm);
 
-	if (e) {
-		e->exit_code = code;
-		e->_pad0 = 0;
-		bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
+	/*
+	 * One NULL check of the reservation, with submit and discard behind it:
+	 * the 6.1 verifier does not know a reserved pointer is non-NULL, so a
+	 * second `if (e)` the compiler keeps makes it see a path that leaks it.
+	 */
+	if (!e) {
+		fp_proc_release(tgid);
+		return 0;
 	}
+	e->exit_code = code;
+	e->_pad0 = 0;
+	bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
 	if (!fp_proc_release(tgid)) {
-		if (e)
-			bpf_ringbuf_discard(e, 0);
+		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
 	/* a clean exit does not wake the reader: it drains at the next sample */
-	if (e)
-		bpf_ringbuf_submit(e, code == 0 ? BPF_RB_NO_WAKEUP : 0);
+	bpf_ringbuf_submit(e, code == 0 ? BPF_RB_NO_WAKEUP : 0);
 	return 0;
 }
 
