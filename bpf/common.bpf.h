@@ -59,11 +59,13 @@ struct {
 	__type(value, struct fp_thread);
 } threads SEC(".maps") __weak;
 
-/* Block requests in flight: request pointer -> submitter. */
+/* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
 	__u64 start_ns;
 	__u32 tgid;
 	__u32 op;
+	__u32 dev;      /* kernel dev_t (major << 20 | minor) of the device it was sent to */
+	__u32 _pad0;
 };
 
 struct {
