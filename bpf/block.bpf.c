@@ -6,11 +6,27 @@
  * (block_io_start where the kernel has it, v6.5+; block_rq_insert, or
  * block_rq_issue for requests that go straight to the driver) and looked up
  * by request pointer when it completes.
+ *
+ * Bio-based devices (device-mapper, md) have no requests of their own: a
+ * target may hold a bio and send it on later from a kernel thread (dm-delay,
+ * dm-crypt), or fail it without any lower device (dm-error, dm-flakey). Their
+ * bios are followed from block_bio_queue (the submitter's context) to
+ * block_bio_complete, for requests, latency, errors and the device; their bytes
+ * are counted where they reach a request-based device, so a stack never
+ * counts them twice (its request counts do include both levels).
  */
 #include "common.bpf.h"
 #include "hw.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The whole disk's dev_t as the kernel encodes it (MKDEV: major << 20 | minor). */
+static __always_inline __u32 fp_disk_dev(struct gendisk *disk)
+{
+	if (!disk)
+		return 0;
+	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
+}
 
 static __always_inline int track_start(struct request *rq, __u64 flags)
 {
@@ -20,6 +36,7 @@ static __always_inline int track_start(struct request *rq, __u64 flags)
 		.start_ns = bpf_ktime_get_ns(),
 		.tgid = tgid,
 		.op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK,
+		.dev = fp_disk_dev(BPF_CORE_READ(rq, q, disk)),
 	};
 	long err;
 
@@ -75,6 +92,7 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 		}
 		if (error)
 			__sync_fetch_and_add(&p->io_errors, 1);
+		p->io_dev = v->dev;
 		if (last) {
 			__u64 lat = now - v->start_ns;
 			__u32 slot = fp_hist_slot(lat);
@@ -92,3 +110,62 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 
 FP_HOOK(block_rq_complete, on_complete(rq, error, nr_bytes), struct request *rq, blk_status_t error,
 	unsigned int nr_bytes)
+
+/* A bio sent to a bio-based device (no blk-mq queue): followed by the bio. */
+static __always_inline int bio_start(struct bio *bio)
+{
+	struct block_device *bdev = BPF_CORE_READ(bio, bi_bdev);
+	struct gendisk *disk = BPF_CORE_READ(bdev, bd_disk);
+	__u64 key = (__u64)bio;
+	struct fp_inflight_io v = {};
+
+	if (!disk || BPF_CORE_READ(disk, queue, mq_ops))
+		return 0; /* request-based: the request hooks count it */
+	v.op = BPF_CORE_READ(bio, bi_opf) & FP_REQ_OP_MASK;
+	if (v.op != FP_REQ_OP_READ && v.op != FP_REQ_OP_WRITE)
+		return 0;
+	v.start_ns = bpf_ktime_get_ns();
+	v.tgid = bpf_get_current_pid_tgid() >> 32;
+	v.dev = BPF_CORE_READ(bdev, bd_dev);
+	if (bpf_map_update_elem(&inflight_io, &key, &v, BPF_ANY))
+		fp_drop(FP_DROP_INFLIGHT_IO_FULL);
+	return 0;
+}
+
+static __always_inline int bio_done(struct bio *bio)
+{
+	__u64 key = (__u64)bio;
+	struct fp_inflight_io *v = bpf_map_lookup_elem(&inflight_io, &key);
+	struct fp_proc *p;
+	__u64 lat;
+	__u32 slot;
+
+	if (!v)
+		return 0; /* a request-based device's bio, or queued before we attached */
+	p = fp_proc_get(v->tgid, NULL, false);
+	if (!p) {
+		fp_drop(FP_DROP_IO_ORPHANED);
+		bpf_map_delete_elem(&inflight_io, &key);
+		return 0;
+	}
+	if (v->op == FP_REQ_OP_WRITE)
+		__sync_fetch_and_add(&p->io_write_reqs, 1);
+	else
+		__sync_fetch_and_add(&p->io_read_reqs, 1);
+	if (BPF_CORE_READ(bio, bi_status))
+		__sync_fetch_and_add(&p->io_errors, 1);
+	p->io_dev = v->dev;
+	lat = bpf_ktime_get_ns() - v->start_ns;
+	slot = fp_hist_slot(lat);
+	__sync_fetch_and_add(&p->io_lat_ns, lat);
+	fp_atomic_max(&p->io_lat_max_ns, lat);
+	if (slot < FP_HIST_SLOTS)
+		__sync_fetch_and_add(&p->io_lat_hist[slot], 1);
+	bpf_map_delete_elem(&inflight_io, &key);
+	return 0;
+}
+
+/* submit_bio_noacct: fires once per bio, in the submitter's context. */
+FP_HOOK(block_bio_queue, bio_start(bio), struct bio *bio)
+/* bio_endio of a bio whose queueing was traced. */
+FP_HOOK(block_bio_complete, bio_done(bio), struct request_queue *q, struct bio *bio)

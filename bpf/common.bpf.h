@@ -77,11 +77,13 @@ struct {
 /* Thread state is in thread_ts for tp_btf hooks (set by the loader). */
 extern const volatile bool fp_thread_ts;
 
-/* Block requests in flight: request pointer -> submitter. */
+/* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
 	__u64 start_ns;
 	__u32 tgid;
 	__u32 op;
+	__u32 dev;      /* kernel dev_t (major << 20 | minor) of the device it was sent to */
+	__u32 _pad0;
 };
 
 struct {

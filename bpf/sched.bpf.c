@@ -217,19 +217,24 @@ static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct
 	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	struct fp_exit_event *e = fp_emit_reserve(sizeof(*e), FP_EV_EXIT, tgid, p->start_ns, p->comm);
 
-	if (e) {
-		e->exit_code = code;
-		e->_pad0 = 0;
-		bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
+	/*
+	 * One NULL check of the reservation, with submit and discard behind it:
+	 * the 6.1 verifier does not know a reserved pointer is non-NULL, so a
+	 * second `if (e)` the compiler keeps makes it see a path that leaks it.
+	 */
+	if (!e) {
+		fp_proc_release(tgid);
+		return;
 	}
+	e->exit_code = code;
+	e->_pad0 = 0;
+	bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
 	if (!fp_proc_release(tgid)) {
-		if (e)
-			bpf_ringbuf_discard(e, 0);
+		bpf_ringbuf_discard(e, 0);
 		return;
 	}
 	/* a clean exit does not wake the reader: it drains at the next sample */
-	if (e)
-		fp_emit_submit(e, code != 0);
+	fp_emit_submit(e, code != 0);
 }
 
 /* khungtaskd's verdict (CONFIG_DETECT_HUNG_TASK): a task blocked beyond hung_task_timeout_secs. */

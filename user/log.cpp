@@ -19,9 +19,13 @@ int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list arg
     case LIBBPF_DEBUG: lvl = spdlog::level::trace; break;
   }
   if (!spdlog::should_log(lvl)) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
-  std::string msg(buf, n > 0 ? std::min<size_t>(n, sizeof(buf) - 1) : 0);
+  // Whole messages: the verifier's log comes as one, often many kilobytes.
+  va_list again;
+  va_copy(again, args);
+  int n = std::vsnprintf(nullptr, 0, fmt, args);
+  std::string msg(n > 0 ? size_t(n) : 0, '\0');
+  if (n > 0) std::vsnprintf(msg.data(), msg.size() + 1, fmt, again);
+  va_end(again);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
   spdlog::log(lvl, "libbpf: {}", msg);
   return 0;

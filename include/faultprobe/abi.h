@@ -85,7 +85,7 @@ struct fp_proc {
 	__u64 oom_victim;     /* times chosen as OOM victim */
 	__u64 fatal_signals;  /* fatal signals generated for the process */
 	__u32 last_fatal_sig;
-	__u32 _pad0;
+	__u32 io_dev;         /* device of the last completed IO: kernel dev_t, major << 20 | minor */
 
 	__u32 runq_hist[FP_HIST_SLOTS];
 	__u32 io_lat_hist[FP_HIST_SLOTS];

@@ -1,5 +1,7 @@
 #include "probe_fixture.h"
 
+#include "../time_scale.h"
+
 #include <fcntl.h>
 
 #include <cstdio>
@@ -31,7 +33,7 @@ std::optional<fp_proc> live_slot(uint32_t pid) {
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto deadline = std::chrono::steady_clock::now() + scaled(timeout);
   for (;;) {
     if (pred()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;

@@ -1,5 +1,7 @@
 #include "e2e_fixture.h"
 
+#include "../time_scale.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -49,7 +51,7 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
 }  // namespace
 
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  auto end = std::chrono::steady_clock::now() + timeout;
+  auto end = std::chrono::steady_clock::now() + fp::test::scaled(timeout);
   while (std::chrono::steady_clock::now() < end) {
     if (pred()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -252,7 +254,7 @@ FaultGen::FaultGen(std::vector<std::string> args) {
   close(fds[1]);
   out_fd_ = fds[0];
   // the first line, within 10 s
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto end = std::chrono::steady_clock::now() + fp::test::scaled(std::chrono::seconds(10));
   while (buf_.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
     pollfd p{out_fd_, POLLIN, 0};
     if (poll(&p, 1, 100) <= 0) continue;

@@ -285,10 +285,12 @@ TEST(IoErrorDetector, ErrorsInTheWindow) {
   for (int i = 0; i < 20; ++i) EXPECT_TRUE(b.tick(*d, {p}).empty());
   p.io_errors = 2;
   p.io_read_reqs = 12;
+  p.io_dev = (253u << 20) | 3;  // the failing device
   auto out = b.tick(*d, {p});
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].immediate);
   EXPECT_EQ(out[0].evidence["io_errors"], 2);
+  EXPECT_EQ(out[0].evidence["device"], "253:3");
   // Reported while the errors are inside the window, then no more.
   size_t ticks_reported = 0;
   for (int i = 0; i < 150; ++i) ticks_reported += b.tick(*d).size();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "detect_sim.h"
+#include "fake_tree.h"
 
 namespace fp {
 namespace {
@@ -250,3 +251,17 @@ TEST(Resources, Names) {
 
 }  // namespace
 }  // namespace fp
+
+// The device of a process's last IO: MAJ:MIN from the kernel's dev_t, the
+// name from sysfs when the device is still there.
+TEST(IoDeviceEvidence, DecodesTheKernelDevTAndNamesIt) {
+  fp::test::FakeTree sys;
+  sys.put("dev/block/253:3/uevent", "MAJOR=253\nMINOR=3\nDEVNAME=dm-3\nDEVTYPE=disk\n");
+  auto ev = fp::io_device_evidence((253u << 20) | 3, sys.root());
+  EXPECT_EQ(ev["device"], "253:3");
+  EXPECT_EQ(ev["device_name"], "dm-3");
+  auto gone = fp::io_device_evidence((7u << 20) | 1048575, sys.root());
+  EXPECT_EQ(gone["device"], "7:1048575");
+  EXPECT_FALSE(gone.contains("device_name"));
+  EXPECT_TRUE(fp::io_device_evidence(0, sys.root()).empty());
+}

@@ -13,6 +13,7 @@
 
 #include "detect/detectors.h"
 #include "detect/engine.h"
+#include "detect/locate.h"
 #include "probe/delta.h"
 
 namespace fp {
@@ -249,6 +250,7 @@ class IoErrorDetector : public EventDetector {
       f.evidence["io_errors"] = d.delta.io_errors;
       f.evidence["io_reqs"] = d.delta.io_reqs;
       f.evidence["window_s"] = secs(d.span_ns);
+      f.evidence.update(io_device_evidence(s.raw.io_dev));
       out.push_back(std::move(f));
     });
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include "detect/detectors.h"
 #include "probe/hist.h"
@@ -156,6 +157,17 @@ nlohmann::json victims_evidence(const std::vector<Victim>& v, std::string_view v
     arr.push_back(std::move(j));
   }
   return arr;
+}
+
+nlohmann::json io_device_evidence(uint32_t kernel_dev, const std::string& sysfs_root) {
+  nlohmann::json ev = nlohmann::json::object();
+  if (kernel_dev == 0) return ev;
+  const std::string dev = std::to_string(kernel_dev >> 20) + ":" + std::to_string(kernel_dev & 0xfffff);
+  ev["device"] = dev;
+  std::ifstream uevent(sysfs_root + "/dev/block/" + dev + "/uevent");
+  for (std::string line; std::getline(uevent, line);)
+    if (line.rfind("DEVNAME=", 0) == 0) ev["device_name"] = line.substr(8);
+  return ev;
 }
 
 }  // namespace fp

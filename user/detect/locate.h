@@ -114,4 +114,9 @@ nlohmann::json culprit_evidence(const Culprit& c);
 nlohmann::json victims_evidence(const std::vector<Victim>& v, std::string_view value_name,
                                 std::string_view count_name = {});
 
+// The block device of a process's last completed IO (fp_proc.io_dev, the kernel's
+// dev_t: major << 20 | minor): {"device": "MAJ:MIN", "device_name": "dm-0"}, the
+// name from `sysfs_root`/dev/block/MAJ:MIN/uevent when it is there; {} for 0.
+nlohmann::json io_device_evidence(uint32_t kernel_dev, const std::string& sysfs_root = "/sys");
+
 }  // namespace fp

@@ -68,6 +68,8 @@ constexpr HookSpec kHooks[] = {
     {"block_rq_insert", "io submitter", false, false, "block"},
     {"block_rq_issue", "io submitter", false, false, "block"},
     {"block_rq_complete", "io bytes, requests, latency, errors", false, false, "block"},
+    {"block_bio_queue", "io submitter on bio-based devices (device-mapper)", false, false, "block"},
+    {"block_bio_complete", "io requests, latency, errors on bio-based devices", false, false, "block"},
     {"page_fault_user", "page_faults", false, false, "exceptions"},
     {"mm_vmscan_direct_reclaim_begin", "reclaim", false, false, "vmscan"},
     {"mm_vmscan_direct_reclaim_end", "reclaim", false, false, "vmscan"},
