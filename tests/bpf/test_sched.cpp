@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "probe_fixture.h"
+#include "../time_scale.h"
 
 using namespace std::chrono_literals;
 using namespace fp;
@@ -245,7 +246,11 @@ TEST(Sched, ThreadsShareTheProcessSlot) {
   // switch: the same numbers rusage adds up. Measured within 0.02 %; the
   // issue's target is 0.1 %. (Timestamps at switch-in/out lost a whole
   // on-CPU interval, 100-180 ms, about 1 run in 10.)
-  EXPECT_NEAR(double(ex->final.cpu_ns), truth, 0.001 * truth)
+  // rusage is summed when the thread is released, a few microseconds before
+  // its last switch-out, which the probe also counts: under emulation
+  // (FP_TEST_TIME_SCALE > 1, the VM runner) that tail is milliseconds (0.7 %
+  // seen on 6.1 under TCG), so the bound is 1 % there.
+  EXPECT_NEAR(double(ex->final.cpu_ns), truth, (fp::test::time_scale() > 1 ? 0.01 : 0.001) * truth)
       << "probe " << ex->final.cpu_ns << " ns, rusage " << truth << " ns";
 }
 
