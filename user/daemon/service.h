@@ -146,6 +146,8 @@ class Service : public ServerProvider {
   nlohmann::json status_json_ = nlohmann::json::object();
   Counters counters_;
   std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
+  uint64_t changed_total_ = 0, last_rate_changed_ = 0;  // slots the probe reported changed, summed over ticks
+  double changed_per_tick_ = 0;
   uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;
   uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
   double sample_hz_ = 0;
