@@ -291,6 +291,7 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
 }
 
 ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
+  if (!memo_.empty()) memo_.clear();  // windows computed before this change are stale
   ProcKey key = key_of(p);
   auto pit = by_pid_.find(p.tgid);
   bool owns_pid = true;
@@ -411,6 +412,7 @@ void ProcessTable::end_tick(uint64_t /*now_ns*/) {
   }
   exited_.clear();
   changed_.clear();
+  memo_.clear();
 }
 
 void ProcessTable::schedule_window(uint64_t span_ns, const ProcKey& k, uint64_t at_ns) const {
@@ -449,8 +451,16 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
   auto it = procs_.find(s.key);
   if (it == procs_.end()) return w;
   const Entry& e = it->second;
-  ++windows_computed_;
-  return window_of(e, now_ns, span_ns);
+  if (memo_now_ != now_ns) {
+    memo_.clear();
+    memo_now_ = now_ns;
+  }
+  auto [m, fresh] = memo_.try_emplace({s.key, span_ns});
+  if (fresh) {
+    ++windows_computed_;
+    m->second = window_of(e, now_ns, span_ns);
+  }
+  return m->second;
 }
 
 WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const {

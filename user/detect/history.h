@@ -171,6 +171,10 @@ class ProcessTable {
   std::set<ProcKey> io_errors_, oom_victims_, in_dstate_;
   mutable std::map<uint64_t, SpanDue> due_;  // by span
   mutable uint64_t windows_computed_ = 0;
+  // Windows computed at one tick, by (process, span): the detectors of one
+  // span share them. Dropped when the tick's time moves or a process is recorded.
+  mutable uint64_t memo_now_ = 0;
+  mutable std::map<std::pair<ProcKey, uint64_t>, WindowDelta> memo_;
 };
 
 }  // namespace fp
