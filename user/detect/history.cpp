@@ -451,7 +451,10 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
   auto it = procs_.find(s.key);
   if (it == procs_.end()) return w;
   const Entry& e = it->second;
-  if (memo_now_ != now_ns) {
+  // Bounded: a burst (10,000 processes whose windows change at once) must
+  // not hold 10,000 windows; beyond this the detectors recompute.
+  constexpr size_t kMemoMax = 1024;
+  if (memo_now_ != now_ns || memo_.size() >= kMemoMax) {
     memo_.clear();
     memo_now_ = now_ns;
   }
