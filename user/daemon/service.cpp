@@ -473,6 +473,14 @@ void Service::remember_new_processes() {
   if (seen_.size() > 100000) seen_.clear();  // bounded; a re-offer is harmless
 }
 
+namespace {
+// A client that asked for the view within this time keeps the rows coming
+// (`faultprobe top` asks every second).
+constexpr uint64_t kViewWantedNs = 5'000'000'000ull;
+// A view older than this is rebuilt for a request rather than served.
+constexpr uint64_t kViewFreshNs = 1'500'000'000ull;
+}  // namespace
+
 void Service::tick(uint64_t now) {
   uint64_t cpu0 = thread_cpu_ns();
   // Always consume: clean exits are submitted without a wake-up, and the
@@ -482,6 +490,7 @@ void Service::tick(uint64_t now) {
   const auto& changed = probe_->refresh();
   changed_.clear();
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
+  changed_total_ += changed_.size();
   hw_inputs_->prepare(now, events_);
   auto records = engine_->tick(now, changed_, events_);
   for (const auto& r : records) emit_fault(r);
@@ -509,7 +518,9 @@ void Service::tick(uint64_t now) {
   uint64_t cost = thread_cpu_ns() - cpu0;
   tick_cost_ns_.push_back(cost);
   if (tick_cost_ns_.size() > 1000) tick_cost_ns_.erase(tick_cost_ns_.begin(), tick_cost_ns_.begin() + 500);
-  if (now - last_view_ns_ >= 1'000'000'000ull) rebuild_view(now);
+  // Once a second for status; at once when a client waits for a fresh view.
+  if (now - last_view_ns_ >= 1'000'000'000ull || (view_wanted(now) && now - view_built_ns_ >= kViewFreshNs))
+    rebuild_view(now);
   if (now - last_health_ns_ >= 60'000'000'000ull) {
     uint64_t drops = 0;
     for (auto d : probe_->drops()) drops += d;
@@ -517,6 +528,13 @@ void Service::tick(uint64_t now) {
                  engine_->table().size(), faults_, drops);
     last_health_ns_ = now;
   }
+}
+
+
+bool Service::view_wanted(uint64_t now) const {
+  if (metrics_) return true;
+  uint64_t asked = view_wanted_ns_.load(std::memory_order_relaxed);
+  return asked != 0 && now - std::min(now, asked) < kViewWantedNs;
 }
 
 void Service::rebuild_view(uint64_t now) {
@@ -527,40 +545,53 @@ void Service::rebuild_view(uint64_t now) {
   gethostname(host, sizeof host - 1);
   v->hostname = host;
   v->host = host_sampler_.sample(now);
-  if (last_rate_ns_ != 0 && now > last_rate_ns_)
+  if (last_rate_ns_ != 0 && now > last_rate_ns_) {
     sample_hz_ = double(ticks_ - last_rate_ticks_) * 1e9 / double(now - last_rate_ns_);
+    if (ticks_ > last_rate_ticks_)
+      changed_per_tick_ = double(changed_total_ - last_rate_changed_) / double(ticks_ - last_rate_ticks_);
+  }
+  last_rate_changed_ = changed_total_;
   last_rate_ns_ = now;
   last_rate_ticks_ = ticks_;
-  ProbeHealth& h = v->health;
-  h.drops = probe_->drops();
-  for (auto d : h.drops) h.drops_total += d;
-  h.sample_hz = sample_hz_;
-  h.ticks = ticks_;
-  h.tick_us_p50 = percentile_us(tick_cost_ns_, 0.5);
-  h.tick_us_p99 = percentile_us(tick_cost_ns_, 0.99);
-  h.procs_tracked = engine_->table().size();
-  h.max_procs = probe_->max_procs();
-  h.malformed_events = probe_->malformed_events();
-  auto open = engine_->open_faults();
-  std::vector<uint32_t> throttled, restarted;
-  for (const auto& k : handler_->throttled()) throttled.push_back(k.tgid);
-  for (const auto& k : handler_->restarted()) restarted.push_back(k.tgid);
-  v->procs = build_rows(engine_->table(), now, v->window_ns, infos_, open, throttled, restarted);
-  for (const auto& f : open) v->open_faults.push_back(fault_to_json(f, v->realtime_ns));
-  v->counters = counters_;
-  v->counters.syslog_sent = alerter_->sent();
-  v->counters.syslog_suppressed = alerter_->suppressed();
-  v->counters.syslog_forward_failures = alerter_->forward_failures();
   nlohmann::json st = build_status();
-  v->status = st;
-  std::string text = view_to_json(*v).dump();
+  last_view_ns_ = now;
+  const bool rows = view_wanted(now);
+  if (rows) {
+    ProbeHealth& h = v->health;
+    h.drops = probe_->drops();
+    for (auto d : h.drops) h.drops_total += d;
+    h.sample_hz = sample_hz_;
+    h.ticks = ticks_;
+    h.tick_us_p50 = percentile_us(tick_cost_ns_, 0.5);
+    h.tick_us_p99 = percentile_us(tick_cost_ns_, 0.99);
+    h.procs_tracked = engine_->table().size();
+    h.max_procs = probe_->max_procs();
+    h.malformed_events = probe_->malformed_events();
+    auto open = engine_->open_faults();
+    std::vector<uint32_t> throttled, restarted;
+    for (const auto& k : handler_->throttled()) throttled.push_back(k.tgid);
+    for (const auto& k : handler_->restarted()) restarted.push_back(k.tgid);
+    v->procs = build_rows(engine_->table(), now, v->window_ns, infos_, open, throttled, restarted);
+    for (const auto& f : open) v->open_faults.push_back(fault_to_json(f, v->realtime_ns));
+    v->counters = counters_;
+    v->counters.syslog_sent = alerter_->sent();
+    v->counters.syslog_suppressed = alerter_->suppressed();
+    v->counters.syslog_forward_failures = alerter_->forward_failures();
+    v->status = st;
+  }
   {
     std::lock_guard<std::mutex> g(view_mu_);
-    view_json_ = std::move(text);
     status_json_ = std::move(st);
+    if (rows) {
+      view_ = v;
+      ++view_gen_;
+      view_built_ns_ = now;
+    }
   }
-  if (metrics_) metrics_->publish(v);
-  last_view_ns_ = now;
+  if (rows) {
+    view_cv_.notify_all();
+    if (metrics_) metrics_->publish(v);
+  }
 }
 
 nlohmann::json Service::build_status() const {
@@ -610,7 +641,10 @@ nlohmann::json Service::build_status() const {
                    {"achieved_hz", sample_hz_},
                    {"ticks", ticks_},
                    {"tick_cpu_us_p50", percentile_us(tick_cost_ns_, 0.5)},
-                   {"tick_cpu_us_p99", percentile_us(tick_cost_ns_, 0.99)}};
+                   {"tick_cpu_us_p99", percentile_us(tick_cost_ns_, 0.99)},
+                   // the probe's changed slots per tick (mean over the last second): the
+                   // detectors' per-tick work follows this, not the processes tracked
+                   {"changed_per_tick", changed_per_tick_}};
   nlohmann::json rules = nlohmann::json::array();
   for (const auto& r : config_.rules)
     rules.push_back({{"name", r.name}, {"class", fault_class_name(r.cls)}, {"enabled", r.enabled}});
@@ -663,7 +697,28 @@ nlohmann::json Service::build_status() const {
 }
 
 std::string Service::view_json() {
-  std::lock_guard<std::mutex> g(view_mu_);
+  const uint64_t asked = monotonic_now_ns();
+  view_wanted_ns_.store(asked, std::memory_order_relaxed);
+  std::unique_lock<std::mutex> g(view_mu_);
+  // Rows are built only while wanted: the first request (or one after a
+  // pause) waits for the sampling thread's next tick, at most a second.
+  view_cv_.wait_until(g, std::chrono::steady_clock::now() + std::chrono::seconds(1), [&] {
+    return view_ != nullptr && asked - std::min(asked, view_built_ns_) < kViewFreshNs;
+  });
+  if (view_ == nullptr) return "{}";
+  if (view_json_gen_ != view_gen_) {
+    // Serialized here, on the asking thread, once per view.
+    std::shared_ptr<const DaemonView> v = view_;
+    g.unlock();
+    std::string text = view_to_json(*v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    g.lock();
+    if (view_ == v) {
+      view_json_ = std::move(text);
+      view_json_gen_ = view_gen_;
+    } else {
+      return text;
+    }
+  }
   return view_json_;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -84,6 +85,7 @@ class Service : public ServerProvider {
   void count_and_log_events();
   void remember_new_processes();
   void rebuild_view(uint64_t now);
+  bool view_wanted(uint64_t now) const;
   void save_state();
   void load_state(uint64_t now);
   void do_reload();
@@ -129,11 +131,23 @@ class Service : public ServerProvider {
   std::unique_ptr<SocketServer> server_;
   std::unique_ptr<MetricsServer> metrics_;
   HostSampler host_sampler_;
+  // The view's rows (one per process) are built only while a client wants
+  // them (a `view` request in the last kViewWantedNs, or a metrics server),
+  // and serialized on the requesting thread: at 10,000 processes rows and
+  // JSON cost tens of ms and MB, which the sampling thread should not pay
+  // for nobody.
   mutable std::mutex view_mu_;
-  std::string view_json_ = "{}";
+  std::condition_variable view_cv_;
+  std::shared_ptr<const DaemonView> view_;       // newest view with rows (null: none yet)
+  std::string view_json_;                        // view_ serialized, "" until first asked
+  uint64_t view_gen_ = 0, view_json_gen_ = 0;    // views built; the one view_json_ was made from
+  uint64_t view_built_ns_ = 0;                   // when view_ was built (monotonic)
+  std::atomic<uint64_t> view_wanted_ns_{0};      // last request (monotonic), 0: never
   nlohmann::json status_json_ = nlohmann::json::object();
   Counters counters_;
   std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
+  uint64_t changed_total_ = 0, last_rate_changed_ = 0;  // slots the probe reported changed, summed over ticks
+  double changed_per_tick_ = 0;
   uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;
   uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
   double sample_hz_ = 0;

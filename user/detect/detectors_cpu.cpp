@@ -17,20 +17,24 @@ class CpuRunawayDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    w.procs->for_each([&](const ProcState& s) {
-      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
-      WindowDelta d = w.procs->window(s, w.now_ns, win);
-      if (!d.full) return;
+    cache_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Finding> f;
+      if (!d.full) return f;
       double cores = share_of_span(d.delta.cpu_ns, d.span_ns);
       Level level = level_of(cores, rule_);
-      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      if (level == Level::None || !may_accuse(rule_, s, w)) return f;
       nlohmann::json ev = rule_evidence(rule_, "cpu_cores", cores);
       ev["cpu_ms"] = d.delta.cpu_ns / 1'000'000;
       ev["span_ms"] = d.span_ns / 1'000'000;
       ev["ncpus"] = w.host.ncpus;
-      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+      f = make_finding(rule_, s.key, level, std::move(ev));
+      return f;
     });
+    cache_.emit(out);
   }
+
+ private:
+  FindingCache cache_;
 };
 
 // A culprit that holds a meaningful part of the CPUs: half a core, or more
@@ -47,13 +51,15 @@ class RunqStarvationDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    std::vector<Victim> suffering = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
+    std::vector<Victim> suffering = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
       std::optional<Victim> v;
       if (d.delta.runq_waits < rule_.count) return v;
       double p99 = runq_p99_ms(d);
       if (level_of(p99, rule_) != Level::None) v = Victim{s.key, s.comm, p99, d.delta.runq_waits};
       return v;
     });
+    if (!cpu_) cpu_.emplace(Resource::Cpu, win);
+    cpu_->refresh(w);
     if (suffering.empty()) return;
 
     // Sorted worst first: the first victim decides the level.
@@ -64,7 +70,7 @@ class RunqStarvationDetector final : public RuleDetector {
     }
 
     // Everyone who waits is excluded, also those only in the hysteresis band.
-    std::optional<Culprit> c = top_consumer(w, Resource::Cpu, win, victim_keys(suffering));
+    std::optional<Culprit> c = cpu_->top(w, victim_keys(suffering));
     if (!c || (c->rate() < kMinCulpritCores && !c->largest)) return;
     const ProcState* s = w.procs->find(c->key);
     if (s == nullptr || !rule_matches(rule_, *s, w)) return;
@@ -77,6 +83,10 @@ class RunqStarvationDetector final : public RuleDetector {
     f.victims = victim_pids(victims);
     out.push_back(std::move(f));
   }
+
+ private:
+  VictimIndex victims_;
+  std::optional<ConsumerIndex> cpu_;
 };
 
 }  // namespace

@@ -21,6 +21,15 @@ namespace {
 
 constexpr double kSecD = 1e9;
 
+// The processes of one of the table's sets (ProcessTable::in_dstate() ...):
+// the few with that mark, not every process at every tick.
+template <typename F>
+void for_each_of(const ProcessTable& t, const std::set<ProcKey>& keys, F&& f) {
+  for (const ProcKey& k : keys) {
+    if (const ProcState* s = t.find(k)) f(*s);
+  }
+}
+
 uint64_t ns_of(std::chrono::nanoseconds d) { return d.count() > 0 ? static_cast<uint64_t>(d.count()) : 0; }
 double secs(uint64_t ns) { return static_cast<double>(ns) / kSecD; }
 
@@ -220,7 +229,7 @@ class OomKillDetector : public EventDetector {
     }
     // The per-process mark is the fallback for an event the ring buffer dropped.
     if (w.procs == nullptr) return;
-    w.procs->for_each([&](const ProcState& s) {
+    for_each_of(*w.procs, w.procs->oom_victims(), [&](const ProcState& s) {
       if (s.now.oom_victim == 0 || reported.count(s.key) != 0) return;
       WindowDelta d = w.procs->window(s, w.now_ns, w.tick_ns);
       if (d.delta.oom_victim == 0 || !eligible(s, w)) return;
@@ -242,8 +251,8 @@ class IoErrorDetector : public EventDetector {
     if (w.procs == nullptr) return;
     const uint64_t window = ns_of(rule_.window);
     const double needed = std::max(1.0, rule_.threshold);
-    w.procs->for_each([&](const ProcState& s) {
-      if (s.now.io_errors == 0) return;  // cheap filter: never had one
+    for_each_of(*w.procs, w.procs->with_io_errors(), [&](const ProcState& s) {
+      if (s.now.io_errors == 0) return;  // never had one
       WindowDelta d = w.procs->window(s, w.now_ns, window);
       if (static_cast<double>(d.delta.io_errors) < needed || !eligible(s, w)) return;
       Finding f = finding(s.key);
@@ -279,7 +288,7 @@ class HangDetector : public EventDetector {
     if (w.procs == nullptr) return;
     const double threshold_ns = rule_.threshold * kSecD;
     const double resolve_ns = rule_.resolve * kSecD;
-    w.procs->for_each([&](const ProcState& s) {
+    for_each_of(*w.procs, w.procs->in_dstate(), [&](const ProcState& s) {
       // The ongoing D-state at this tick, also for a process whose slot has
       // not changed since it went to sleep.
       uint64_t since = s.raw.dstate_since_ns;

@@ -30,15 +30,34 @@ class ForkBombDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
+    const ProcessTable& t = *w.procs;
+    // Who forked in the window: looked at again only when their window may
+    // have changed. Their rates (a young process's span grows) are taken anew
+    // at every tick; there are few of them.
+    for (const ProcKey& k : t.removed()) forking_.erase(k);
+    t.for_each_dirty(win, w.now_ns, !primed_, [&](const ProcState& s) {
+      bool forks = false;
+      if (!idle_in_window(s, w.now_ns, win)) {
+        WindowDelta d = t.window(s, w.now_ns, win);
+        t.schedule_window(win, s.key, d.stable_until_ns);
+        forks = d.delta.forks != 0;
+      }
+      if (forks)
+        forking_.insert(s.key);
+      else
+        forking_.erase(s.key);
+    });
+    primed_ = true;
     std::map<ProcKey, Forker> forkers;
-    w.procs->for_each([&](const ProcState& s) {
-      if (idle_in_window(s, w.now_ns, win)) return;
-      WindowDelta d = w.procs->window(s, w.now_ns, win);
-      if (d.delta.forks == 0) return;
+    for (const ProcKey& k : forking_) {
+      const ProcState* s = t.find(k);
+      if (s == nullptr) continue;
+      WindowDelta d = t.window(*s, w.now_ns, win);
+      if (d.delta.forks == 0) continue;
       // A process first seen a moment ago has a tiny span: one tick is the
       // shortest span a rate is taken over.
-      forkers[s.key] = Forker{&s, d.delta.forks, per_sec(d.delta.forks, std::max(d.span_ns, w.tick_ns))};
-    });
+      forkers[s->key] = Forker{s, d.delta.forks, per_sec(d.delta.forks, std::max(d.span_ns, w.tick_ns))};
+    }
     if (forkers.empty()) return;
 
     std::vector<const Forker*> by_rate;
@@ -95,6 +114,9 @@ class ForkBombDetector final : public RuleDetector {
   }
 
  private:
+  bool primed_ = false;
+  std::set<ProcKey> forking_;  // forks in the window
+
   // Walks up from the fastest forker while the ancestor forks fast enough itself
   // and may be blamed. The root is the highest live, blameable process on that
   // path (a parent that exited this tick cannot be acted on); null if none is.

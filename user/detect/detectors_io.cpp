@@ -20,19 +20,26 @@ class IoStormDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    std::optional<Culprit> c = top_consumer(w, Resource::IoBytes, win);
+    // Both kept current at every tick, whatever this one finds.
+    if (!bytes_) bytes_.emplace(Resource::IoBytes, win);
+    bytes_->refresh(w);
+    std::vector<Victim> slow = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Victim> v;
+      if (d.delta.io_reqs < rule_.count) return v;
+      double p99 = io_p99_ms(d);
+      if (p99 >= kStormVictimP99Ms) v = Victim{s.key, s.comm, p99, d.delta.io_reqs};
+      return v;
+    });
+    std::optional<Culprit> c = bytes_->top(w);
     if (!c || c->share < kStormMinShare) return;
     double mb_per_s = c->rate() / kBytesPerMB;
     Level level = level_of(mb_per_s, rule_);
     if (level == Level::None) return;
 
-    std::vector<Victim> victims = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
-      std::optional<Victim> v;
-      if (s.key == c->key || d.delta.io_reqs < rule_.count) return v;
-      double p99 = io_p99_ms(d);
-      if (p99 >= kStormVictimP99Ms) v = Victim{s.key, s.comm, p99, d.delta.io_reqs};
-      return v;
-    });
+    std::vector<Victim> victims;
+    for (Victim& v : slow) {
+      if (v.key != c->key) victims.push_back(std::move(v));
+    }
     if (victims.empty()) return;
     const ProcState* s = w.procs->find(c->key);
     if (s == nullptr || !rule_matches(rule_, *s, w)) return;
@@ -46,6 +53,10 @@ class IoStormDetector final : public RuleDetector {
     f.victims = victim_pids(victims);
     out.push_back(std::move(f));
   }
+
+ private:
+  std::optional<ConsumerIndex> bytes_;
+  VictimIndex victims_;
 };
 
 // Metric: the process's own IO latency p99 (ms), with at least `count` requests.
@@ -55,22 +66,26 @@ class IoLatencyDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    w.procs->for_each([&](const ProcState& s) {
-      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
-      WindowDelta d = w.procs->window(s, w.now_ns, win);
-      if (d.delta.io_reqs == 0 || d.delta.io_reqs < rule_.count) return;
+    cache_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Finding> f;
+      if (d.delta.io_reqs == 0 || d.delta.io_reqs < rule_.count) return f;
       double p99 = io_p99_ms(d);
       Level level = level_of(p99, rule_);
-      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      if (level == Level::None || !may_accuse(rule_, s, w)) return f;
       nlohmann::json ev = rule_evidence(rule_, "io_p99_ms", p99);
       ev["requests"] = d.delta.io_reqs;
       ev["min_requests"] = rule_.count;
       ev["io_mean_ms"] = round4(static_cast<double>(d.delta.io_lat_ns) / kNsPerMsec /
                                 static_cast<double>(d.delta.io_reqs));
       ev.update(io_device_evidence(s.raw.io_dev));
-      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+      f = make_finding(rule_, s.key, level, std::move(ev));
+      return f;
     });
+    cache_.emit(out);
   }
+
+ private:
+  FindingCache cache_;
 };
 
 }  // namespace

@@ -21,10 +21,9 @@ class MemoryLeakDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    w.procs->for_each([&](const ProcState& s) {
-      if (s.exited || idle_in_window(s, w.now_ns, win)) return;
-      WindowDelta d = w.procs->window(s, w.now_ns, win);
-      if (!d.full || d.rss_end <= d.rss_start) return;
+    cache_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Finding> f;
+      if (!d.full || d.rss_end <= d.rss_start) return f;
       uint64_t growth = d.rss_end - d.rss_start;
       double mb_per_s = per_sec(growth, d.span_ns) / kBytesPerMB;
       Level level = level_of(mb_per_s, rule_);
@@ -32,7 +31,7 @@ class MemoryLeakDetector final : public RuleDetector {
           (d.rss_growing_fraction < kLeakMinGrowingFraction || growth < kLeakMinGrowthBytes)) {
         level = Level::Weak;
       }
-      if (level == Level::None || !may_accuse(rule_, s, w)) return;
+      if (level == Level::None || !may_accuse(rule_, s, w)) return f;
       nlohmann::json ev = rule_evidence(rule_, "rss_growth_mb_per_s", mb_per_s);
       ev["rss_start_bytes"] = d.rss_start;
       ev["rss_end_bytes"] = d.rss_end;
@@ -40,9 +39,14 @@ class MemoryLeakDetector final : public RuleDetector {
       ev["min_growth_bytes"] = kLeakMinGrowthBytes;
       ev["growing_fraction"] = round4(d.rss_growing_fraction);
       ev["min_growing_fraction"] = kLeakMinGrowingFraction;
-      out.push_back(make_finding(rule_, s.key, level, std::move(ev)));
+      f = make_finding(rule_, s.key, level, std::move(ev));
+      return f;
     });
+    cache_.emit(out);
   }
+
+ private:
+  FindingCache cache_;
 };
 
 // Victims: direct-reclaim stall share of the window. Culprit: whoever grew RSS
@@ -54,7 +58,13 @@ class MemoryPressureDetector final : public RuleDetector {
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
     const uint64_t win = window_ns(rule_);
-    std::vector<Victim> stalled = find_victims(w, win, [&](const ProcState& s, const WindowDelta& d) {
+    if (!growth_) {
+      growth_.emplace(Resource::MemoryGrowth, win);
+      faults_.emplace(Resource::PageFaults, win);
+    }
+    growth_->refresh(w);
+    faults_->refresh(w);
+    std::vector<Victim> stalled = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
       std::optional<Victim> v;
       double share = reclaim_share(d, win);
       if (level_of(share, rule_) != Level::None) v = Victim{s.key, s.comm, share, d.delta.reclaims};
@@ -68,8 +78,8 @@ class MemoryPressureDetector final : public RuleDetector {
       if (level == Level::Weak || level_of(v.value, rule_) == Level::Strong) victims.push_back(v);
     }
 
-    std::optional<Culprit> c = top_consumer(w, Resource::MemoryGrowth, win);
-    if (!c) c = top_consumer(w, Resource::PageFaults, win);
+    std::optional<Culprit> c = growth_->top(w);
+    if (!c) c = faults_->top(w);
     if (!c) return;
     const ProcState* s = w.procs->find(c->key);
     if (s == nullptr || !rule_matches(rule_, *s, w)) return;
@@ -81,6 +91,10 @@ class MemoryPressureDetector final : public RuleDetector {
     f.victims = victim_pids(victims);
     out.push_back(std::move(f));
   }
+
+ private:
+  VictimIndex victims_;
+  std::optional<ConsumerIndex> growth_, faults_;
 };
 
 }  // namespace

@@ -291,6 +291,7 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
 }
 
 ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
+  if (!memo_.empty()) memo_.clear();  // windows computed before this change are stale
   ProcKey key = key_of(p);
   auto pit = by_pid_.find(p.tgid);
   bool owns_pid = true;
@@ -301,7 +302,11 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
     } else {
       // pid reuse: the previous owner is gone, whether or not we saw it exit.
       auto old = procs_.find(pit->second);
-      if (old != procs_.end()) old->second.state.exited = true;
+      if (old != procs_.end() && !old->second.state.exited) {
+        old->second.state.exited = true;
+        exited_.push_back(old->first);
+        changed_.push_back(old->first);
+      }
     }
   }
   if (owns_pid) by_pid_[p.tgid] = key;
@@ -343,6 +348,13 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   s.raw = p;
   s.now = metrics_of(p, ts, page_size_);
   s.last_update_ns = ts;
+  changed_.push_back(key);
+  if (s.now.io_errors != 0) io_errors_.insert(key);
+  if (s.now.oom_victim != 0) oom_victims_.insert(key);
+  if (p.dstate_since_ns != 0)
+    in_dstate_.insert(key);
+  else
+    in_dstate_.erase(key);
 
   const Vec cur = vec_of(s.now);
   if (e.fine.count != 0 && e.fine.back_ts == ts) {
@@ -378,20 +390,60 @@ void ProcessTable::exited(uint64_t now_ns, const ExitRecord& ev) {
   if (p.tgid == 0) return;
   uint64_t ts = ev.ts_ns != 0 && ev.ts_ns < now_ns ? ev.ts_ns : now_ns;
   Entry* e = record(ts, p);
+  if (!e->state.exited) exited_.push_back(e->state.key);
   e->state.exited = true;
   e->state.exit_code = ev.exit_code;
 }
 
 void ProcessTable::end_tick(uint64_t /*now_ns*/) {
-  for (auto it = procs_.begin(); it != procs_.end();) {
-    if (it->second.state.exited) {
-      auto pit = by_pid_.find(it->first.tgid);
-      if (pit != by_pid_.end() && pit->second == it->first) by_pid_.erase(pit);
-      it = procs_.erase(it);
-    } else {
-      ++it;
-    }
+  // Only the processes marked exited in this tick: the others are untouched.
+  removed_.clear();
+  for (const ProcKey& k : exited_) {
+    auto it = procs_.find(k);
+    if (it == procs_.end() || !it->second.state.exited) continue;
+    auto pit = by_pid_.find(k.tgid);
+    if (pit != by_pid_.end() && pit->second == k) by_pid_.erase(pit);
+    procs_.erase(it);
+    io_errors_.erase(k);
+    oom_victims_.erase(k);
+    in_dstate_.erase(k);
+    for (auto& [span, d] : due_) d.pending.erase(k);
+    removed_.push_back(k);
   }
+  exited_.clear();
+  changed_.clear();
+  memo_.clear();
+}
+
+void ProcessTable::schedule_window(uint64_t span_ns, const ProcKey& k, uint64_t at_ns) const {
+  if (at_ns == UINT64_MAX) return;
+  SpanDue& d = due_[span_ns];
+  auto [it, fresh] = d.pending.try_emplace(k, at_ns);
+  if (!fresh) {
+    if (it->second <= at_ns) return;  // an earlier visit is already due; it reschedules
+    it->second = at_ns;
+  }
+  d.heap.emplace_back(at_ns, k);
+  std::push_heap(d.heap.begin(), d.heap.end(), std::greater<>());
+}
+
+const std::vector<ProcKey>& ProcessTable::dirty_keys(uint64_t span_ns, uint64_t now_ns) const {
+  SpanDue& d = due_[span_ns];
+  if (d.built_for_ns == now_ns) return d.dirty;
+  d.built_for_ns = now_ns;
+  d.dirty.assign(changed_.begin(), changed_.end());
+  while (!d.heap.empty() && d.heap.front().first <= now_ns) {
+    auto [at, k] = d.heap.front();
+    std::pop_heap(d.heap.begin(), d.heap.end(), std::greater<>());
+    d.heap.pop_back();
+    auto it = d.pending.find(k);
+    if (it == d.pending.end() || it->second != at) continue;  // superseded by an earlier time, or gone
+    d.pending.erase(it);
+    d.dirty.push_back(k);
+  }
+  std::sort(d.dirty.begin(), d.dirty.end());
+  d.dirty.erase(std::unique(d.dirty.begin(), d.dirty.end()), d.dirty.end());
+  return d.dirty;
 }
 
 WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const {
@@ -399,7 +451,19 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
   auto it = procs_.find(s.key);
   if (it == procs_.end()) return w;
   const Entry& e = it->second;
-  return window_of(e, now_ns, span_ns);
+  // Bounded: a burst (10,000 processes whose windows change at once) must
+  // not hold 10,000 windows; beyond this the detectors recompute.
+  constexpr size_t kMemoMax = 1024;
+  if (memo_now_ != now_ns || memo_.size() >= kMemoMax) {
+    memo_.clear();
+    memo_now_ = now_ns;
+  }
+  auto [m, fresh] = memo_.try_emplace({s.key, span_ns});
+  if (fresh) {
+    ++windows_computed_;
+    m->second = window_of(e, now_ns, span_ns);
+  }
+  return m->second;
 }
 
 WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const {
@@ -440,17 +504,23 @@ WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t sp
   }
   w.rss_growing_fraction = steps >= 2 ? static_cast<double>(grew) / static_cast<double>(steps) : 0.0;
   uint64_t start = t0;
+  // The window stays as it is until the point after its base leaves it.
+  uint64_t stable = have_next ? next_ts + span_ns : UINT64_MAX;
   if (wk.ts > t0) {
     // Younger than the span (or older than the ring): from the oldest point kept.
     start = wk.ts;
     w.full = false;
+    stable = std::min(stable, wk.ts + span_ns);  // becomes full then
   } else {
     w.full = true;
     // The coarse ring keeps the last change of each second. Changes between
     // the base and the next point all fall in the next point's second; if
     // that is t0's second, some may precede t0, and the base state is only
     // known to hold up to the lower bound of that second.
-    if (!use_fine && have_next && bucket(next_ts) == bucket(t0)) start = std::max(bucket(t0) * kSec, wk.ts);
+    if (!use_fine && have_next && bucket(next_ts) == bucket(t0)) {
+      start = std::max(bucket(t0) * kSec, wk.ts);
+      stable = 0;  // its span moves with every tick: look again at the next one
+    }
   }
   if (start > now_ns) start = now_ns;
   Metrics first = advance(metrics_of_vec(wk.v), wk.ts, start);
@@ -465,11 +535,20 @@ WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t sp
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
   const Vec runq_now = vec_of(s.raw.runq_hist), io_now = vec_of(s.raw.io_lat_hist);
   Walker rw(e.runq, runq_now);
-  rw.back_to(t0);
+  uint64_t hist_next = UINT64_MAX;  // the oldest histogram point after t0
+  while (rw.ts > t0 && rw.index > 0) {
+    hist_next = std::min(hist_next, rw.ts);
+    rw.back();
+  }
   w.runq_hist = hist_delta(hist_of(runq_now), hist_of(rw.v));
   Walker iw(e.io, io_now);
-  iw.back_to(t0);
+  while (iw.ts > t0 && iw.index > 0) {
+    hist_next = std::min(hist_next, iw.ts);
+    iw.back();
+  }
   w.io_lat_hist = hist_delta(hist_of(io_now), hist_of(iw.v));
+  if (hist_next != UINT64_MAX) stable = std::min(stable, hist_next + span_ns);
+  w.stable_until_ns = stable;
   return w;
 }
 

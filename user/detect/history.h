@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ struct WindowDelta {
   // Fraction of 1 s steps inside the span in which RSS grew (for leak detection); 0 if < 2 steps.
   double rss_growing_fraction = 0;
   Hist runq_hist{}, io_lat_hist{};  // histogram deltas over the span (1 s resolution, reaching back ~11 s)
+  // Until when this window (of the same span) stays as it is if the process
+  // does not change: the time its oldest point after the window's start
+  // leaves the window, or a young process's window becomes full. Until then
+  // only span_ns of a young (not full) window grows, and an ongoing D-state's
+  // gauge. UINT64_MAX: never.
+  uint64_t stable_until_ns = UINT64_MAX;
 };
 
 struct ProcState {
@@ -87,6 +94,32 @@ class ProcessTable {
     for (const auto& [k, e] : procs_) f(e.state);
   }
   size_t size() const { return procs_.size(); }
+
+  // ---- incremental evaluation: work proportional to what changed ----------
+  // Visits the processes whose window of `span_ns` at `now_ns` may differ
+  // from the one at the previous tick: those recorded since the last
+  // end_tick() (changed, new, exited), and those whose schedule_window() time
+  // for this span has come. `all`: every process instead (a detector's first
+  // tick). Calls f(state) once per process, in no particular order.
+  template <typename F>
+  void for_each_dirty(uint64_t span_ns, uint64_t now_ns, bool all, F&& f) const {
+    if (all) return for_each(f);
+    for (const ProcKey& k : dirty_keys(span_ns, now_ns)) {
+      if (const ProcState* s = find(k)) f(*s);
+    }
+  }
+  // Asks for `k` to be visited by for_each_dirty(span_ns) at the first tick at
+  // or after `at_ns` (WindowDelta::stable_until_ns), even if it does not change.
+  void schedule_window(uint64_t span_ns, const ProcKey& k, uint64_t at_ns) const;
+  // The processes the last end_tick() removed (callers drop what they keep about them).
+  const std::vector<ProcKey>& removed() const { return removed_; }
+  // How many windows were computed so far (tests: an idle process costs none).
+  uint64_t windows_computed() const { return windows_computed_; }
+  // The processes with a non-zero io_errors, oom_victim, or an ongoing D-state
+  // (the event detectors' fallbacks look at these only).
+  const std::set<ProcKey>& with_io_errors() const { return io_errors_; }
+  const std::set<ProcKey>& oom_victims() const { return oom_victims_; }
+  const std::set<ProcKey>& in_dstate() const { return in_dstate_; }
   // Heap and inline bytes the table holds (for status; the budget is ~6 KB per busy process).
   size_t memory_bytes() const;
   // The parent chain of a process (ppid links), nearest first, bounded.
@@ -118,9 +151,30 @@ class ProcessTable {
   Entry* record(uint64_t ts, const fp_proc& p);
   WindowDelta window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const;
 
+  // The keys to visit for one span at one tick (changed_ plus the due ones).
+  const std::vector<ProcKey>& dirty_keys(uint64_t span_ns, uint64_t now_ns) const;
+  struct SpanDue {
+    // Min-heap of (time, key); `pending` keeps the earliest time per key, so
+    // a busy process (due again and again) stays one heap entry.
+    std::vector<std::pair<uint64_t, ProcKey>> heap;
+    std::map<ProcKey, uint64_t> pending;
+    uint64_t built_for_ns = UINT64_MAX;  // the tick `dirty` was built for
+    std::vector<ProcKey> dirty;
+  };
+
   uint64_t page_size_;
   std::map<ProcKey, Entry> procs_;
   std::map<uint32_t, ProcKey> by_pid_;
+  std::vector<ProcKey> changed_;   // recorded since the last end_tick (may repeat)
+  std::vector<ProcKey> exited_;    // marked exited since the last end_tick
+  std::vector<ProcKey> removed_;   // removed by the last end_tick
+  std::set<ProcKey> io_errors_, oom_victims_, in_dstate_;
+  mutable std::map<uint64_t, SpanDue> due_;  // by span
+  mutable uint64_t windows_computed_ = 0;
+  // Windows computed at one tick, by (process, span): the detectors of one
+  // span share them. Dropped when the tick's time moves or a process is recorded.
+  mutable uint64_t memo_now_ = 0;
+  mutable std::map<std::pair<ProcKey, uint64_t>, WindowDelta> memo_;
 };
 
 }  // namespace fp

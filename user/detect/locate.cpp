@@ -97,6 +97,77 @@ std::optional<Culprit> top_consumer(const World& w, Resource r, uint64_t window_
   return c;
 }
 
+void ConsumerIndex::set(const ProcKey& k, uint64_t amount) {
+  auto it = amount_.find(k);
+  if (it != amount_.end()) {
+    if (it->second == amount) return;
+    order_.erase({it->second, k});
+    total_ -= it->second;
+    if (amount == 0) {
+      amount_.erase(it);
+      return;
+    }
+    it->second = amount;
+  } else {
+    if (amount == 0) return;
+    amount_.emplace(k, amount);
+  }
+  order_.insert({amount, k});
+  total_ += amount;
+}
+
+void ConsumerIndex::refresh(const World& w) {
+  const ProcessTable& t = *w.procs;
+  for (const ProcKey& k : t.removed()) set(k, 0);
+  // Exited processes count in the total too (their last tick's work was real).
+  t.for_each_dirty(window_ns_, w.now_ns, !primed_, [&](const ProcState& s) {
+    uint64_t a = 0;
+    if (!idle_in_window(s, w.now_ns, window_ns_)) {
+      WindowDelta d = t.window(s, w.now_ns, window_ns_);
+      t.schedule_window(window_ns_, s.key, d.stable_until_ns);
+      a = resource_amount(d, r_);
+    }
+    set(s.key, a);
+  });
+  primed_ = true;
+}
+
+std::optional<Culprit> ConsumerIndex::top(const World& w, const std::set<ProcKey>& exclude) const {
+  const ProcessTable& t = *w.procs;
+  auto share_of = [&](uint64_t a) { return total_ > 0 ? static_cast<double>(a) / static_cast<double>(total_) : 0; };
+  const ProcState* culprit = nullptr;
+  uint64_t culprit_amount = 0;
+  for (const auto& [a, k] : order_) {
+    const ProcState* s = t.find(k);
+    if (s != nullptr && exclude.count(k) == 0 && blameable(*s, w)) {
+      culprit = s;
+      culprit_amount = a;
+      break;
+    }
+  }
+  if (culprit == nullptr) return std::nullopt;
+
+  Culprit c;
+  c.resource = r_;
+  c.window_ns = window_ns_;
+  c.key = culprit->key;
+  c.comm = culprit->comm;
+  c.span_ns = t.window(*culprit, w.now_ns, window_ns_).span_ns;
+  c.amount = culprit_amount;
+  c.share = share_of(culprit_amount);
+  c.total = total_;
+  c.consumers = order_.size();
+  c.largest = culprit_amount >= order_.begin()->first;
+  for (const auto& [a, k] : order_) {
+    if (k == culprit->key || exclude.count(k) != 0) continue;
+    const ProcState* s = t.find(k);
+    if (s == nullptr) continue;
+    c.runner_up = Consumer{k, s->comm, a, share_of(a), blameable(*s, w)};
+    break;
+  }
+  return c;
+}
+
 std::vector<uint32_t> victim_pids(const std::vector<Victim>& v) {
   std::vector<uint32_t> out;
   out.reserve(v.size());

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,6 +96,71 @@ std::vector<Victim> find_victims(const World& w, uint64_t window_ns, F&& symptom
   std::stable_sort(out.begin(), out.end(), [](const Victim& a, const Victim& b) { return a.value > b.value; });
   return out;
 }
+
+// ---- incremental forms, for detectors that run at every tick ------------------
+// They keep what they found between ticks and look again only at the
+// processes whose window may have changed (ProcessTable::for_each_dirty), so a
+// tick costs in proportion to what changed, not to the processes tracked.
+// Results equal top_consumer() / find_victims() at the same tick.
+
+// Every process's amount of one resource over one window, largest first.
+class ConsumerIndex {
+ public:
+  ConsumerIndex(Resource r, uint64_t window_ns) : r_(r), window_ns_(window_ns) {}
+  // Brings the amounts to w.now_ns. Call once per tick.
+  void refresh(const World& w);
+  // As top_consumer(w, r, window_ns, exclude).
+  std::optional<Culprit> top(const World& w, const std::set<ProcKey>& exclude = {}) const;
+
+ private:
+  struct Larger {
+    bool operator()(const std::pair<uint64_t, ProcKey>& a, const std::pair<uint64_t, ProcKey>& b) const {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    }
+  };
+  void set(const ProcKey& k, uint64_t amount);
+
+  Resource r_;
+  uint64_t window_ns_;
+  bool primed_ = false;
+  std::map<ProcKey, uint64_t> amount_;                  // non-zero amounts only
+  std::set<std::pair<uint64_t, ProcKey>, Larger> order_;
+  uint64_t total_ = 0;
+};
+
+// The processes for which a symptom holds over one window.
+class VictimIndex {
+ public:
+  // As find_victims(w, window_ns, symptom); `symptom` must depend on the
+  // process and its window only (it is not asked again while they stay the same).
+  template <typename F>
+  std::vector<Victim> refresh(const World& w, uint64_t window_ns, F&& symptom) {
+    const ProcessTable& t = *w.procs;
+    for (const ProcKey& k : t.removed()) current_.erase(k);
+    t.for_each_dirty(window_ns, w.now_ns, !primed_, [&](const ProcState& s) {
+      std::optional<Victim> v;
+      if (!s.exited && !idle_in_window(s, w.now_ns, window_ns)) {
+        WindowDelta d = t.window(s, w.now_ns, window_ns);
+        t.schedule_window(window_ns, s.key, d.stable_until_ns);
+        v = symptom(s, d);
+      }
+      if (v)
+        current_[s.key] = std::move(*v);
+      else
+        current_.erase(s.key);
+    });
+    primed_ = true;
+    std::vector<Victim> out;
+    out.reserve(current_.size());
+    for (const auto& [k, v] : current_) out.push_back(v);
+    std::stable_sort(out.begin(), out.end(), [](const Victim& a, const Victim& b) { return a.value > b.value; });
+    return out;
+  }
+
+ private:
+  bool primed_ = false;
+  std::map<ProcKey, Victim> current_;
+};
 
 std::vector<uint32_t> victim_pids(const std::vector<Victim>& v);
 std::set<ProcKey> victim_keys(const std::vector<Victim>& v);

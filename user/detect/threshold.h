@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -42,6 +44,41 @@ nlohmann::json rule_evidence(const RuleConfig& r, std::string_view metric, doubl
 Finding make_finding(const RuleConfig& r, const ProcKey& culprit, Level level, nlohmann::json evidence);
 
 double round4(double v);
+
+// Per-process findings kept between ticks. A process's window of a span stays
+// the same until the process changes or a point leaves the window
+// (WindowDelta::stable_until_ns); only then is it evaluated again, so an idle
+// process costs nothing per tick. `eval` must depend on the process and its
+// window only (not on the span of a young window, which keeps growing).
+class FindingCache {
+ public:
+  template <typename Eval>  // std::optional<Finding>(const ProcState&, const WindowDelta&)
+  void refresh(const World& w, uint64_t span_ns, Eval&& eval) {
+    const ProcessTable& t = *w.procs;
+    for (const ProcKey& k : t.removed()) hot_.erase(k);
+    t.for_each_dirty(span_ns, w.now_ns, !primed_, [&](const ProcState& s) {
+      std::optional<Finding> f;
+      if (!s.exited && !idle_in_window(s, w.now_ns, span_ns)) {
+        WindowDelta d = t.window(s, w.now_ns, span_ns);
+        t.schedule_window(span_ns, s.key, d.stable_until_ns);
+        f = eval(s, d);
+      }
+      if (f)
+        hot_[s.key] = std::move(*f);
+      else
+        hot_.erase(s.key);
+    });
+    primed_ = true;
+  }
+  // The findings that hold now, in key order.
+  void emit(std::vector<Finding>& out) const {
+    for (const auto& [k, f] : hot_) out.push_back(f);
+  }
+
+ private:
+  bool primed_ = false;
+  std::map<ProcKey, Finding> hot_;
+};
 
 // Owns the rule; each detector adds evaluate().
 class RuleDetector : public Detector {
