@@ -28,13 +28,6 @@ std::string temp_dir() {
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
   pid_t pid = fork();
   if (pid != 0) return pid;
@@ -313,6 +306,18 @@ int FaultGen::stop() {
 FaultGen::~FaultGen() {
   stop();
   if (out_fd_ >= 0) close(out_fd_);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid) {
+  return r.value("kind", "") == "action" && r["action"].value("type", "") == type &&
+         r["action"].value("result", "") == result && (pid == 0 || r.value("pid", 0u) == pid);
 }
 
 std::string describe(const std::vector<nlohmann::json>& records) {

@@ -88,6 +88,11 @@ class FaultGen {
 
 std::string describe(const std::vector<nlohmann::json>& records);
 
+// The whole file ("" if it cannot be read).
+std::string slurp(const std::string& path);
+// An action record of `type` with `result` (for `pid`, or any when 0).
+bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid);
+
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
 

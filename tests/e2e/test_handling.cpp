@@ -26,18 +26,6 @@ sample_interval = "100ms"
 enabled = false
 )";
 
-bool is_action(const json& r, const std::string& type, const std::string& result, uint32_t pid) {
-  return r.value("kind", "") == "action" && r["action"].value("type", "") == type &&
-         r["action"].value("result", "") == result && (pid == 0 || r.value("pid", 0u) == pid);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The cgroup of `pid` for one v1 controller (or the v2 path), "" if gone.
 std::string cgroup_of(uint32_t pid, const std::string& controller) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");

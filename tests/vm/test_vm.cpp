@@ -30,18 +30,6 @@ sample_interval = "100ms"
 enabled = false
 )";
 
-bool is_action(const json& r, const std::string& type, const std::string& result, uint32_t pid) {
-  return r.value("kind", "") == "action" && r["action"].value("type", "") == type &&
-         r["action"].value("result", "") == result && (pid == 0 || r.value("pid", 0u) == pid);
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The cgroup v2 path of `pid` ("0::/PATH" in /proc/PID/cgroup).
 std::string cgroup2_of(uint32_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
