@@ -106,7 +106,29 @@ def machine():
     }
 
 
+def attached_tracing_programs():
+    """BPF programs of the tracing kinds loaded on the host (name, type, id):
+    any of them runs in the loads' context and skews every baseline."""
+    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return []
+    kinds = {"tracing", "raw_tracepoint", "tracepoint", "kprobe", "perf_event"}
+    try:
+        progs = json.loads(r.stdout or "[]")
+    except ValueError:
+        return []
+    return [(p.get("name", "?"), p.get("type"), p.get("id")) for p in progs if p.get("type") in kinds]
+
+
 def header(name, mode, extra=""):
+    # A probe left pinned by an earlier run (e2e tests once leaked one per run)
+    # is attached to every sched_switch: the "without" runs would not be.
+    progs = attached_tracing_programs()
+    if progs and os.environ.get("FP_BENCH_ALLOW_FOREIGN_BPF") != "1":
+        names = ", ".join(f"{n} (id {i})" for n, _, i in progs[:12])
+        die(f"{len(progs)} tracing BPF programs are already loaded ({names}{', ...' if len(progs) > 12 else ''}): "
+            "they would run in every baseline. Stop their owners (a pinned faultprobe: faultprobed --detach-probe; "
+            "ls /sys/fs/bpf) or set FP_BENCH_ALLOW_FOREIGN_BPF=1 to measure anyway")
     m = machine()
     print(f"# bench {name} ({mode}){extra}")
     print(f"# kernel {m['kernel']} | cpu {m['cpu']} | nproc {m['nproc']} | date {m['date']} | "
@@ -366,6 +388,58 @@ class Peers:
                     p.wait()
             log.close()
         self.procs = []
+
+
+def prog_stats(owner_pids):
+    """{program name: (run_cnt, run_time_ns)} of the BPF programs the given
+    processes hold (kernel.bpf_stats_enabled must be 1 for the counts to move).
+    Names repeat across twins (tp_btf / raw_tp): summed."""
+    r = subprocess.run(["bpftool", "prog", "show", "--json"], capture_output=True, text=True)
+    out = {}
+    try:
+        progs = json.loads(r.stdout or "[]")
+    except ValueError:
+        return out
+    ids = set()
+    for pid in owner_pids:  # the programs' ids from the owners' fds (bpftool's pids need an iterator)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fdinfo")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("prog_id:"):
+                            ids.add(int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+    for p in progs:
+        if p.get("id") not in ids:
+            continue
+        c, t = out.get(p.get("name", "?"), (0, 0))
+        out[p.get("name", "?")] = (c + p.get("run_cnt", 0), t + p.get("run_time_ns", 0))
+    return out
+
+
+class BpfStats:
+    """kernel.bpf_stats_enabled on for the lifetime of the object (restored after)."""
+
+    PATH = "/proc/sys/kernel/bpf_stats_enabled"
+
+    def __init__(self):
+        with open(self.PATH) as f:
+            self.old = f.read().strip()
+        with open(self.PATH, "w") as f:
+            f.write("1")
+        on_exit(self.stop)
+
+    def stop(self):
+        try:
+            with open(self.PATH, "w") as f:
+                f.write(self.old)
+        except OSError:
+            pass
 
 
 def run(argv, timeout=600, **kw):

@@ -56,6 +56,9 @@ struct fp_thread {
 	__u64 enq_ns;        /* when it became runnable (0: not waiting) */
 	__u64 dstate_ns;     /* when it entered uninterruptible sleep (0: not in D) */
 	__u64 reclaim_ns;    /* when it entered direct reclaim (0: not reclaiming) */
+	__u64 faults;        /* min_flt + maj_flt already charged to the process */
+	__u64 run_delay;     /* sched_info.run_delay already charged (fp_runq_sched_info) */
+	__u64 pcount;        /* sched_info.pcount already charged */
 	__u32 slot;          /* its process's slot, valid while proc_slots[slot].gen == gen */
 	__u32 gen;           /* 0: no slot cached */
 };
@@ -76,6 +79,13 @@ struct {
 
 /* Thread state is in thread_ts for tp_btf hooks (set by the loader). */
 extern const volatile bool fp_thread_ts;
+/*
+ * Run-queue waits come from the kernel's own sched_info (run_delay, pcount:
+ * CONFIG_SCHED_INFO, on wherever schedstats or delay accounting are), read at
+ * switch-out, instead of stamping every wakeup: no program on sched_wakeup.
+ * Set by the loader after it saw the counters move (/proc/self/schedstat).
+ */
+extern const volatile bool fp_runq_sched_info;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
@@ -130,7 +140,14 @@ static __always_inline void fp_mark_dirty(__u32 slot)
 	__u32 idx = bpf_get_smp_processor_id() * fp_dirty_words_per_cpu + slot / 64;
 	__u64 *w = bpf_map_lookup_elem(&dirty, &idx);
 
-	if (w)
+	/*
+	 * Only this CPU sets bits in its words; the reader takes them with an
+	 * exchange. Testing first skips the locked OR when the bit is still set
+	 * from an earlier hook in the same sample (the usual case for a busy
+	 * process). A plain test racing the reader's exchange only costs a
+	 * spurious mark, never a lost one: the OR that follows sets the bit.
+	 */
+	if (w && !(*w & (1ull << (slot & 63))))
 		__sync_fetch_and_or(w, 1ull << (slot & 63));
 }
 
@@ -283,10 +300,58 @@ static __always_inline bool fp_proc_release(__u32 tgid)
 	return true;
 }
 
-/* The CPU time the kernel has charged to a thread so far (exact at a switch). */
-static __always_inline __u64 fp_task_runtime(struct task_struct *task)
+/* sched_info.run_delay / pcount of a task (0 without CONFIG_SCHED_INFO). */
+static __always_inline __u64 fp_task_run_delay(struct task_struct *task, bool btf)
 {
-	return BPF_CORE_READ(task, se.sum_exec_runtime);
+	if (!bpf_core_field_exists(task->sched_info.run_delay))
+		return 0;
+	return btf ? task->sched_info.run_delay : BPF_CORE_READ(task, sched_info.run_delay);
+}
+
+static __always_inline __u64 fp_task_pcount(struct task_struct *task, bool btf)
+{
+	if (!bpf_core_field_exists(task->sched_info.pcount))
+		return 0;
+	return btf ? task->sched_info.pcount : BPF_CORE_READ(task, sched_info.pcount);
+}
+
+/*
+ * Task fields the hot hooks read: plain loads when `btf` (a BTF-typed task
+ * pointer), bpf_probe_read_kernel otherwise (see fp_task_state).
+ */
+static __always_inline __u32 fp_task_tid(struct task_struct *task, bool btf)
+{
+	return btf ? task->pid : BPF_CORE_READ(task, pid);
+}
+
+static __always_inline __u32 fp_task_tgid(struct task_struct *task, bool btf)
+{
+	return btf ? task->tgid : BPF_CORE_READ(task, tgid);
+}
+
+static __always_inline bool fp_task_exiting(struct task_struct *task, bool btf)
+{
+	return (btf ? task->flags : BPF_CORE_READ(task, flags)) & FP_PF_EXITING;
+}
+
+/* The CPU time the kernel has charged to a thread so far (exact at a switch). */
+static __always_inline __u64 fp_task_runtime(struct task_struct *task, bool btf)
+{
+	return btf ? task->se.sum_exec_runtime : BPF_CORE_READ(task, se.sum_exec_runtime);
+}
+
+/*
+ * The page faults the kernel has counted for a thread (min_flt + maj_flt,
+ * mm_account_fault: every completed fault, user mode or on behalf of the
+ * thread in the kernel). Reading these at a switch replaces a program on
+ * every page fault (and works on every architecture, where
+ * exceptions:page_fault_user is x86's).
+ */
+static __always_inline __u64 fp_task_faults(struct task_struct *task, bool btf)
+{
+	if (btf)
+		return task->min_flt + task->maj_flt;
+	return BPF_CORE_READ(task, min_flt) + BPF_CORE_READ(task, maj_flt);
 }
 
 static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_struct *task,
@@ -296,8 +361,14 @@ static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_s
 
 	if (t || !create || tid == 0)
 		return t;
-	/* first sight: CPU time counts from here (0 for a new thread) */
-	struct fp_thread init = { .runtime_ns = fp_task_runtime(task) };
+	/* first sight: CPU time and faults count from here (0 for a new thread) */
+	struct fp_thread init = { .runtime_ns = fp_task_runtime(task, false),
+				  .faults = fp_task_faults(task, false) };
+
+	if (fp_runq_sched_info) {
+		init.run_delay = fp_task_run_delay(task, false);
+		init.pcount = fp_task_pcount(task, false);
+	}
 	long err = bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU created it */) {
@@ -324,7 +395,13 @@ static __always_inline struct fp_thread *fp_thread_of(struct task_struct *task, 
 
 	if (t || !create || tid == 0)
 		return t;
-	struct fp_thread init = { .runtime_ns = fp_task_runtime(task) };
+	struct fp_thread init = { .runtime_ns = fp_task_runtime(task, true),
+				  .faults = fp_task_faults(task, true) };
+
+	if (fp_runq_sched_info) {
+		init.run_delay = fp_task_run_delay(task, true);
+		init.pcount = fp_task_pcount(task, true);
+	}
 
 	t = bpf_task_storage_get(&thread_ts, task, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t)
@@ -391,6 +468,46 @@ static __always_inline void fp_charge_runtime(struct fp_thread *t, struct fp_pro
 		return; /* the tick charged it meanwhile */
 	if (p)
 		__sync_fetch_and_add(&p->cpu_ns, rt - seen);
+}
+
+/*
+ * Charges the page faults the kernel counted for a thread since the last
+ * charge (CAS as fp_charge_runtime) and, when there were any, stores the
+ * process's resident set as it is now: RSS grows through faults, so a
+ * process that faulted since its last switch is the one whose RSS may have
+ * moved (the clock tick refreshes a running one; a sleeping process whose
+ * pages are reclaimed shows the drop when it next runs). This replaces
+ * programs on exceptions:page_fault_user and kmem:rss_stat, which ran on
+ * every fault and every RSS counter change (~100-140 ns each).
+ */
+static __always_inline void fp_store_rss(struct fp_proc *p, struct task_struct *task, bool btf)
+{
+	struct mm_struct *mm = btf ? task->mm : BPF_CORE_READ(task, mm);
+	__s64 rss[4];
+
+	if (!mm)
+		return; /* a kernel thread, or past exit_mm */
+	fp_mm_rss(mm, btf, rss);
+	p->rss_pages[0] = rss[0];
+	p->rss_pages[1] = rss[1];
+	p->rss_pages[2] = rss[2];
+	p->rss_pages[3] = rss[3];
+}
+
+static __always_inline void fp_charge_faults(struct fp_thread *t, struct fp_proc *p,
+					     struct task_struct *task, bool btf, bool rss_anyway)
+{
+	__u64 f = fp_task_faults(task, btf);
+	__u64 seen = t->faults;
+
+	if (f > seen && __sync_val_compare_and_swap(&t->faults, seen, f) == seen) {
+		if (p)
+			__sync_fetch_and_add(&p->page_faults, f - seen);
+	} else if (!rss_anyway) {
+		return;
+	}
+	if (p)
+		fp_store_rss(p, task, btf);
 }
 
 /*

@@ -1,26 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Memory family: user page faults, direct-reclaim stalls, resident set size
- * and OOM victims.
+ * Memory family: direct-reclaim stalls and OOM victims (page faults and RSS
+ * are read at switch-out, see below).
  */
 #include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/* exceptions:page_fault_user (x86) fires once per user-mode fault, in the faulting task. */
-static __always_inline int on_page_fault(void)
-{
-	struct task_struct *task = (void *)bpf_get_current_task();
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct fp_proc *p = fp_proc_get(tgid, task, true);
-
-	if (p)
-		__sync_fetch_and_add(&p->page_faults, 1);
-	return 0;
-}
-
-FP_HOOK(page_fault_user, on_page_fault(), unsigned long address, struct pt_regs *regs,
-	unsigned long error_code)
 
 /* Direct reclaim runs in the allocating task: the stall is that task's. */
 static __always_inline int on_reclaim_begin(bool btf)
@@ -53,29 +38,12 @@ FP_HOOK(mm_vmscan_direct_reclaim_begin, on_reclaim_begin(fp_btf), int order, gfp
 FP_HOOK(mm_vmscan_direct_reclaim_end, on_reclaim_end(fp_btf), unsigned long nr_reclaimed)
 
 /*
- * kmem:rss_stat fires whenever an mm counter changes. The mm is usually
- * current's; otherwise (exit, remote access) its owner (CONFIG_MEMCG) is used.
+ * Page faults and the resident set are not hooked here: the scheduler family
+ * reads the kernel's own per-task fault counters and the mm's RSS counters
+ * when a thread that faulted switches out, at its exit and at the CPU tick
+ * (fp_charge_faults), instead of a program on every fault and every RSS
+ * counter change.
  */
-static __always_inline int on_rss_stat(struct mm_struct *mm, int member)
-{
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct task_struct *owner = task;
-	struct fp_proc *p;
-
-	if (member < 0 || member >= FP_MM_COUNTERS)
-		return 0;
-	if (BPF_CORE_READ(task, mm) != mm) {
-		owner = fp_mm_owner(mm);
-		if (!owner)
-			return 0;
-	}
-	p = fp_proc_get(BPF_CORE_READ(owner, tgid), owner, owner == task);
-	if (p)
-		p->rss_pages[member & (FP_MM_COUNTERS - 1)] = fp_mm_counter(mm, member);
-	return 0;
-}
-
-FP_HOOK(rss_stat, on_rss_stat(mm, member), struct mm_struct *mm, int member)
 
 /*
  * oom:mark_victim is rare and its arguments changed shape across versions

@@ -10,6 +10,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 __u32 fp_slots_hwm = 0;
 const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
 const volatile bool fp_thread_ts = false;
+const volatile bool fp_runq_sched_info = false;
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
 
 static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
@@ -21,6 +22,26 @@ static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 	fp_atomic_max(&p->runq_wait_max_ns, wait);
 	if (slot < FP_HIST_SLOTS)
 		__sync_fetch_and_add(&p->runq_hist[slot], 1);
+}
+
+/*
+ * `n` run-queue waits of `wait` ns in total, from sched_info (normally one:
+ * every arrival on a CPU is followed by the switch-out that reads it).
+ */
+static __always_inline void account_runq_waits(struct fp_proc *p, __u64 wait, __u64 n)
+{
+	if (n == 1) {
+		account_runq_wait(p, wait);
+		return;
+	}
+	__u64 each = wait / n;
+	__u32 slot = fp_hist_slot(each);
+
+	__sync_fetch_and_add(&p->runq_wait_ns, wait);
+	__sync_fetch_and_add(&p->runq_waits, n);
+	fp_atomic_max(&p->runq_wait_max_ns, each);
+	if (slot < FP_HIST_SLOTS)
+		__sync_fetch_and_add(&p->runq_hist[slot], n);
 }
 
 /* A thread of `p` left uninterruptible sleep at `now`. */
@@ -51,30 +72,51 @@ static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	__u64 now = bpf_ktime_get_ns();
-	__u32 prev_tid = BPF_CORE_READ(prev, pid);
-	__u32 next_tid = BPF_CORE_READ(next, pid);
+	__u32 prev_tid = fp_task_tid(prev, btf);
+	__u32 next_tid = fp_task_tid(next, btf);
 
 	if (prev_tid) {
-		__u32 tgid = BPF_CORE_READ(prev, tgid);
+		__u32 tgid = fp_task_tgid(prev, btf);
 		/* an exiting task is not given new state: its last switch frees it */
-		bool exiting = BPF_CORE_READ(prev, flags) & FP_PF_EXITING;
+		bool exiting = fp_task_exiting(prev, btf);
 		struct fp_thread *t = fp_thread_of(prev, prev_tid, !exiting, btf);
 		struct fp_proc *p = fp_proc_of(t, tgid, prev, true);
-		__u32 state = fp_task_state(prev);
+		__u32 state = fp_task_state(prev, btf);
 
 		if (t) {
-			__u64 rt = fp_task_runtime(prev);
+			__u64 rt = fp_task_runtime(prev, btf);
+			__u64 f = fp_task_faults(prev, btf);
 
-			/* plain update: the tick cannot interrupt a switch */
+			/* plain updates: the tick cannot interrupt a switch */
 			if (p && rt > t->runtime_ns)
 				__sync_fetch_and_add(&p->cpu_ns, rt - t->runtime_ns);
 			t->runtime_ns = rt;
+			if (fp_runq_sched_info) {
+				/* the wait before this run, added by the kernel at its arrival */
+				__u64 pc = fp_task_pcount(prev, btf);
+
+				if (pc > t->pcount) {
+					__u64 rd = fp_task_run_delay(prev, btf);
+
+					if (p && rd >= t->run_delay)
+						account_runq_waits(p, rd - t->run_delay, pc - t->pcount);
+					t->run_delay = rd;
+					t->pcount = pc;
+				}
+			}
+			if (f > t->faults) {
+				if (p) {
+					__sync_fetch_and_add(&p->page_faults, f - t->faults);
+					fp_store_rss(p, prev, btf);
+				}
+				t->faults = f;
+			}
 		}
 		if (state == FP_TASK_RUNNING) {
 			/* preempted (or yielded): it is waiting on the run queue from now */
 			if (p)
 				__sync_fetch_and_add(&p->nivcsw, 1);
-			if (t)
+			if (t && !fp_runq_sched_info)
 				t->enq_ns = now;
 		} else {
 			if (p)
@@ -94,13 +136,25 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		}
 	}
 
-	if (next_tid) {
-		bool exiting = BPF_CORE_READ(next, flags) & FP_PF_EXITING;
+	if (next_tid && fp_runq_sched_info) {
+		/*
+		 * Without wakeup stamps a D-state ends when the thread runs again
+		 * (its run-queue wait after the wakeup included: microseconds
+		 * against the seconds a D-state stall is about). Nothing else to
+		 * do at switch-in but to meet a new thread at its first run, with
+		 * its counters still at zero.
+		 */
+		struct fp_thread *t = fp_thread_of(next, next_tid, !fp_task_exiting(next, btf), btf);
+
+		if (t && t->dstate_ns)
+			end_dstate(fp_proc_of(t, fp_task_tgid(next, btf), next, false), t, now);
+	} else if (next_tid) {
+		bool exiting = fp_task_exiting(next, btf);
 		struct fp_thread *t = fp_thread_of(next, next_tid, !exiting, btf);
 
 		if (t && t->enq_ns) {
 			__u64 wait = now - t->enq_ns;
-			__u32 tgid = BPF_CORE_READ(next, tgid);
+			__u32 tgid = fp_task_tgid(next, btf);
 			struct fp_proc *p = fp_proc_of(t, tgid, next, true);
 
 			t->enq_ns = 0;
@@ -117,17 +171,17 @@ FP_HOOK(sched_switch, on_switch(prev, next, fp_btf), bool preempt, struct task_s
 /* A wakeup ends a D-state and starts a run-queue wait. */
 static __always_inline int on_wakeup(struct task_struct *p, bool btf)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tid = fp_task_tid(p, btf);
 	__u64 now = bpf_ktime_get_ns();
 	struct fp_thread *t;
 
 	if (!tid)
 		return 0;
-	t = fp_thread_of(p, tid, !(BPF_CORE_READ(p, flags) & FP_PF_EXITING), btf);
+	t = fp_thread_of(p, tid, !fp_task_exiting(p, btf), btf);
 	if (!t)
 		return 0;
 	if (t->dstate_ns) {
-		__u32 tgid = BPF_CORE_READ(p, tgid);
+		__u32 tgid = fp_task_tgid(p, btf);
 		end_dstate(fp_proc_of(t, tgid, p, false), t, now);
 	}
 	t->enq_ns = now;
@@ -187,13 +241,15 @@ FP_HOOK(sched_process_exec, on_exec(p), struct task_struct *p, pid_t old_pid,
  */
 static __always_inline int on_exit(struct task_struct *task, bool btf)
 {
-	__u32 tid = BPF_CORE_READ(task, pid);
-	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u32 tid = fp_task_tid(task, btf);
+	__u32 tgid = fp_task_tgid(task, btf);
 	struct fp_thread *t = fp_thread_of(task, tid, false, btf);
 	struct fp_proc *p = fp_proc_of(t, tgid, task, false);
 
-	if (t)
-		fp_charge_runtime(t, p, fp_task_runtime(task));
+	if (t) {
+		fp_charge_runtime(t, p, fp_task_runtime(task, btf));
+		fp_charge_faults(t, p, task, btf, false);
+	}
 	if (!p && tid == tgid && BPF_CORE_READ(task, signal, live.counter) == 0)
 		fp_drop(FP_DROP_EXIT_UNSEEN); /* a process never seen running */
 	return 0;
@@ -269,13 +325,16 @@ FP_HOOK(sched_process_hang, on_hang(tsk, fp_btf), struct task_struct *tsk)
  * inside a hook running in process context, hence fp_charge_runtime's CAS.
  * Two twins: task storage or the tid hash, whichever the hooks use.
  */
-static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t, __u64 pid_tgid)
+static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t, __u64 pid_tgid,
+				   bool btf)
 {
 	if (!t)
 		return 0;
 	struct fp_proc *p = fp_proc_of(t, pid_tgid >> 32, task, false);
 
-	fp_charge_runtime(t, p, fp_task_runtime(task));
+	fp_charge_runtime(t, p, fp_task_runtime(task, btf));
+	/* and the RSS of a task that never switches out (an allocating spinner) */
+	fp_charge_faults(t, p, task, btf, true);
 	return 0;
 }
 
@@ -287,7 +346,7 @@ int cpu_clock_tick(void *ctx)
 
 	if (!tid)
 		return 0; /* idle */
-	return on_tick((void *)bpf_get_current_task(), bpf_map_lookup_elem(&threads, &tid), pid_tgid);
+	return on_tick((void *)bpf_get_current_task(), bpf_map_lookup_elem(&threads, &tid), pid_tgid, false);
 }
 
 SEC("perf_event")
@@ -298,5 +357,5 @@ int cpu_clock_tick_ts(void *ctx)
 
 	if (!(__u32)pid_tgid)
 		return 0; /* idle */
-	return on_tick(task, bpf_task_storage_get(&thread_ts, task, 0, 0), pid_tgid);
+	return on_tick(task, bpf_task_storage_get(&thread_ts, task, 0, 0), pid_tgid, true);
 }

@@ -78,7 +78,7 @@ struct fp_proc {
 	__u64 io_errors;
 
 	/* memory */
-	__u64 page_faults;    /* user-mode page faults */
+	__u64 page_faults;    /* page faults (the kernel's min_flt + maj_flt of its threads) */
 	__u64 reclaim_ns;     /* direct reclaim stall */
 	__u64 reclaims;
 	__s64 rss_pages[FP_MM_COUNTERS]; /* last value seen per mm counter (pages) */

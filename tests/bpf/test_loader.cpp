@@ -8,7 +8,11 @@ using namespace fp::test;
 TEST(Loader, EveryRequiredHookIsAttachedWithTpBtfHere) {
   for (const auto& h : probe().hooks()) {
     if (h.required) {
-      EXPECT_EQ(h.mode, AttachMode::TpBtf) << h.name << ": " << h.reason;
+      // sched_info counts the run-queue waits here: the wakeup hooks are not loaded
+      if (h.name == "sched_wakeup" || h.name == "sched_wakeup_new")
+        EXPECT_EQ(h.mode, AttachMode::NotNeeded) << h.name << ": " << h.reason;
+      else
+        EXPECT_EQ(h.mode, AttachMode::TpBtf) << h.name << ": " << h.reason;
     }
   }
 }
@@ -28,7 +32,11 @@ TEST(Loader, RawTracepointFallbackCountsToo) {
   ASSERT_TRUE(raw) << raw.error().message;
   for (const auto& h : (*raw)->hooks()) {
     if (h.required) {
-      EXPECT_EQ(h.mode, AttachMode::RawTp) << h.name;
+      // the wakeup hooks are not needed where sched_info counts the waits
+      if ((h.name == "sched_wakeup" || h.name == "sched_wakeup_new") && (*raw)->runq_from_sched_info())
+        EXPECT_EQ(h.mode, AttachMode::NotNeeded) << h.name;
+      else
+        EXPECT_EQ(h.mode, AttachMode::RawTp) << h.name;
     }
   }
   // raw_tp arguments cannot key task storage: the tid hash it is
@@ -49,6 +57,53 @@ TEST(Loader, RawTracepointFallbackCountsToo) {
       },
       3s);
   EXPECT_TRUE(got) << "the raw_tp probe did not account the spinner";
+}
+
+// Run-queue waits stamped at wakeup (kernels without sched_info) count the
+// same waits as the kernel's sched_info path the shared probe uses here.
+TEST(Loader, WakeupStampsCountRunqWaitsToo) {
+  ASSERT_TRUE(probe().runq_from_sched_info())
+      << "this kernel keeps sched_info (CONFIG_SCHED_INFO): the default probe must use it";
+  ProbeOptions opts;
+  opts.runq_from_wakeups = true;
+  opts.max_procs = 4096;
+  auto wk = Probe::start(opts);
+  ASSERT_TRUE(wk) << wk.error().message;
+  EXPECT_FALSE((*wk)->runq_from_sched_info());
+  for (const auto& h : (*wk)->hooks())
+    if (h.name == "sched_wakeup") {
+      EXPECT_EQ(h.mode, AttachMode::TpBtf);
+    }
+  auto body = [] {
+    pin_to_cpu(0);
+    spin_cpu_for(300ms);
+    return 0;
+  };
+  Child a(body), b(body);
+  a.release();
+  b.release();
+  a.wait();
+  b.wait();
+  EventBatch batch;
+  std::optional<fp_proc> fa, fb;
+  bool got = wait_until(
+      [&] {
+        (*wk)->drain(batch);
+        for (const auto& e : batch.exits) {
+          if (e.final.tgid == uint32_t(a.pid())) fa = e.final;
+          if (e.final.tgid == uint32_t(b.pid())) fb = e.final;
+        }
+        return fa && fb;
+      },
+      3s);
+  ASSERT_TRUE(got) << "no exit records for the two spinners";
+  for (const fp_proc* p : {&*fa, &*fb}) {
+    EXPECT_GT(p->runq_waits, 0u);
+    EXPECT_GT(p->runq_wait_ns, 10'000'000u) << "two spinners on one CPU wait for each other";
+    uint64_t hist = 0;
+    for (auto v : p->runq_hist) hist += v;
+    EXPECT_EQ(hist, p->runq_waits);
+  }
 }
 
 TEST(Loader, ReadingTheSlotsIsConsistent) {

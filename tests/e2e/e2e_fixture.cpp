@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,6 +91,14 @@ Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_ar
             "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n";
   }
   std::ofstream(cfg) << text;
+  if (!pin_dir_.empty()) {
+    // The teardown detaches through a file of its own: a test may rewrite the
+    // daemon's config (a reload test leaves a broken one), and a probe left
+    // pinned stays attached to every sched_switch of the host afterwards.
+    std::ofstream(dir_ + "/detach.toml") << "[daemon]\nlock_path = \"" << dir_ << "/faultprobed.lock\"\nstate_dir = \""
+                                         << dir_ << "/state\"\npin_dir = \"" << pin_dir_ << "\"\n";
+    chmod((dir_ + "/detach.toml").c_str(), 0600);
+  }
   events_ = dir_ + "/events.jsonl";
   log_ = dir_ + "/daemon.log";
   launch(std::move(extra_args));
@@ -132,9 +141,12 @@ int Daemon::kill9() {
 
 Daemon::~Daemon() {
   if (pid_ > 0) stop();
-  if (!pin_dir_.empty() && fs::exists(pin_dir_))
-    run_capture({FP_FAULTPROBED_BIN, "--config", config_path(), "--detach-probe"}, nullptr,
+  if (!pin_dir_.empty() && fs::exists(pin_dir_)) {
+    std::string out;
+    run_capture({FP_FAULTPROBED_BIN, "--config", dir_ + "/detach.toml", "--detach-probe"}, &out,
                 std::chrono::seconds(10));
+    if (fs::exists(pin_dir_)) ADD_FAILURE() << "the probe pinned in " << pin_dir_ << " is still there: " << out;
+  }
   std::error_code ec;
   if (!::testing::Test::HasFailure()) fs::remove_all(dir_, ec);
 }

@@ -623,6 +623,7 @@ nlohmann::json Service::build_status() const {
   s["hardware"] = hw_inputs_->status();
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
+  s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();

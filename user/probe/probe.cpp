@@ -39,6 +39,7 @@ const char* attach_mode_name(AttachMode m) {
     case AttachMode::RawTp: return "raw_tp";
     case AttachMode::Tracepoint: return "tracepoint";
     case AttachMode::Unavailable: return "unavailable";
+    case AttachMode::NotNeeded: return "not_needed";
   }
   return "?";
 }
@@ -57,7 +58,7 @@ struct HookSpec {
 };
 
 constexpr HookSpec kHooks[] = {
-    {"sched_switch", "cpu_ns, runq_wait, nvcsw, nivcsw, dstate", true, false, "sched"},
+    {"sched_switch", "cpu_ns, runq_wait, nvcsw, nivcsw, dstate, page_faults, rss_bytes", true, false, "sched"},
     {"sched_wakeup", "runq_wait, dstate", true, false, "sched"},
     {"sched_wakeup_new", "runq_wait", true, false, "sched"},
     {"sched_process_fork", "forks, threads", true, false, "sched"},
@@ -70,10 +71,8 @@ constexpr HookSpec kHooks[] = {
     {"block_rq_complete", "io bytes, requests, latency, errors", false, false, "block"},
     {"block_bio_queue", "io submitter on bio-based devices (device-mapper)", false, false, "block"},
     {"block_bio_complete", "io requests, latency, errors on bio-based devices", false, false, "block"},
-    {"page_fault_user", "page_faults", false, false, "exceptions"},
     {"mm_vmscan_direct_reclaim_begin", "reclaim", false, false, "vmscan"},
     {"mm_vmscan_direct_reclaim_end", "reclaim", false, false, "vmscan"},
-    {"rss_stat", "rss_bytes", false, false, "kmem"},
     {"signal_generate", "fatal_signals, signal events", false, false, "signal"},
     {"mark_victim", "oom_victim, oom events", false, true, "oom"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
@@ -113,6 +112,27 @@ bool tracepoint_listed(const std::string& tracefs, const char* category, const c
   if (tracefs.empty()) return true;
   std::error_code ec;
   return std::filesystem::exists(tracefs + "/events/" + category + "/" + name, ec);
+}
+
+// Whether the kernel keeps sched_info (run_delay, pcount) for every task:
+// the fields are in its BTF (CONFIG_SCHED_INFO) and this process's own
+// counters moved (kernels before 5.14 only counted with schedstats or delay
+// accounting switched on).
+bool kernel_counts_runq_waits(const struct btf* vmlinux) {
+  int id = btf__find_by_name_kind(vmlinux, "sched_info", BTF_KIND_STRUCT);
+  if (id < 0) return false;
+  const struct btf_type* t = btf__type_by_id(vmlinux, id);
+  bool has_delay = false, has_pcount = false;
+  const struct btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* name = btf__name_by_offset(vmlinux, m->name_off);
+    if (name && std::string_view(name) == "run_delay") has_delay = true;
+    if (name && std::string_view(name) == "pcount") has_pcount = true;
+  }
+  if (!has_delay || !has_pcount) return false;
+  std::ifstream in("/proc/self/schedstat");
+  uint64_t run_ns = 0, delay_ns = 0, pcount = 0;
+  return bool(in >> run_ns >> delay_ns >> pcount) && pcount > 0;
 }
 
 }  // namespace
@@ -305,7 +325,22 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     }
     hooks_.push_back(std::move(st));
   }
+  // 3a. run-queue waits from the kernel's sched_info where it keeps them:
+  //     the wakeup hooks are then not loaded at all (one program fewer on
+  //     the hottest path after sched_switch).
+  runq_sched_info_ = !opts.runq_from_wakeups && kernel_counts_runq_waits(vmlinux);
   btf__free(vmlinux);
+  skel_->rodata->fp_runq_sched_info = runq_sched_info_;
+  if (runq_sched_info_) {
+    for (auto& st : hooks_) {
+      if (st.name != "sched_wakeup" && st.name != "sched_wakeup_new") continue;
+      for (const char* prefix : {"btf_", "raw_"})
+        if (bpf_program* p = bpf_object__find_program_by_name(obj, (prefix + st.name).c_str()))
+          bpf_program__set_autoload(p, false);
+      st.mode = AttachMode::NotNeeded;
+      st.reason = "run-queue waits come from the kernel's sched_info (run_delay, pcount)";
+    }
+  }
   // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
   for (const auto& st : hooks_)
     if (st.name == "block_rq_error") skel_->rodata->fp_disk_err_from_complete = st.mode == AttachMode::Unavailable;
@@ -321,7 +356,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
                                                "sched_process_exit", "sched_process_hang",
                                                "mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"};
     for (const char* name : kThreadHooks)
-      if (st.name == name && st.mode != AttachMode::TpBtf) thread_ts_ = false;
+      if (st.name == name && st.mode != AttachMode::TpBtf && st.mode != AttachMode::NotNeeded) thread_ts_ = false;
   }
   if (thread_ts_ && opts.cpu_tick_ms != 0 &&
       libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_task_storage_get, nullptr) != 1)
@@ -362,7 +397,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   // 7. attach, hook by hook: an optional hook that fails is reported, not fatal.
   std::string tracefs = tracefs_dir();
   for (auto& st : hooks_) {
-    if (st.mode == AttachMode::Unavailable) continue;
+    if (st.mode == AttachMode::Unavailable || st.mode == AttachMode::NotNeeded) continue;
     std::string prog_name = (st.mode == AttachMode::TpBtf       ? "btf_"
                              : st.mode == AttachMode::RawTp     ? "raw_"
                                                                 : "tp_") +
@@ -628,7 +663,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
     if (!spec) return Error{EINVAL, "it has a hook this build does not know: " + name};
     HookStatus st{spec->name, spec->feeds, spec->required, AttachMode(ph.mode),
                   std::string(ph.reason, strnlen(ph.reason, sizeof(ph.reason)))};
-    if (st.mode != AttachMode::Unavailable) {
+    if (st.mode != AttachMode::Unavailable && st.mode != AttachMode::NotNeeded) {
       auto fd = open("link_" + name);
       if (!fd) return fd.error();
       if (auto r = pin::check_link(*fd, "link_" + name); !r) return r;

@@ -29,6 +29,10 @@ struct ProbeOptions {
   uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
   // Use raw_tp even where tp_btf is available (to exercise the fallback).
   bool force_raw_tp = false;
+  // Stamp wakeups for run-queue waits even where the kernel's sched_info
+  // counts them (to exercise that path; it is what kernels without
+  // CONFIG_SCHED_INFO get).
+  bool runq_from_wakeups = false;
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
@@ -42,7 +46,9 @@ struct ProbeOptions {
 // Where faultprobed pins its probe.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/faultprobe";
 
-enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable };
+// NotNeeded: the kernel counts what the hook would (sched_wakeup when
+// sched_info gives the run-queue waits): not loaded, nothing missing.
+enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable, NotNeeded };
 const char* attach_mode_name(AttachMode m);
 
 struct HookStatus {
@@ -127,6 +133,12 @@ class Probe {
   // Where per-thread state lives: BPF task storage (tp_btf hooks on a kernel
   // that allows it everywhere) or the tid hash.
   bool thread_task_storage() const { return thread_ts_; }
+  // Run-queue waits from the kernel's sched_info (no wakeup hooks loaded).
+  bool runq_from_sched_info() const {
+    for (const auto& h : hooks_)
+      if (h.name == "sched_wakeup") return h.mode == AttachMode::NotNeeded;
+    return false;
+  }
   // Counters whose hooks could not be attached on this kernel.
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
@@ -177,6 +189,7 @@ class Probe {
   bool cpu_tick_ = false;
   uint32_t cpu_tick_links_ = 0;
   bool thread_ts_ = false;
+  bool runq_sched_info_ = false;
   bool took_over_ = false;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
