@@ -90,19 +90,17 @@ static __always_inline __s64 fp_rss_clamp(__s64 v)
  * the test (if-conversion), and the one that does not exist on this kernel
  * is a poisoned relocation the verifier then meets on the live path.
  */
-static __noinline void fp_mm_rss_pre62(struct mm_struct___pre62 *old, bool btf, __s64 *out)
+/*
+ * Read through bpf_probe_read_kernel even from tp_btf: the 6.1 verifier does
+ * not walk into an array of atomic_long_t (a typedef) with plain loads
+ * ("Type 'atomic_long_t' is not a struct").
+ */
+static __noinline void fp_mm_rss_pre62(struct mm_struct___pre62 *old, __s64 *out)
 {
-	if (btf) {
-		out[0] = fp_rss_clamp(old->rss_stat.count[0].counter);
-		out[1] = fp_rss_clamp(old->rss_stat.count[1].counter);
-		out[2] = fp_rss_clamp(old->rss_stat.count[2].counter);
-		out[3] = fp_rss_clamp(old->rss_stat.count[3].counter);
-	} else {
-		out[0] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[0].counter));
-		out[1] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[1].counter));
-		out[2] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[2].counter));
-		out[3] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[3].counter));
-	}
+	out[0] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[0].counter));
+	out[1] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[1].counter));
+	out[2] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[2].counter));
+	out[3] = fp_rss_clamp(BPF_CORE_READ(old, rss_stat.count[3].counter));
 }
 
 static __noinline void fp_mm_rss_percpu(struct mm_struct *mm, bool btf, __s64 *out)
@@ -125,7 +123,7 @@ static __always_inline void fp_mm_rss(struct mm_struct *mm, bool btf, __s64 *out
 	struct mm_struct___pre62 *old = (void *)mm;
 
 	if (bpf_core_field_exists(old->rss_stat))
-		fp_mm_rss_pre62(old, btf, out);
+		fp_mm_rss_pre62(old, out);
 	else
 		fp_mm_rss_percpu(mm, btf, out);
 }
