@@ -20,28 +20,38 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * Every read below is a plain load in the tp_btf twin (`btf`, a constant per
+ * program: BTF-typed arguments) and bpf_probe_read_kernel in the raw_tp one.
+ */
+
 /* The whole disk's dev_t as the kernel encodes it (MKDEV: major << 20 | minor). */
-static __always_inline __u32 fp_disk_dev(struct gendisk *disk)
+static __always_inline __u32 fp_disk_dev(struct gendisk *disk, bool btf)
 {
 	if (!disk)
 		return 0;
+	if (btf)
+		return ((__u32)disk->major << 20) | (__u32)disk->first_minor;
 	return ((__u32)BPF_CORE_READ(disk, major) << 20) | (__u32)BPF_CORE_READ(disk, first_minor);
 }
 
-static __always_inline int track_start(struct request *rq, __u64 flags)
+static __always_inline __u32 fp_rq_op(struct request *rq, bool btf)
+{
+	return (btf ? rq->cmd_flags : BPF_CORE_READ(rq, cmd_flags)) & FP_REQ_OP_MASK;
+}
+
+static __always_inline int track_start(struct request *rq, __u64 flags, bool btf)
 {
 	__u64 key = (__u64)rq;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct fp_inflight_io v = {
-		.start_ns = bpf_ktime_get_ns(),
-		.tgid = tgid,
-		.op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK,
-		.dev = fp_disk_dev(BPF_CORE_READ(rq, q, disk)),
-	};
+	struct fp_inflight_io v = {};
 	long err;
 
+	v.op = fp_rq_op(rq, btf);
 	if (v.op != FP_REQ_OP_READ && v.op != FP_REQ_OP_WRITE)
 		return 0; /* flush, discard...: not data the process moved */
+	v.start_ns = bpf_ktime_get_ns();
+	v.tgid = bpf_get_current_pid_tgid() >> 32;
+	v.dev = fp_disk_dev(btf ? rq->q->disk : BPF_CORE_READ(rq, q, disk), btf);
 	err = bpf_map_update_elem(&inflight_io, &key, &v, flags);
 	if (err && err != -17 /* EEXIST: an earlier hook already has it */)
 		fp_drop(FP_DROP_INFLIGHT_IO_FULL);
@@ -49,26 +59,29 @@ static __always_inline int track_start(struct request *rq, __u64 flags)
 }
 
 /* A new request's life starts here: replace whatever a recycled rq left behind. */
-FP_HOOK(block_io_start, track_start(rq, BPF_ANY), struct request *rq)
-/* The first of these to see a request that block_io_start did not keeps it. */
-FP_HOOK(block_rq_insert, track_start(rq, BPF_NOEXIST), struct request *rq)
-FP_HOOK(block_rq_issue, track_start(rq, BPF_NOEXIST), struct request *rq)
+FP_HOOK(block_io_start, track_start(rq, BPF_ANY, fp_btf), struct request *rq)
+/*
+ * Kernels before v6.5 (no block_io_start): the first of these to see a
+ * request keeps it. Not loaded where block_io_start is (the loader).
+ */
+FP_HOOK(block_rq_insert, track_start(rq, BPF_NOEXIST, fp_btf), struct request *rq)
+FP_HOOK(block_rq_issue, track_start(rq, BPF_NOEXIST, fp_btf), struct request *rq)
 
 /*
  * block_rq_complete fires once per blk_update_request: usually once with all
  * bytes, several times for partial completions. Bytes are charged per call;
  * the request ends (latency, delete) when the call covers what is left.
  */
-static __always_inline int on_complete(struct request *rq, int error, unsigned int nr_bytes)
+static __always_inline int on_complete(struct request *rq, int error, unsigned int nr_bytes, bool btf)
 {
 	__u64 key = (__u64)rq;
 	struct fp_inflight_io *v = bpf_map_lookup_elem(&inflight_io, &key);
 	struct fp_proc *p;
 	__u64 now = bpf_ktime_get_ns();
-	bool last = nr_bytes >= BPF_CORE_READ(rq, __data_len);
+	bool last = nr_bytes >= (btf ? rq->__data_len : BPF_CORE_READ(rq, __data_len));
 
 	if (!v) {
-		__u32 op = BPF_CORE_READ(rq, cmd_flags) & FP_REQ_OP_MASK;
+		__u32 op = fp_rq_op(rq, btf);
 		if (op == FP_REQ_OP_READ || op == FP_REQ_OP_WRITE)
 			fp_drop(FP_DROP_IO_UNSEEN);
 		if (error) /* a disk error is worth reporting without its submitter */
@@ -108,25 +121,28 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 	return 0;
 }
 
-FP_HOOK(block_rq_complete, on_complete(rq, error, nr_bytes), struct request *rq, blk_status_t error,
+FP_HOOK(block_rq_complete, on_complete(rq, error, nr_bytes, fp_btf), struct request *rq, blk_status_t error,
 	unsigned int nr_bytes)
 
 /* A bio sent to a bio-based device (no blk-mq queue): followed by the bio. */
-static __always_inline int bio_start(struct bio *bio)
+static __always_inline int bio_start(struct bio *bio, bool btf)
 {
-	struct block_device *bdev = BPF_CORE_READ(bio, bi_bdev);
-	struct gendisk *disk = BPF_CORE_READ(bdev, bd_disk);
+	struct block_device *bdev = btf ? bio->bi_bdev : BPF_CORE_READ(bio, bi_bdev);
+	struct gendisk *disk;
 	__u64 key = (__u64)bio;
 	struct fp_inflight_io v = {};
 
-	if (!disk || BPF_CORE_READ(disk, queue, mq_ops))
+	if (!bdev)
+		return 0;
+	disk = btf ? bdev->bd_disk : BPF_CORE_READ(bdev, bd_disk);
+	if (!disk || (btf ? disk->queue->mq_ops : BPF_CORE_READ(disk, queue, mq_ops)))
 		return 0; /* request-based: the request hooks count it */
-	v.op = BPF_CORE_READ(bio, bi_opf) & FP_REQ_OP_MASK;
+	v.op = (btf ? bio->bi_opf : BPF_CORE_READ(bio, bi_opf)) & FP_REQ_OP_MASK;
 	if (v.op != FP_REQ_OP_READ && v.op != FP_REQ_OP_WRITE)
 		return 0;
 	v.start_ns = bpf_ktime_get_ns();
 	v.tgid = bpf_get_current_pid_tgid() >> 32;
-	v.dev = BPF_CORE_READ(bdev, bd_dev);
+	v.dev = btf ? bdev->bd_dev : BPF_CORE_READ(bdev, bd_dev);
 	if (bpf_map_update_elem(&inflight_io, &key, &v, BPF_ANY))
 		fp_drop(FP_DROP_INFLIGHT_IO_FULL);
 	return 0;
@@ -166,6 +182,6 @@ static __always_inline int bio_done(struct bio *bio)
 }
 
 /* submit_bio_noacct: fires once per bio, in the submitter's context. */
-FP_HOOK(block_bio_queue, bio_start(bio), struct bio *bio)
+FP_HOOK(block_bio_queue, bio_start(bio, fp_btf), struct bio *bio)
 /* bio_endio of a bio whose queueing was traced. */
 FP_HOOK(block_bio_complete, bio_done(bio), struct request_queue *q, struct bio *bio)

@@ -341,6 +341,25 @@ Result<void> Probe::load(const ProbeOptions& opts) {
       st.reason = "run-queue waits come from the kernel's sched_info (run_delay, pcount)";
     }
   }
+  // 3b'. where block_io_start exists (v6.5+) it sees every request first:
+  //     block_rq_insert/issue would only look their request up to find it
+  //     there (two hash operations per IO).
+  bool io_start = false;
+  for (const auto& st : hooks_)
+    if (st.name == "block_io_start")  // typed in the kernel's BTF, or listed by a mounted tracefs
+      io_start = st.mode == AttachMode::TpBtf ||
+                 (st.mode == AttachMode::RawTp && !events_dir.empty() &&
+                  tracepoint_listed(events_dir, "block", "block_io_start"));
+  if (io_start) {
+    for (auto& st : hooks_) {
+      if (st.name != "block_rq_insert" && st.name != "block_rq_issue") continue;
+      for (const char* prefix : {"btf_", "raw_"})
+        if (bpf_program* p = bpf_object__find_program_by_name(obj, (prefix + st.name).c_str()))
+          bpf_program__set_autoload(p, false);
+      st.mode = AttachMode::NotNeeded;
+      st.reason = "block_io_start sees every request";
+    }
+  }
   // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
   for (const auto& st : hooks_)
     if (st.name == "block_rq_error") skel_->rodata->fp_disk_err_from_complete = st.mode == AttachMode::Unavailable;
