@@ -62,6 +62,13 @@ Vec vec_of(const __u32 (&h)[FP_HIST_SLOTS]) {
   return v;
 }
 
+template <typename T, size_t N>
+Vec vec_of(const std::array<T, N>& a) {
+  Vec v{};
+  for (size_t i = 0; i < N; ++i) v[i] = a[i];
+  return v;
+}
+
 Hist hist_of(const Vec& v) {
   Hist h{};
   for (size_t i = 0; i < FP_HIST_SLOTS; ++i) h[i] = v[i];
@@ -268,8 +275,10 @@ void seek(const Ring& r, Cursor& c, uint64_t t0, const Vec& newest) {
       const uint64_t dt = get_varint(p);
       if (c.ts + dt > t0) break;
       const uint64_t rss_before = c.v[kRssIndex];
+      // Differences mod 2^64 applied to 32-bit buckets come out exact mod 2^32.
       for (uint64_t mask = get_varint(p); mask != 0; mask &= mask - 1)
-        c.v[static_cast<size_t>(__builtin_ctzll(mask))] += unzigzag(get_varint(p));
+        c.v[static_cast<size_t>(__builtin_ctzll(mask))] +=
+            static_cast<typename decltype(c.v)::value_type>(unzigzag(get_varint(p)));
       c.ts += dt;
       ++c.seq;
       c.next_at += static_cast<uint32_t>(p - begin) + 2;
@@ -287,7 +296,7 @@ void seek(const Ring& r, Cursor& c, uint64_t t0, const Vec& newest) {
     c.seq = r.popped + static_cast<uint32_t>(wk.index);
     c.next_at = r.erased + static_cast<uint32_t>(wk.end);
     c.ts = wk.ts;
-    c.v = wk.v;
+    for (size_t i = 0; i < c.v.size(); ++i) c.v[i] = static_cast<typename decltype(c.v)::value_type>(wk.v[i]);
     c.rises_upto = r.rises - rises_after;
   }
   c.t0 = t0;
@@ -331,6 +340,13 @@ Metrics diff(const Metrics& end, const Metrics& start) {
 std::string comm_of(const fp_proc& p) { return std::string(p.comm, strnlen(p.comm, FP_COMM_LEN)); }
 
 size_t ring_bytes(const std::vector<uint8_t>& b) { return b.capacity(); }
+
+// What an entry holds on the heap: its rings' buffers and a name too long to stay inline.
+template <typename Entry>
+size_t heap_bytes_of(const Entry& e) {
+  return (e.state.comm.capacity() > 15 ? e.state.comm.capacity() + 1 : 0) + ring_bytes(e.fine.bytes) +
+         ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) + ring_bytes(e.io.bytes);
+}
 
 }  // namespace
 
@@ -405,12 +421,16 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
     }
   } else {
     if (std::memcmp(&s.raw, &p, sizeof p) == 0) return &e;  // nothing changed: no point
-    e.memo_epoch = 0;  // its windows computed before this change are stale
     prev = vec_of(s.now);
     prev_runq = vec_of(s.raw.runq_hist);
     prev_io = vec_of(s.raw.io_lat_hist);
   }
 
+  if (!memo_.empty()) {  // windows computed before this change are stale
+    memo_.clear();
+    ++memo_epoch_;
+  }
+  heap_bytes_ -= created ? 0 : heap_bytes_of(e);
   if (e.fine.count != 0 && ts < e.fine.back_ts) ts = e.fine.back_ts;
   s.ppid = p.ppid;
   s.flags = p.flags;
@@ -448,6 +468,7 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   per_second(e.coarse, prev, cur, kNumMetrics, kCoarseKeepNs, kCoarseMax);
   per_second(e.runq, prev_runq, vec_of(p.runq_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
   per_second(e.io, prev_io, vec_of(p.io_lat_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
+  heap_bytes_ += heap_bytes_of(e);
   return &e;
 }
 
@@ -474,6 +495,7 @@ void ProcessTable::end_tick(uint64_t /*now_ns*/) {
     if (it == procs_.end() || !it->second.state.exited) continue;
     auto pit = by_pid_.find(k.tgid);
     if (pit != by_pid_.end() && pit->second == k) by_pid_.erase(pit);
+    heap_bytes_ -= heap_bytes_of(it->second);
     procs_.erase(it);
     ordered_stale_ = true;
     io_errors_.erase(k);
@@ -543,29 +565,14 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
   // not hold 10,000 windows; beyond this the detectors recompute.
   constexpr size_t kMemoMax = 1024;
   if (memo_now_ != now_ns || memo_.size() >= kMemoMax) {
-    memo_.clear();
+    // After a burst (a first tick visits every process) give the room back.
+    if (memo_.capacity() > 64 && memo_.size() < memo_.capacity() / 4)
+      std::vector<WindowDelta>().swap(memo_);
+    else
+      memo_.clear();
     memo_now_ = now_ns;
     ++memo_epoch_;
   }
-  if (e->memo_epoch == memo_epoch_) {
-    for (uint32_t i = e->memo_head; i != kNoMemo; i = memo_[i].next)
-      if (memo_[i].span_ns == span_ns) return memo_[i].w;
-  }
-  ++windows_computed_;
-  const uint32_t next = e->memo_epoch == memo_epoch_ ? e->memo_head : kNoMemo;
-  memo_.push_back(Memo{span_ns, next, window_of(*e, now_ns, span_ns)});
-  e->memo_head = static_cast<uint32_t>(memo_.size() - 1);
-  e->memo_epoch = memo_epoch_;
-  return memo_.back().w;
-}
-
-WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const {
-  WindowDelta w;
-  const ProcState& s = e.state;  // the table's own copy, whatever the caller passed
-  if (e.coarse.count == 0) return w;
-  const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
-  const Vec latest = vec_of(s.now);
-
   // Drop the cursors nobody used for a while (processes gone idle or gone).
   constexpr uint64_t kCursorIdleNs = 2 * kSec;
   if (now_ns - std::min(now_ns, cursors_swept_ns_) >= kSec) {
@@ -573,14 +580,31 @@ WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t sp
     cursors_swept_ns_ = now_ns;
   }
   SpanCursors& cur = cursors_[CursorKey{s.key, span_ns}];
+  if (cur.memo_epoch == memo_epoch_) return memo_[cur.memo_index];
+  ++windows_computed_;
+  memo_.push_back(window_of(*e, cur, now_ns, span_ns));
+  cur.memo_epoch = memo_epoch_;
+  cur.memo_index = static_cast<uint32_t>(memo_.size() - 1);
+  return memo_.back();
+}
+
+WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t now_ns, uint64_t span_ns) const {
+  WindowDelta w;
+  const ProcState& s = e.state;  // the table's own copy, whatever the caller passed
+  if (e.coarse.count == 0) return w;
+  const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
+  const Vec latest = vec_of(s.now);
   cur.used_ns = now_ns;
 
   // The fine ring holds every change since its oldest point: exact whenever
   // it reaches back to t0 (or back to the process's first point).
   const bool use_fine = e.fine.count != 0 && (e.fine.front_ts <= t0 || e.fine.front_ts == s.first_seen_ns);
   seek(e.coarse, cur.coarse, t0, latest);
-  if (use_fine) seek(e.fine, cur.fine, t0, latest);
-  const RingCursor& base = use_fine ? cur.fine : cur.coarse;
+  if (use_fine) {
+    if (!cur.fine) cur.fine = std::make_unique<MetricCursor>();
+    seek(e.fine, *cur.fine, t0, latest);
+  }
+  const MetricCursor& base = use_fine ? *cur.fine : cur.coarse;
   const StepRing& ring = use_fine ? e.fine : e.coarse;
   uint64_t next = 0;  // time of the point after the base
   const bool have_next = next_ts(ring, base, next);
@@ -609,7 +633,7 @@ WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t sp
     }
   }
   if (start > now_ns) start = now_ns;
-  Metrics first = advance(metrics_of_vec(base.v), base.ts, start);
+  Metrics first = advance(metrics_of_vec(vec_of(base.v)), base.ts, start);
   Metrics last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_);
   w.span_ns = now_ns - start;
   w.delta = diff(last, first);
@@ -619,8 +643,8 @@ WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t sp
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
   seek(e.runq, cur.runq, t0, vec_of(s.raw.runq_hist));
   seek(e.io, cur.io, t0, vec_of(s.raw.io_lat_hist));
-  w.runq_hist = hist_delta(hist_of(vec_of(s.raw.runq_hist)), hist_of(cur.runq.v));
-  w.io_lat_hist = hist_delta(hist_of(vec_of(s.raw.io_lat_hist)), hist_of(cur.io.v));
+  w.runq_hist = hist_delta(hist_of(vec_of(s.raw.runq_hist)), hist_of(vec_of(cur.runq.v)));
+  w.io_lat_hist = hist_delta(hist_of(vec_of(s.raw.io_lat_hist)), hist_of(vec_of(cur.io.v)));
   uint64_t hist_next = UINT64_MAX;  // the oldest histogram point after t0
   uint64_t t = 0;
   if (next_ts(e.runq, cur.runq, t)) hist_next = std::min(hist_next, t);
@@ -649,16 +673,14 @@ std::pair<uint64_t, uint64_t> ProcessTable::rss_range(const ProcState& st, uint6
 }
 
 size_t ProcessTable::memory_bytes() const {
+  // Kept as it goes (status asks every second; walking 10,000 entries for it
+  // cost more than a tick).
   constexpr size_t kNode = 2 * sizeof(void*);  // hash node link and its bucket
-  size_t total = sizeof(*this) + ordered_.capacity() * sizeof(void*);
-  for (const auto& [k, e] : procs_) {
-    total += kNode + sizeof(std::pair<const ProcKey, Entry>);
-    if (e.state.comm.capacity() > 15) total += e.state.comm.capacity() + 1;
-    total += ring_bytes(e.fine.bytes) + ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) +
-             ring_bytes(e.io.bytes);
-  }
+  size_t total = sizeof(*this) + ordered_.capacity() * sizeof(void*) + heap_bytes_;
+  total += procs_.size() * (kNode + sizeof(std::pair<const ProcKey, Entry>));
   total += by_pid_.size() * (kNode + sizeof(std::pair<const uint32_t, ProcKey>));
   total += cursors_.size() * (kNode + sizeof(std::pair<const CursorKey, SpanCursors>));
+  total += memo_.capacity() * sizeof(WindowDelta);
   return total;
 }
 

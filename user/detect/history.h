@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -162,6 +163,7 @@ class ProcessTable {
   // values. As time goes on the base only moves forward, so the cursor steps
   // forward over the points that left the window instead of walking the
   // ring back from its newest point at every tick.
+  template <typename T, size_t N>
   struct RingCursor {
     bool valid = false;
     bool at_back = false;     // the base was the newest point (a replace_back() may change it)
@@ -170,11 +172,18 @@ class ProcessTable {
     uint32_t rises_upto = 0;  // rises of the points up to the base (same frame as StepRing::rises)
     uint64_t ts = 0;          // the base's time
     uint64_t t0 = 0;          // the window start it was sought for
-    std::array<uint64_t, FP_HIST_SLOTS> v{};  // values at the base
+    std::array<T, N> v{};     // values at the base
   };
+  static constexpr size_t kMetricValues = sizeof(Metrics) / sizeof(uint64_t);
+  using MetricCursor = RingCursor<uint64_t, kMetricValues>;
+  using HistCursor = RingCursor<uint32_t, FP_HIST_SLOTS>;  // the probe's buckets are 32 bits
   struct SpanCursors {
-    RingCursor fine, coarse, runq, io;
-    uint64_t used_ns = 0;  // the last window computed with them
+    MetricCursor coarse;
+    std::unique_ptr<MetricCursor> fine;  // only for spans the fine ring covers
+    HistCursor runq, io;
+    uint64_t used_ns = 0;     // the last window computed with them
+    uint64_t memo_epoch = 0;  // memo_[memo_index] is this window at this tick while memo_epoch_ is this
+    uint32_t memo_index = 0;
   };
   struct CursorKey {
     ProcKey key;
@@ -192,13 +201,11 @@ class ProcessTable {
     StepRing coarse;    // Metrics at 1 s resolution (the last change of each second), last 65 s
     StepRing runq;      // run-queue histogram, 1 s resolution, last 11 s
     StepRing io;        // IO latency histogram, 1 s resolution, last 11 s
-    mutable uint64_t memo_epoch = 0;  // memo_head is valid while this is memo_epoch_
-    mutable uint32_t memo_head = 0;   // its first window in memo_
   };
   // Takes a copy of a process's counters observed at `ts`; creates its entry
   // and settles pid ownership. Returns the entry.
   Entry* record(uint64_t ts, const fp_proc& p);
-  WindowDelta window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const;
+  WindowDelta window_of(const Entry& e, SpanCursors& cur, uint64_t now_ns, uint64_t span_ns) const;
   const Entry* entry_of(const ProcState& s) const;
   // Every entry ordered by key (rebuilt after the membership changed).
   const std::vector<const Entry*>& ordered() const;
@@ -230,18 +237,13 @@ class ProcessTable {
   // after the last use, so an idle process costs none).
   mutable std::unordered_map<CursorKey, SpanCursors, CursorKeyHash> cursors_;
   mutable uint64_t cursors_swept_ns_ = 0;
-  // Windows computed at one tick, by (process, span): the detectors of one
-  // span share them. Each entry links its own (Entry::memo_*); all are dropped
-  // when the tick's time moves, an entry's when it is recorded.
-  struct Memo {
-    uint64_t span_ns;
-    uint32_t next;  // the entry's next memo, kNoMemo at the end
-    WindowDelta w;
-  };
-  static constexpr uint32_t kNoMemo = UINT32_MAX;
+  // Windows computed at one tick, by (process, span) (SpanCursors::memo_*):
+  // the detectors of one span share them. Dropped when the tick's time moves
+  // or a process is recorded (all records of a tick come before its windows).
   mutable uint64_t memo_now_ = 0;
   mutable uint64_t memo_epoch_ = 1;  // bumped whenever memo_ is emptied
-  mutable std::vector<Memo> memo_;
+  mutable std::vector<WindowDelta> memo_;
+  size_t heap_bytes_ = 0;  // the entries' ring buffers and long names
 };
 
 }  // namespace fp
