@@ -378,10 +378,10 @@ TEST(ProcessTable, WindowsAgreeWithFullHistory) {
   };
   for (int round = 0; round < 5; ++round) {
     ProcessTable t(kPage);
-    // Fed the same, asked for every window at every tick (its cursors step
-    // forward a point or two at a time) and agreeing with `t`'s, asked every
-    // 0.7 s, and with `rare`'s, asked every 3.1 s (its cursors are dropped in
-    // between: every window is found by walking back).
+    // Fed the same: `often`, asked for every window at every tick (its
+    // cursors step forward a point or two at a time), agrees with `rare`,
+    // asked every 3.1 s (its cursors are dropped in between: every window is
+    // found by walking back from the newest point).
     ProcessTable often(kPage), rare(kPage);
     Reference ref;
     fp_proc p = proc(100, 1);
