@@ -278,8 +278,9 @@ TEST(ProcessTable, RssRangeAndGrowth) {
   ASSERT_NE(s, nullptr);
   WindowDelta w = t.window(*s, now, 10 * kSec);
   EXPECT_GT(w.rss_end, w.rss_start);
-  EXPECT_EQ(w.rss_min, w.rss_start);
-  EXPECT_EQ(w.rss_max, w.rss_end);
+  auto [rss_min, rss_max] = t.rss_range(*s, now, 10 * kSec);
+  EXPECT_EQ(rss_min, w.rss_start);
+  EXPECT_EQ(rss_max, w.rss_end);
   EXPECT_EQ(w.delta.rss_bytes, w.rss_end);
   EXPECT_GE(w.rss_growing_fraction, 0.9);
   // Flat afterwards: no growth.
@@ -297,7 +298,7 @@ TEST(ProcessTable, RssRangeAndGrowth) {
   p.rss_pages[1] += 1000;
   t.update(now + 200 * kMs, p);
   w = t.window(*s, now + 200 * kMs, kSec);
-  EXPECT_EQ(w.rss_min, w.rss_end - 1000 * kPage);
+  EXPECT_EQ(t.rss_range(*s, now + 200 * kMs, kSec).first, w.rss_end - 1000 * kPage);
 }
 
 TEST(ProcessTable, HistogramDeltas) {
@@ -377,6 +378,11 @@ TEST(ProcessTable, WindowsAgreeWithFullHistory) {
   };
   for (int round = 0; round < 5; ++round) {
     ProcessTable t(kPage);
+    // Fed the same: `often`, asked for every window at every tick (its
+    // cursors step forward a point or two at a time), agrees with `rare`,
+    // asked every 3.1 s (its cursors are dropped in between: every window is
+    // found by walking back from the newest point).
+    ProcessTable often(kPage), rare(kPage);
     Reference ref;
     fp_proc p = proc(100, 1);
     uint64_t now = kT0;
@@ -403,13 +409,33 @@ TEST(ProcessTable, WindowsAgreeWithFullHistory) {
           }
         }
         t.update(now, p);
+        often.update(now, p);
+        rare.update(now, p);
         ref.changes.emplace_back(now, p);
       }
       t.end_tick(now);
+      often.end_tick(now);
+      rare.end_tick(now);
+      constexpr uint64_t kSpans[] = {100 * kMs, kSec, 1500 * kMs, 2 * kSec, 5 * kSec, 10 * kSec, 30 * kSec, 60 * kSec};
+      if (const ProcState* o = often.find({100, 1})) {
+        for (uint64_t span : kSpans) {
+          WindowDelta w = often.window(*o, now, span);
+          if (i % 31 != 0) continue;
+          WindowDelta r = rare.window(*rare.find({100, 1}), now, span);
+          ASSERT_EQ(std::memcmp(&w.delta, &r.delta, sizeof w.delta), 0) << "i " << i << " span " << span;
+          ASSERT_EQ(w.span_ns, r.span_ns);
+          ASSERT_EQ(w.full, r.full);
+          ASSERT_EQ(w.rss_start, r.rss_start);
+          ASSERT_EQ(w.rss_growing_fraction, r.rss_growing_fraction) << "i " << i << " span " << span;
+          ASSERT_EQ(w.runq_hist, r.runq_hist);
+          ASSERT_EQ(w.io_lat_hist, r.io_lat_hist);
+          ASSERT_EQ(w.stable_until_ns, r.stable_until_ns) << "i " << i << " span " << span;
+        }
+      }
       if (i % 7 != 0) continue;
       const ProcState* s = t.find({100, 1});
       if (s == nullptr) continue;
-      for (uint64_t span : {100 * kMs, kSec, 1500 * kMs, 2 * kSec, 5 * kSec, 10 * kSec, 30 * kSec, 60 * kSec}) {
+      for (uint64_t span : kSpans) {
         WindowDelta w = t.window(*s, now, span);
         uint64_t start = now - w.span_ns;
         if (w.full) {
@@ -426,8 +452,9 @@ TEST(ProcessTable, WindowsAgreeWithFullHistory) {
         ASSERT_EQ(w.delta.dstate_ongoing_ns, b.dstate_ongoing_ns);
         ASSERT_EQ(w.rss_end, b.rss_bytes);
         ASSERT_EQ(w.rss_start, a.rss_bytes);
-        ASSERT_LE(w.rss_min, std::min(a.rss_bytes, b.rss_bytes));
-        ASSERT_GE(w.rss_max, std::max(a.rss_bytes, b.rss_bytes));
+        auto [rss_min, rss_max] = t.rss_range(*s, now, span);
+        ASSERT_LE(rss_min, std::min(a.rss_bytes, b.rss_bytes));
+        ASSERT_GE(rss_max, std::max(a.rss_bytes, b.rss_bytes));
       }
     }
   }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_map>
 
 #include "detect/detectors.h"
 #include "detect/threshold.h"
@@ -72,9 +73,11 @@ class AnomalyDetector final : public RuleDetector {
       baselines_.erase(k);
       hot_.erase(k);
     }
-    std::set<ProcKey> visited;
+    // A process is looked at once per tick (dirty and hot ones overlap): a
+    // look that got as far as scoring stamps its baseline with the tick; one
+    // that stopped before had no effect a second look would repeat.
     auto visit = [&](const ProcState& s) {
-      if (!visited.insert(s.key).second) return;
+      if (auto it = baselines_.find(s.key); it != baselines_.end() && it->second.last_ns == w.now_ns) return;
       look(w, s, win, out);
     };
     t.for_each_dirty(win, w.now_ns, !primed_, visit);
@@ -190,7 +193,7 @@ class AnomalyDetector final : public RuleDetector {
   }
 
   bool primed_ = false;
-  std::map<ProcKey, Baseline> baselines_;
+  std::unordered_map<ProcKey, Baseline, ProcKeyHash> baselines_;
   std::set<ProcKey> hot_;  // anomalous at the last look
 };
 

@@ -142,7 +142,10 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
       if (owner != slot_owner_.end()) slot_owner_.erase(owner);
       continue;
     }
-    slot_owner_[p] = key_of(*p);
+    if (owner != slot_owner_.end())
+      owner->second = key_of(*p);
+    else
+      slot_owner_.emplace(p, key_of(*p));
     table_.update(now_ns, *p);
   }
   for (const ExitRecord& e : events.exits) table_.exited(now_ns, e);

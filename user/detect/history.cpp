@@ -62,6 +62,13 @@ Vec vec_of(const __u32 (&h)[FP_HIST_SLOTS]) {
   return v;
 }
 
+template <typename T, size_t N>
+Vec vec_of(const std::array<T, N>& a) {
+  Vec v{};
+  for (size_t i = 0; i < N; ++i) v[i] = a[i];
+  return v;
+}
+
 Hist hist_of(const Vec& v) {
   Hist h{};
   for (size_t i = 0; i < FP_HIST_SLOTS; ++i) h[i] = v[i];
@@ -141,13 +148,20 @@ size_t step_begin(const std::vector<uint8_t>& bytes, size_t end) {
 
 // ---- rings (layout described in history.h) -----------------------------------
 
+// Whether the point `cur` after `prev` counts as an RSS rise (StepRing::rises;
+// meaningful in the metric rings only).
+bool rss_rose(const Vec& prev, const Vec& cur) { return cur[kRssIndex] > prev[kRssIndex]; }
+
 template <typename Ring>
 void ring_push(Ring& r, uint64_t ts, const Vec& prev, const Vec& cur, size_t n) {
   if (r.count == 0) {
     append_step(r.bytes, 0, cur, cur, n);  // the oldest step's delta is never used
     r.front_ts = ts;
+    r.back_rose = false;
   } else {
     append_step(r.bytes, ts - r.back_ts, prev, cur, n);
+    r.back_rose = rss_rose(prev, cur);
+    r.rises += r.back_rose;
   }
   r.back_ts = ts;
   ++r.count;
@@ -170,6 +184,9 @@ void ring_replace_back(Ring& r, uint64_t ts, const Vec& old_back, const Vec& cur
   r.bytes.resize(begin);
   append_step(r.bytes, ts - prev_ts, prev, cur, n);
   r.back_ts = ts;
+  r.rises -= r.back_rose;
+  r.back_rose = rss_rose(prev, cur);
+  r.rises += r.back_rose;
 }
 
 template <typename Ring>
@@ -181,9 +198,11 @@ void ring_pop_front(Ring& r, size_t n) {
   r.front_ts += get_varint(p);  // the second step's dt
   r.head = static_cast<uint32_t>(second - base);
   --r.count;
+  ++r.popped;
   // Compact once an eighth of the buffer is dead (a memmove of ~1-5 KB every few pops).
   if (r.head >= 32 && r.head * 8 > r.bytes.size()) {
     r.bytes.erase(r.bytes.begin(), r.bytes.begin() + r.head);
+    r.erased += r.head;
     r.head = 0;
     if (r.bytes.capacity() > r.bytes.size() + r.bytes.size() / 2 + 64) r.bytes.shrink_to_fit();
   }
@@ -239,6 +258,66 @@ struct Walker {
 template <typename Ring>
 Walker(const Ring&, const Vec&) -> Walker<Ring>;
 
+// Brings `c` to the base of a window starting at `t0` in `r`: the newest
+// point at or before t0, or the oldest kept. `newest`: the values of r's
+// newest point. A cursor still valid for an earlier start steps forward over
+// the points that left the window since; otherwise (first use, a start that
+// went back, its base popped or the newest point, which replace_back() may
+// have changed since) it is found by walking back from the newest point.
+template <typename Ring, typename Cursor>
+void seek(const Ring& r, Cursor& c, uint64_t t0, const Vec& newest) {
+  const uint32_t back_seq = r.popped + r.count - 1;
+  const bool ok = c.valid && !c.at_back && t0 >= c.t0 && static_cast<uint32_t>(c.seq - r.popped) < r.count;
+  if (ok) {
+    while (c.seq != back_seq) {
+      const uint8_t* p = r.bytes.data() + static_cast<uint32_t>(c.next_at - r.erased);
+      const uint8_t* const begin = p;
+      const uint64_t dt = get_varint(p);
+      if (c.ts + dt > t0) break;
+      const uint64_t rss_before = c.v[kRssIndex];
+      // Differences mod 2^64 applied to 32-bit buckets come out exact mod 2^32.
+      for (uint64_t mask = get_varint(p); mask != 0; mask &= mask - 1)
+        c.v[static_cast<size_t>(__builtin_ctzll(mask))] +=
+            static_cast<typename decltype(c.v)::value_type>(unzigzag(get_varint(p)));
+      c.ts += dt;
+      ++c.seq;
+      c.next_at += static_cast<uint32_t>(p - begin) + 2;
+      if (c.v[kRssIndex] > rss_before) ++c.rises_upto;
+    }
+  } else {
+    Walker wk(r, newest);
+    uint32_t rises_after = 0;
+    while (wk.ts > t0 && wk.index > 0) {
+      const uint64_t after = wk.v[kRssIndex];
+      wk.back();
+      if (after > wk.v[kRssIndex]) ++rises_after;
+    }
+    c.valid = true;
+    c.seq = r.popped + static_cast<uint32_t>(wk.index);
+    c.next_at = r.erased + static_cast<uint32_t>(wk.end);
+    c.ts = wk.ts;
+    for (size_t i = 0; i < c.v.size(); ++i) c.v[i] = static_cast<typename decltype(c.v)::value_type>(wk.v[i]);
+    c.rises_upto = r.rises - rises_after;
+  }
+  c.t0 = t0;
+  c.at_back = c.seq == back_seq;
+}
+
+// The time of the point after the cursor's base; false if the base is the newest.
+template <typename Ring, typename Cursor>
+bool next_ts(const Ring& r, const Cursor& c, uint64_t& ts) {
+  if (c.seq == r.popped + r.count - 1) return false;
+  const uint8_t* p = r.bytes.data() + static_cast<uint32_t>(c.next_at - r.erased);
+  ts = c.ts + get_varint(p);
+  return true;
+}
+
+// The points after the cursor's base.
+template <typename Ring, typename Cursor>
+uint32_t points_after(const Ring& r, const Cursor& c) {
+  return r.popped + r.count - 1 - c.seq;
+}
+
 // The metrics a point recorded at `ts` stands for at a later time `t`, when
 // nothing changed in between: only an ongoing D-state keeps growing.
 Metrics advance(const Metrics& m, uint64_t ts, uint64_t t) {
@@ -261,6 +340,13 @@ Metrics diff(const Metrics& end, const Metrics& start) {
 std::string comm_of(const fp_proc& p) { return std::string(p.comm, strnlen(p.comm, FP_COMM_LEN)); }
 
 size_t ring_bytes(const std::vector<uint8_t>& b) { return b.capacity(); }
+
+// What an entry holds on the heap: its rings' buffers and a name too long to stay inline.
+template <typename Entry>
+size_t heap_bytes_of(const Entry& e) {
+  return (e.state.comm.capacity() > 15 ? e.state.comm.capacity() + 1 : 0) + ring_bytes(e.fine.bytes) +
+         ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) + ring_bytes(e.io.bytes);
+}
 
 }  // namespace
 
@@ -291,7 +377,6 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
 }
 
 ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
-  if (!memo_.empty()) memo_.clear();  // windows computed before this change are stale
   ProcKey key = key_of(p);
   auto pit = by_pid_.find(p.tgid);
   bool owns_pid = true;
@@ -314,6 +399,7 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   auto [it, created] = procs_.try_emplace(key);
   Entry& e = it->second;
   ProcState& s = e.state;
+  if (created) ordered_stale_ = true;
   Vec prev{}, prev_runq{}, prev_io{};
   if (created) {
     s.key = key;
@@ -340,6 +426,11 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
     prev_io = vec_of(s.raw.io_lat_hist);
   }
 
+  if (!memo_.empty()) {  // windows computed before this change are stale
+    memo_.clear();
+    ++memo_epoch_;
+  }
+  heap_bytes_ -= created ? 0 : heap_bytes_of(e);
   if (e.fine.count != 0 && ts < e.fine.back_ts) ts = e.fine.back_ts;
   s.ppid = p.ppid;
   s.flags = p.flags;
@@ -377,6 +468,7 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   per_second(e.coarse, prev, cur, kNumMetrics, kCoarseKeepNs, kCoarseMax);
   per_second(e.runq, prev_runq, vec_of(p.runq_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
   per_second(e.io, prev_io, vec_of(p.io_lat_hist), FP_HIST_SLOTS, kHistKeepNs, kHistMax);
+  heap_bytes_ += heap_bytes_of(e);
   return &e;
 }
 
@@ -403,7 +495,9 @@ void ProcessTable::end_tick(uint64_t /*now_ns*/) {
     if (it == procs_.end() || !it->second.state.exited) continue;
     auto pit = by_pid_.find(k.tgid);
     if (pit != by_pid_.end() && pit->second == k) by_pid_.erase(pit);
+    heap_bytes_ -= heap_bytes_of(it->second);
     procs_.erase(it);
+    ordered_stale_ = true;
     io_errors_.erase(k);
     oom_victims_.erase(k);
     in_dstate_.erase(k);
@@ -413,6 +507,7 @@ void ProcessTable::end_tick(uint64_t /*now_ns*/) {
   exited_.clear();
   changed_.clear();
   memo_.clear();
+  ++memo_epoch_;
 }
 
 void ProcessTable::schedule_window(uint64_t span_ns, const ProcKey& k, uint64_t at_ns) const {
@@ -446,122 +541,148 @@ const std::vector<ProcKey>& ProcessTable::dirty_keys(uint64_t span_ns, uint64_t 
   return d.dirty;
 }
 
-WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const {
-  WindowDelta w;
+const ProcessTable::Entry* ProcessTable::entry_of(const ProcState& s) const {
   auto it = procs_.find(s.key);
-  if (it == procs_.end()) return w;
-  const Entry& e = it->second;
+  return it == procs_.end() ? nullptr : &it->second;
+}
+
+const std::vector<const ProcessTable::Entry*>& ProcessTable::ordered() const {
+  if (ordered_stale_) {
+    ordered_.clear();
+    ordered_.reserve(procs_.size());
+    for (const auto& [k, e] : procs_) ordered_.push_back(&e);
+    std::sort(ordered_.begin(), ordered_.end(),
+              [](const Entry* a, const Entry* b) { return a->state.key < b->state.key; });
+    ordered_stale_ = false;
+  }
+  return ordered_;
+}
+
+WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const {
+  const Entry* e = entry_of(s);
+  if (e == nullptr) return WindowDelta{};
   // Bounded: a burst (10,000 processes whose windows change at once) must
   // not hold 10,000 windows; beyond this the detectors recompute.
   constexpr size_t kMemoMax = 1024;
   if (memo_now_ != now_ns || memo_.size() >= kMemoMax) {
-    memo_.clear();
+    // After a burst (a first tick visits every process) give the room back.
+    if (memo_.capacity() > 64 && memo_.size() < memo_.capacity() / 4)
+      std::vector<WindowDelta>().swap(memo_);
+    else
+      memo_.clear();
     memo_now_ = now_ns;
+    ++memo_epoch_;
   }
-  auto [m, fresh] = memo_.try_emplace({s.key, span_ns});
-  if (fresh) {
-    ++windows_computed_;
-    m->second = window_of(e, now_ns, span_ns);
+  // Drop the cursors nobody used for a while (processes gone idle or gone):
+  // they pay where a process changes tick after tick; one that changes now
+  // and then finds its windows by the walk back (~600 bytes a span less).
+  constexpr uint64_t kCursorIdleNs = 250'000'000;
+  if (now_ns - std::min(now_ns, cursors_swept_ns_) >= kCursorIdleNs) {
+    std::erase_if(cursors_, [&](const auto& kv) { return kv.second.used_ns + kCursorIdleNs < now_ns; });
+    cursors_swept_ns_ = now_ns;
   }
-  return m->second;
+  SpanCursors& cur = cursors_[CursorKey{s.key, span_ns}];
+  if (cur.memo_epoch == memo_epoch_) return memo_[cur.memo_index];
+  ++windows_computed_;
+  memo_.push_back(window_of(*e, cur, now_ns, span_ns));
+  cur.memo_epoch = memo_epoch_;
+  cur.memo_index = static_cast<uint32_t>(memo_.size() - 1);
+  return memo_.back();
 }
 
-WindowDelta ProcessTable::window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const {
+WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t now_ns, uint64_t span_ns) const {
   WindowDelta w;
   const ProcState& s = e.state;  // the table's own copy, whatever the caller passed
   if (e.coarse.count == 0) return w;
   const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
   const Vec latest = vec_of(s.now);
+  cur.used_ns = now_ns;
 
   // The fine ring holds every change since its oldest point: exact whenever
   // it reaches back to t0 (or back to the process's first point).
   const bool use_fine = e.fine.count != 0 && (e.fine.front_ts <= t0 || e.fine.front_ts == s.first_seen_ns);
-  Walker wk(use_fine ? e.fine : e.coarse, latest);
-  uint64_t rss_min = latest[kRssIndex], rss_max = latest[kRssIndex];
-  bool have_next = false;
-  uint64_t next_ts = 0;  // time of the point after the base
-  // RSS growth per 1 s step, over the coarse points inside the span.
-  size_t steps = 0, grew = 0;
-  while (wk.ts > t0 && wk.index > 0) {
-    next_ts = wk.ts;
-    have_next = true;
-    uint64_t after = wk.v[kRssIndex];
-    wk.back();
-    rss_min = std::min(rss_min, wk.v[kRssIndex]);
-    rss_max = std::max(rss_max, wk.v[kRssIndex]);
-    ++steps;
-    if (after > wk.v[kRssIndex]) ++grew;
-  }
+  seek(e.coarse, cur.coarse, t0, latest);
   if (use_fine) {
-    steps = grew = 0;
-    Walker cw(e.coarse, latest);
-    while (cw.ts > t0 && cw.index > 0) {
-      uint64_t after = cw.v[kRssIndex];
-      cw.back();
-      ++steps;
-      if (after > cw.v[kRssIndex]) ++grew;
-    }
+    if (!cur.fine) cur.fine = std::make_unique<MetricCursor>();
+    seek(e.fine, *cur.fine, t0, latest);
   }
+  const MetricCursor& base = use_fine ? *cur.fine : cur.coarse;
+  const StepRing& ring = use_fine ? e.fine : e.coarse;
+  uint64_t next = 0;  // time of the point after the base
+  const bool have_next = next_ts(ring, base, next);
+
+  // RSS growth per 1 s step, over the coarse points inside the span.
+  const uint32_t steps = points_after(e.coarse, cur.coarse);
+  const uint32_t grew = e.coarse.rises - cur.coarse.rises_upto;
   w.rss_growing_fraction = steps >= 2 ? static_cast<double>(grew) / static_cast<double>(steps) : 0.0;
   uint64_t start = t0;
   // The window stays as it is until the point after its base leaves it.
-  uint64_t stable = have_next ? next_ts + span_ns : UINT64_MAX;
-  if (wk.ts > t0) {
+  uint64_t stable = have_next ? next + span_ns : UINT64_MAX;
+  if (base.ts > t0) {
     // Younger than the span (or older than the ring): from the oldest point kept.
-    start = wk.ts;
+    start = base.ts;
     w.full = false;
-    stable = std::min(stable, wk.ts + span_ns);  // becomes full then
+    stable = std::min(stable, base.ts + span_ns);  // becomes full then
   } else {
     w.full = true;
     // The coarse ring keeps the last change of each second. Changes between
     // the base and the next point all fall in the next point's second; if
     // that is t0's second, some may precede t0, and the base state is only
     // known to hold up to the lower bound of that second.
-    if (!use_fine && have_next && bucket(next_ts) == bucket(t0)) {
-      start = std::max(bucket(t0) * kSec, wk.ts);
+    if (!use_fine && have_next && bucket(next) == bucket(t0)) {
+      start = std::max(bucket(t0) * kSec, base.ts);
       stable = 0;  // its span moves with every tick: look again at the next one
     }
   }
   if (start > now_ns) start = now_ns;
-  Metrics first = advance(metrics_of_vec(wk.v), wk.ts, start);
+  Metrics first = advance(metrics_of_vec(vec_of(base.v)), base.ts, start);
   Metrics last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_);
   w.span_ns = now_ns - start;
   w.delta = diff(last, first);
   w.rss_start = first.rss_bytes;
   w.rss_end = last.rss_bytes;
-  w.rss_min = std::min(rss_min, last.rss_bytes);
-  w.rss_max = std::max(rss_max, last.rss_bytes);
 
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
-  const Vec runq_now = vec_of(s.raw.runq_hist), io_now = vec_of(s.raw.io_lat_hist);
-  Walker rw(e.runq, runq_now);
+  seek(e.runq, cur.runq, t0, vec_of(s.raw.runq_hist));
+  seek(e.io, cur.io, t0, vec_of(s.raw.io_lat_hist));
+  w.runq_hist = hist_delta(hist_of(vec_of(s.raw.runq_hist)), hist_of(vec_of(cur.runq.v)));
+  w.io_lat_hist = hist_delta(hist_of(vec_of(s.raw.io_lat_hist)), hist_of(vec_of(cur.io.v)));
   uint64_t hist_next = UINT64_MAX;  // the oldest histogram point after t0
-  while (rw.ts > t0 && rw.index > 0) {
-    hist_next = std::min(hist_next, rw.ts);
-    rw.back();
-  }
-  w.runq_hist = hist_delta(hist_of(runq_now), hist_of(rw.v));
-  Walker iw(e.io, io_now);
-  while (iw.ts > t0 && iw.index > 0) {
-    hist_next = std::min(hist_next, iw.ts);
-    iw.back();
-  }
-  w.io_lat_hist = hist_delta(hist_of(io_now), hist_of(iw.v));
+  uint64_t t = 0;
+  if (next_ts(e.runq, cur.runq, t)) hist_next = std::min(hist_next, t);
+  if (next_ts(e.io, cur.io, t)) hist_next = std::min(hist_next, t);
   if (hist_next != UINT64_MAX) stable = std::min(stable, hist_next + span_ns);
   w.stable_until_ns = stable;
   return w;
 }
 
-size_t ProcessTable::memory_bytes() const {
-  constexpr size_t kNode = 4 * sizeof(void*);  // std::map node header
-  size_t total = sizeof(*this);
-  for (const auto& [k, e] : procs_) {
-    total += kNode + sizeof(std::pair<const ProcKey, Entry>);
-    if (e.state.comm.capacity() > 15) total += e.state.comm.capacity() + 1;
-    total += ring_bytes(e.fine.bytes) + ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) +
-             ring_bytes(e.io.bytes);
+std::pair<uint64_t, uint64_t> ProcessTable::rss_range(const ProcState& st, uint64_t now_ns, uint64_t span_ns) const {
+  const Entry* e = entry_of(st);
+  if (e == nullptr || e->coarse.count == 0) return {0, 0};
+  const ProcState& s = e->state;
+  const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
+  const Vec latest = vec_of(s.now);
+  const bool use_fine = e->fine.count != 0 && (e->fine.front_ts <= t0 || e->fine.front_ts == s.first_seen_ns);
+  Walker wk(use_fine ? e->fine : e->coarse, latest);
+  uint64_t lo = latest[kRssIndex], hi = latest[kRssIndex];
+  while (wk.ts > t0 && wk.index > 0) {
+    wk.back();
+    lo = std::min(lo, wk.v[kRssIndex]);
+    hi = std::max(hi, wk.v[kRssIndex]);
   }
+  const uint64_t last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_).rss_bytes;
+  return {std::min(lo, last), std::max(hi, last)};
+}
+
+size_t ProcessTable::memory_bytes() const {
+  // Kept as it goes (status asks every second; walking 10,000 entries for it
+  // cost more than a tick).
+  constexpr size_t kNode = 2 * sizeof(void*);  // hash node link and its bucket
+  size_t total = sizeof(*this) + ordered_.capacity() * sizeof(void*) + heap_bytes_;
+  total += procs_.size() * (kNode + sizeof(std::pair<const ProcKey, Entry>));
   total += by_pid_.size() * (kNode + sizeof(std::pair<const uint32_t, ProcKey>));
+  total += cursors_.size() * (kNode + sizeof(std::pair<const CursorKey, SpanCursors>));
+  total += memo_.capacity() * sizeof(WindowDelta);
   return total;
 }
 

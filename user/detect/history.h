@@ -2,11 +2,13 @@
 // process do over the last 1 s / 10 s / 60 s" at every tick.
 #pragma once
 
+#include <array>
 #include <cstdint>
-#include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "faultprobe/abi.h"
@@ -38,7 +40,7 @@ struct WindowDelta {
   uint64_t span_ns = 0;   // the span actually covered (shorter than asked if the process is younger)
   bool full = false;      // covered the whole span asked for
   Metrics delta;          // end - start for cumulative fields; gauges hold the end value
-  uint64_t rss_start = 0, rss_end = 0, rss_min = 0, rss_max = 0;
+  uint64_t rss_start = 0, rss_end = 0;
   // Fraction of 1 s steps inside the span in which RSS grew (for leak detection); 0 if < 2 steps.
   double rss_growing_fraction = 0;
   Hist runq_hist{}, io_lat_hist{};  // histogram deltas over the span (1 s resolution, reaching back ~11 s)
@@ -48,6 +50,14 @@ struct WindowDelta {
   // only span_ns of a young (not full) window grows, and an ongoing D-state's
   // gauge. UINT64_MAX: never.
   uint64_t stable_until_ns = UINT64_MAX;
+};
+
+// A hash of a process key for the table's flat lookups.
+struct ProcKeyHash {
+  size_t operator()(const ProcKey& k) const noexcept {
+    uint64_t h = (k.start_ns ^ (uint64_t{k.tgid} << 32 | k.tgid)) * 0x9e3779b97f4a7c15ull;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
 };
 
 struct ProcState {
@@ -85,13 +95,16 @@ class ProcessTable {
 
   // Window ending at `now_ns` over `span_ns`.
   WindowDelta window(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const;
+  // The lowest and highest RSS of the points in that window (its base, the
+  // changes inside it, the latest): walks the window, not for every tick.
+  std::pair<uint64_t, uint64_t> rss_range(const ProcState& s, uint64_t now_ns, uint64_t span_ns) const;
 
   const ProcState* find(const ProcKey& k) const;
   const ProcState* find_pid(uint32_t tgid) const;
   // All known processes (live and just-exited), ordered by key.
   template <typename F>
   void for_each(F&& f) const {
-    for (const auto& [k, e] : procs_) f(e.state);
+    for (const Entry* e : ordered()) f(e->state);
   }
   size_t size() const { return procs_.size(); }
 
@@ -138,6 +151,49 @@ class ProcessTable {
     uint32_t head = 0;
     uint32_t count = 0;          // points
     uint64_t front_ts = 0, back_ts = 0;
+    // The frame cursors (RingCursor) are kept in, counted since the ring began:
+    // the front point's sequence number, bytes erased from the front of
+    // `bytes`, and (coarse ring) points whose RSS rose from the point before,
+    // with whether the back point did.
+    uint32_t popped = 0, erased = 0, rises = 0;
+    bool back_rose = false;
+  };
+  // Where a window of one span starts in one ring: its base point (the
+  // newest at or before the window's start, or the oldest kept) with its
+  // values. As time goes on the base only moves forward, so the cursor steps
+  // forward over the points that left the window instead of walking the
+  // ring back from its newest point at every tick.
+  template <typename T, size_t N>
+  struct RingCursor {
+    bool valid = false;
+    bool at_back = false;     // the base was the newest point (a replace_back() may change it)
+    uint32_t seq = 0;         // the base's sequence number
+    uint32_t next_at = 0;     // where the step to the next point begins (erased-relative)
+    uint32_t rises_upto = 0;  // rises of the points up to the base (same frame as StepRing::rises)
+    uint64_t ts = 0;          // the base's time
+    uint64_t t0 = 0;          // the window start it was sought for
+    std::array<T, N> v{};     // values at the base
+  };
+  static constexpr size_t kMetricValues = sizeof(Metrics) / sizeof(uint64_t);
+  using MetricCursor = RingCursor<uint64_t, kMetricValues>;
+  using HistCursor = RingCursor<uint32_t, FP_HIST_SLOTS>;  // the probe's buckets are 32 bits
+  struct SpanCursors {
+    MetricCursor coarse;
+    std::unique_ptr<MetricCursor> fine;  // only for spans the fine ring covers
+    HistCursor runq, io;
+    uint64_t used_ns = 0;     // the last window computed with them
+    uint64_t memo_epoch = 0;  // memo_[memo_index] is this window at this tick while memo_epoch_ is this
+    uint32_t memo_index = 0;
+  };
+  struct CursorKey {
+    ProcKey key;
+    uint64_t span_ns;
+    bool operator==(const CursorKey&) const = default;
+  };
+  struct CursorKeyHash {
+    size_t operator()(const CursorKey& k) const noexcept {
+      return ProcKeyHash{}(k.key) ^ static_cast<size_t>(k.span_ns * 0xff51afd7ed558ccdull);
+    }
   };
   struct Entry {
     ProcState state;
@@ -149,7 +205,10 @@ class ProcessTable {
   // Takes a copy of a process's counters observed at `ts`; creates its entry
   // and settles pid ownership. Returns the entry.
   Entry* record(uint64_t ts, const fp_proc& p);
-  WindowDelta window_of(const Entry& e, uint64_t now_ns, uint64_t span_ns) const;
+  WindowDelta window_of(const Entry& e, SpanCursors& cur, uint64_t now_ns, uint64_t span_ns) const;
+  const Entry* entry_of(const ProcState& s) const;
+  // Every entry ordered by key (rebuilt after the membership changed).
+  const std::vector<const Entry*>& ordered() const;
 
   // The keys to visit for one span at one tick (changed_ plus the due ones).
   const std::vector<ProcKey>& dirty_keys(uint64_t span_ns, uint64_t now_ns) const;
@@ -157,24 +216,34 @@ class ProcessTable {
     // Min-heap of (time, key); `pending` keeps the earliest time per key, so
     // a busy process (due again and again) stays one heap entry.
     std::vector<std::pair<uint64_t, ProcKey>> heap;
-    std::map<ProcKey, uint64_t> pending;
+    std::unordered_map<ProcKey, uint64_t, ProcKeyHash> pending;
     uint64_t built_for_ns = UINT64_MAX;  // the tick `dirty` was built for
     std::vector<ProcKey> dirty;
   };
 
   uint64_t page_size_;
-  std::map<ProcKey, Entry> procs_;
-  std::map<uint32_t, ProcKey> by_pid_;
+  // Hashed: the hot paths look processes up by key at every tick.
+  std::unordered_map<ProcKey, Entry, ProcKeyHash> procs_;
+  std::unordered_map<uint32_t, ProcKey> by_pid_;
+  mutable std::vector<const Entry*> ordered_;
+  mutable bool ordered_stale_ = true;
   std::vector<ProcKey> changed_;   // recorded since the last end_tick (may repeat)
   std::vector<ProcKey> exited_;    // marked exited since the last end_tick
   std::vector<ProcKey> removed_;   // removed by the last end_tick
   std::set<ProcKey> io_errors_, oom_victims_, in_dstate_;
   mutable std::map<uint64_t, SpanDue> due_;  // by span
   mutable uint64_t windows_computed_ = 0;
-  // Windows computed at one tick, by (process, span): the detectors of one
-  // span share them. Dropped when the tick's time moves or a process is recorded.
+  // Cursors of the processes whose windows are computed (dropped a while
+  // after the last use, so an idle process costs none).
+  mutable std::unordered_map<CursorKey, SpanCursors, CursorKeyHash> cursors_;
+  mutable uint64_t cursors_swept_ns_ = 0;
+  // Windows computed at one tick, by (process, span) (SpanCursors::memo_*):
+  // the detectors of one span share them. Dropped when the tick's time moves
+  // or a process is recorded (all records of a tick come before its windows).
   mutable uint64_t memo_now_ = 0;
-  mutable std::map<std::pair<ProcKey, uint64_t>, WindowDelta> memo_;
+  mutable uint64_t memo_epoch_ = 1;  // bumped whenever memo_ is emptied
+  mutable std::vector<WindowDelta> memo_;
+  size_t heap_bytes_ = 0;  // the entries' ring buffers and long names
 };
 
 }  // namespace fp

@@ -101,13 +101,19 @@ void ConsumerIndex::set(const ProcKey& k, uint64_t amount) {
   auto it = amount_.find(k);
   if (it != amount_.end()) {
     if (it->second == amount) return;
-    order_.erase({it->second, k});
     total_ -= it->second;
     if (amount == 0) {
+      order_.erase({it->second, k});
       amount_.erase(it);
       return;
     }
+    // Moves the node to its new place: no free and malloc per change.
+    auto node = order_.extract({it->second, k});
+    node.value().first = amount;
+    order_.insert(std::move(node));
     it->second = amount;
+    total_ += amount;
+    return;
   } else {
     if (amount == 0) return;
     amount_.emplace(k, amount);

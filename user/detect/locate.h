@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -123,7 +124,7 @@ class ConsumerIndex {
   Resource r_;
   uint64_t window_ns_;
   bool primed_ = false;
-  std::map<ProcKey, uint64_t> amount_;                  // non-zero amounts only
+  std::unordered_map<ProcKey, uint64_t, ProcKeyHash> amount_;  // non-zero amounts only
   std::set<std::pair<uint64_t, ProcKey>, Larger> order_;
   uint64_t total_ = 0;
 };
