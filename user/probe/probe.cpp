@@ -406,12 +406,8 @@ Result<void> Probe::load(const ProbeOptions& opts) {
 Result<void> Probe::map_views() {
   long page = sysconf(_SC_PAGESIZE);
   auto round = [&](size_t n) { return (n + size_t(page) - 1) / size_t(page) * size_t(page); };
-  slots_map_len_ = round(sizeof(fp_proc) * size_t(max_procs_));
-  void* m = mmap(nullptr, slots_map_len_, PROT_READ, MAP_SHARED, fds_.proc_slots, 0);
-  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the per-process counters");
-  slots_ = static_cast<const fp_proc*>(m);
   dirty_map_len_ = round(sizeof(uint64_t) * dirty_words_per_cpu_ * size_t(ncpus_));
-  m = mmap(nullptr, dirty_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.dirty, 0);
+  void* m = mmap(nullptr, dirty_map_len_, PROT_READ | PROT_WRITE, MAP_SHARED, fds_.dirty, 0);
   if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's dirty-slot bitmap");
   dirty_ = static_cast<uint64_t*>(m);
   bss_map_len_ = round(sizeof(Bss));
@@ -419,13 +415,59 @@ Result<void> Probe::map_views() {
   if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's .bss");
   bss_map_ = m;
   hwm_ = reinterpret_cast<const uint32_t*>(static_cast<const char*>(m) + offsetof(Bss, fp_slots_hwm));
+  // The kernel maps every page of a BPF array when it is mmap-ed (all of it
+  // counts as RSS at once: 8.5 MiB for 16,384 slots), so only the slots in
+  // use are mapped. The full length is reserved as address space and the
+  // mapping grows in place with the high-water mark (ensure_slots_mapped):
+  // slot addresses never move.
+  slots_map_len_ = round(sizeof(fp_proc) * size_t(max_procs_));
+  m = mmap(nullptr, slots_map_len_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return Error::from_errno(errno, "cannot reserve address space for the per-process counters");
+  slots_ = static_cast<const fp_proc*>(m);
+  slots_mapped_len_ = 0;
+  if (!ensure_slots_mapped(std::min(slots_high_water(), max_procs_)))
+    return Error::from_errno(errno, "cannot mmap the per-process counters");
   dirty_acc_.assign(dirty_words_per_cpu_, 0);
   // Reserved once so that mirror entries never move: the engine keys slots by
   // address. Untouched capacity costs address space, not memory.
   mirror_.reserve(max_procs_);
   rb_ = ring_buffer__new(fds_.events, &Probe::on_event, this, nullptr);
   if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
+  // libbpf maps the consumer page, and the producer page with the data twice.
+  bpf_map_info info{};
+  uint32_t info_len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fds_.events, &info, &info_len) == 0)
+    ring_map_len_ = 2 * size_t(page) + 2 * size_t(info.max_entries);
   return {};
+}
+
+Probe::MappedBytes Probe::mapped_bytes() const {
+  return {slots_mapped_len_, ring_map_len_, dirty_map_len_ + bss_map_len_};
+}
+
+// Maps the slot array up to `nslots` (rounded up to kSlotsMapChunk, at most
+// the whole map) over the reservation, appending to what is mapped already.
+bool Probe::ensure_slots_mapped(uint32_t nslots) const {
+  size_t want = std::min(slots_map_len_, (sizeof(fp_proc) * size_t(nslots) + kSlotsMapChunk - 1) /
+                                             kSlotsMapChunk * kSlotsMapChunk);
+  if (want <= slots_mapped_len_) return true;
+  char* base = reinterpret_cast<char*>(const_cast<fp_proc*>(slots_));
+  void* m = mmap(base + slots_mapped_len_, want - slots_mapped_len_, PROT_READ, MAP_SHARED | MAP_FIXED,
+                 fds_.proc_slots, off_t(slots_mapped_len_));
+  if (m == MAP_FAILED) {
+    if (!slots_map_failed_) spdlog::error("cannot mmap the probe's slots beyond {} bytes: {}", slots_mapped_len_,
+                                          std::strerror(errno));
+    slots_map_failed_ = true;
+    return false;
+  }
+  slots_mapped_len_ = want;
+  return true;
+}
+
+uint32_t Probe::slots_readable(uint32_t hwm) const {
+  hwm = std::min(hwm, max_procs_);
+  if (!ensure_slots_mapped(hwm)) hwm = uint32_t(std::min<size_t>(hwm, slots_mapped_len_ / sizeof(fp_proc)));
+  return hwm;
 }
 
 // A bpf_link on a perf event (a classic tracepoint or a CPU clock): pinnable,
@@ -719,7 +761,7 @@ bool Probe::copy_slot(uint32_t slot, fp_proc& dst) const {
 const std::vector<uint32_t>& Probe::refresh() {
   refreshed_at_ns_ = monotonic_now_ns();
   changed_.clear();
-  uint32_t hwm = std::min(slots_high_water(), max_procs_);
+  uint32_t hwm = slots_readable(slots_high_water());
   if (mirror_.size() < hwm) mirror_.resize(hwm);
   uint32_t words = (hwm + 63) / 64;
   std::fill(dirty_acc_.begin(), dirty_acc_.begin() + words, 0);
@@ -761,7 +803,7 @@ void Probe::read(Sample& out) {
 void Probe::read_full(Sample& out) const {
   out.procs.clear();
   out.ts_ns = monotonic_now_ns();
-  uint32_t hwm = std::min(slots_high_water(), max_procs_);
+  uint32_t hwm = slots_readable(slots_high_water());
   out.procs.reserve(hwm);
   fp_proc copy;
   for (uint32_t i = 0; i < hwm; i++)

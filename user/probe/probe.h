@@ -140,6 +140,13 @@ class Probe {
   // Whether the probe holds a slot for this tgid right now (one map lookup).
   bool indexed(uint32_t tgid) const;
   uint32_t max_procs() const { return max_procs_; }
+  // The probe's maps as mapped into this process (they count in its RSS):
+  // the slot array (only the part in use is mapped), the ring buffer (its
+  // data pages twice, as the kernel maps them), the dirty bitmap and .bss.
+  struct MappedBytes {
+    size_t slots = 0, ring = 0, other = 0;
+  };
+  MappedBytes mapped_bytes() const;
   // When the probe was first attached; after a takeover, the original time.
   uint64_t attached_at_ns() const { return attached_at_ns_; }
   // Whether this object took over a pinned probe (counters continue) rather
@@ -182,8 +189,17 @@ class Probe {
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;
   bool copy_slot(uint32_t slot, fp_proc& dst) const;
+  // The slot array: slots_map_len_ bytes of address space reserved, the
+  // first slots_mapped_len_ of them mapped (grown with the high-water mark).
+  bool ensure_slots_mapped(uint32_t nslots) const;
+  // hwm, capped to what is (or could now be) mapped.
+  uint32_t slots_readable(uint32_t hwm) const;
+  static constexpr size_t kSlotsMapChunk = 256 * 1024;
   const fp_proc* slots_ = nullptr;
   size_t slots_map_len_ = 0;
+  mutable size_t slots_mapped_len_ = 0;
+  mutable bool slots_map_failed_ = false;
+  size_t ring_map_len_ = 0;
   const uint32_t* hwm_ = nullptr;  // fp_slots_hwm in the mmap-ed .bss
   void* bss_map_ = nullptr;
   size_t bss_map_len_ = 0;
