@@ -188,17 +188,21 @@ class Probe {
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;
-  bool copy_slot(uint32_t slot, fp_proc& dst) const;
-  // The slot array: slots_map_len_ bytes of address space reserved, the
-  // first slots_mapped_len_ of them mapped (grown with the high-water mark).
-  bool ensure_slots_mapped(uint32_t nslots) const;
-  // hwm, capped to what is (or could now be) mapped.
-  uint32_t slots_readable(uint32_t hwm) const;
-  static constexpr size_t kSlotsMapChunk = 256 * 1024;
+  // Copies a slot consistently (mapping its chunk first); false if it kept changing.
+  bool copy_slot(uint32_t slot, fp_proc& dst, uint64_t now_ns) const;
+  // The slot array: slots_map_len_ bytes of address space reserved, mapped
+  // in chunks where slots are read, unmapped when idle (see map_slot).
+  bool map_slot(uint32_t slot, uint64_t now_ns) const;
+  void unmap_idle_slot_chunks(uint64_t now_ns);
+  static constexpr size_t kSlotChunkBytes = 16 * 1024;
+  static constexpr uint64_t kSlotChunkIdleNs = 2'000'000'000ull;
   const fp_proc* slots_ = nullptr;
   size_t slots_map_len_ = 0;
-  mutable size_t slots_mapped_len_ = 0;
+  size_t slot_chunk_bytes_ = kSlotChunkBytes;
+  mutable std::vector<uint64_t> chunk_used_ns_;  // last read of a slot in it, per chunk; 0: not mapped
+  mutable size_t slots_mapped_bytes_ = 0;
   mutable bool slots_map_failed_ = false;
+  uint64_t last_unmap_sweep_ns_ = 0;
   size_t ring_map_len_ = 0;
   const uint32_t* hwm_ = nullptr;  // fp_slots_hwm in the mmap-ed .bss
   void* bss_map_ = nullptr;
