@@ -141,8 +141,9 @@ class Probe {
   bool indexed(uint32_t tgid) const;
   uint32_t max_procs() const { return max_procs_; }
   // The probe's maps as mapped into this process (they count in its RSS):
-  // the slot array (only the part in use is mapped), the ring buffer (its
-  // data pages twice, as the kernel maps them), the dirty bitmap and .bss.
+  // the slot array (only the chunks whose slots changed in the last 2 s are
+  // mapped), the ring buffer (its data pages twice, as the kernel maps
+  // them), the dirty bitmap and .bss.
   struct MappedBytes {
     size_t slots = 0, ring = 0, other = 0;
   };
