@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "e2e_fixture.h"
+#include "faultprobe/abi.h"
 #include "services.h"
 
 using namespace std::chrono_literals;
@@ -189,6 +190,13 @@ TEST(Daemon, StatusAndEventsFollow) {
   EXPECT_TRUE(st.contains("hooks")) << out;
   EXPECT_TRUE(st.contains("criu")) << out;
   EXPECT_TRUE(st.contains("drops")) << out;
+  // The memory breakdown; only the slots read lately are mapped, not the whole array.
+  ASSERT_TRUE(st.contains("memory")) << out;
+  EXPECT_GT(st["memory"].value("rss_bytes", 0ull), 0u) << out;
+  EXPECT_GE(st["memory"].value("hwm_bytes", 0ull), st["memory"].value("rss_bytes", 0ull)) << out;
+  EXPECT_GT(st["memory"].value("probe_ring_mapped_bytes", 0ull), 0u) << out;
+  EXPECT_LT(st["memory"].value("probe_slots_mapped_bytes", 0ull),
+            st["maps"].value("proc_slots_max", 0ull) * sizeof(fp_proc)) << out;
   ASSERT_EQ(run_capture({FP_FAULTPROBE_BIN, "status", "--socket", d.socket_path()}, &out, 10s), 0) << out;
   EXPECT_NE(out.find("sched_switch"), std::string::npos) << out;
 

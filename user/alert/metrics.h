@@ -15,10 +15,6 @@
 #include "report/view.h"
 #include "util/result.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace fp {
 
 // The whole exposition for one view. `top_n` bounds the per-process series
@@ -45,7 +41,8 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   // Binds now (a taken port or bad address is returned here, with the
-  // reason), then serves on its own thread with a small fixed pool.
+  // reason), then serves on its own thread (a few clients at once, each with a
+  // 5 s deadline).
   Result<void> start(const std::string& listen);
   // The newest view; scrapes render from it. Thread-safe. Before the first
   // one a scrape gets 503.
@@ -57,12 +54,15 @@ class MetricsServer {
   uint64_t scrapes() const { return scrapes_.load(); }
 
  private:
-  std::unique_ptr<httplib::Server> server_;
+  void serve();
+  std::string answer(std::string_view head);
+
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};  // stop() writes here
   std::thread thread_;
   uint16_t port_ = 0;
   std::atomic<size_t> top_n_;
   std::atomic<uint64_t> scrapes_{0};
-  std::atomic<bool> listen_done_{false};
   mutable std::mutex view_mu_;
   std::shared_ptr<const DaemonView> view_;
 };

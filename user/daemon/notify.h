@@ -19,7 +19,7 @@ void stopping();
 // the sampling loop, so a wedged loop gets the daemon restarted.
 class Watchdog {
  public:
-  Watchdog();  // reads WATCHDOG_USEC/WATCHDOG_PID through libsystemd
+  Watchdog();  // reads WATCHDOG_USEC/WATCHDOG_PID
   bool enabled() const { return interval_ns_ != 0; }
   void ping_if_due(uint64_t now_ns);
 

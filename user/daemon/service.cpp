@@ -1,5 +1,6 @@
 #include "daemon/service.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -18,6 +19,7 @@
 #include "daemon/notify.h"
 #include "report/snapshot_report.h"
 #include "util/duration.h"
+#include "util/memory_usage.h"
 
 namespace fp {
 namespace {
@@ -470,7 +472,11 @@ void Service::remember_new_processes() {
     t.uid = pi.uid;
     if (handler_->policy_for(t)) actuator_->remember(t);
   }
-  if (seen_.size() > 100000) seen_.clear();  // bounded; a re-offer is harmless
+  // Forget the processes the table let go of, so this holds the live ones
+  // only (it held up to 100,000 entries, ~10 MB, before it was cleared).
+  for (const ProcKey& k : engine_->table().removed())
+    for (auto it = seen_.lower_bound({k, std::string()}); it != seen_.end() && it->first == k;) it = seen_.erase(it);
+  if (seen_.size() > 100000) seen_.clear();  // bounded anyway; a re-offer is harmless
 }
 
 namespace {
@@ -527,6 +533,9 @@ void Service::tick(uint64_t now) {
     spdlog::info("health: {} ticks, {} processes tracked, {} faults opened, {} probe drops", ticks_,
                  engine_->table().size(), faults_, drops);
     last_health_ns_ = now;
+    // Hand back the free pages inside the heap (processes that left, views
+    // built and dropped): malloc only returns the top of the heap by itself.
+    malloc_trim(0);
   }
 }
 
@@ -638,6 +647,17 @@ nlohmann::json Service::build_status() const {
                {"processes_tracked", engine_->table().size()},
                {"history_bytes", engine_->table().memory_bytes()},
                {"pin_dir", config_.daemon.pin_dir}};
+  // Where the daemon's RSS goes: the kernel's and malloc's view, the probe's
+  // maps mapped here, the detectors' per-process history, the /proc cache.
+  nlohmann::json mem = memory_usage_json(memory_usage());
+  auto mapped = probe_->mapped_bytes();
+  mem["probe_slots_mapped_bytes"] = mapped.slots;
+  mem["probe_ring_mapped_bytes"] = mapped.ring;
+  mem["probe_other_mapped_bytes"] = mapped.other;
+  mem["mirror_bytes"] = probe_->slots().size() * sizeof(fp_proc);
+  mem["history_bytes"] = engine_->table().memory_bytes();
+  mem["procinfo_cached"] = infos_.size();
+  s["memory"] = mem;
   s["sampling"] = {{"interval_ms", double(config_.sample_interval.count()) / 1e6},
                    {"achieved_hz", sample_hz_},
                    {"ticks", ticks_},
@@ -796,6 +816,7 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   spdlog::info("faultprobed: probe attached");
   tick(monotonic_now_ns());
   rebuild_view(monotonic_now_ns());
+  malloc_trim(0);  // what loading the probe (the kernel's BTF, parsed twice) left free
   sd::ready(std::string("monitoring: ") + std::to_string(engine_->table().size()) + " processes, " +
             std::to_string(config_.rules.size()) + " rules, " + std::to_string(config_.policies.size()) +
             " policies");

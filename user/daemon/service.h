@@ -34,6 +34,7 @@ class CachedProcInfo : public ProcInfoSource {
   const ProcInfo& info(const ProcKey& k) override { return cache_.get(k); }
   ProcInfo fresh(uint32_t pid) const { return cache_.read(pid); }
   void prune() { cache_.prune(); }
+  size_t size() const { return cache_.size(); }
 
  private:
   ProcInfoCache cache_;

@@ -152,6 +152,14 @@ class Probe {
   // Whether the probe holds a slot for this tgid right now (one map lookup).
   bool indexed(uint32_t tgid) const;
   uint32_t max_procs() const { return max_procs_; }
+  // The probe's maps as mapped into this process (they count in its RSS):
+  // the slot array (only the chunks whose slots changed in the last 2 s are
+  // mapped), the ring buffer (its data pages twice, as the kernel maps
+  // them), the dirty bitmap and .bss.
+  struct MappedBytes {
+    size_t slots = 0, ring = 0, other = 0;
+  };
+  MappedBytes mapped_bytes() const;
   // When the probe was first attached; after a takeover, the original time.
   uint64_t attached_at_ns() const { return attached_at_ns_; }
   // Whether this object took over a pinned probe (counters continue) rather
@@ -194,9 +202,22 @@ class Probe {
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;
-  bool copy_slot(uint32_t slot, fp_proc& dst) const;
+  // Copies a slot consistently (mapping its chunk first); false if it kept changing.
+  bool copy_slot(uint32_t slot, fp_proc& dst, uint64_t now_ns) const;
+  // The slot array: slots_map_len_ bytes of address space reserved, mapped
+  // in chunks where slots are read, unmapped when idle (see map_slot).
+  bool map_slot(uint32_t slot, uint64_t now_ns) const;
+  void unmap_idle_slot_chunks(uint64_t now_ns);
+  static constexpr size_t kSlotChunkBytes = 16 * 1024;
+  static constexpr uint64_t kSlotChunkIdleNs = 2'000'000'000ull;
   const fp_proc* slots_ = nullptr;
   size_t slots_map_len_ = 0;
+  size_t slot_chunk_bytes_ = kSlotChunkBytes;
+  mutable std::vector<uint64_t> chunk_used_ns_;  // last read of a slot in it, per chunk; 0: not mapped
+  mutable size_t slots_mapped_bytes_ = 0;
+  mutable bool slots_map_failed_ = false;
+  uint64_t last_unmap_sweep_ns_ = 0;
+  size_t ring_map_len_ = 0;
   const uint32_t* hwm_ = nullptr;  // fp_slots_hwm in the mmap-ed .bss
   void* bss_map_ = nullptr;
   size_t bss_map_len_ = 0;
