@@ -15,6 +15,10 @@
 #include "report/view.h"
 #include "util/result.h"
 
+namespace httplib {
+class Server;
+}
+
 namespace fp {
 
 // The whole exposition for one view. `top_n` bounds the per-process series
@@ -41,8 +45,7 @@ class MetricsServer {
   MetricsServer& operator=(const MetricsServer&) = delete;
 
   // Binds now (a taken port or bad address is returned here, with the
-  // reason), then serves on its own thread (a few clients at once, each with a
-  // 5 s deadline).
+  // reason), then serves on its own thread with a small fixed pool.
   Result<void> start(const std::string& listen);
   // The newest view; scrapes render from it. Thread-safe. Before the first
   // one a scrape gets 503.
@@ -54,15 +57,12 @@ class MetricsServer {
   uint64_t scrapes() const { return scrapes_.load(); }
 
  private:
-  void serve();
-  std::string answer(std::string_view head);
-
-  int listen_fd_ = -1;
-  int wake_[2] = {-1, -1};  // stop() writes here
+  std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   uint16_t port_ = 0;
   std::atomic<size_t> top_n_;
   std::atomic<uint64_t> scrapes_{0};
+  std::atomic<bool> listen_done_{false};
   mutable std::mutex view_mu_;
   std::shared_ptr<const DaemonView> view_;
 };
