@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "detect/detectors.h"
+#include "detect/tracker.h"
 #include "detect_sim.h"
 
 namespace fp {
@@ -43,6 +45,27 @@ RuleConfig fork_rule() {
   return r;
 }
 RuleConfig anomaly_rule() { return rule(FaultClass::Anomaly, 8, 4, 1s, 60); }
+
+// A detector's findings through the fault tracker, tick by tick, as the
+// engine runs them: when faults opened (the hold applied).
+struct WithTracker {
+  WithTracker(Sim& sim, RuleConfig r) : s(sim), rule(std::move(r)) {}
+  Sim& s;
+  RuleConfig rule;
+  FaultTracker tracker;
+  std::vector<FaultRecord> opened;
+
+  void tick() {
+    std::vector<Finding> findings = s.tick();
+    std::vector<FaultRecord> out;
+    tracker.step(rule, s.now, findings, s.table, out);
+    for (FaultRecord& r : out)
+      if (r.kind == FaultRecord::Kind::Fault) opened.push_back(std::move(r));
+  }
+  void run(double seconds) {
+    for (int i = 0, n = static_cast<int>(std::llround(seconds * kSec / s.world.tick_ns)); i < n; ++i) tick();
+  }
+};
 
 std::vector<uint32_t> sorted(std::vector<uint32_t> v) {
   std::sort(v.begin(), v.end());
@@ -198,6 +221,78 @@ TEST(CpuRunaway, ExitedProcessIsNotReported) {
   s.exit(500);
   s.tick();
   EXPECT_EQ(s.finding_for(500), nullptr);
+}
+
+// With a hold at least as long as the window, a young process's cores are
+// taken over its life: the hold starts with the load, not a window later,
+// and the fault opens after the hold (it used to be hold + window).
+TEST(CpuRunaway, AYoungProcessStartsTheHoldWithItsLoadWhenTheHoldCoversTheWindow) {
+  RuleConfig r = cpu_rule();  // window 1 s
+  r.hold = 2s;
+  Sim s;
+  s.add(make_cpu_runaway(r));
+  WithTracker t{s, r};
+  s.spawn(500, "spin");
+  s.set_load(500, Load{.cores = 1.0});
+  const uint64_t start = s.now;
+  t.tick();
+  const Finding* f = s.finding_for(500);
+  ASSERT_NE(f, nullptr);
+  EXPECT_TRUE(f->strong);
+  EXPECT_NEAR(f->evidence["value"].get<double>(), 1.0, 0.01);
+  EXPECT_EQ(f->evidence["span_ms"], 100);  // its life so far
+  t.run(3);
+  ASSERT_EQ(t.opened.size(), 1u);
+  EXPECT_EQ(t.opened[0].culprit, s.key(500));
+  EXPECT_LE(t.opened[0].mono_ns - start, 2 * kSec + 2 * sim::kTick);
+}
+
+// The hold must still be held: a young process that spins for less than the
+// hold (but longer than the window) opens nothing.
+TEST(CpuRunaway, AYoungBurstShorterThanTheHoldOpensNothing) {
+  RuleConfig r = cpu_rule();
+  r.hold = 2s;
+  Sim s;
+  s.add(make_cpu_runaway(r));
+  WithTracker t{s, r};
+  s.spawn(500, "cc1plus");
+  s.set_load(500, Load{.cores = 1.0});
+  t.run(1.5);
+  s.set_load(500, Load{.cores = 0.05});
+  t.run(3);
+  EXPECT_TRUE(t.opened.empty());
+}
+
+// A young process that spun and went idle does not change, so its window is
+// not looked at again by itself; its finding over its growing life must not
+// stay as it was until the window is full.
+TEST(CpuRunaway, AYoungProcessThatStopsLosesItsFindingAsItsLifeGrows) {
+  RuleConfig r = cpu_rule();
+  r.hold = 2s;
+  Sim s;
+  s.add(make_cpu_runaway(r));
+  s.spawn(500, "make");
+  s.set_load(500, Load{.cores = 1.0});
+  s.run(0.3);
+  EXPECT_NE(s.finding_for(500), nullptr);
+  s.set_load(500, Load{.cores = 0});
+  s.run(0.4);  // 0.3 s of CPU over 0.7 s: under the resolve threshold (0.5)
+  EXPECT_EQ(s.finding_for(500), nullptr);
+}
+
+// A hold shorter than the window would not reach a full window by itself:
+// only full windows count then.
+TEST(CpuRunaway, AShortHoldWaitsForAFullWindow) {
+  RuleConfig r = cpu_rule();
+  r.hold = 500ms;
+  Sim s;
+  s.add(make_cpu_runaway(r));
+  s.spawn(500, "spin");
+  s.set_load(500, Load{.cores = 1.0});
+  s.run(0.9);
+  EXPECT_FALSE(s.seen[500].any());
+  s.run(0.2);
+  EXPECT_NE(s.finding_for(500), nullptr);
 }
 
 // ---- runq_starvation ----
@@ -696,6 +791,93 @@ TEST(ForkBomb, RuleMatchOnTheRoot) {
   ForkTree t{s};
   for (int i = 0; i < 20; ++i) t.tick(3, 5);
   EXPECT_TRUE(s.seen.empty());
+}
+
+// ---- fork_bomb at 100 Hz sampling ----
+
+RuleConfig fast_fork_rule() {
+  RuleConfig r = fork_rule();
+  r.window = 200ms;
+  r.hold = 1s;
+  return r;
+}
+constexpr uint64_t k100Hz = 10 * kMs;
+
+// faultgen's shape: a young launcher forks the bomb once, and the bomb forks
+// 500/s. The launcher's one fork over its short life read as 50-100/s: it was
+// named root for ~100 ms, then the root moved to the bomb and the hold
+// started again. The bomb is the culprit from the start, and the hold starts
+// once it forked ten times (20 ms).
+TEST(ForkBomb, AYoungLauncherThatForkedOnceIsNotTheRoot) {
+  RuleConfig r = fast_fork_rule();
+  Sim s(4, k100Hz);
+  s.add(make_fork_bomb(r));
+  WithTracker t{s, r};
+  s.spawn(100, "python3");
+  t.run(1);
+  s.proc(100).forks += 1;
+  s.spawn(200, "faultgen", 100);
+  t.tick();
+  s.proc(200).forks += 1;
+  s.spawn(300, "fg-forkbomb", 200);
+  s.set_load(300, Load{.cores = 0.3, .forks = 5});
+  const uint64_t start = s.now;
+  int first_strong = -1;
+  for (int i = 1; i <= 130; ++i) {
+    t.tick();
+    for (const Finding& f : s.findings) EXPECT_EQ(f.culprit, s.key(300)) << "tick " << i;
+    if (first_strong < 0 && s.seen[300].strong > 0) first_strong = i;
+  }
+  EXPECT_EQ(first_strong, 2);  // 10 forks
+  ASSERT_EQ(t.opened.size(), 1u);
+  EXPECT_EQ(t.opened[0].culprit, s.key(300));
+  EXPECT_LE(t.opened[0].mono_ns - start, 1 * kSec + 3 * k100Hz);  // hold + 20 ms + a tick
+}
+
+// A young process's rate is over no less than 100 ms: at 100 Hz the two
+// forks of a fresh shell (`sh -c 'a | b'`) read as 200/s over its first tick.
+// A parallel build's shells are no fork bomb.
+TEST(ForkBomb, AYoungShellsFewForksAreNoBomb) {
+  RuleConfig r = fast_fork_rule();
+  Sim s(4, k100Hz);
+  s.add(make_fork_bomb(r));
+  WithTracker t{s, r};
+  s.spawn(100, "make");
+  t.run(1);
+  uint32_t next = 1000;
+  std::vector<std::pair<uint32_t, int>> shells;  // pid, ticks lived
+  for (int i = 0; i < 300; ++i) {
+    for (auto& [pid, age] : shells) {
+      if (++age == 1) s.proc(pid).forks += 2;
+      if (age == 30) s.exit(pid);
+    }
+    std::erase_if(shells, [](const auto& p) { return p.second >= 30; });
+    if (i % 10 == 0) {  // a new shell every 100 ms
+      s.proc(100).forks += 1;
+      s.spawn(next, "sh", 100);
+      shells.emplace_back(next++, 0);
+    }
+    t.tick();
+    for (const Finding& f : s.findings) EXPECT_FALSE(f.strong) << "tick " << i << ": " << f.evidence.dump();
+  }
+  EXPECT_TRUE(t.opened.empty());
+}
+
+// The minimum span holds back young processes only: a process older than
+// the window is rated over the whole window, as before.
+TEST(ForkBomb, AnOldForkerIsRatedOverTheWholeWindow) {
+  RuleConfig r = fast_fork_rule();
+  Sim s(4, k100Hz);
+  s.add(make_fork_bomb(r));
+  s.spawn(100, "bash");
+  s.spawn(200, "worker", 100);
+  s.run(1);
+  s.set_load(200, Load{.cores = 0.3, .forks = 5});
+  s.run(0.05);  // 25 forks in 50 ms of a 200 ms window: 125/s
+  const Finding* f = s.finding_for(200);
+  ASSERT_NE(f, nullptr);
+  EXPECT_TRUE(f->strong);
+  EXPECT_NEAR(f->evidence["value"].get<double>(), 125, 0.01);
 }
 
 // ---- anomaly ----

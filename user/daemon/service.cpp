@@ -372,17 +372,21 @@ void Service::emit_fault(const FaultRecord& r) {
   if (open) {
     faults_++;
     counters_.faults_by_class[cls]++;
+  } else {
+    counters_.resolved_by_class[cls]++;
+  }
+  state_dirty_ = true;
+  // The event stream first: its followers' latency need not include the log and syslog writes.
+  publish(fault_to_json(r, realtime_now_ns()));
+  if (open) {
     spdlog::log(r.severity == Severity::Critical ? spdlog::level::critical : spdlog::level::warn,
                 "fault {} rule={} pid={} comm={} evidence={}", cls, r.rule, r.culprit.tgid, r.comm,
                 r.evidence.dump());
     alerter_->fault_opened(r);
   } else {
-    counters_.resolved_by_class[cls]++;
     spdlog::info("resolved {} rule={} pid={} comm={}", cls, r.rule, r.culprit.tgid, r.comm);
     alerter_->fault_resolved(r);
   }
-  state_dirty_ = true;
-  publish(fault_to_json(r, realtime_now_ns()));
 }
 
 void Service::emit_action(const ActionRecord& r) {
@@ -498,8 +502,9 @@ void Service::tick(uint64_t now) {
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
   changed_total_ += changed_.size();
   hw_inputs_->prepare(now, events_);
-  auto records = engine_->tick(now, changed_, events_);
-  for (const auto& r : records) emit_fault(r);
+  // Each record goes out as soon as its rule decided it: a crash does not
+  // wait for the threshold detectors.
+  auto records = engine_->tick(now, changed_, events_, [this](const FaultRecord& r) { emit_fault(r); });
   count_and_log_events();
   events_.clear();
 

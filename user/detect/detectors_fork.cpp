@@ -14,8 +14,23 @@ namespace fp {
 namespace {
 
 // An ancestor belongs to the forking tree while it forks at >= 10 % of the
-// threshold itself: the shell that started a bomb forked once and is not it.
+// threshold itself, and more than once: the shell (or the launcher) that
+// started a bomb forked once and is not it. The count matters for a young
+// launcher: one fork over its short life reads as a fast rate, it was named
+// root until that rate decayed (~100 ms), and then the root moved to the bomb
+// and the hold started again (faultgen's supervisor: +100 ms latency).
 constexpr double kRootMinShareOfThreshold = 0.1;
+constexpr uint64_t kRootMinForks = 2;
+// A young process's rate is taken over its life, but over no less than this
+// (nor less than a tick, nor more than the window): at 100 Hz sampling one or
+// two forks in a process's first 10 ms would read as 100-200/s, and a few
+// young shells of a parallel build would add up to a fork bomb. With the
+// default threshold this asks for 10 forks before a young process can reach
+// it, which is what a 100 ms tick (the default sampling) always asked.
+constexpr uint64_t kMinRateSpanNs = 100'000'000;
+uint64_t min_rate_span_ns(uint64_t window_ns, uint64_t tick_ns) {
+  return std::min(window_ns, std::max(tick_ns, kMinRateSpanNs));
+}
 constexpr size_t kEvidenceMembers = 10;
 
 struct Forker {
@@ -49,14 +64,13 @@ class ForkBombDetector final : public RuleDetector {
     });
     primed_ = true;
     std::map<ProcKey, Forker> forkers;
+    const uint64_t min_span = min_rate_span_ns(win, w.tick_ns);
     for (const ProcKey& k : forking_) {
       const ProcState* s = t.find(k);
       if (s == nullptr) continue;
       WindowDelta d = t.window(*s, w.now_ns, win);
       if (d.delta.forks == 0) continue;
-      // A process first seen a moment ago has a tiny span: one tick is the
-      // shortest span a rate is taken over.
-      forkers[s->key] = Forker{s, d.delta.forks, per_sec(d.delta.forks, std::max(d.span_ns, w.tick_ns))};
+      forkers[s->key] = Forker{s, d.delta.forks, per_sec(d.delta.forks, std::max(d.span_ns, min_span))};
     }
     if (forkers.empty()) return;
 
@@ -125,7 +139,8 @@ class ForkBombDetector final : public RuleDetector {
     const double min_rate = kRootMinShareOfThreshold * rule_.threshold;
     for (const ProcState* a : w.procs->ancestors(*top.s)) {
       auto it = forkers.find(a->key);
-      if (it == forkers.end() || it->second.rate < min_rate || !may_blame(*a, w)) break;
+      if (it == forkers.end() || it->second.rate < min_rate || it->second.forks < kRootMinForks || !may_blame(*a, w))
+        break;
       path.push_back(a);
     }
     for (auto it = path.rbegin(); it != path.rend(); ++it) {

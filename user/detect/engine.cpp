@@ -15,6 +15,11 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
+// The classes an urgent tick is for (the daemon wakes on their events).
+bool urgent_class(FaultClass c) {
+  return c == FaultClass::Crash || c == FaultClass::CrashLoop || c == FaultClass::OomKill || c == FaultClass::Hang;
+}
+
 }  // namespace
 
 std::string unit_of_cgroup(std::string_view cgroup) {
@@ -72,6 +77,10 @@ void Engine::build_detectors() {
     if (!r.enabled) continue;
     if (auto d = make_detector(r)) detectors_.push_back(std::move(d));
   }
+  // The event-driven rules first: an urgent tick (a crash woke the daemon)
+  // decides them before the threshold detectors' work.
+  std::stable_partition(detectors_.begin(), detectors_.end(),
+                        [](const std::unique_ptr<Detector>& d) { return urgent_class(d->rule().cls); });
 }
 
 size_t Engine::adopt_open_faults(const std::vector<FaultRecord>& open, uint64_t now_ns) {
@@ -123,7 +132,8 @@ bool Engine::blameable(const ProcKey& k, const World& w) const {
 }
 
 std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
-                                      const EventBatch& events) {
+                                      const EventBatch& events,
+                                      const std::function<void(const FaultRecord&)>& decided) {
   for (const fp_proc* p : changed) {
     if (p == nullptr) continue;
     auto owner = slot_owner_.find(p);
@@ -163,6 +173,12 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();
   for (FaultRecord& r : out) r.mono_ns = now_ns;
+  size_t told = 0;
+  auto tell = [&] {
+    if (decided)
+      for (; told < out.size(); ++told) decided(out[told]);
+  };
+  tell();
 
   for (auto& d : detectors_) {
     findings_.clear();
@@ -172,6 +188,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
     if (!is_hardware_class(d->rule().cls))
       std::erase_if(findings_, [&](const Finding& f) { return !blameable(f.culprit, w); });
     tracker_.step(d->rule(), now_ns, findings_, table_, out);
+    tell();
   }
   table_.end_tick(now_ns);
   return out;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,8 +49,13 @@ class Engine {
   // owner tells the engine its previous process is gone even when the exit
   // event was lost (ring buffer full), so a stale copy never keeps a fault
   // (a "hang" of a process that no longer exists) open.
+  //
+  // `decided`, if given, sees each record as soon as its rule decided it,
+  // before the remaining rules run (the daemon publishes a crash then, not
+  // after every threshold detector); the event-driven rules run first.
   std::vector<FaultRecord> tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
-                                const EventBatch& events);
+                                const EventBatch& events,
+                                const std::function<void(const FaultRecord&)>& decided = {});
 
   // Swaps in a new configuration: detectors are rebuilt (their windows and
   // baselines start over). Open faults of rules that still exist (same name,
