@@ -428,6 +428,7 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
 
   if (!memo_.empty()) {  // windows computed before this change are stale
     memo_.clear();
+    temp_memo_.clear();
     ++memo_epoch_;
   }
   heap_bytes_ -= created ? 0 : heap_bytes_of(e);
@@ -505,8 +506,15 @@ void ProcessTable::end_tick(uint64_t /*now_ns*/) {
     removed_.push_back(k);
   }
   exited_.clear();
+  // Who changed in this tick: a process that changes again in the next one
+  // is a busy one, worth cursors (see window()).
+  prev_changed_.swap(changed_);
+  std::sort(prev_changed_.begin(), prev_changed_.end());
+  prev_changed_.erase(std::unique(prev_changed_.begin(), prev_changed_.end()), prev_changed_.end());
   changed_.clear();
+  if (changed_.capacity() > 4096 && prev_changed_.size() < 1024) std::vector<ProcKey>().swap(changed_);
   memo_.clear();
+  temp_memo_.clear();
   ++memo_epoch_;
 }
 
@@ -570,6 +578,7 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
       std::vector<WindowDelta>().swap(memo_);
     else
       memo_.clear();
+    temp_memo_.clear();
     memo_now_ = now_ns;
     ++memo_epoch_;
   }
@@ -581,7 +590,25 @@ WindowDelta ProcessTable::window(const ProcState& s, uint64_t now_ns, uint64_t s
     std::erase_if(cursors_, [&](const auto& kv) { return kv.second.used_ns + kCursorIdleNs < now_ns; });
     cursors_swept_ns_ = now_ns;
   }
-  SpanCursors& cur = cursors_[CursorKey{s.key, span_ns}];
+  // Cursors are kept for processes that change tick after tick (they also
+  // changed in the previous tick, or have cursors already). A process that
+  // changes once (10,000 idle processes poked at once) gets its window from a
+  // throw-away cursor, the walk back: keeping ~600 bytes per span for each of
+  // them held tens of MB after such a burst.
+  const CursorKey ck{s.key, span_ns};
+  auto it = cursors_.find(ck);
+  if (it == cursors_.end() && std::binary_search(prev_changed_.begin(), prev_changed_.end(), s.key))
+    it = cursors_.try_emplace(ck).first;
+  if (it == cursors_.end()) {
+    auto [m, fresh] = temp_memo_.try_emplace(ck, 0u);
+    if (!fresh) return memo_[m->second];  // emptied together with memo_
+    SpanCursors tmp;
+    ++windows_computed_;
+    memo_.push_back(window_of(*e, tmp, now_ns, span_ns));
+    m->second = static_cast<uint32_t>(memo_.size() - 1);
+    return memo_.back();
+  }
+  SpanCursors& cur = it->second;
   if (cur.memo_epoch == memo_epoch_) return memo_[cur.memo_index];
   ++windows_computed_;
   memo_.push_back(window_of(*e, cur, now_ns, span_ns));

@@ -236,6 +236,9 @@ class ProcessTable {
   // Cursors of the processes whose windows are computed (dropped a while
   // after the last use, so an idle process costs none).
   mutable std::unordered_map<CursorKey, SpanCursors, CursorKeyHash> cursors_;
+  std::vector<ProcKey> prev_changed_;  // recorded in the previous tick, sorted
+  // Windows of processes without cursors computed at this tick: index in memo_.
+  mutable std::unordered_map<CursorKey, uint32_t, CursorKeyHash> temp_memo_;  // emptied with memo_
   mutable uint64_t cursors_swept_ns_ = 0;
   // Windows computed at one tick, by (process, span) (SpanCursors::memo_*):
   // the detectors of one span share them. Dropped when the tick's time moves
