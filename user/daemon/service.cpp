@@ -187,6 +187,13 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   popts.force_raw_tp = opts.force_raw_tp;
   popts.pin_dir = dc.pin_dir;
   popts.max_procs = dc.max_procs;
+  // The clock tick charges a task that never switches out (a spinner) its CPU
+  // time: at least once per sample, so a window of a few samples does not see
+  // a hog's time arrive in 50 ms lumps (a 200 ms window then read 0.75 cores
+  // of a full one at some ticks and restarted a cpu_runaway hold). Each tick
+  // costs ~0.7 us per CPU: 100 Hz is < 0.01 % of a CPU.
+  const uint64_t interval_ms = uint64_t(s->config_.sample_interval.count()) / 1'000'000;
+  popts.cpu_tick_ms = uint32_t(std::clamp<uint64_t>(interval_ms, 10, 50));
   auto probe = Probe::start(popts);
   if (!probe) return probe.error();
   s->probe_ = std::move(probe).value();
