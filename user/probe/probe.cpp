@@ -17,6 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <string_view>
 #include <type_traits>
 
 #include <spdlog/spdlog.h>
@@ -331,16 +333,20 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   runq_sched_info_ = !opts.runq_from_wakeups && kernel_counts_runq_waits(vmlinux);
   btf__free(vmlinux);
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
-  if (runq_sched_info_) {
+  // A hook whose counters come from elsewhere: neither twin is loaded.
+  auto not_needed = [&](std::initializer_list<std::string_view> names, const char* reason) {
     for (auto& st : hooks_) {
-      if (st.name != "sched_wakeup" && st.name != "sched_wakeup_new") continue;
+      if (std::find(names.begin(), names.end(), st.name) == names.end()) continue;
       for (const char* prefix : {"btf_", "raw_"})
         if (bpf_program* p = bpf_object__find_program_by_name(obj, (prefix + st.name).c_str()))
           bpf_program__set_autoload(p, false);
       st.mode = AttachMode::NotNeeded;
-      st.reason = "run-queue waits come from the kernel's sched_info (run_delay, pcount)";
+      st.reason = reason;
     }
-  }
+  };
+  if (runq_sched_info_)
+    not_needed({"sched_wakeup", "sched_wakeup_new"},
+               "run-queue waits come from the kernel's sched_info (run_delay, pcount)");
   // 3b'. where block_io_start exists (v6.5+) it sees every request first:
   //     block_rq_insert/issue would only look their request up to find it
   //     there (two hash operations per IO).
@@ -350,16 +356,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
       io_start = st.mode == AttachMode::TpBtf ||
                  (st.mode == AttachMode::RawTp && !events_dir.empty() &&
                   tracepoint_listed(events_dir, "block", "block_io_start"));
-  if (io_start) {
-    for (auto& st : hooks_) {
-      if (st.name != "block_rq_insert" && st.name != "block_rq_issue") continue;
-      for (const char* prefix : {"btf_", "raw_"})
-        if (bpf_program* p = bpf_object__find_program_by_name(obj, (prefix + st.name).c_str()))
-          bpf_program__set_autoload(p, false);
-      st.mode = AttachMode::NotNeeded;
-      st.reason = "block_io_start sees every request";
-    }
-  }
+  if (io_start) not_needed({"block_rq_insert", "block_rq_issue"}, "block_io_start sees every request");
   // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
   for (const auto& st : hooks_)
     if (st.name == "block_rq_error") skel_->rodata->fp_disk_err_from_complete = st.mode == AttachMode::Unavailable;
