@@ -354,6 +354,22 @@ static __always_inline __u64 fp_task_faults(struct task_struct *task, bool btf)
 	return BPF_CORE_READ(task, min_flt) + BPF_CORE_READ(task, maj_flt);
 }
 
+/*
+ * A thread's state at first sight: what the kernel has counted for it so far
+ * is taken as already charged (all zero for a thread born while we watch),
+ * so CPU time, faults and run-queue waits count from here.
+ */
+static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf)
+{
+	__builtin_memset(t, 0, sizeof(*t));
+	t->runtime_ns = fp_task_runtime(task, btf);
+	t->faults = fp_task_faults(task, btf);
+	if (fp_runq_sched_info) {
+		t->run_delay = fp_task_run_delay(task, btf);
+		t->pcount = fp_task_pcount(task, btf);
+	}
+}
+
 static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_struct *task,
 							bool create)
 {
@@ -361,14 +377,9 @@ static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_s
 
 	if (t || !create || tid == 0)
 		return t;
-	/* first sight: CPU time and faults count from here (0 for a new thread) */
-	struct fp_thread init = { .runtime_ns = fp_task_runtime(task, false),
-				  .faults = fp_task_faults(task, false) };
+	struct fp_thread init;
 
-	if (fp_runq_sched_info) {
-		init.run_delay = fp_task_run_delay(task, false);
-		init.pcount = fp_task_pcount(task, false);
-	}
+	fp_thread_init(&init, task, false);
 	long err = bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU created it */) {
@@ -395,14 +406,9 @@ static __always_inline struct fp_thread *fp_thread_of(struct task_struct *task, 
 
 	if (t || !create || tid == 0)
 		return t;
-	struct fp_thread init = { .runtime_ns = fp_task_runtime(task, true),
-				  .faults = fp_task_faults(task, true) };
+	struct fp_thread init;
 
-	if (fp_runq_sched_info) {
-		init.run_delay = fp_task_run_delay(task, true);
-		init.pcount = fp_task_pcount(task, true);
-	}
-
+	fp_thread_init(&init, task, true);
 	t = bpf_task_storage_get(&thread_ts, task, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t)
 		fp_drop(FP_DROP_THREADS_FULL);
