@@ -1,5 +1,8 @@
 #include "probe_fixture.h"
 
+#include <fstream>
+#include <string>
+
 #include "../time_scale.h"
 
 #include <fcntl.h>
@@ -122,6 +125,14 @@ void spin_cpu_for(std::chrono::nanoseconds d) {
   auto end = cpu_now() + d;
   volatile uint64_t x = 0;
   while (cpu_now() < end) x = x + 1;
+}
+
+char proc_state(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return 0;
+  size_t close = line.rfind(')');  // the name may hold spaces and parentheses
+  return close == std::string::npos || close + 2 >= line.size() ? 0 : line[close + 2];
 }
 
 void pin_to_cpu(int cpu) {

@@ -62,6 +62,8 @@ void spin_for(std::chrono::nanoseconds d);
 // Spins until the calling thread has used `d` of CPU time, however busy the
 // machine is: the ground truth of the CPU tests does not depend on load.
 void spin_cpu_for(std::chrono::nanoseconds d);
+// The state letter of /proc/PID/stat ('R', 'S', 'D', ...); 0 when it is gone.
+char proc_state(uint32_t pid);
 // Pins the calling thread to `cpu`.
 void pin_to_cpu(int cpu);
 

@@ -130,17 +130,30 @@ TEST(Loader, ReadingTheSlotsIsConsistent) {
 TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   Probe& pr = probe();
   pr.refresh();
-  Child c([] {
+  int done[2];
+  ASSERT_EQ(pipe(done), 0);
+  Child c([&] {
     spin_cpu_for(100ms);
+    char b = 1;
+    if (write(done[1], &b, 1) != 1) return 1;
     pause();
     return 0;
   });
+  close(done[1]);
   uint32_t pid = uint32_t(c.pid());
   c.release();
+  // settled is a state, not a time: the child said it stopped spinning, and
+  // /proc shows it asleep (pause() is its only sleep after that write)
+  char b = 0;
+  ASSERT_EQ(read(done[0], &b, 1), 1);
+  close(done[0]);
+  ASSERT_TRUE(wait_until([&] { return proc_state(pid) == 'S'; }, 10s)) << "the child never slept in pause()";
   std::optional<uint32_t> slot;
   EXPECT_TRUE(wait_until(
       [&] {
         for (uint32_t s : pr.refresh())
+          if (pr.slots()[s].tgid == pid && pr.slots()[s].cpu_ns > 50'000'000u) slot = s;
+        for (uint32_t s = 0; !slot && s < pr.slots().size(); ++s)
           if (pr.slots()[s].tgid == pid && pr.slots()[s].cpu_ns > 50'000'000u) slot = s;
         return slot.has_value();
       },
