@@ -36,9 +36,10 @@ std::vector<std::string> words(const std::string& text) {
   return out;
 }
 
-std::string list(const std::vector<std::string>& v, const char* prefix) {
+// "+cpu +pids": the words, each with a prefix, joined.
+std::string list(const std::vector<std::string>& v, const char* prefix, const char* sep = " ") {
   std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : " ") + std::string(prefix) + s;
+  for (const auto& s : v) out += (out.empty() ? "" : sep) + std::string(prefix) + s;
   return out;
 }
 
@@ -258,9 +259,11 @@ Result<size_t> move_all(CgroupOps& ops, const std::string& from, const std::stri
   return n;
 }
 
-// Removes a group of ours once it is empty; a fork racing the moves keeps it
-// busy (EBUSY) for a moment, so the moves are repeated first.
-Result<void> empty_and_remove(CgroupOps& ops, const std::string& dir, const std::string& to) {
+// Moves everything in a group of ours to `to` and removes the group; a fork
+// racing the moves keeps it busy (EBUSY) for a moment, so the moves are
+// repeated. An error: a process could not be moved. False: the group could
+// not be removed (it stays, empty or not, and says why in *why).
+Result<bool> empty_and_remove(CgroupOps& ops, const std::string& dir, const std::string& to, std::string* why) {
   Result<void> rm = Error{EBUSY, "not tried"};
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     if (auto m = move_all(ops, dir, to); !m.ok()) return m.error();
@@ -268,7 +271,8 @@ Result<void> empty_and_remove(CgroupOps& ops, const std::string& dir, const std:
     if (rm.ok() || rm.error().code != EBUSY) break;
     pause_briefly();
   }
-  return rm;
+  if (!rm.ok()) *why = rm.error().message;
+  return rm.ok();
 }
 
 }  // namespace
@@ -291,11 +295,7 @@ Result<std::string> CgroupThrottle::undo_place(const ThrottleEntry& e, ThrottleP
         spdlog::warn("throttle ({}): {}", name(), r.error().message);
         notes.push_back("could not restore every value in " + p.group + ": " + r.error().message);
       }
-      if (!done.empty()) notes.push_back("restored " + [&] {
-        std::string s;
-        for (const auto& d : done) s += (s.empty() ? "" : ", ") + d;
-        return s;
-      }() + " in " + p.group);
+      if (!done.empty()) notes.push_back("restored " + list(done, "", ", ") + " in " + p.group);
       break;
     }
     case ThrottlePlace::Mode::Child: {
@@ -306,11 +306,12 @@ Result<std::string> CgroupThrottle::undo_place(const ThrottleEntry& e, ThrottleP
       // cgroup with a child group of ours cannot be removed.
       std::string back = p.original;
       while (back != "/" && !ops().status(dir_of(p.hierarchy, back)).ok()) back = parent_path(back);
-      auto rm = empty_and_remove(ops(), group_dir, dir_of(p.hierarchy, back));
-      if (!rm.ok() && rm.error().code != EBUSY) return rm.error();
+      std::string why;
+      auto removed = empty_and_remove(ops(), group_dir, dir_of(p.hierarchy, back), &why);
+      if (!removed.ok()) return removed.error();
       notes.push_back(main_there ? "moved back to " + back + (back == p.original ? "" : " (" + p.original + " is gone)")
                                  : "pid " + std::to_string(e.key.tgid) + " had exited or left " + p.group);
-      notes.push_back(rm.ok() ? "removed " + p.group : "could not remove " + p.group + ": " + rm.error().message);
+      notes.push_back(*removed ? "removed " + p.group : "could not remove " + p.group + ": " + why);
       break;
     }
     case ThrottlePlace::Mode::Leaf: {
@@ -318,35 +319,49 @@ Result<std::string> CgroupThrottle::undo_place(const ThrottleEntry& e, ThrottleP
       std::vector<std::string> mine;  // controllers this place enabled in its cgroup
       for (const auto& [path, c] : p.enabled)
         if (path == p.original) mine.push_back(c);
+      // The cgroup takes its processes back only once it hands no controller
+      // down: not while another throttle lives below it, nor when someone
+      // else enabled one since.
       bool dissolve = !other_below(e.key, p.hierarchy, p.original);
       if (dissolve && !mine.empty()) {
-        auto r = ops().write(here + "/cgroup.subtree_control", list(mine, "-"));
-        if (!r.ok()) {
+        if (auto r = ops().write(here + "/cgroup.subtree_control", list(mine, "-")); !r.ok()) {
           dissolve = false;
           notes.push_back("could not disable " + list(mine, "") + " in " + p.original + ": " + r.error().message);
+        } else {
+          p.enabled.erase(std::remove_if(p.enabled.begin(), p.enabled.end(),
+                                         [&](const auto& pc) { return pc.first == p.original; }),
+                          p.enabled.end());
+          save();
         }
       }
       if (dissolve) {
-        p.enabled.erase(std::remove_if(p.enabled.begin(), p.enabled.end(),
-                                       [&](const auto& pc) { return pc.first == p.original; }),
-                        p.enabled.end());
-        save();
+        auto left = ops().read(here + "/cgroup.subtree_control");
+        if (left.ok() && !trim(*left).empty()) {
+          dissolve = false;
+          notes.push_back(p.original + " still hands " + std::string(trim(*left)) + " down");
+        }
+      }
+      std::string why_group, why_leaf;
+      if (dissolve) {
         // Everyone back into the cgroup they shared, the leaf's processes too.
-        auto a = empty_and_remove(ops(), group_dir, here);
-        auto b = empty_and_remove(ops(), leaf_dir, here);
-        for (const auto* r : {&a, &b})
-          if (!r->ok() && r->error().code != EBUSY) return r->error();
+        auto a = empty_and_remove(ops(), group_dir, here, &why_group);
+        if (!a.ok()) return a.error();
+        auto b = empty_and_remove(ops(), leaf_dir, here, &why_leaf);
+        if (!b.ok()) return b.error();
         notes.push_back("moved back to " + p.original + " with the processes of " + p.leaf);
-        notes.push_back(a.ok() && b.ok() ? "removed " + p.group + " and " + p.leaf
-                                         : "could not remove " + p.group + " or " + p.leaf);
+        notes.push_back(*a && *b ? "removed " + p.group + " and " + p.leaf
+                                 : "could not remove " + p.group + " or " + p.leaf + ": " + why_group + why_leaf);
       } else {
-        // Another throttle still lives below: the cgroup keeps its leaf, and
-        // this process joins its old companions there.
+        // The cgroup keeps its leaf, and this process joins its old
+        // companions there.
         if (auto r = ops().make_group(leaf_dir); !r.ok()) return r.error();
-        auto rm = empty_and_remove(ops(), group_dir, leaf_dir);
-        if (!rm.ok() && rm.error().code != EBUSY) return rm.error();
+        auto a = empty_and_remove(ops(), group_dir, leaf_dir, &why_group);
+        if (!a.ok()) return a.error();
         notes.push_back("moved back among the other processes of " + p.original + " in " + p.leaf +
-                        " (another throttle still lives in " + p.original + ")");
+                        (other_below(e.key, p.hierarchy, p.original) ? " (another throttle still lives in " +
+                                                                           p.original + ")"
+                                                                     : ""));
+        if (!*a) notes.push_back("could not remove " + p.group + ": " + why_group);
       }
       break;
     }
@@ -374,9 +389,7 @@ std::string CgroupThrottle::release_enabled(const ThrottleEntry& e, ThrottlePlac
     }
     save();
   }
-  std::string out;
-  for (const auto& n : notes) out += (out.empty() ? "" : ", ") + n;
-  return out;
+  return list(notes, "", ", ");
 }
 
 }  // namespace fp
