@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "e2e_fixture.h"
+#include "forking_hog.h"
 #include "vm_fixture.h"
 
 using namespace std::chrono_literals;
@@ -157,6 +158,58 @@ recovery_window = "3s"
       },
       10s))
       << "probe share " << share << " after the unthrottle\n" << describe(d.records());
+}
+
+// cgroup v2 in place: a CPU hog sharing a pids-limited group (pids.max = 20)
+// with a sleeper is throttled in leaves of that group (v2 lets a group with
+// processes hand no controller to children: the sleeper goes to
+// faultprobe-leaf, the hog to its own group), so the group's pids.max still
+// holds when the hog forks 50 children; the undo puts both back in the group
+// and takes the controllers and leaves away again.
+TEST(VmCgroup2, ThrottleInPlaceKeepsTheGroupsPidsLimit) {
+  ASSERT_EQ(need_cgroup2_controller("cpu"), "");
+  ASSERT_EQ(need_cgroup2_controller("pids"), "");
+  const std::string name = "fp-vm-inplace", group = "/sys/fs/cgroup/" + name, dir = temp_dir();
+  const std::string trigger = dir + "/fork-now", report = dir + "/forked";
+  fs::create_directory(group);
+  std::ofstream(group + "/pids.max") << 20;
+  std::ofstream(dir + "/hog.py") << forking_hog_py();
+  Daemon d(in_place_config("/" + name + "*"));
+  ASSERT_TRUE(d.ready());
+  const std::string enter = "echo $$ > " + group + "/cgroup.procs && ";
+  pid_t sleeper = spawn_shell(enter + "exec sleep 300");
+  pid_t hog = spawn_shell(enter + "exec python3 " + dir + "/hog.py " + trigger + " " + report);
+  ASSERT_TRUE(wait_for([&] { return cgroup2_of(hog) == "/" + name && cgroup2_of(sleeper) == "/" + name; }, 10s));
+
+  ASSERT_TRUE(d.wait_fault("cpu_runaway", uint32_t(hog), 30s)) << describe(d.records());
+  ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "throttle", "ok", uint32_t(hog)); }, 10s))
+      << describe(d.records()) << d.log();
+  EXPECT_EQ(cgroup2_of(hog).rfind("/" + name + "/faultprobe-p" + std::to_string(hog) + "-", 0), 0u) << cgroup2_of(hog);
+  EXPECT_EQ(cgroup2_of(sleeper), "/" + name + "/faultprobe-leaf");
+  EXPECT_EQ(slurp(group + "/cgroup.procs"), "");
+  EXPECT_EQ(slurp(group + "/cgroup.subtree_control"), "cpu pids\n");
+  EXPECT_EQ(slurp("/sys/fs/cgroup" + cgroup2_of(hog) + "/pids.max"), "max\n");  // its group's 20 is lower
+
+  int forked = -1, refused = -1;
+  const std::string why = fork_while_throttled(d, hog, trigger, report, &forked, &refused);
+  ASSERT_EQ(why, "");
+  EXPECT_LE(forked, 18) << "forked " << forked << " children past pids.max = 20";
+  EXPECT_EQ(forked + refused, 50);
+  EXPECT_LE(std::stoi(slurp(group + "/pids.current")), 20);
+
+  ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "unthrottle", "ok", uint32_t(hog)); }, 40s))
+      << describe(d.records()) << d.log();
+  EXPECT_EQ(cgroup2_of(hog), "/" + name);
+  EXPECT_EQ(cgroup2_of(sleeper), "/" + name);
+  EXPECT_EQ(slurp(group + "/cgroup.subtree_control"), "");  // nothing handed down (no newline when empty)
+  EXPECT_EQ(pids_below(group).size(), size_t(forked + 2));
+  for (const auto& e : fs::directory_iterator(group)) EXPECT_FALSE(e.is_directory()) << e.path();
+
+  d.stop();
+  remove_cgroup_tree(group);
+  stop(hog);
+  stop(sleeper);
+  fs::remove_all(dir);
 }
 
 // CRIU: a counting service checkpointed by CRIU and crashed is restored from
