@@ -49,6 +49,18 @@ class FakeActuator : public Actuator {
     return it->second;
   }
 
+  // restore_verdict: the verdicts given, and what each "did not hold" falls back to (none when empty).
+  std::vector<bool> verdicts;
+  std::deque<std::string> fallbacks;
+  std::optional<std::string> restore_verdict(const Target& t, bool held) override {
+    (void)t;
+    verdicts.push_back(held);
+    if (held || fallbacks.empty()) return std::nullopt;
+    std::string f = fallbacks.front();
+    fallbacks.pop_front();
+    return f;
+  }
+
   std::vector<std::string> whats() const {
     std::vector<std::string> out;
     for (const Call& c : calls) out.push_back(c.what);
@@ -641,6 +653,73 @@ recovery_window = "10s"
   ASSERT_EQ(out.actions.size(), 1u);
   EXPECT_EQ(out.actions[0].type, ActionType::Kill);
   EXPECT_EQ(out.actions[0].target.key, key(300));
+}
+
+// A restore whose checkpoint brings the fault back is tried again from what
+// the actuator falls back to (an older checkpoint, then a clean start): with
+// restore as the only rung the ladder is not exhausted by the first bad checkpoint.
+TEST(Handler, RestoreThatBringsTheFaultBackFallsBackBeforeTheLadderMovesOn) {
+  Rig rig(R"(
+[[policy]]
+name = "svc"
+match = { comm = "batch-*" }
+on.crash = ["restore"]
+recovery_window = "10s"
+)");
+  rig.act.fallbacks = {"an older checkpoint, /c/1", "a clean start"};
+  rig.act.dead.insert(key(100));
+  rig.open_fault(100, FaultClass::Crash);
+  HandlerOutput out = rig.at(0);
+  ASSERT_EQ(out.actions.size(), 1u);
+  EXPECT_EQ(out.actions[0].type, ActionType::Restore);
+  // the replacement (500) crashes again: the checkpoint had the fault in it
+  rig.open_key(key(500), FaultClass::Crash);
+  rig.act.dead.insert(key(500));
+  out = rig.run(1, 10);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_FALSE(out.recoveries[0].recovered);
+  EXPECT_EQ(out.recoveries[0].detail,
+            "crash fault still open 10s after the restore: its checkpoint brought the fault back; restoring "
+            "again from an older checkpoint, /c/1");
+  ASSERT_EQ(out.actions.size(), 1u);
+  EXPECT_EQ(out.actions[0].type, ActionType::Restore);
+  EXPECT_EQ(out.actions[0].target.key, key(500));
+  // and once more: the older checkpoint had it too
+  rig.open_key(key(501), FaultClass::Crash);
+  rig.act.dead.insert(key(501));
+  out = rig.run(11, 20);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_NE(out.recoveries[0].detail.find("restoring again from a clean start"), std::string::npos)
+      << out.recoveries[0].detail;
+  ASSERT_EQ(out.actions.size(), 1u);
+  EXPECT_EQ(out.actions[0].type, ActionType::Restore);
+  // the clean start (502) holds
+  out = rig.run(21, 30);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_TRUE(out.recoveries[0].recovered);
+  EXPECT_EQ(out.recoveries[0].target.key, key(502));
+  EXPECT_TRUE(out.actions.empty());
+  EXPECT_EQ(rig.act.verdicts, (std::vector<bool>{false, false, true}));
+}
+
+TEST(Handler, RestoreWithNothingLeftToFallBackToExhaustsTheLadder) {
+  Rig rig(R"(
+[[policy]]
+name = "svc"
+match = { comm = "batch-*" }
+on.crash = ["restore"]
+recovery_window = "10s"
+)");
+  rig.act.dead.insert(key(100));
+  rig.open_fault(100, FaultClass::Crash);
+  rig.at(0);
+  rig.open_key(key(500), FaultClass::Crash);
+  rig.act.dead.insert(key(500));
+  HandlerOutput out = rig.run(1, 10);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_EQ(out.recoveries[0].detail, "ladder exhausted");
+  EXPECT_TRUE(out.actions.empty());
+  EXPECT_EQ(rig.act.verdicts, (std::vector<bool>{false}));
 }
 
 TEST(Handler, ActuatorSkippedRungMovesOnAtOnce) {

@@ -468,6 +468,65 @@ TEST_F(AppCheckpointTest, NoCheckpointYetIsAPlainStart) {
   EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), "<unset>");
 }
 
+// A checkpoint taken while a fault is open on the service is suspect: a
+// restore skips it, and status lists it.
+TEST_F(AppCheckpointTest, CheckpointTakenWhileAFaultIsOpenIsSuspect) {
+  sup->configure({cfg});
+  write_ckpt("ckpt-1", 1);
+  sup->set_faulty({"counter"});
+  write_ckpt("ckpt-2", 100);  // now: while the fault is open
+  sup->set_faulty({});
+  EXPECT_EQ(status_of("counter").suspect_checkpoints, std::vector<std::string>{(ckdir / "ckpt-2").string()});
+  ActionOutcome o = sup->restart("counter", true, false);
+  EXPECT_EQ(o.restore_source, "newest");
+  EXPECT_NE(o.detail.find("from checkpoint " + (ckdir / "ckpt-1").string() +
+                          " (newest: skipped 1 suspect (taken while a fault was open))"),
+            std::string::npos)
+      << o.detail;
+  advance_ms(100);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), (ckdir / "ckpt-1").string());
+}
+
+// A restore that brought the fault back: the next one starts from the oldest
+// checkpoint, the one after that clean, and each says so.
+TEST_F(AppCheckpointTest, RestoreThatDidNotHoldFallsBackToAnOlderCheckpointThenACleanStart) {
+  sup->configure({cfg});
+  write_ckpt("ckpt-1", 1);
+  write_ckpt("ckpt-2", 2);
+  write_ckpt("ckpt-3", 3);
+  EXPECT_EQ(sup->restart("counter", true, false).restore_source, "newest");
+  advance_ms(100);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), (ckdir / "ckpt-3").string());
+
+  auto next = sup->restore_verdict("counter", false);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, "an older checkpoint, " + (ckdir / "ckpt-1").string());
+  ActionOutcome o = sup->restart("counter", true, false);
+  EXPECT_EQ(o.restore_source, "older");
+  advance_ms(100);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), (ckdir / "ckpt-1").string());
+  EXPECT_NE(last_event(K::Started)->detail.find("(older: the newer ones brought the fault back)"), std::string::npos)
+      << last_event(K::Started)->detail;
+
+  next = sup->restore_verdict("counter", false);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(*next, "a clean start (the older checkpoint brought the fault back too)");
+  o = sup->restart("counter", true, false);
+  EXPECT_EQ(o.restore_source, "clean");
+  EXPECT_NE(o.detail.find("with a clean start"), std::string::npos) << o.detail;
+  advance_ms(100);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), "<unset>");
+  EXPECT_NE(last_event(K::Started)->detail.find("clean start"), std::string::npos);
+  EXPECT_FALSE(sup->restore_verdict("counter", false));  // nothing older than a clean start
+
+  // It held in the end: the next fault starts over from the newest good checkpoint.
+  write_ckpt("ckpt-9", 99);
+  EXPECT_FALSE(sup->restore_verdict("counter", true));
+  o = sup->restart("counter", true, false);
+  EXPECT_EQ(o.restore_source, "newest");
+  EXPECT_NE(o.detail.find((ckdir / "ckpt-9").string()), std::string::npos) << o.detail;
+}
+
 // CRIU.
 class CriuSupervisorTest : public SupervisorTest {
  protected:

@@ -62,6 +62,7 @@ nlohmann::ordered_json action_to_json(const ActionRecord& r, uint64_t realtime_n
   a["detail"] = r.outcome.detail;
   a["step"] = r.step;
   if (r.outcome.new_key.tgid != 0) a["new_pid"] = r.outcome.new_key.tgid;
+  if (!r.outcome.restore_source.empty()) a["restore_source"] = r.outcome.restore_source;
   j["action"] = std::move(a);
   return j;
 }

@@ -41,11 +41,15 @@ struct ActionOutcome {
   ActionResult result = ActionResult::Ok;
   std::string detail;  // what was done, or why not
   ProcKey new_key;
+  // A restore: what it starts from, "newest" (the newest checkpoint to
+  // trust), "older" (the newer ones brought the fault back), "clean" (no
+  // checkpoint); "" for other actions.
+  std::string restore_source;
 };
 
 // One `action` line of the event stream:
 // {"time", "kind": "action", "class", "rule", "policy", "pid", "comm",
-//  "action": {"type", "result", "detail", "step", "new_pid"?}}
+//  "action": {"type", "result", "detail", "step", "new_pid"?, "restore_source"?}}
 struct ActionRecord {
   uint64_t mono_ns = 0;
   FaultClass cls = FaultClass::Anomaly;

@@ -39,6 +39,15 @@ class Actuator {
     (void)old;
     return std::nullopt;
   }
+  // The recovery check's verdict on a restore of `t` (the replacement it
+  // watched): whether it held. When it did not (the checkpoint brought the
+  // fault back), what the next restore of it falls back to (an older
+  // checkpoint, then a clean start); nullopt when there is nothing left.
+  virtual std::optional<std::string> restore_verdict(const Target& t, bool held) {
+    (void)t;
+    (void)held;
+    return std::nullopt;
+  }
   // Whether the process still runs (same pid and start time).
   virtual bool alive(const ProcKey& k) = 0;
   // Periodic work (duty cycles, supervisor restarts, checkpoint schedules).

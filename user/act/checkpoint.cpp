@@ -85,8 +85,8 @@ std::string seq_name(uint64_t seq) {
 
 }  // namespace
 
-std::optional<std::string> newest_complete_checkpoint(const std::string& dir) {
-  std::optional<std::pair<fs::file_time_type, std::string>> best;
+std::vector<CheckpointEntry> complete_checkpoints(const std::string& dir) {
+  std::vector<std::pair<fs::file_time_type, std::string>> found;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     std::string name = it->path().filename().string();
@@ -99,11 +99,19 @@ std::optional<std::string> newest_complete_checkpoint(const std::string& dir) {
     if (sec || !(fs::is_regular_file(st) || fs::is_directory(st))) continue;
     auto mtime = fs::last_write_time(it->path(), sec);
     if (sec) continue;  // vanished meanwhile
-    std::pair<fs::file_time_type, std::string> cand{mtime, name};
-    if (!best || cand > *best) best = cand;
+    found.emplace_back(mtime, name);
   }
-  if (!best) return std::nullopt;
-  return (fs::path(dir) / best->second).string();
+  std::sort(found.begin(), found.end());
+  std::vector<CheckpointEntry> out;
+  out.reserve(found.size());
+  for (auto& [mtime, name] : found) out.push_back({(fs::path(dir) / name).string(), mtime});
+  return out;
+}
+
+std::optional<std::string> newest_complete_checkpoint(const std::string& dir) {
+  auto all = complete_checkpoints(dir);
+  if (all.empty()) return std::nullopt;
+  return all.back().path;
 }
 
 // One runner for every helper command the daemon starts (criu here,
@@ -162,6 +170,16 @@ const CriuStatus& CriuBackend::probe() {
     spdlog::warn("CRIU unavailable: {}; services with checkpoint backend criu restart without restore",
                  status_.reason);
   return status_;
+}
+
+std::vector<CheckpointEntry> CriuBackend::images(const std::string& image_root) {
+  std::vector<CheckpointEntry> out;
+  for (const auto& [seq, path] : complete_images(image_root)) {
+    std::error_code ec;
+    auto mtime = fs::last_write_time(path, ec);
+    if (!ec) out.push_back({path.string(), mtime});
+  }
+  return out;
 }
 
 std::optional<std::string> CriuBackend::newest_image(const std::string& image_root) {

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -19,10 +20,20 @@
 
 namespace fp {
 
-// The newest complete checkpoint in `dir` (full path), or nullopt. Ignores
-// names starting with '.', ending in ".tmp", ".partial" or "~", and anything
-// that is not a regular file or a directory (symlinks included). Newest by
-// mtime; equal mtimes are ordered by name (the greater name wins).
+// A complete checkpoint (an app checkpoint or a CRIU image directory) and
+// when it was taken (its mtime: for a CRIU image, the last file criu wrote).
+struct CheckpointEntry {
+  std::string path;
+  std::filesystem::file_time_type time;
+  bool operator==(const CheckpointEntry&) const = default;
+};
+
+// The complete checkpoints in `dir`, oldest first. Ignores names starting
+// with '.', ending in ".tmp", ".partial" or "~", and anything that is not a
+// regular file or a directory (symlinks included). Ordered by mtime; equal
+// mtimes by name (the greater name is the newer).
+std::vector<CheckpointEntry> complete_checkpoints(const std::string& dir);
+// The newest of them (full path), or nullopt.
 std::optional<std::string> newest_complete_checkpoint(const std::string& dir);
 
 // Runs argv (argv[0] looked up in PATH) with stdin on /dev/null and
@@ -60,6 +71,8 @@ class CriuBackend {
 
   // The newest complete image directory under `image_root`, or nullopt.
   static std::optional<std::string> newest_image(const std::string& image_root);
+  // Every complete image directory under `image_root`, oldest first.
+  static std::vector<CheckpointEntry> images(const std::string& image_root);
 
  private:
   CommandRunnerFn run_;

@@ -259,15 +259,26 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
     r.recovered = true;
     r.detail = "no " + what + " on " + pid_text(c.target) + " " + window + " after the " +
                action_type_name(c.watch_action);
-  } else {
+  }
+  // A restore that brought the fault back is tried again from what the
+  // actuator falls back to (an older checkpoint, then a clean start) before
+  // the ladder moves on: the checkpoint, not the rung, was what failed.
+  std::optional<std::string> fallback;
+  if (c.watch_action == ActionType::Restore && !c.watch_failed && (r.recovered || still))
+    fallback = act_.restore_verdict(c.target, r.recovered);
+  if (still) {
     r.recovered = false;
-    if (!ladder || c.rung >= ladder->size()) {
+    const std::string after = what + (c.open ? " still open " : " reopened within ") + window + " after the " +
+                              (c.watch_failed ? "failed " : "") + action_type_name(c.watch_action);
+    if (fallback && c.rung > 0) {
+      r.detail = after + ": its checkpoint brought the fault back; restoring again from " + *fallback;
+      c.rung -= 1;  // the same rung, from an older source
+      c.escalate = true;
+    } else if (!ladder || c.rung >= ladder->size()) {
       r.detail = "ladder exhausted";
       c.exhausted = c.open;  // while it stays open; a later reopening starts again from the last rung
     } else {
-      r.detail = what + (c.open ? " still open " : " reopened within ") + window + " after the " +
-                 (c.watch_failed ? "failed " : "") + action_type_name(c.watch_action) + "; escalating to " +
-                 (*ladder)[c.rung].text;
+      r.detail = after + "; escalating to " + (*ladder)[c.rung].text;
       c.escalate = true;
     }
   }

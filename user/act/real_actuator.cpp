@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <set>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -176,6 +177,27 @@ std::optional<ProcKey> RealActuator::replacement_of(const ProcKey& old) {
   for (const auto& s : d_.supervisor->status())
     if (s.name == *name && s.pid > 0 && uint32_t(s.pid) != old.tgid) return d_.probe_key(uint32_t(s.pid));
   return std::nullopt;
+}
+
+std::optional<std::string> RealActuator::restore_verdict(const Target& t, bool held) {
+  if (!d_.supervisor) return std::nullopt;
+  auto svc = service_of(t);
+  if (!svc) return std::nullopt;
+  return d_.supervisor->restore_verdict(*svc, held);
+}
+
+void RealActuator::note_open_faults(const std::vector<FaultRecord>& open) {
+  if (!d_.supervisor) return;
+  std::set<std::string> faulty;
+  for (const FaultRecord& f : open) {
+    // A dead process's fault (a crash stays open for its clear period) says
+    // nothing about the state of the replacement that checkpoints now.
+    if (f.culprit.tgid == 0 || !alive(f.culprit)) continue;
+    Target t;
+    t.key = f.culprit;
+    if (auto svc = service_of(t)) faulty.insert(*svc);
+  }
+  d_.supervisor->set_faulty(faulty);
 }
 
 bool RealActuator::alive(const ProcKey& k) {

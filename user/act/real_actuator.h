@@ -49,6 +49,10 @@ class RealActuator : public Actuator {
   void remember(const Target& t) override;
   bool alive(const ProcKey& k) override;
   std::optional<ProcKey> replacement_of(const ProcKey& old) override;
+  std::optional<std::string> restore_verdict(const Target& t, bool held) override;
+  // The faults open now: a [[service]] with one on its running process (or a
+  // live descendant) is faulty, and the checkpoints it takes meanwhile are suspect.
+  void note_open_faults(const std::vector<FaultRecord>& open);
   void tick(uint64_t now_ns) override;
 
   // The [[service]] a process belongs to: its main pid, or a descendant of it.

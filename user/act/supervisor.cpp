@@ -152,6 +152,25 @@ SpawnSpec Supervisor::spec_for(const Service& s, const std::optional<std::string
   return spec;
 }
 
+std::vector<CheckpointEntry> Supervisor::checkpoints_of(const Service& s) const {
+  switch (s.cfg.checkpoint.backend) {
+    case CheckpointConfig::Backend::App: return complete_checkpoints(s.cfg.checkpoint.dir);
+    case CheckpointConfig::Backend::Criu: return CriuBackend::images(s.cfg.checkpoint.dir);
+    case CheckpointConfig::Backend::None: break;
+  }
+  return {};
+}
+
+namespace {
+
+// " (older: the newer ones brought the fault back)": why a pick is what it is.
+std::string pick_note(const RestoreChoice::Pick& p) {
+  if (p.source == RestoreChoice::Source::Newest && p.why.empty()) return "";
+  return std::string(" (") + restore_source_name(p.source) + (p.why.empty() ? "" : ": " + p.why) + ")";
+}
+
+}  // namespace
+
 void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
   const CheckpointConfig& cp = s.cfg.checkpoint;
   std::optional<std::string> restore_from;
@@ -160,27 +179,35 @@ void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
 
   if (from_checkpoint && cp.backend == CheckpointConfig::Backend::Criu) {
     std::string why;
+    RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
     if (opts_.criu == nullptr) {
       why = "no CRIU backend";
     } else if (!opts_.criu->status().available) {
       why = "CRIU unavailable: " + opts_.criu->status().reason;
-    } else if (auto image = CriuBackend::newest_image(cp.dir); !image) {
-      why = "no CRIU image in " + cp.dir;
-    } else if (auto pid = opts_.criu->restore(*image); !pid) {
+    } else if (!pick.checkpoint) {
+      s.choice.used(pick);
+      spdlog::info("service {}: clean start, no CRIU image to trust: {}", s.cfg.name, pick.why);
+    } else if (auto pid = opts_.criu->restore(pick.checkpoint->path); !pid) {
       why = pid.error().message;
     } else if (auto adopted = spawner_.adopt(*pid); !adopted) {
       why = "restored pid " + std::to_string(*pid) + " but " + adopted.error().message;
     } else {
       proc = *adopted;
-      started_detail = "restored from " + *image;
+      s.choice.used(pick);
+      started_detail = "restored from " + pick.checkpoint->path + pick_note(pick);
     }
-    if (!proc) emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore"});
+    if (!why.empty()) emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore"});
   } else if (from_checkpoint && cp.backend == CheckpointConfig::Backend::App) {
-    restore_from = newest_complete_checkpoint(cp.dir);
-    if (restore_from)
-      started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from;
-    else
-      spdlog::info("service {}: no complete checkpoint in {}; starting without one", s.cfg.name, cp.dir);
+    RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
+    s.choice.used(pick);
+    if (pick.checkpoint) {
+      restore_from = pick.checkpoint->path;
+      started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from + pick_note(pick);
+    } else {
+      started_detail = "clean start" + pick_note(pick);
+      spdlog::info("service {}: no checkpoint to trust in {} ({}); starting without one", s.cfg.name, cp.dir,
+                   pick.why);
+    }
   } else if (from_checkpoint) {
     spdlog::info("service {}: no checkpoint backend configured; starting without restore", s.cfg.name);
   }
@@ -392,53 +419,88 @@ ActionOutcome Supervisor::restart(const std::string& name, bool from_checkpoint,
   std::string source;
   if (from_checkpoint) {
     const CheckpointConfig& cp = s.cfg.checkpoint;
-    if (cp.backend == CheckpointConfig::Backend::App) {
-      auto newest = newest_complete_checkpoint(cp.dir);
-      source = newest ? " from checkpoint " + *newest : " (no complete checkpoint in " + cp.dir + ": plain start)";
-    } else if (cp.backend == CheckpointConfig::Backend::Criu) {
-      auto image = CriuBackend::newest_image(cp.dir);
-      if (opts_.criu == nullptr || !opts_.criu->status().available)
-        source = " (CRIU unavailable: plain start)";
-      else
-        source = image ? " from CRIU image " + *image : " (no CRIU image: plain start)";
-    } else {
+    const RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
+    out.restore_source = restore_source_name(pick.source);
+    if (cp.backend == CheckpointConfig::Backend::Criu && (opts_.criu == nullptr || !opts_.criu->status().available)) {
+      source = " (CRIU unavailable: plain start)";
+      out.restore_source = restore_source_name(RestoreChoice::Source::Clean);
+    } else if (cp.backend == CheckpointConfig::Backend::None) {
       source = " (no checkpoint backend: plain start)";
+      out.restore_source = restore_source_name(RestoreChoice::Source::Clean);
+    } else if (pick.checkpoint) {
+      source = " from checkpoint " + pick.checkpoint->path + pick_note(pick);
+    } else {
+      source = " with a clean start" + pick_note(pick);
     }
   }
+  // Every outcome below names where the restore starts from.
+  auto with_source = [&](ActionOutcome o) {
+    o.restore_source = out.restore_source;
+    return o;
+  };
 
   switch (s.state) {
     case State::Failed:
       if (s.tripped) {
-        return {ActionResult::Skipped,
-                "service " + name + " is down after its crash-loop limit (" + s.last_exit + "); not restarting",
-                {}};
+        return with_source({ActionResult::Skipped,
+                            "service " + name + " is down after its crash-loop limit (" + s.last_exit +
+                                "); not restarting",
+                            {}});
       }
       [[fallthrough]];
     case State::Backoff:
     case State::Stopped: {
-      if (dry_run) return {ActionResult::DryRun, "would start service " + name + " now" + source, {}};
+      if (dry_run) return with_source({ActionResult::DryRun, "would start service " + name + " now" + source, {}});
       start(s, now, from_checkpoint);
-      if (s.state != State::Running) return {ActionResult::Failed, "service " + name + ": " + s.last_exit, {}};
-      return {ActionResult::Ok, "started service " + name + ", pid " + std::to_string(s.pid) + source, s.key};
+      if (s.state != State::Running)
+        return with_source({ActionResult::Failed, "service " + name + ": " + s.last_exit, {}});
+      return with_source(
+          {ActionResult::Ok, "started service " + name + ", pid " + std::to_string(s.pid) + source, s.key});
     }
     case State::Stopping:
       if (s.after == After::Start && from_checkpoint) s.after = After::StartFromCheckpoint;
-      return {ActionResult::Skipped, "service " + name + " is already stopping", {}};
+      return with_source({ActionResult::Skipped, "service " + name + " is already stopping", {}});
     case State::Running:
       break;
   }
   const std::string how = "SIGTERM, " + human(s.cfg.stop_grace) + " grace, then SIGKILL";
   if (dry_run) {
-    return {ActionResult::DryRun,
-            "would restart service " + name + " (pid " + std::to_string(s.pid) + ": " + how + ")" + source, {}};
+    return with_source({ActionResult::DryRun,
+                        "would restart service " + name + " (pid " + std::to_string(s.pid) + ": " + how + ")" + source,
+                        {}});
   }
   const pid_t old = s.pid;
   begin_stop(s, now, from_checkpoint ? After::StartFromCheckpoint : After::Start);
-  return {ActionResult::Ok,
-          "restarting service " + name + ": SIGTERM sent to pid " + std::to_string(old) + " (SIGKILL after " +
-              human(s.cfg.stop_grace) + "), then start" + source,
-          {}};
+  return with_source({ActionResult::Ok,
+                      "restarting service " + name + ": SIGTERM sent to pid " + std::to_string(old) +
+                          " (SIGKILL after " + human(s.cfg.stop_grace) + "), then start" + source,
+                      {}});
 }
+
+void Supervisor::set_faulty(const std::set<std::string>& names) {
+  const auto now = std::filesystem::file_time_type::clock::now();
+  for (auto& [name, s] : services_) {
+    if (names.count(name) != 0)
+      s.choice.fault_open(now);
+    else
+      s.choice.fault_closed(now);
+  }
+}
+
+std::optional<std::string> Supervisor::restore_verdict(const std::string& name, bool held) {
+  auto it = services_.find(name);
+  if (it == services_.end()) return std::nullopt;
+  Service& s = it->second;
+  if (held) {
+    s.choice.held();
+    return std::nullopt;
+  }
+  auto next = s.choice.did_not_hold(checkpoints_of(s));
+  if (next) spdlog::warn("service {}: the restore brought the fault back; the next one starts from {}", name, *next);
+  return next;
+}
+
+
 
 std::optional<std::string> Supervisor::service_of(uint32_t pid) const {
   if (pid == 0) return std::nullopt;
@@ -471,10 +533,10 @@ std::vector<ServiceStatus> Supervisor::status() const {
                                             [&](uint64_t t) { return now - t < window; }));
     st.last_exit = s.last_exit;
     st.checkpoint_backend = backend_name(s.cfg.checkpoint.backend);
-    if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::App) {
-      st.last_checkpoint = newest_complete_checkpoint(s.cfg.checkpoint.dir).value_or("");
-    } else if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::Criu) {
-      st.last_checkpoint = CriuBackend::newest_image(s.cfg.checkpoint.dir).value_or("");
+    const auto checkpoints = checkpoints_of(s);  // oldest first: an app's by mtime, CRIU's by number
+    st.suspect_checkpoints = s.choice.marked(checkpoints);
+    if (!checkpoints.empty()) st.last_checkpoint = checkpoints.back().path;
+    if (s.cfg.checkpoint.backend == CheckpointConfig::Backend::Criu) {
       st.criu = opts_.criu != nullptr ? opts_.criu->status() : CriuStatus{false, "", "no CRIU backend"};
     }
     out.push_back(std::move(st));

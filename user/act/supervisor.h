@@ -13,12 +13,14 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "act/action.h"
 #include "act/checkpoint.h"
 #include "act/clock.h"
+#include "act/restore_choice.h"
 #include "act/spawner.h"
 #include "config/config.h"
 
@@ -57,6 +59,9 @@ struct ServiceStatus {
   std::string last_exit;            // "killed by SIGSEGV", "" before any exit
   std::string checkpoint_backend;   // "none", "app", "criu"
   std::string last_checkpoint;      // newest complete checkpoint / CRIU image, "" if none
+  // Checkpoints a restore skips: taken while a fault was open on the service,
+  // or one that brought the fault back (and every newer one).
+  std::vector<std::string> suspect_checkpoints;
   std::optional<CriuStatus> criu;   // for criu services: whether CRIU works here, and why not
 };
 
@@ -88,9 +93,18 @@ class Supervisor {
   void tick(uint64_t now_ns);
 
   // Asynchronous: SIGTERM now, SIGKILL once stop_grace passed (in tick), then
-  // a start (from the newest checkpoint when from_checkpoint). A service in
-  // backoff or stopped starts at once; a failed (crash-looped) one is skipped.
+  // a start (when from_checkpoint: from the checkpoint RestoreChoice picks,
+  // named with its source in the outcome). A service in backoff or stopped
+  // starts at once; a failed (crash-looped) one is skipped.
   ActionOutcome restart(const std::string& name, bool from_checkpoint, bool dry_run);
+
+  // The services with a fault open on their running process now (the daemon
+  // says so every tick): checkpoints they take meanwhile are suspect.
+  void set_faulty(const std::set<std::string>& names);
+  // The recovery check's verdict on the last restore of `name`. Not held:
+  // what the next restore falls back to (an older checkpoint, then a clean
+  // start), or nullopt when there is nothing left to fall back to.
+  std::optional<std::string> restore_verdict(const std::string& name, bool held);
 
   // The service whose main process is `pid`, or was until its last exit (the
   // handler acts on a crash after the process is gone).
@@ -127,7 +141,10 @@ class Supervisor {
     bool remove = false;                       // After::Remove done: erase at the end of tick
     uint64_t next_dump_ns = 0;
     std::string last_image;
+    RestoreChoice choice;  // which checkpoint a restore starts from (suspect marks, fallback)
   };
+
+  std::vector<CheckpointEntry> checkpoints_of(const Service& s) const;
 
   void start(Service& s, uint64_t now, bool from_checkpoint);
   void begin_stop(Service& s, uint64_t now, After after);

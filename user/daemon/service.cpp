@@ -516,6 +516,7 @@ void Service::tick(uint64_t now) {
   events_.clear();
 
   remember_new_processes();
+  actuator_->note_open_faults(engine_->open_faults());
   actuator_->tick(now);
   Resolver resolver(*this);
   auto out = handler_->on_tick(now, records, engine_->open_faults(), resolver);
@@ -702,7 +703,8 @@ nlohmann::json Service::build_status() const {
                     {"failures_in_window", st.failures_in_window},
                     {"last_exit", st.last_exit},
                     {"checkpoint", st.checkpoint_backend},
-                    {"last_checkpoint", st.last_checkpoint}});
+                    {"last_checkpoint", st.last_checkpoint},
+                    {"suspect_checkpoints", st.suspect_checkpoints}});
   s["services"] = svcs;
   s["actions"] = counters_.actions;
   s["faults_opened"] = counters_.faults_by_class;

@@ -5,13 +5,20 @@
 //
 // It counts up every --tick and writes its count to DIR/ckpt-<count> every
 // --every (NAME.tmp, fsync, rename, fsync of the directory: a reader never sees
-// a partial checkpoint), keeping the newest three. FAULTPROBE_RESTORE_FROM
+// a partial checkpoint), keeping the newest --keep (3). FAULTPROBE_RESTORE_FROM
 // resumes from a checkpoint.
 //
 // --inject FILE (default DIR.inject) lets a campaign turn a running, healthy
 // counter faulty from outside: when the file appears the counter reads and
-// removes it and crashes, hangs (vfork: uninterruptible sleep), leaks, spins
-// for a while, or forks at a rate, as the file says.
+// removes it and crashes (at once, or after a delay), hangs (vfork:
+// uninterruptible sleep), leaks, spins for a while, or forks at a rate, as the
+// file says, and prints {"injected": TEXT, "pid", "mono_ns", "real_ns"} (the
+// ground truth of when). An injection written with a leading '+' becomes part
+// of the counter's state, as a poisonous request becomes part of a real
+// service's: every checkpoint written from then on carries it ("fault TEXT" on
+// its second line), and a counter restored from such a checkpoint turns faulty
+// again the same way. That is the checkpoint taken while the fault was already
+// developing, which a restore must learn to fall back from.
 #include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -40,8 +47,8 @@ namespace fg {
 
 namespace {
 
-constexpr size_t kKeep = 3;
 constexpr const char* kPrefix = "ckpt-";
+constexpr const char* kFaultLine = "fault ";  // a checkpoint's second line: the fault in its state
 
 volatile sig_atomic_t g_stop = 0;
 std::atomic<int64_t> g_hog_until{0};  // an injected hog spins until then
@@ -69,9 +76,29 @@ int fail(const std::string& what) {
   return kExitFailed;
 }
 
+// A checkpoint's content: the count, and the fault its state carries ("" if none).
+struct Saved {
+  uint64_t count = 0;
+  std::string fault;
+};
+
+std::optional<Saved> parse_checkpoint(const std::string& text) {
+  const auto nl = text.find('\n');
+  auto n = parse_count(text.substr(0, nl));
+  if (!n) return std::nullopt;
+  Saved s{*n, ""};
+  if (nl == std::string::npos) return s;
+  std::string rest = text.substr(nl + 1);
+  while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.pop_back();
+  if (rest.empty()) return s;
+  if (rest.rfind(kFaultLine, 0) != 0 || rest.find('\n') != std::string::npos) return std::nullopt;
+  s.fault = rest.substr(std::strlen(kFaultLine));
+  return s;
+}
+
 class Checkpointer {
  public:
-  explicit Checkpointer(std::string dir) : dir_(std::move(dir)) {
+  Checkpointer(std::string dir, size_t keep) : dir_(std::move(dir)), keep_(std::max<size_t>(keep, 1)) {
     // Ours from an earlier run take part in the rotation, oldest first by
     // mtime (not by count: a run that was not restored counts from 0 again).
     std::error_code ec;
@@ -88,12 +115,13 @@ class Checkpointer {
   }
 
   // Returns false (and says why on stderr) when the checkpoint could not be written.
-  bool write(uint64_t count) {
+  bool write(uint64_t count, const std::string& fault) {
     const std::string final_path = dir_ + "/" + ckpt_name(count);
     const std::string tmp = final_path + ".tmp";
     int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return report("open " + tmp);
-    const std::string text = std::to_string(count) + "\n";
+    std::string text = std::to_string(count) + "\n";
+    if (!fault.empty()) text += kFaultLine + fault + "\n";
     bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
     int err = errno;
     close(fd);
@@ -110,7 +138,7 @@ class Checkpointer {
     }
     std::erase(written_, final_path);  // rewritten (same count again): now the newest
     written_.push_back(final_path);
-    while (written_.size() > kKeep) {
+    while (written_.size() > keep_) {
       unlink(written_.front().c_str());
       written_.pop_front();
     }
@@ -123,6 +151,7 @@ class Checkpointer {
     return false;
   }
   std::string dir_;
+  size_t keep_;
   std::deque<std::string> written_;
 };
 
@@ -206,16 +235,39 @@ void fork_at(double rate) {
 struct Injection {
   std::string what;  // "crash", "hang", "leak", "hog", "forkbomb"
   std::string arg;
+  bool sticky = false;  // '+': part of the state, carried by every later checkpoint
+  std::string text() const { return arg.empty() ? what : what + ":" + arg; }
 };
+
+Injection parse_injection(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  Injection i;
+  if (!text.empty() && text[0] == '+') {
+    i.sticky = true;
+    text.erase(0, 1);
+  }
+  auto colon = text.find(':');
+  i.what = text.substr(0, colon);
+  i.arg = colon == std::string::npos ? "" : text.substr(colon + 1);
+  return i;
+}
+
+// The ground truth of an injection: what, into whom, when.
+void announce(const Injection& i, bool from_checkpoint) {
+  std::cerr << "faultgen counter: injected " << (i.sticky ? "+" : "") << i.text()
+            << (from_checkpoint ? " (carried by the checkpoint)" : "") << std::endl;
+  emit_line("{\"injected\":\"" + std::string(i.sticky ? "+" : "") + i.text() + "\",\"pid\":" +
+            std::to_string(getpid()) + ",\"from_checkpoint\":" + (from_checkpoint ? "true" : "false") +
+            ",\"mono_ns\":" + std::to_string(mono_ns()) + ",\"real_ns\":" + std::to_string(real_ns()) + "}");
+}
+
 std::optional<Injection> take_injection(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   unlink(path.c_str());
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-  auto colon = text.find(':');
-  Injection i{text.substr(0, colon), colon == std::string::npos ? "" : text.substr(colon + 1)};
-  std::cerr << "faultgen counter: injected " << text << std::endl;
+  Injection i = parse_injection(text);
+  announce(i, false);
   return i;
 }
 
@@ -250,21 +302,23 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
 
   uint64_t count = 0;
   bool restored = false;
+  std::optional<Injection> carried;  // the fault the checkpoint's state carries
   if (const char* from = std::getenv("FAULTPROBE_RESTORE_FROM"); from != nullptr && *from != '\0') {
     std::ifstream in(from);
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto n = in ? parse_count(text) : std::nullopt;
-    if (!n) return fail(std::string("cannot restore from ") + from + ": not a counter checkpoint");
-    count = *n;
+    auto saved = in ? parse_checkpoint(text) : std::nullopt;
+    if (!saved) return fail(std::string("cannot restore from ") + from + ": not a counter checkpoint");
+    count = saved->count;
     restored = true;
     std::cerr << "restored from " << from << " at " << count << std::endl;
+    if (!saved->fault.empty()) carried = parse_injection("+" + saved->fault);
   }
 
   struct sigaction sa {};
   sa.sa_handler = on_stop;
   for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaction(s, &sa, nullptr);
 
-  Checkpointer ckpt(dir);
+  Checkpointer ckpt(dir, o.keep);
   std::optional<Leaker> leak;
   if (o.leak_mb_per_s > 0) leak.emplace(o.leak_mb_per_s, o.leak_max_mb);
   if (o.hog) std::thread(spin_forever).detach();
@@ -280,6 +334,38 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
   const int64_t every = std::max<int64_t>(o.every.count(), tick);
   const int64_t deadline = duration ? t0 + duration->count() : INT64_MAX;  // INT64_MAX: until a stop signal
   int64_t next_tick = t0 + tick, next_ckpt = t0 + every, next_print = t0 + 1'000'000'000;
+  std::string poison;               // the sticky fault every checkpoint from now on carries
+  int64_t crash_due = INT64_MAX;    // a delayed crash ("crash:DUR")
+  auto turn_faulty = [&](const Injection& inj) {
+    if (inj.sticky) poison = inj.text();
+    if (inj.what == "crash") {
+      auto d = inj.arg.empty() ? fp::Result<nanoseconds>(nanoseconds(0)) : fp::parse_duration(inj.arg);
+      crash_due = mono_ns() + (d ? d->count() : 0);
+    } else if (inj.what == "hang") {
+      ckpt.write(count, poison);
+      hang_forever(getpid());
+    } else if (inj.what == "leak") {
+      double rate = inj.arg.empty() ? 40 : std::atof(inj.arg.c_str());
+      leak.emplace(rate, std::max(o.leak_max_mb, 4096.0));
+    } else if (inj.what == "hog") {
+      auto d = inj.arg.empty() ? fp::Result<nanoseconds>(nanoseconds(std::chrono::seconds(20)))
+                               : fp::parse_duration(inj.arg);
+      g_hog_until = mono_ns() + (d ? d->count() : 20'000'000'000);
+      std::thread([] {
+        // spin: nothing but the clock read, which a hog of a real service would not need either
+        while (mono_ns() < g_hog_until.load()) {
+        }
+      }).detach();
+    } else if (inj.what == "forkbomb") {
+      fork_at(inj.arg.empty() ? 300 : std::max(1.0, std::atof(inj.arg.c_str())));
+    } else {
+      std::cerr << "faultgen counter: unknown injection " << inj.what << std::endl;
+    }
+  };
+  if (carried) {
+    announce(*carried, true);
+    turn_faulty(*carried);
+  }
   while (g_stop == 0) {
     sleep_until(next_tick);
     if (g_stop != 0) break;
@@ -287,33 +373,11 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
     next_tick += tick;
     ++count;
     if (o.crash_at && !restored && count >= *o.crash_at) crash_now(count);
-    if (auto inj = take_injection(inject)) {
-      if (inj->what == "crash") {
-        crash_now(count);
-      } else if (inj->what == "hang") {
-        ckpt.write(count);
-        hang_forever(getpid());
-      } else if (inj->what == "leak") {
-        double rate = inj->arg.empty() ? 40 : std::atof(inj->arg.c_str());
-        leak.emplace(rate, std::max(o.leak_max_mb, 4096.0));
-      } else if (inj->what == "hog") {
-        auto d = inj->arg.empty() ? fp::Result<nanoseconds>(nanoseconds(std::chrono::seconds(20)))
-                                  : fp::parse_duration(inj->arg);
-        g_hog_until = mono_ns() + (d ? d->count() : 20'000'000'000);
-        std::thread([] {
-          // spin: nothing but the clock read, which a hog of a real service would not need either
-          while (mono_ns() < g_hog_until.load()) {
-          }
-        }).detach();
-      } else if (inj->what == "forkbomb") {
-        fork_at(inj->arg.empty() ? 300 : std::max(1.0, std::atof(inj->arg.c_str())));
-      } else {
-        std::cerr << "faultgen counter: unknown injection " << inj->what << std::endl;
-      }
-    }
+    if (now >= crash_due) crash_now(count);
+    if (auto inj = take_injection(inject)) turn_faulty(*inj);
     if (leak) leak->step();
     if (now >= next_ckpt) {
-      ckpt.write(count);
+      ckpt.write(count, poison);
       next_ckpt += every;
     }
     if (now >= next_print) {
@@ -323,7 +387,7 @@ int run_counter(const CounterOptions& o, std::optional<nanoseconds> duration) {
     if (now >= deadline) break;
   }
   // Stopped on purpose: the state so far is worth keeping.
-  ckpt.write(count);
+  ckpt.write(count, poison);
   return kExitOk;
 }
 

@@ -82,6 +82,7 @@ struct CounterOptions {
   std::string dir;                           // "" = $FAULTPROBE_CHECKPOINT_DIR
   nanoseconds tick{std::chrono::milliseconds(10)};
   nanoseconds every{std::chrono::milliseconds(100)};  // checkpoint period
+  size_t keep = 3;                           // checkpoints kept (the newest)
   std::optional<uint64_t> crash_at;          // SIGSEGV when the count reaches it (not after a restore)
   double leak_mb_per_s = 0;
   double leak_max_mb = 1024;

@@ -188,9 +188,10 @@ int main(int argc, char** argv) {
   CLI::App* counter = app.add_subcommand(
       "counter",
       "a service that counts and writes application-assisted checkpoints (DIR/ckpt-<count>, write + rename, "
-      "newest 3 kept) and resumes from $FAULTPROBE_RESTORE_FROM; runs in faultgen's own process, for "
+      "newest --keep kept) and resumes from $FAULTPROBE_RESTORE_FROM; runs in faultgen's own process, for "
       "faultprobed to supervise. Stdout: the ground-truth line (with \"count\" and \"restored\"), then "
-      "{\"count\":N,..} each second; {\"crash\":pid,..} just before --crash-at");
+      "{\"count\":N,..} each second; {\"injected\":TEXT,..} when it turns faulty; {\"crash\":pid,..} just "
+      "before a crash");
   counter->add_option("--dir", counter_o.dir, "checkpoint directory (default: $FAULTPROBE_CHECKPOINT_DIR)");
   counter->add_option("--tick", tick_text, "count up this often")
       ->type_name("DUR")
@@ -199,6 +200,9 @@ int main(int argc, char** argv) {
   counter->add_option("--every", ckpt_every_text, "write a checkpoint this often")
       ->type_name("DUR")
       ->check(duration_check(true))
+      ->capture_default_str();
+  counter->add_option("--keep", counter_o.keep, "checkpoints kept (the newest)")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
   counter->add_option("--crash-at", counter_o.crash_at,
                       "SIGSEGV when the count reaches N, unless started from a checkpoint")
@@ -211,7 +215,9 @@ int main(int argc, char** argv) {
   counter->add_flag("--hog", counter_o.hog, "also spin one CPU");
   counter->add_option("--inject", counter_o.inject,
                       "control file (default DIR.inject): when it appears, the counter reads and removes it and "
-                      "turns faulty: crash | hang | leak:MIB_PER_S | hog:DUR | forkbomb:PER_S");
+                      "turns faulty: crash[:AFTER] | hang | leak:MIB_PER_S | hog:DUR | forkbomb:PER_S; a leading "
+                      "'+' makes the fault part of the state: every later checkpoint carries it and a counter "
+                      "restored from one turns faulty again");
   add_duration(counter);
 
   CLI::App* list_cmd = app.add_subcommand("list", "the subcommands and whether each works on this machine");

@@ -1,0 +1,1 @@
+"""The fault campaign's parts (scripts/fault-campaign is the entry point)."""

@@ -1,0 +1,236 @@
+"""Injections with ordinary programs, the faults real hosts have (issue 14's
+workloads): a buffered writer next to a reader that suffers, an RT spinner
+next to a CFS process on its CPU, a shell fork bomb in a pids-limited
+cgroup, a process already hung when the daemon starts, a fast leak in a
+memory cgroup, an OOM triggered by a non-main thread. Detection and
+localization only: no policy of the campaign matches them."""
+import os
+import subprocess
+import threading
+import time
+
+from . import host
+from .injections import finish, settle
+from .judge import judge_detection
+
+VICTIM = ("import time\n"
+          "while True:\n"
+          "    t = time.perf_counter()\n"
+          "    while time.perf_counter() - t < 0.001: pass\n"
+          "    time.sleep(0.005)\n")
+
+FAST_LEAK = ("import time\n"
+             "chunks, t0 = [], time.time()\n"
+             "while True:\n"
+             "    chunks.append(b'x' * (5 << 20))\n"   # touched: bytes of 'x', not a lazy calloc
+             "    time.sleep(max(0.0, t0 + len(chunks) * 0.1 - time.time()))\n")  # 50 MB/s
+
+THREAD_OOM = ("import threading\n"
+              "def grow():\n"
+              "    chunks = []\n"
+              "    while True:\n"
+              "        chunks.append(b'x' * (8 << 20))\n"
+              "t = threading.Thread(target=grow)\n"
+              "t.start()\n"
+              "t.join()\n")
+
+
+def _popen(argv, **kw):
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, **kw)
+
+
+def _wait_fault(ctx, run, timeout):
+    return ctx.daemon.wait(lambda r: r.get("kind") == "fault" and r.get("class") == run.cls, timeout,
+                           since=run.first_index)
+
+
+def _judge(ctx, run):
+    judge_detection(ctx.daemon.records(run.first_index), run, ctx.claimed())
+
+
+def rt_spinner(ctx, run, wait_s=25):
+    """A SCHED_FIFO spinner pinned to the last CPU, next to a CFS process
+    there that wants it for 1 ms every 5 ms. runq_starvation, culprit: the spinner."""
+    cpu = str((os.cpu_count() or 1) - 1)
+    run.first_index = ctx.daemon.count()
+    victim = _popen(["taskset", "-c", cpu, "python3", "-c", VICTIM])
+    time.sleep(0.5)
+    spinner = _popen(["chrt", "-f", "10", "taskset", "-c", cpu, "sh", "-c", "while :; do :; done"])
+    run.injected_ns = time.time_ns()
+    ctx.claim(run, [spinner.pid])
+    run.victims.add(victim.pid)
+    fault = _wait_fault(ctx, run, wait_s)
+    while fault is not None and fault.get("pid") not in run.pids and time.time_ns() - run.injected_ns < wait_s * 1e9:
+        time.sleep(0.5)  # blamed on someone else first: give the right one its chance
+        fault = next((r for r in ctx.daemon.records(run.first_index) if r.get("kind") == "fault" and
+                      r.get("class") == run.cls and r.get("pid") in run.pids), fault)
+    host.kill_group(spinner)
+    host.kill_group(victim)
+    _judge(ctx, run)
+    settle(ctx, run.first_index, run.pids | run.victims, timeout=30)
+    finish(ctx, run)
+    return run
+
+
+def shell_forkbomb(ctx, run, wait_s=20, pids_max=200):
+    """`b(){ b|b& }; b` in a cgroup with pids.max: generations reparent, so no
+    single tree forks fast. fork_bomb, culprit: any member (the cgroup's)."""
+    name = "fp_campaign_%d_bomb%d" % (os.getpid(), run.n)
+    cg = host.Cgroup(name, ["pids", "cpu"], {"pids.max": pids_max})
+    run.cgroup = name
+    run.first_index = ctx.daemon.count()
+    procs = " ".join("echo $$ > %s/cgroup.procs;" % p for p in cg.paths)
+    bomb = _popen(["bash", "-c", procs + " b(){ b|b& }; b"])
+    run.injected_ns = time.time_ns()
+    stop = threading.Event()
+
+    def members():  # the bomb's pids, for the record (the cgroup decides who is a member)
+        while not stop.is_set():
+            ctx.claim(run, cg.pids())
+            time.sleep(0.02)
+    watcher = threading.Thread(target=members, daemon=True)
+    watcher.start()
+    _wait_fault(ctx, run, wait_s)
+    stop.set()
+    watcher.join()
+    cg.kill_all()
+    host.kill_group(bomb)
+    _judge(ctx, run)
+    cg.remove()
+    settle(ctx, run.first_index, run.pids, timeout=20)
+    finish(ctx, run)
+    return run
+
+
+def buffered_writer(ctx, run, io_dir, read_file, wait_s=30):
+    """dd through the page cache (no oflag=direct) while a reader reads with
+    O_DIRECT and suffers the writeback. io_storm, culprit: dd."""
+    out = os.path.join(io_dir, "fp_campaign_dd_%d.bin" % os.getpid())
+    run.first_index = ctx.daemon.count()
+    reader = _popen(["sh", "-c", "while :; do dd if=%s of=/dev/null bs=4k iflag=direct status=none; done" % read_file])
+    run.victims.add(reader.pid)
+    time.sleep(1)
+    writer = _popen(["dd", "if=/dev/zero", "of=" + out, "bs=1M", "count=4096", "status=none"])
+    run.injected_ns = time.time_ns()
+    ctx.claim(run, [writer.pid])
+    _wait_fault(ctx, run, wait_s)
+    host.kill_group(writer)
+    host.kill_group(reader)
+    try:
+        os.unlink(out)
+    except OSError:
+        pass
+    _judge(ctx, run)
+    settle(ctx, run.first_index, run.pids | run.victims, timeout=30)
+    finish(ctx, run)
+    return run
+
+
+def _in_memcg(ctx, run, limit, code, wait_s):
+    cg = host.memory_cgroup("fp_campaign_%d_%s" % (os.getpid(), run.name.replace("#", "_").replace(":", "_")), limit)
+    run.first_index = ctx.daemon.count()
+    proc = _popen(["sh", "-c", "echo $$ > %s/cgroup.procs && exec python3 -c \"$0\"" % cg.paths[0], code])
+    run.injected_ns = time.time_ns()
+    ctx.claim(run, [proc.pid])
+    _wait_fault(ctx, run, wait_s)
+    host.kill_group(proc)
+    _judge(ctx, run)
+    cg.remove()
+    settle(ctx, run.first_index, run.pids, timeout=30)
+    finish(ctx, run)
+    return run
+
+
+def fast_leak(ctx, run, wait_s=25):
+    """50 MB/s in a 1 GiB memory cgroup: memory_leak before the OOM killer (20 s)."""
+    return _in_memcg(ctx, run, 1 << 30, FAST_LEAK, wait_s)
+
+
+def thread_oom(ctx, run, wait_s=20):
+    """A non-main thread allocates past a 128 MiB memory cgroup: oom_kill, culprit the process."""
+    return _in_memcg(ctx, run, 128 << 20, THREAD_OOM, wait_s)
+
+
+class FrozenHangs:
+    """`dd` writers blocked on a frozen ext4 (loop device, fsfreeze): in D
+    state before the daemon starts. Started by start(), judged by judge()
+    once the daemon runs, released by release()."""
+
+    def __init__(self, work, count):
+        self.dir = os.path.join(work, "frozen")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.loop = None
+        self.mounted = self.frozen = False
+        self.procs = []
+        self.started_ns = []
+        self.count = count
+        self.error = None
+
+    def _sh(self, cmd):
+        return subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def start(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        img = os.path.join(self.dir, "img")
+        r = self._sh("truncate -s 64M %s && mkfs.ext4 -q -F %s" % (img, img))
+        if r.returncode != 0:
+            self.error = "mkfs.ext4: " + r.stdout.strip()
+            return False
+        r = self._sh("losetup -f --show %s" % img)
+        if r.returncode != 0:
+            self.error = "losetup: " + r.stdout.strip()
+            return False
+        self.loop = r.stdout.strip()
+        if self._sh("mount %s %s" % (self.loop, self.mnt)).returncode != 0:
+            self.error = "cannot mount " + self.loop
+            return False
+        self.mounted = True
+        if self._sh("fsfreeze -f %s" % self.mnt).returncode != 0:
+            self.error = "fsfreeze failed"
+            return False
+        self.frozen = True
+        for i in range(self.count):
+            self.procs.append(_popen(["dd", "if=/dev/zero", "of=%s/f%d" % (self.mnt, i), "bs=4k", "count=1",
+                                      "status=none"]))
+            self.started_ns.append(time.time_ns())
+        end = time.time() + 10
+        while time.time() < end and not all(host.state(p.pid) == "D" for p in self.procs):
+            time.sleep(0.05)
+        return True
+
+    def judge(self, ctx, runs, wait_s):
+        """After the daemon started: one run per blocked dd."""
+        since = 0
+        for run, proc, t in zip(runs, self.procs, self.started_ns):
+            run.first_index = since
+            run.injected_ns = t  # the D state began before the daemon ran
+            ctx.claim(run, [proc.pid])
+            if self.error:
+                run.note = self.error
+        deadline = time.time() + wait_s
+        for run in runs:
+            ctx.daemon.wait(lambda r: r.get("kind") == "fault" and r.get("class") == "hang" and
+                            r.get("pid") in run.pids, max(0.0, deadline - time.time()), since=since)
+            _judge(ctx, run)
+        self.release()
+        for run in runs:
+            settle(ctx, since, run.pids, timeout=30)
+            finish(ctx, run)
+        return runs
+
+    def release(self):
+        if self.frozen:
+            self._sh("fsfreeze -u %s" % self.mnt)
+            self.frozen = False
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                host.kill_group(p)
+        if self.mounted:
+            self._sh("umount %s" % self.mnt)
+            self.mounted = False
+        if self.loop:
+            self._sh("losetup -d %s" % self.loop)
+            self.loop = None
