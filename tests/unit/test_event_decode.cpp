@@ -5,20 +5,14 @@
 
 #include <cstring>
 
+#include "event_payload.h"
 #include "faultprobe/abi.h"
 #include "probe/event_decode.h"
 
 namespace fp {
 namespace {
 
-void hdr(fp_event_hdr& h, uint32_t type, uint32_t tgid, uint64_t start, const char* comm) {
-  std::memset(&h, 0, sizeof h);
-  h.type = type;
-  h.tgid = tgid;
-  h.ts_ns = 7'000'000'000ull;
-  h.start_ns = start;
-  std::strncpy(h.comm, comm, FP_COMM_LEN - 1);
-}
+using test::hdr;
 
 TEST(EventDecode, ExitCarriesTheFinalCounters) {
   fp_exit_event e{};
@@ -30,7 +24,7 @@ TEST(EventDecode, ExitCarriesTheFinalCounters) {
   EventBatch b;
   ASSERT_TRUE(decode_event(&e, sizeof e, b));
   ASSERT_EQ(b.exits.size(), 1u);
-  EXPECT_EQ(b.exits[0].ts_ns, 7'000'000'000ull);
+  EXPECT_EQ(b.exits[0].ts_ns, test::kEventTs);
   EXPECT_EQ(b.exits[0].exit_code, 0x8bu);
   EXPECT_EQ(b.exits[0].final.tgid, 42u);
   EXPECT_EQ(b.exits[0].final.cpu_ns, 5'000'000u);
