@@ -77,6 +77,7 @@ constexpr HookSpec kHooks[] = {
     {"mm_vmscan_direct_reclaim_end", "reclaim", false, false, "vmscan"},
     {"signal_generate", "fatal_signals, signal events", false, false, "signal"},
     {"mark_victim", "oom_victim, oom events", false, true, "oom"},
+    {"balance_dirty_pages", "dirty_throttle_ns, dirty_throttles", false, true, "writeback"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
     {"mce_record", "hw_mce", false, true, "mce", "mce"},
     {"mc_event", "hw_memory_error", false, true, "ras", "memory"},
@@ -116,25 +117,38 @@ bool tracepoint_listed(const std::string& tracefs, const char* category, const c
   return std::filesystem::exists(tracefs + "/events/" + category + "/" + name, ec);
 }
 
+// Whether the kernel's struct `st` has a member `member` (its BTF).
+bool btf_has_member(const struct btf* vmlinux, const char* st, const char* member) {
+  int id = btf__find_by_name_kind(vmlinux, st, BTF_KIND_STRUCT);
+  if (id < 0) return false;
+  const struct btf_type* t = btf__type_by_id(vmlinux, id);
+  const struct btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* name = btf__name_by_offset(vmlinux, m->name_off);
+    if (name && std::string_view(name) == member) return true;
+  }
+  return false;
+}
+
 // Whether the kernel keeps sched_info (run_delay, pcount) for every task:
 // the fields are in its BTF (CONFIG_SCHED_INFO) and this process's own
 // counters moved (kernels before 5.14 only counted with schedstats or delay
 // accounting switched on).
 bool kernel_counts_runq_waits(const struct btf* vmlinux) {
-  int id = btf__find_by_name_kind(vmlinux, "sched_info", BTF_KIND_STRUCT);
-  if (id < 0) return false;
-  const struct btf_type* t = btf__type_by_id(vmlinux, id);
-  bool has_delay = false, has_pcount = false;
-  const struct btf_member* m = btf_members(t);
-  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
-    const char* name = btf__name_by_offset(vmlinux, m->name_off);
-    if (name && std::string_view(name) == "run_delay") has_delay = true;
-    if (name && std::string_view(name) == "pcount") has_pcount = true;
-  }
-  if (!has_delay || !has_pcount) return false;
+  if (!btf_has_member(vmlinux, "sched_info", "run_delay") || !btf_has_member(vmlinux, "sched_info", "pcount"))
+    return false;
   std::ifstream in("/proc/self/schedstat");
   uint64_t run_ns = 0, delay_ns = 0, pcount = 0;
   return bool(in >> run_ns >> delay_ns >> pcount) && pcount > 0;
+}
+
+// Whether the kernel keeps per-task IO accounting (task->ioac.read_bytes,
+// write_bytes, cancelled_write_bytes: CONFIG_TASK_IO_ACCOUNTING), the
+// counters /proc/PID/io shows.
+bool kernel_has_task_io_accounting(const struct btf* vmlinux) {
+  return btf_has_member(vmlinux, "task_struct", "ioac") &&
+         btf_has_member(vmlinux, "task_io_accounting", "write_bytes") &&
+         btf_has_member(vmlinux, "task_io_accounting", "cancelled_write_bytes");
 }
 
 }  // namespace
@@ -331,7 +345,12 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   //     the wakeup hooks are then not loaded at all (one program fewer on
   //     the hottest path after sched_switch).
   runq_sched_info_ = !opts.runq_from_wakeups && kernel_counts_runq_waits(vmlinux);
+  task_io_ = !opts.io_from_submitter && kernel_has_task_io_accounting(vmlinux);
   btf__free(vmlinux);
+  skel_->rodata->fp_task_io = task_io_;
+  if (!task_io_)
+    spdlog::info("IO bytes from the block requests' submitter: {}",
+                 opts.io_from_submitter ? "as asked" : "the kernel has no task IO accounting (CONFIG_TASK_IO_ACCOUNTING)");
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
   // A hook whose counters come from elsewhere: neither twin is loaded.
   auto not_needed = [&](std::initializer_list<std::string_view> names, const char* reason) {
@@ -652,6 +671,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.cpu_tick_attached = cpu_tick_;
   meta.unpinnable = !perf_fds_.empty();
   meta.thread_ts = thread_ts_;
+  meta.task_io = task_io_;
+  meta.io_from_submitter = opts.io_from_submitter;
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
@@ -691,7 +712,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
                  same("max_inflight_io", m.max_inflight_io, opts.max_inflight_io),
                  same("ringbuf_bytes", m.ringbuf_bytes, opts.ringbuf_bytes),
                  same("cpu_tick_ms", m.cpu_tick_ms, opts.cpu_tick_ms),
-                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp)})
+                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp),
+                 same("io_from_submitter", m.io_from_submitter, opts.io_from_submitter)})
     if (!r) return r;
   if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
   if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
@@ -713,6 +735,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
   }
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
   thread_ts_ = m.thread_ts;
+  task_io_ = m.task_io;
   constexpr uint32_t any = pin::kAnySize;
   struct MapSpec {
     const char* name;
@@ -779,6 +802,9 @@ std::vector<std::string> Probe::unavailable_counters() const {
     if (spec && spec->hw_source) continue;  // hardware_sources() reports those
     if (st.mode == AttachMode::Unavailable && st.name != "block_io_start") out.push_back(st.feeds);
   }
+  if (!task_io_)
+    out.push_back("io_read_bytes, io_write_bytes by task (no task IO accounting: they are the submitter's bytes, "
+                  "a buffered write is the flusher's)");
   return out;
 }
 
