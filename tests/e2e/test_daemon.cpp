@@ -162,6 +162,8 @@ TEST(Daemon, StatusAndEventsFollow) {
   EXPECT_TRUE(st.contains("hooks")) << out;
   EXPECT_TRUE(st.contains("criu")) << out;
   EXPECT_TRUE(st.contains("drops")) << out;
+  // this kernel keeps task IO accounting: IO bytes are charged to whoever caused them
+  EXPECT_EQ(st.value("io_bytes_from", ""), "task_io_accounting") << out;
   // The memory breakdown; only the slots read lately are mapped, not the whole array.
   ASSERT_TRUE(st.contains("memory")) << out;
   EXPECT_GT(st["memory"].value("rss_bytes", 0ull), 0u) << out;

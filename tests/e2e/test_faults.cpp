@@ -1,9 +1,7 @@
 // One test per fault class this machine can produce: the daemon, on a config
 // with short hold times, must report the fault with faultgen's culprit pid,
 // and resolve it after the generator stops.
-#include <linux/magic.h>
 #include <signal.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -14,27 +12,6 @@
 using namespace std::chrono_literals;
 using namespace fp::e2e;
 using nlohmann::json;
-
-namespace {
-
-// As in the BPF tests: a directory on a real block device for O_DIRECT.
-std::string io_dir() {
-  const char* env = std::getenv("FP_TEST_IO_DIR");
-  if (env && *env) return env;
-  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")}) {
-    struct statfs fs {};
-    if (statfs(d.c_str(), &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != OVERLAYFS_SUPER_MAGIC) return d;
-  }
-  return std::filesystem::current_path().string();
-}
-
-bool has_victim(const json& r, uint32_t pid) {
-  for (auto& v : r["victims"])
-    if (v.get<uint32_t>() == pid) return true;
-  return false;
-}
-
-}  // namespace
 
 TEST(E2E, CpuRunaway) {
   Daemon d(kBase + R"(

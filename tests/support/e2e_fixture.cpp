@@ -3,11 +3,13 @@
 #include "../time_scale.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +45,22 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
 }
 
 }  // namespace
+
+bool has_victim(const nlohmann::json& fault, uint32_t pid) {
+  for (const auto& v : fault["victims"])
+    if (v.is_number_unsigned() && v.get<uint32_t>() == pid) return true;
+  return false;
+}
+
+std::string io_dir() {
+  const char* env = std::getenv("FP_TEST_IO_DIR");
+  if (env && *env) return env;
+  for (std::string d : {fs::current_path().string(), std::string("/var/tmp"), std::string("/root")}) {
+    struct statfs sfs {};
+    if (statfs(d.c_str(), &sfs) == 0 && sfs.f_type != TMPFS_MAGIC && sfs.f_type != OVERLAYFS_SUPER_MAGIC) return d;
+  }
+  return fs::current_path().string();
+}
 
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + fp::test::scaled(timeout);

@@ -102,8 +102,16 @@ std::string slurp(const std::string& path);
 // An action record of `type` with `result` (for `pid`, or any when 0).
 bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid);
 
+// Whether a fault record lists `pid` among its victims.
+bool has_victim(const nlohmann::json& fault, uint32_t pid);
+
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
+
+// As in the BPF tests: a directory on a real block device for O_DIRECT
+// (FP_TEST_IO_DIR, else the first of the working directory, /var/tmp and
+// /root that is not tmpfs or overlay).
+std::string io_dir();
 
 // Polls `pred` every 20 ms until it holds or `timeout` passes.
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);

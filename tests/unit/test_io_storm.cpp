@@ -44,6 +44,42 @@ TEST(IoStorm, BlamesTheFloodWhileOthersWait) {
   EXPECT_GE(f.evidence["victims"][0]["requests"].get<uint64_t>(), 5u);
 }
 
+// A buffered writer: it dirties pages, the flusher (a kernel thread) submits
+// them in slow requests. The writer is named; the flusher is neither culprit
+// nor victim.
+Sim& buffered_host(Sim& s) {
+  s.add(make_io_storm(storm_rule()));
+  s.spawn(100, "dd");
+  s.spawn(7, "kworker/u8:2", 2, FP_PROC_KTHREAD);
+  s.spawn(300, "logger");
+  s.set_load(100, Load{.dirtied_bytes = 10'000'000});
+  s.set_load(7, Load{.io_reqs = 80, .io_lat_ns = 120 * kMs, .flushed_bytes = 10'000'000});
+  s.set_load(300, Load{.io_bytes = 4'000, .io_reqs = 1, .io_lat_ns = 1 * kMs});
+  return s;
+}
+
+TEST(IoStorm, NamesTheBufferedWriterNotTheFlusher) {
+  Sim s;
+  buffered_host(s);
+  s.spawn(200, "postgres");
+  s.set_load(200, Load{.io_bytes = 40'000, .io_reqs = 2, .io_lat_ns = 120 * kMs});
+  s.run(11);
+  ASSERT_EQ(s.findings.size(), 1u);
+  const Finding& f = s.findings[0];
+  EXPECT_EQ(f.culprit, s.key(100));
+  EXPECT_EQ(f.victims, (std::vector<uint32_t>{200}));  // not the flusher, slow as its requests are
+  EXPECT_NEAR(f.evidence["value"].get<double>(), 100, 1);
+  EXPECT_GT(f.evidence["culprit_write_bytes"].get<uint64_t>(), 900'000'000u);
+  EXPECT_EQ(f.evidence["culprit_submitted_bytes"], 0u);
+}
+
+TEST(IoStorm, ABufferedCopyAloneIsNoStorm) {
+  Sim s;
+  buffered_host(s);  // the flusher's requests are slow, but they are the copy's own
+  s.run(12);
+  EXPECT_TRUE(s.seen.empty());
+}
+
 TEST(IoStorm, ABigCopyAloneIsNoStorm) {
   Sim s;
   s.add(make_io_storm(storm_rule()));

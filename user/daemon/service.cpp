@@ -352,8 +352,12 @@ void Service::count_and_log_events() {
                                 {"execs", p.execs},
                                 {"io_read_bytes", p.io_read_bytes},
                                 {"io_write_bytes", p.io_write_bytes},
+                                {"io_cancelled_write_bytes", p.io_cancelled_write_bytes},
+                                {"io_submit_read_bytes", p.io_submit_read_bytes},
+                                {"io_submit_write_bytes", p.io_submit_write_bytes},
                                 {"io_read_reqs", p.io_read_reqs},
                                 {"io_write_reqs", p.io_write_reqs},
+                                {"dirty_throttle_ns", p.dirty_throttle_ns},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -645,6 +649,7 @@ nlohmann::json Service::build_status() const {
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
+  s["io_bytes_from"] = probe_->io_bytes_from();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();

@@ -36,6 +36,7 @@ constexpr HookSpec kHooks[] = {
     {"mm_vmscan_direct_reclaim_end", "reclaim", false, false, "vmscan"},
     {"signal_generate", "fatal_signals, signal events", false, false, "signal"},
     {"mark_victim", "oom_victim, oom events", false, true, "oom"},
+    {"balance_dirty_pages", "dirty_throttle_ns, dirty_throttles", false, true, "writeback"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
     {"mce_record", "hw_mce", false, true, "mce", "mce"},
     {"mc_event", "hw_memory_error", false, true, "ras", "memory"},
@@ -119,6 +120,7 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
   // wakeup hooks are then not loaded at all (one program fewer on the
   // hottest path after sched_switch).
   plan.runq_sched_info = !c.runq_from_wakeups && k.sched_info;
+  plan.task_io = !c.io_from_submitter && k.task_io;
   if (plan.runq_sched_info)
     not_needed(plan.hooks, {"sched_wakeup", "sched_wakeup_new"},
                "run-queue waits come from the kernel's sched_info (run_delay, pcount)");

@@ -67,6 +67,9 @@ struct KernelOffer {
   bool sched_info = false;
   // perf-event programs (the per-CPU clock tick) may use BPF task storage.
   bool perf_event_task_storage = false;
+  // The kernel keeps per-task IO accounting (task->ioac: read_bytes,
+  // write_bytes, cancelled_write_bytes; CONFIG_TASK_IO_ACCOUNTING).
+  bool task_io = false;
 };
 
 // The options that steer the choice (see ProbeOptions).
@@ -74,6 +77,7 @@ struct AttachChoices {
   bool force_raw_tp = false;
   bool runq_from_wakeups = false;
   uint32_t cpu_tick_ms = 50;
+  bool io_from_submitter = false;
 };
 
 struct AttachPlan {
@@ -83,6 +87,7 @@ struct AttachPlan {
   bool runq_sched_info = false;         // run-queue waits from sched_info: no wakeup hooks
   bool thread_ts = false;               // per-thread state in task storage, else the tid hash
   bool disk_err_from_complete = false;  // no block_rq_error: block_rq_complete reports failures
+  bool task_io = false;                 // IO bytes from task IO accounting, else the submitter's
 };
 
 AttachPlan plan_attach(const KernelOffer& kernel, const AttachChoices& choices);

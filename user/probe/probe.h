@@ -38,6 +38,10 @@ struct ProbeOptions {
   // counts them (to exercise that path; it is what kernels without
   // CONFIG_SCHED_INFO get).
   bool runq_from_wakeups = false;
+  // Count io_read_bytes/io_write_bytes from the block requests' submitter
+  // even where the kernel keeps task IO accounting (to exercise that path;
+  // it is what kernels without CONFIG_TASK_IO_ACCOUNTING get).
+  bool io_from_submitter = false;
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
@@ -121,7 +125,14 @@ class Probe {
       if (h.name == "sched_wakeup") return h.mode == AttachMode::NotNeeded;
     return false;
   }
-  // Counters whose hooks could not be attached on this kernel.
+  // IO bytes (io_read_bytes, io_write_bytes) from the kernel's per-task IO
+  // accounting, charged to whoever caused the IO as /proc/PID/io does;
+  // false: from the block requests' submitter (no task IO accounting).
+  bool io_bytes_from_task() const { return task_io_; }
+  // The same for status and reports: "task_io_accounting" or "submitter".
+  const char* io_bytes_from() const { return task_io_ ? "task_io_accounting" : "submitter"; }
+  // Counters whose hooks could not be attached on this kernel (and the task
+  // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
   std::vector<HwSourceStatus> hardware_sources() const;
@@ -180,6 +191,7 @@ class Probe {
   uint32_t cpu_tick_links_ = 0;
   bool thread_ts_ = false;
   bool runq_sched_info_ = false;
+  bool task_io_ = false;
   bool took_over_ = false;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;

@@ -40,25 +40,38 @@ std::string tracefs_dir() {
   return {};
 }
 
+// Whether the kernel's struct `st` has a member `member` (its BTF).
+bool btf_has_member(const struct btf* vmlinux, const char* st, const char* member) {
+  int id = btf__find_by_name_kind(vmlinux, st, BTF_KIND_STRUCT);
+  if (id < 0) return false;
+  const struct btf_type* t = btf__type_by_id(vmlinux, id);
+  const struct btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* name = btf__name_by_offset(vmlinux, m->name_off);
+    if (name && std::string_view(name) == member) return true;
+  }
+  return false;
+}
+
 // Whether the kernel keeps sched_info (run_delay, pcount) for every task:
 // the fields are in its BTF (CONFIG_SCHED_INFO) and this process's own
 // counters moved (kernels before 5.14 only counted with schedstats or delay
 // accounting switched on).
 bool kernel_counts_runq_waits(const struct btf* vmlinux) {
-  int id = btf__find_by_name_kind(vmlinux, "sched_info", BTF_KIND_STRUCT);
-  if (id < 0) return false;
-  const struct btf_type* t = btf__type_by_id(vmlinux, id);
-  bool has_delay = false, has_pcount = false;
-  const struct btf_member* m = btf_members(t);
-  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
-    const char* name = btf__name_by_offset(vmlinux, m->name_off);
-    if (name && std::string_view(name) == "run_delay") has_delay = true;
-    if (name && std::string_view(name) == "pcount") has_pcount = true;
-  }
-  if (!has_delay || !has_pcount) return false;
+  if (!btf_has_member(vmlinux, "sched_info", "run_delay") || !btf_has_member(vmlinux, "sched_info", "pcount"))
+    return false;
   std::ifstream in("/proc/self/schedstat");
   uint64_t run_ns = 0, delay_ns = 0, pcount = 0;
   return bool(in >> run_ns >> delay_ns >> pcount) && pcount > 0;
+}
+
+// Whether the kernel keeps per-task IO accounting (task->ioac.read_bytes,
+// write_bytes, cancelled_write_bytes: CONFIG_TASK_IO_ACCOUNTING), the
+// counters /proc/PID/io shows.
+bool kernel_has_task_io_accounting(const struct btf* vmlinux) {
+  return btf_has_member(vmlinux, "task_struct", "ioac") &&
+         btf_has_member(vmlinux, "task_io_accounting", "write_bytes") &&
+         btf_has_member(vmlinux, "task_io_accounting", "cancelled_write_bytes");
 }
 
 }  // namespace
@@ -113,6 +126,7 @@ Result<KernelOffer> read_kernel_offer() {
     if (typed) k.typed.insert(h.name);
   }
   k.sched_info = kernel_counts_runq_waits(vmlinux);
+  k.task_io = kernel_has_task_io_accounting(vmlinux);
   btf__free(vmlinux);
   k.perf_event_task_storage =
       libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_task_storage_get, nullptr) == 1;

@@ -197,6 +197,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.cpu_tick_attached = cpu_tick_;
   meta.unpinnable = !perf_fds_.empty();
   meta.thread_ts = thread_ts_;
+  meta.task_io = task_io_;
+  meta.io_from_submitter = opts.io_from_submitter;
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
@@ -236,7 +238,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
                  same("max_inflight_io", m.max_inflight_io, opts.max_inflight_io),
                  same("ringbuf_bytes", m.ringbuf_bytes, opts.ringbuf_bytes),
                  same("cpu_tick_ms", m.cpu_tick_ms, opts.cpu_tick_ms),
-                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp)})
+                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp),
+                 same("io_from_submitter", m.io_from_submitter, opts.io_from_submitter)})
     if (!r) return r;
   if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
   if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
@@ -258,6 +261,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
   }
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
   thread_ts_ = m.thread_ts;
+  task_io_ = m.task_io;
   constexpr uint32_t any = pin::kAnySize;
   struct MapSpec {
     const char* name;

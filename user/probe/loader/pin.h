@@ -22,8 +22,9 @@ namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
-// 4: fp_thread.faults, no page_fault_user/rss_stat programs)
-inline constexpr uint32_t kMetaFormat = 4;
+// 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: task IO accounting (fp_proc and
+// fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook))
+inline constexpr uint32_t kMetaFormat = 5;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -51,7 +52,9 @@ struct PinMeta {
   uint32_t loader_pid;      // who loaded it (for the log)
   uint64_t attached_at_ns;  // CLOCK_MONOTONIC when first attached: the counters' origin
   uint32_t nhooks;
-  uint32_t _pad1;
+  uint8_t task_io;            // IO bytes from the kernel's task IO accounting (else the submitter's)
+  uint8_t io_from_submitter;  // ProbeOptions::io_from_submitter, as asked
+  uint8_t _pad1[2];
   PinnedHook hooks[kMaxHooks];
 };
 

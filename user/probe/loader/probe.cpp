@@ -126,7 +126,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   }
   auto kernel = read_kernel_offer();
   if (!kernel) return kernel.error();
-  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms});
+  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms, opts.io_from_submitter});
   for (const auto& st : plan.hooks) {
     const std::string chosen = program_name(st.name, st.mode);
     for (const char* prefix : {"tp_", "btf_", "raw_"})
@@ -136,6 +136,11 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   hooks_ = std::move(plan.hooks);
   runq_sched_info_ = plan.runq_sched_info;
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
+  task_io_ = plan.task_io;
+  skel_->rodata->fp_task_io = task_io_;
+  if (!task_io_)
+    spdlog::info("IO bytes from the block requests' submitter: {}",
+                 opts.io_from_submitter ? "as asked" : "the kernel has no task IO accounting (CONFIG_TASK_IO_ACCOUNTING)");
   skel_->rodata->fp_disk_err_from_complete = plan.disk_err_from_complete;
   thread_ts_ = plan.thread_ts;
   skel_->rodata->fp_thread_ts = thread_ts_;

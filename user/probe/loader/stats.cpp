@@ -45,7 +45,13 @@ bool Probe::indexed(uint32_t tgid) const {
   return bpf_map_lookup_elem(fds_.proc_index, &tgid, &slot) == 0;
 }
 
-std::vector<std::string> Probe::unavailable_counters() const { return fp::unavailable_counters(hooks_); }
+std::vector<std::string> Probe::unavailable_counters() const {
+  auto out = fp::unavailable_counters(hooks_);
+  if (!task_io_)
+    out.push_back("io_read_bytes, io_write_bytes by task (no task IO accounting: they are the submitter's bytes, "
+                  "a buffered write is the flusher's)");
+  return out;
+}
 
 std::vector<HwSourceStatus> Probe::hardware_sources() const { return fp::hardware_sources(hooks_); }
 
