@@ -535,6 +535,19 @@ TEST_F(V2Test, StateOfAnotherBackendIsNotTouched) {
   EXPECT_EQ(load_throttle_state(state)->entries.size(), 1u);
 }
 
+// A cgroup is named by whoever created it (a delegated subtree): its path is
+// bytes, and the table of throttles keeps them exactly (issue 15 item 1).
+TEST(ThrottleState, CgroupPathsThatAreNotUtf8RoundTrip) {
+  FakeTree t;
+  const std::string odd = "/user.slice/x\xff\xfey\n\\x41";
+  ThrottleState st{"cgroup1", {ThrottleEntry{kKey, cpu(0.2), "/faultprobe/p1-2", {{"cpu", odd}}, {"8:0"}}}};
+  ASSERT_TRUE(save_throttle_state(t.path("state.json"), st).ok());
+  auto back = load_throttle_state(t.path("state.json"));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->entries.size(), 1u);
+  EXPECT_EQ(back->entries[0].original.at("cpu"), odd);
+}
+
 TEST(ThrottleState, MalformedFileIsAnErrorAndMissingIsEmpty) {
   FakeTree t;
   auto missing = load_throttle_state(t.path("none.json"));
