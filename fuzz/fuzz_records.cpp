@@ -25,23 +25,12 @@
 #include "report/top_model.h"
 #include "server/text.h"
 #include "util/text.h"
+#include "fuzz_check.h"
 
 namespace {
 
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-bool clean(std::string_view s, bool newlines = false) {
-  for (size_t i = 0; i < s.size();) {
-    size_t len = fp::utf8_sequence_length(s, i);
-    if (len == 0) return false;
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (len == 1 && (c == 0x7f || (c < 0x20 && !(newlines && c == '\n')))) return false;
-    i += len;
-  }
-  return true;
-}
+using fuzz::check;
+using fuzz::clean;
 
 size_t count(std::string_view s, char c) {
   size_t n = 0;

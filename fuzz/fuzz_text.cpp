@@ -11,26 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "util/text.h"
+#include "fuzz_check.h"
 
-namespace {
-
-void check(bool ok) {
-  if (!ok) std::abort();
-}
-
-// Valid UTF-8 with no control byte (newlines allowed when asked).
-bool clean(std::string_view s, bool newlines = false) {
-  for (size_t i = 0; i < s.size();) {
-    size_t len = fp::utf8_sequence_length(s, i);
-    if (len == 0) return false;
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (len == 1 && (c == 0x7f || (c < 0x20 && !(newlines && c == '\n')))) return false;
-    i += len;
-  }
-  return true;
-}
-
-}  // namespace
+using fuzz::check;
+using fuzz::clean;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
