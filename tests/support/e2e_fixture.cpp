@@ -132,7 +132,7 @@ int run_capture(const std::vector<std::string>& argv, std::string* out, std::chr
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args, const std::string& daemon_keys) {
   dir_ = temp_dir();
   std::string cfg = dir_ + "/faultprobe.toml";
   std::string text = config_toml;
@@ -140,7 +140,7 @@ Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_ar
     pin_dir_ = "/sys/fs/bpf/fp-e2e-" + fs::path(dir_).filename().string();
     text += "\n[daemon]\nsocket = \"" + socket_path() + "\"\nlock_path = \"" + dir_ +
             "/faultprobed.lock\"\nstate_dir = \"" + dir_ + "/state\"\nlog_dir = \"" + dir_ +
-            "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n";
+            "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n" + daemon_keys + "\n";
   }
   std::ofstream(cfg) << text;
   if (!pin_dir_.empty()) {
@@ -277,10 +277,12 @@ int Daemon::stop() {
   return status;
 }
 
-FaultGen::FaultGen(std::vector<std::string> args) {
+FaultGen::FaultGen(std::vector<std::string> args) : FaultGen(FP_FAULTGEN_BIN, std::move(args)) {}
+
+FaultGen::FaultGen(std::string program, std::vector<std::string> args) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return;
-  args.insert(args.begin(), FP_FAULTGEN_BIN);
+  args.insert(args.begin(), std::move(program));
   pid_ = spawn(args, fds[1], -1);
   close(fds[1]);
   out_fd_ = fds[0];

@@ -33,7 +33,9 @@ std::string temp_dir();
 // --detach-probe), so tests never meet each other's (or a real daemon's).
 class Daemon {
  public:
-  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {});
+  // daemon_keys: TOML lines added to the generated [daemon] table.
+  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {},
+                  const std::string& daemon_keys = "");
   ~Daemon();
   bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
@@ -74,6 +76,9 @@ class Daemon {
 class FaultGen {
  public:
   explicit FaultGen(std::vector<std::string> args);
+  // Any program (argv[0] a path) whose first stdout line is faultgen's
+  // {"culprit": PID, ...}: a copy of faultgen under another name, a script.
+  FaultGen(std::string program, std::vector<std::string> args);
   ~FaultGen();
   bool started() const { return culprit_ != 0; }
   uint32_t culprit() const { return culprit_; }

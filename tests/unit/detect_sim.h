@@ -78,7 +78,9 @@ class Sim {
     world.infos = &infos;
     world.host.ncpus = ncpus;
     world.host.page_size = kPage;
-    world.protected_comms = &protected_comms;
+    // Every process here runs the program it is named after (a trusted
+    // /usr/bin/<comm>): protected_comms protect by name, as on a real host.
+    world.protection = &protection;
     world.now_ns = now;
   }
 
@@ -113,6 +115,7 @@ class Sim {
   const std::vector<Finding>& tick() {
     now += tick_ns_;
     world.now_ns = now;
+    if (protection.entries() != protected_comms) protection.set_entries(protected_comms);
     findings.clear();
     for (auto it = procs_.begin(); it != procs_.end();) {
       Proc& pr = it->second;
@@ -158,7 +161,12 @@ class Sim {
   uint64_t now = 1000 * kSec;
   ProcessTable table{kPage};
   FakeInfos infos;
-  std::vector<std::string> protected_comms;
+  std::vector<std::string> protected_comms;  // copied into `protection` at every tick
+  Protection protection{{}, [this](const ProcKey& k) -> std::optional<ExeIdentity> {
+                          const ProcState* s = table.find(k);
+                          if (s == nullptr) return std::nullopt;
+                          return ExeIdentity{"/usr/bin/" + s->comm, true};
+                        }};
   World world;
   std::vector<Finding> findings;  // of the last tick
   std::map<uint32_t, Seen> seen;  // findings per culprit pid since the last clear

@@ -11,6 +11,7 @@
 
 #include "act/action.h"
 #include "report/snapshot_report.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -267,43 +268,18 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
 
 }  // namespace
 
-namespace {
-// Length of the valid UTF-8 sequence at s[i], 0 if invalid (overlong,
-// surrogate, truncated, > U+10FFFF).
-size_t utf8_seq_len(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (len == 0 || i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k)
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-  if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
-  if (c == 0xed && b(i + 1) > 0x9f) return 0;   // surrogate
-  if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
-  if (c == 0xf4 && b(i + 1) > 0x8f) return 0;   // above U+10FFFF
-  return len;
-}
-}  // namespace
-
 // Prometheus rejects a whole scrape over one label that is not UTF-8, and a
-// comm is whatever bytes a program chose: invalid bytes become U+FFFD.
+// comm is whatever bytes a program chose: escape_text() first (the same
+// reversible \xHH text as the event stream and syslog), then the format's
+// own escapes.
 std::string prom_escape_label(std::string_view v) {
+  std::string text = escape_text(v);
   std::string out;
-  out.reserve(v.size());
-  for (size_t i = 0; i < v.size();) {
-    char c = v[i];
-    size_t len = utf8_seq_len(v, i);
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') out += "\\\\";
     else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.append(v.substr(i, len));
-    i += len;
+    else out += c;  // no newline is left to escape
   }
   return out;
 }

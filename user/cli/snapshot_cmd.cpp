@@ -12,6 +12,7 @@
 #include "probe/probe.h"
 #include "procinfo.h"
 #include "report/snapshot_report.h"
+#include "util/text.h"
 
 namespace fp {
 
@@ -69,7 +70,7 @@ int run_snapshot(const SnapshotOptions& opts) {
   for (const auto& d : report.procs) report.infos.push_back(d.exited ? ProcInfo{} : infos.get(d.key));
 
   if (opts.json)
-    std::cout << snapshot_to_json(report).dump() << "\n";
+    std::cout << safe_dump(snapshot_to_json(report)) << "\n";
   else
     std::cout << snapshot_to_table(report, opts.max_rows);
   if (pr.malformed_events()) spdlog::warn("{} malformed events from the probe", pr.malformed_events());

@@ -18,6 +18,8 @@
 
 #include "probe/probe.h"
 #include "report/top_model.h"
+#include "util/log_format.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -53,7 +55,7 @@ class LogCapture {
   LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64)), saved_(spdlog::default_logger()) {
     auto logger = std::make_shared<spdlog::logger>("faultprobe-top", sink_);
     logger->set_level(saved_->level());
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+    logger->set_formatter(make_safe_log_formatter("%Y-%m-%dT%H:%M:%S.%e %l %v"));
     spdlog::set_default_logger(logger);
   }
   ~LogCapture() {
@@ -104,10 +106,11 @@ class Curses {
 };
 
 // `s` cut or padded with blanks to exactly `width` columns.
+// Padded or cut to the screen's width in code points (util/text.h): never
+// half a UTF-8 sequence, never a raw control byte.
 std::string fit(const std::string& s, int width) {
   if (width <= 0) return "";
-  size_t w = size_t(width);
-  return s.size() >= w ? s.substr(0, w) : s + std::string(w - s.size(), ' ');
+  return fit_columns(s, size_t(width), true);
 }
 
 class Screen {
@@ -194,12 +197,12 @@ void Screen::draw() {
     // Lines after "faults: N open" list the open faults.
     attr_t a = i >= 3 ? (curses_.colors ? COLOR_PAIR(kFaultColor) : A_BOLD) : A_NORMAL;
     attron(a);
-    mvaddnstr(y, 0, header[i].c_str(), cols);
+    mvaddnstr(y, 0, fit(header[i], cols).c_str(), cols);
     attroff(a);
   }
   if (!error_.empty() && y < rows - 1) {
     attron(A_BOLD);
-    mvaddnstr(y++, 0, ("! " + error_).c_str(), cols);
+    mvaddnstr(y++, 0, fit("! " + error_, cols).c_str(), cols);
     attroff(A_BOLD);
   }
   ++y;
@@ -235,7 +238,7 @@ void Screen::draw() {
     std::snprintf(buf, sizeof buf, "%zu/%zu processes", shown.size(), model_.view().procs.size());
     foot = std::string(buf) + "   q quit  h help  / filter  space pause  Enter evidence  sort: s c m i r f p";
   }
-  mvaddnstr(footer, 0, foot.c_str(), cols);
+  mvaddnstr(footer, 0, fit(foot, cols).c_str(), cols);
   if (prompting_) {
     curs_set(1);
     move(footer, std::min(cols - 1, int(8 + prompt_.size())));
@@ -269,7 +272,7 @@ void Screen::draw_evidence(int top, int height, int cols) {
   // Below the title: the lines that fit; if some do not, the last row says how many.
   const size_t room = size_t(std::max(0, height - 1));
   const size_t fits = lines.size() <= room ? lines.size() : (room > 0 ? room - 1 : 0);
-  for (size_t i = 0; i < fits; ++i) mvaddnstr(top + 1 + int(i), 0, lines[i].c_str(), cols);
+  for (size_t i = 0; i < fits; ++i) mvaddnstr(top + 1 + int(i), 0, fit(lines[i], cols).c_str(), cols);
   if (fits < lines.size() && room > 0)
     mvaddnstr(top + int(room), 0, ("... " + std::to_string(lines.size() - fits) + " more lines").c_str(), cols);
 }

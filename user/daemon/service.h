@@ -28,16 +28,18 @@
 
 namespace fp {
 
-// ProcInfoCache behind the detectors' interface.
+// ProcInfoCache behind the detectors' interface. The daemon never shows a
+// command line (respawn reads its own): it does not read them at all.
 class CachedProcInfo : public ProcInfoSource {
  public:
   const ProcInfo& info(const ProcKey& k) override { return cache_.get(k); }
   ProcInfo fresh(uint32_t pid) const { return cache_.read(pid); }
   void prune() { cache_.prune(); }
   size_t size() const { return cache_.size(); }
+  ProcInfoCache::Stats stats() const { return cache_.stats(); }
 
  private:
-  ProcInfoCache cache_;
+  ProcInfoCache cache_{"/proc", ProcInfoCacheOptions{0, size_t(16) << 20}};
 };
 
 struct ServiceOptions {
@@ -153,6 +155,8 @@ class Service : public ServerProvider {
   uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
   double sample_hz_ = 0;
   bool state_dirty_ = false;
+  std::atomic<uint64_t> records_failed_{0};  // records an exception kept from going out (status)
+  std::atomic<uint64_t> ticks_failed_{0};
   bool took_over_ = false;
   size_t adopted_ = 0;
 };

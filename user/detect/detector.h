@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "detect/fault.h"
 #include "detect/history.h"
+#include "detect/protection.h"
 #include "procinfo.h"
 
 namespace fp {
@@ -39,7 +40,7 @@ struct World {
   ProcInfoSource* infos = nullptr;
   HostInfo host;
   uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
-  const std::vector<std::string>* protected_comms = nullptr;  // never culprits (Config.protected_comms)
+  const Protection* protection = nullptr;  // protected_comms: never culprits (detect/protection.h)
 };
 
 // A condition that holds at this tick for one culprit.

@@ -69,6 +69,9 @@ class Engine {
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
   const Config& config() const { return cfg_; }
+  // How protected_comms finds a live process's executable (tests inject one;
+  // default: /proc).
+  void set_exe_lookup(Protection::ExeLookup lookup) { protection_ = Protection(cfg_.protected_comms, std::move(lookup)); }
 
  private:
   void build_detectors();
@@ -79,6 +82,7 @@ class Engine {
   HostInfo host_;
   ProcInfoSource& infos_;
   uint32_t self_tgid_;
+  Protection protection_;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

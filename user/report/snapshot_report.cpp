@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include "util/text.h"
+
 namespace fp {
 
 const char* drop_reason_name(unsigned reason) {
@@ -155,9 +157,9 @@ std::string snapshot_to_table(const SnapshotReport& r, size_t max_rows) {
       state = "D";
     }
     std::snprintf(line, sizeof(line),
-                  "%7u %-16.16s %6.1f %8s %8s %7" PRIu64 " %7" PRIu64 " %8s %7s %7s %8s %4" PRIu64
+                  "%7u %s %6.1f %8s %8s %7" PRIu64 " %7" PRIu64 " %8s %7s %7s %8s %4" PRIu64
                   " %7" PRIu64 " %7s %-9s\n",
-                  d.key.tgid, d.comm.c_str(), 100.0 * double(d.cpu_ns) / interval,
+                  d.key.tgid, fit_columns(d.comm, 16, true).c_str(), 100.0 * double(d.cpu_ns) / interval,
                   ms(d.runq_wait_ns).c_str(), ms(d.runq_wait_p99_ns).c_str(), d.nvcsw, d.nivcsw,
                   ms(d.dstate_ns).c_str(), human_bytes(d.io_read_bytes).c_str(),
                   human_bytes(d.io_write_bytes).c_str(), ms(d.io_lat_p99_ns).c_str(), d.io_errors,

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <functional>
 
+#include "util/text.h"
+
 namespace fp {
 
 const char* sort_key_name(SortKey k) {
@@ -104,16 +106,15 @@ const std::vector<Column>& top_columns() {
 
 namespace {
 
-// `text` padded or cut to the column's width; the last column is not padded
-// on the right (no trailing blanks in batch output).
+// `text` padded or cut to the column's width (in code points, after
+// display_text(): a name cannot bring a control byte or half a UTF-8
+// sequence to the terminal); the last column is not padded on the right (no
+// trailing blanks in batch output).
 void cell(std::string& out, const Column& c, const std::string& text, bool last) {
   if (!out.empty()) out += ' ';
-  const size_t w = size_t(c.width);
-  std::string t = text.size() > w ? text.substr(0, w) : text;
-  if (c.left)
-    out += last ? t : t + std::string(w - t.size(), ' ');
-  else
-    out += std::string(w - t.size(), ' ') + t;
+  std::string t = fit_columns(text, size_t(c.width), c.left);
+  if (last && c.left) t.erase(t.find_last_not_of(' ') + 1);
+  out += t;
 }
 
 }  // namespace
@@ -270,7 +271,7 @@ std::string TopModel::selected_evidence() const {
       continue;
     auto cls = f.find("class");
     if (cls != f.end() && cls->is_string() && cls->get<std::string>() != r->state) continue;
-    return f.dump(2);
+    return safe_dump(f, 2);
   }
   // No record in the view's list (a partial view): the row's own evidence.
   nlohmann::ordered_json j;
@@ -278,7 +279,7 @@ std::string TopModel::selected_evidence() const {
   j["pid"] = r->pid;
   j["comm"] = r->comm;
   j["evidence"] = r->evidence;
-  return j.dump(2);
+  return safe_dump(j, 2);
 }
 
 namespace {
@@ -292,8 +293,8 @@ std::string strf(const char* f, auto... args) {
 std::string string_field(const nlohmann::ordered_json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end()) return "";
-  if (it->is_string()) return it->get<std::string>();
-  return it->dump();
+  if (it->is_string()) return display_text(it->get_ref<const std::string&>());
+  return safe_dump(*it);
 }
 
 std::string scalar_text(const nlohmann::json& v) {
@@ -302,8 +303,8 @@ std::string scalar_text(const nlohmann::json& v) {
     if (std::fabs(d) >= 100) return strf("%.0f", d);
     return strf("%.3g", d);
   }
-  if (v.is_string()) return v.get<std::string>();
-  return v.dump();
+  if (v.is_string()) return display_text(v.get_ref<const std::string&>());
+  return safe_dump(v);
 }
 
 }  // namespace
@@ -315,14 +316,14 @@ std::string short_evidence(const nlohmann::json& ev, size_t max_len) {
     out += s;
   };
   if (!ev.is_object()) {
-    if (!ev.is_null()) out = ev.dump();
+    if (!ev.is_null()) out = safe_dump(ev);
   } else {
     // The rule's metric first ("cpu_cores=1.0>0.9"), then the other plain values.
     auto metric = ev.find("metric");
     auto value = ev.find("value");
     bool lead = metric != ev.end() && metric->is_string() && value != ev.end();
     if (lead) {
-      std::string s = metric->get<std::string>() + "=" + scalar_text(*value);
+      std::string s = display_text(metric->get_ref<const std::string&>()) + "=" + scalar_text(*value);
       auto th = ev.find("threshold");
       if (th != ev.end() && th->is_number()) s += ">" + scalar_text(*th);
       add(s);
@@ -330,11 +331,10 @@ std::string short_evidence(const nlohmann::json& ev, size_t max_len) {
     for (auto& [k, v] : ev.items()) {
       if (lead && (k == "metric" || k == "value" || k == "threshold" || k == "resolve")) continue;
       if (v.is_structured() || v.is_null()) continue;
-      add(k + "=" + scalar_text(v));
+      add(display_text(k) + "=" + scalar_text(v));
     }
   }
-  if (out.size() > max_len) out = max_len > 3 ? out.substr(0, max_len - 3) + "..." : out.substr(0, max_len);
-  return out;
+  return cut_columns(out, max_len);
 }
 
 std::vector<std::string> TopModel::header_lines(const std::string& source, size_t max_faults) const {
@@ -343,14 +343,14 @@ std::vector<std::string> TopModel::header_lines(const std::string& source, size_
   std::vector<std::string> lines;
   uint64_t used = h.mem_total_bytes > h.mem_available_bytes ? h.mem_total_bytes - h.mem_available_bytes : 0;
   lines.push_back(strf("%s  CPU %5.1f%% of %u cpus   MEM %s / %s used   DISK read %s/s write %s/s",
-                      v.hostname.empty() ? "faultprobe top" : v.hostname.c_str(), h.cpu_pct, h.ncpus,
+                      v.hostname.empty() ? "faultprobe top" : display_text(v.hostname).c_str(), h.cpu_pct, h.ncpus,
                       human_bytes(double(used)).c_str(), human_bytes(double(h.mem_total_bytes)).c_str(),
                       human_bytes(h.io_read_bps).c_str(), human_bytes(h.io_write_bps).c_str()));
   const ProbeHealth& p = v.health;
   lines.push_back(strf("probe: %.1f Hz sampling, drops %llu, %llu processes tracked   source: %s   sort: %s%s%s",
                       p.sample_hz, (unsigned long long)p.drops_total, (unsigned long long)p.procs_tracked,
                       source.c_str(), sort_key_name(sort_), filter_.empty() ? "" : "   filter: ",
-                      filter_.c_str()));
+                      display_text(filter_).c_str()));
   lines.push_back(strf("faults: %zu open", v.open_faults.size()));
   size_t shown = 0;
   for (const auto& f : v.open_faults) {
