@@ -20,8 +20,8 @@ namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
-// 4: fp_thread.faults, no page_fault_user/rss_stat programs)
-inline constexpr uint32_t kMetaFormat = 4;
+// 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: fp_oom_event.tid)
+inline constexpr uint32_t kMetaFormat = 5;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {

@@ -25,6 +25,7 @@
 
 #include "faultprobe.skel.h"
 #include "probe/hw_decode.h"
+#include "probe/oom_victim.h"
 #include "probe/pin.h"
 
 namespace fp {
@@ -919,8 +920,10 @@ int Probe::on_event(void* ctx, void* data, size_t size) {
       if (size < sizeof(fp_oom_event)) break;
       fp_oom_event e;
       std::memcpy(&e, data, sizeof(e));
-      out->ooms.push_back(OomRecord{e.hdr.ts_ns, {e.hdr.tgid, e.hdr.start_ns}, comm(e.hdr.comm),
-                                    e.total_vm_kb, e.anon_rss_kb, e.file_rss_kb, e.shmem_rss_kb});
+      OomRecord o{e.hdr.ts_ns, {e.hdr.tgid, e.hdr.start_ns}, comm(e.hdr.comm), e.total_vm_kb, e.anon_rss_kb,
+                  e.file_rss_kb, e.shmem_rss_kb, e.tid, e.tgid_from};
+      if (e.tgid_from == FP_OOM_TGID_UNRESOLVED) self->resolve_oom_victim(o);
+      out->ooms.push_back(std::move(o));
       return 0;
     }
     case FP_EV_HANG: {
@@ -937,6 +940,23 @@ int Probe::on_event(void* ctx, void* data, size_t size) {
   }
   self->malformed_++;
   return 0;
+}
+
+// The probe named a thread it could not map to its process: /proc still
+// knows it (the victim is being killed, not yet gone), and the process's
+// slot gives the identity the event lacked.
+void Probe::resolve_oom_victim(OomRecord& o) const {
+  auto tgid = thread_tgid(o.tid);
+  uint32_t slot = 0;
+  if (!tgid || *tgid == o.victim.tgid) return;
+  o.victim = {*tgid, 0};
+  o.tgid_from = FP_OOM_TGID_PROC;
+  fp_proc p;
+  if (bpf_map_lookup_elem(fds_.proc_index, &*tgid, &slot) == 0 && copy_slot(slot, p, monotonic_now_ns()) &&
+      p.tgid == *tgid) {
+    o.victim.start_ns = p.start_ns;
+    o.comm.assign(p.comm, strnlen(p.comm, FP_COMM_LEN));
+  }
 }
 
 int Probe::drain(EventBatch& out) {

@@ -177,6 +177,7 @@ class Probe {
   Result<int> attach_hook(const HookStatus& st, int prog_fd, const std::string& tracefs);
   void attach_cpu_tick(uint32_t period_ms);
   static int on_event(void* ctx, void* data, size_t size);
+  void resolve_oom_victim(OomRecord& o) const;
 
   struct SkelDeleter {
     void operator()(struct faultprobe* s) const;
