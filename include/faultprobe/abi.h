@@ -257,6 +257,22 @@ struct fp_thermal_event {
 };
 
 /*
+ * What the seeding passes found (bpf/seed.bpf.c), in the probe's .bss:
+ * cumulative over the passes (load, takeovers); the loader reads the
+ * difference a pass made.
+ */
+struct fp_seed_stats {
+	__u64 tasks;          /* tasks visited */
+	__u64 procs;          /* process slots created */
+	__u64 threads;        /* thread states created (their counters count from the pass) */
+	__u64 dstate;         /* uninterruptible sleeps seeded from their real start */
+	__u64 withdrawn;      /* sleeps that ended while being seeded (left to the hooks) */
+	__u64 exiting;        /* tasks skipped because they were exiting */
+	__u64 released;       /* slots given back: the process finished exiting meanwhile */
+	__u64 since_unknown;  /* sleeps whose start the scheduler did not record: counted from the pass */
+};
+
+/*
  * Layout pinned for both compilers: clang compiles these with the probe,
  * g++ with the loader, so a field moved on one side fails both builds.
  */
@@ -283,6 +299,7 @@ FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_oom_event, tid) == 72, "fp_oom_event.tid");
+FP_ABI_ASSERT(sizeof(struct fp_seed_stats) == 64, "fp_seed_stats size");
 FP_ABI_ASSERT(sizeof(struct fp_hang_event) == 56, "fp_hang_event size");
 FP_ABI_ASSERT(sizeof(struct fp_mce_event) == 96, "fp_mce_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_mce_event, cpu) == 80, "fp_mce_event.cpu");

@@ -226,7 +226,10 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
     } else if (pin::exists(opts.pin_dir)) {
       std::unique_ptr<Probe> p(new Probe());
       auto r = p->take_over(opts);
-      if (r) return p;
+      if (r) {
+        p->seed(opts.seed);  // what the previous owner's pass missed (a probe pinned without one)
+        return p;
+      }
       p.reset();
       spdlog::warn("cannot take over the probe pinned in {}: {}; removing it and loading a fresh probe "
                    "(counters restart from zero)",
@@ -236,7 +239,16 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
     }
   }
   std::unique_ptr<Probe> p(new Probe());
-  if (auto r = p->load(opts); !r) return r.error();
+  if (auto r = p->load(opts); !r) {
+    // A kernel that refuses the task iterator (seed.bpf.c) still gets the probe, seeded from /proc.
+    if (opts.seed != SeedMode::Auto || !p->seed_iter_reason_.empty()) return r.error();
+    std::string why = "the probe with the task iterator did not load (" + r.error().message + ")";
+    spdlog::warn("{}: trying without it, seeding from /proc", why);
+    opts.seed = SeedMode::Proc;
+    p.reset(new Probe());
+    if (auto again = p->load(opts); !again) return again.error();
+    p->seed_iter_reason_ = why;
+  }
   if (!opts.pin_dir.empty()) {
     if (auto r = p->pin(opts); !r) {
       spdlog::warn("cannot pin the probe ({}): running unpinned, its counters will not survive a restart",
@@ -244,6 +256,7 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
       if (auto rm = pin::remove_dir(opts.pin_dir); !rm) spdlog::warn("{}", rm.error().message);
     }
   }
+  p->seed(opts.seed);  // attached first: a process that exits during the pass is seen exiting
   return p;
 }
 
@@ -332,6 +345,9 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   //     the wakeup hooks are then not loaded at all (one program fewer on
   //     the hottest path after sched_switch).
   runq_sched_info_ = !opts.runq_from_wakeups && kernel_counts_runq_waits(vmlinux);
+  // 3c. seeding (seed.cpp): the task iterator where the kernel has what it needs.
+  seed_iter_reason_ = seed_iter_missing(vmlinux, opts.seed);
+  bpf_program__set_autoload(skel_->progs.seed_task, seed_iter_reason_.empty());
   btf__free(vmlinux);
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
   // A hook whose counters come from elsewhere: neither twin is loaded.
@@ -448,6 +464,15 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     spdlog::warn("{} unavailable: {} not counted ({})", st.name, st.feeds, st.reason);
   }
   attach_cpu_tick(opts.cpu_tick_ms);
+  if (seed_iter_reason_.empty()) {  // a link, pinned with the others: a takeover seeds with it
+    auto link = create_seed_iter_link(bpf_program__fd(skel_->progs.seed_task));
+    if (link) {
+      links_.emplace_back("link_seed_iter", *link);
+      seed_link_ = *link;
+    } else {
+      seed_iter_reason_ = link.error().message;
+    }
+  }
   attached_at_ns_ = monotonic_now_ns();
   return {};
 }
@@ -467,6 +492,7 @@ Result<void> Probe::map_views() {
   if (m == MAP_FAILED) return Error::from_errno(errno, "cannot mmap the probe's .bss");
   bss_map_ = m;
   hwm_ = reinterpret_cast<const uint32_t*>(static_cast<const char*>(m) + offsetof(Bss, fp_slots_hwm));
+  seed_stats_ = reinterpret_cast<const fp_seed_stats*>(static_cast<const char*>(m) + offsetof(Bss, fp_seed_stats));
   // The slot array: reserved as address space, mapped chunk by chunk where
   // slots are read (map_slot), unmapped where they stay idle.
   slots_map_len_ = round(sizeof(fp_proc) * size_t(max_procs_));
@@ -656,6 +682,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
+  meta.seed_iter = seed_link_ >= 0;
   if (hooks_.size() > size_t(pin::kMaxHooks)) return Error{E2BIG, "too many hooks for the pin metadata"};
   meta.nhooks = uint32_t(hooks_.size());
   for (size_t i = 0; i < hooks_.size(); i++) {
@@ -759,6 +786,14 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
     auto fd = open(name);
     if (!fd) return fd.error();
     if (auto r = pin::check_link(*fd, name); !r) return r;
+  }
+  if (m.seed_iter) {
+    auto fd = open("link_seed_iter");
+    if (!fd) return fd.error();
+    if (auto r = pin::check_link(*fd, "link_seed_iter"); !r) return r;
+    seed_link_ = *fd;
+  } else {
+    seed_iter_reason_ = "the probe taken over was loaded without the task iterator";
   }
   cpu_tick_ = m.cpu_tick_attached;
   cpu_tick_links_ = m.cpu_tick_links;

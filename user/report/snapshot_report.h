@@ -20,6 +20,7 @@ struct SnapshotReport {
   std::vector<std::string> unavailable;        // counters whose hooks are missing on this kernel
   std::vector<ProcDelta> procs;                // sorted by cpu_ns descending
   std::vector<ProcInfo> infos;                 // same order as procs (found=false if unknown)
+  nlohmann::json seed;                         // how the processes alive at start got their slots (null: unknown)
 };
 
 const char* drop_reason_name(unsigned reason);
