@@ -27,8 +27,6 @@ std::string temp_dir() {
   return d ? d : "/tmp";
 }
 
-namespace {
-
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
   pid_t pid = fork();
   if (pid != 0) return pid;
@@ -41,8 +39,6 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
   execv(args[0], args.data());
   _exit(127);
 }
-
-}  // namespace
 
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + fp::test::scaled(timeout);

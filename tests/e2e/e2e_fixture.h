@@ -93,6 +93,10 @@ std::string slurp(const std::string& path);
 // An action record of `type` with `result` (for `pid`, or any when 0).
 bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid);
 
+// Starts a command (argv[0] a path) with stdout/stderr on the given fds (-1:
+// inherited); it is killed if the test process dies.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd);
+
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
 
