@@ -13,7 +13,7 @@
 #include <string>
 
 #include "../time_scale.h"
-#include "probe/pin.h"
+#include "probe/loader/pin.h"
 #include "probe_fixture.h"
 
 using namespace std::chrono_literals;

@@ -17,13 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-// Short holds so that a test takes seconds; anomaly off (it needs minutes of baseline).
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-)";
-
 // As in the BPF tests: a directory on a real block device for O_DIRECT.
 std::string io_dir() {
   const char* env = std::getenv("FP_TEST_IO_DIR");

@@ -19,12 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-)";
-
 uint64_t mono_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -299,7 +299,7 @@ Result<void> Service::start_actions(int* exit_code) {
       t.exe = pi.exe;
       t.cgroup = pi.cgroup;
       t.uid = pi.uid;
-      t.unit = unit_of_cgroup(pi.cgroup);
+      set_unit(t, pi.cgroup);
       handler_->adopt_throttle(t, monotonic_now_ns());
     }
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
@@ -448,7 +448,6 @@ Target Service::target_of(const FaultRecord& f) {
   t.key = f.culprit;
   t.comm = f.comm;
   t.cgroup = f.cgroup;
-  t.unit = f.unit;
   // As it is now (the cache may hold what /proc said before an exec), while it lives.
   ProcInfo pi = actuator_->alive(f.culprit) ? infos_.fresh(f.culprit.tgid) : infos_.info(f.culprit);
   if (pi.found) {
@@ -457,6 +456,7 @@ Target Service::target_of(const FaultRecord& f) {
     if (!pi.cgroup.empty()) t.cgroup = pi.cgroup;
     if (!pi.comm.empty()) t.comm = pi.comm;  // a prctl rename the probe did not see
   }
+  set_unit(t, t.cgroup);
   if (auto svc = actuator_->service_of(t)) t.service = *svc;
   return t;
 }
@@ -479,7 +479,7 @@ void Service::remember_new_processes() {
     t.comm = pi.comm.empty() ? comm : pi.comm;
     t.exe = pi.exe;
     t.cgroup = pi.cgroup;
-    t.unit = unit_of_cgroup(pi.cgroup);
+    set_unit(t, pi.cgroup);
     t.uid = pi.uid;
     if (handler_->policy_for(t)) actuator_->remember(t);
   }
@@ -692,7 +692,7 @@ nlohmann::json Service::build_status() const {
       for (const auto& st : steps) a.push_back(st.text);
       on[fault_class_name(cls)] = a;
     }
-    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}});
+    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}, {"user_units", p.user_units}});
   }
   s["policies"] = pols;
   nlohmann::json svcs = nlohmann::json::array();

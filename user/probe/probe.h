@@ -1,5 +1,9 @@
 // The kernel probe: loads the BPF programs, reads the per-process counters
 // (an mmap-ed array, no syscalls per process) and drains the event ring buffer.
+// Implemented in probe/loader/ (libbpf): probe.cpp (start, load, attach),
+// pin.cpp (pinning, takeover), slots.cpp (the slot window and refresh),
+// ring.cpp (events), stats.cpp (drops, occupancy), kernel.cpp (what the
+// kernel offers; the attach choice itself is probe/attach.h).
 #pragma once
 
 #include <array>
@@ -11,6 +15,7 @@
 #include <vector>
 
 #include "faultprobe/abi.h"
+#include "probe/attach.h"
 #include "probe/sample.h"
 #include "probe/seed.h"
 #include "util/result.h"
@@ -48,29 +53,6 @@ struct ProbeOptions {
 
 // Where faultprobed pins its probe.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/faultprobe";
-
-// NotNeeded: the kernel counts what the hook would (sched_wakeup when
-// sched_info gives the run-queue waits): not loaded, nothing missing.
-enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable, NotNeeded };
-const char* attach_mode_name(AttachMode m);
-
-struct HookStatus {
-  std::string name;        // tracepoint name, e.g. "sched_switch"
-  std::string feeds;       // what it counts, e.g. "cpu_ns, runq_wait, nvcsw, nivcsw, dstate"
-  bool required = false;
-  AttachMode mode = AttachMode::Unavailable;
-  std::string reason;      // why it is unavailable
-};
-
-// One hardware fault source (bpf/hw.bpf.c) and whether this kernel has it.
-struct HwSourceStatus {
-  std::string name;         // "mce", "memory", "pcie", "disk", "thermal", "thermal_trip"
-  std::string tracepoint;   // "mce:mce_record"
-  std::string fault_class;  // "hw_mce"
-  bool available = false;
-  std::string mode;         // attach mode, "unavailable"
-  std::string reason;       // why not (or how, for a fallback)
-};
 
 using DropCounts = std::array<uint64_t, FP_DROP_NR>;
 

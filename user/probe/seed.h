@@ -50,7 +50,7 @@ nlohmann::json seed_status_json(const SeedStatus& s);
 // Why the task iterator cannot be used on this kernel ("" when it can):
 // it needs the iter/task target in the kernel's BTF. SeedMode::None loads it
 // all the same (a later takeover may seed).
-std::string seed_iter_missing(const struct btf* vmlinux, SeedMode mode);
+std::string seed_iter_missing(bool kernel_has_task_iter, SeedMode mode);
 
 // Creates the iterator's link (pinnable, so a takeover runs the same program).
 Result<int> create_seed_iter_link(int prog_fd);

@@ -1,7 +1,6 @@
 #include "probe/seed.h"
 
 #include <bpf/bpf.h>
-#include <bpf/btf.h>
 #include <dirent.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -51,10 +50,10 @@ nlohmann::json seed_status_json(const SeedStatus& s) {
   return j;
 }
 
-std::string seed_iter_missing(const struct btf* vmlinux, SeedMode mode) {
+std::string seed_iter_missing(bool kernel_has_task_iter, SeedMode mode) {
   // (with SeedMode::None it is still loaded: a takeover may want it)
   if (mode == SeedMode::Proc) return "the /proc walk was asked for";
-  if (btf__find_by_name_kind(vmlinux, "bpf_iter_task", BTF_KIND_FUNC) < 0)
+  if (!kernel_has_task_iter)
     return "the kernel has no BPF task iterator (iter/task, Linux 5.8+)";
   return "";
 }

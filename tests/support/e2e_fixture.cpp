@@ -49,6 +49,40 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
   return pred();
 }
 
+std::optional<nlohmann::json> first_match(const std::vector<nlohmann::json>& records,
+                                          const std::function<bool(const nlohmann::json&)>& pred) {
+  for (const auto& r : records)
+    if (pred(r)) return r;
+  return std::nullopt;
+}
+
+int connect_unix(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_line(int fd, std::chrono::milliseconds timeout) {
+  std::string buf;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char tmp[65536];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) break;
+    buf.append(tmp, size_t(n));
+  }
+  return buf;
+}
+
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return -1;
@@ -148,31 +182,14 @@ Daemon::~Daemon() {
 }
 
 nlohmann::json Daemon::query(const nlohmann::json& req) const {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = connect_unix(socket_path());
   if (fd < 0) return nullptr;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string path = socket_path();
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return nullptr;
-  }
   std::string line = req.dump() + "\n";
   if (write(fd, line.data(), line.size()) != ssize_t(line.size())) {
     close(fd);
     return nullptr;
   }
-  std::string buf;
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char tmp[65536];
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n <= 0) break;
-    buf.append(tmp, size_t(n));
-  }
+  std::string buf = read_line(fd, std::chrono::seconds(5));
   close(fd);
   auto nl = buf.find('\n');
   if (nl == std::string::npos) return nullptr;
@@ -209,16 +226,7 @@ std::vector<nlohmann::json> Daemon::records() const {
 std::optional<nlohmann::json> Daemon::wait_record(const std::function<bool(const nlohmann::json&)>& pred,
                                                   std::chrono::milliseconds timeout) const {
   std::optional<nlohmann::json> found;
-  wait_for(
-      [&] {
-        for (auto& r : records())
-          if (pred(r)) {
-            found = r;
-            return true;
-          }
-        return false;
-      },
-      timeout);
+  wait_for([&] { return (found = first_match(records(), pred)).has_value(); }, timeout);
   return found;
 }
 

@@ -1,7 +1,9 @@
 // Pinning the probe in bpffs so that it outlives the daemon: a restarted
 // faultprobed (crash, upgrade, kill -9) takes the running probe over and its
-// counters continue. This file holds the on-disk layout and the bpffs
-// plumbing; the Probe decides what to pin and when to take over.
+// counters continue. This header holds the on-disk layout and the bpffs
+// plumbing; pin.cpp also holds the Probe's side of it: Probe::pin (what a
+// freshly loaded probe pins) and Probe::take_over (adopting the pins). When
+// to do either is Probe::start's choice (probe.cpp).
 //
 // Layout of a pin directory (default /sys/fs/bpf/faultprobe):
 //   map_<name>        every map of the object (proc_slots, events, bss, ...)
