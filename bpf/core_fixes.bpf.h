@@ -216,4 +216,25 @@ static __always_inline struct gendisk *fp_rq_disk(struct request *rq)
 	return BPF_CORE_READ(rq, q, disk);
 }
 
+/*
+ * The run queue of the CPU a task is on, for its clocks. The per-CPU
+ * `runqueues` variable would be the direct way, but a program can use a
+ * per-CPU variable only where kallsyms lists data symbols
+ * (CONFIG_KALLSYMS_ALL), which many kernels lack. Every task's se.cfs_rq is
+ * set to its CPU's CFS run queue whatever its class (set_task_rq), and with
+ * CONFIG_FAIR_GROUP_SCHED (where se.cfs_rq exists at all) that run queue
+ * points back to its rq. 0 when the kernel has neither.
+ */
+static __noinline __u64 fp_task_rq_cfs(struct task_struct *t)
+{
+	return (__u64)BPF_CORE_READ(t, se.cfs_rq, rq);
+}
+
+static __always_inline __u64 fp_task_rq(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->se.cfs_rq) && bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return fp_task_rq_cfs(t);
+	return 0;
+}
+
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

@@ -45,13 +45,17 @@ static __always_inline void account_runq_waits(struct fp_proc *p, __u64 wait, __
 		__sync_fetch_and_add(&p->runq_hist[slot], n);
 }
 
-/* A thread of `p` left uninterruptible sleep at `now`. */
+/*
+ * A thread of `p` left uninterruptible sleep at `now`. Its start is taken
+ * with an exchange: the seeder (seed.bpf.c) may withdraw a D-state it marked
+ * at the same moment, and exactly one of the two must account for it.
+ */
 static __always_inline void end_dstate(struct fp_proc *p, struct fp_thread *t, __u64 now)
 {
-	__u64 d = now - t->dstate_ns;
+	__u64 start = __sync_lock_test_and_set(&t->dstate_ns, 0);
+	__u64 d = now > start ? now - start : 0;
 
-	t->dstate_ns = 0;
-	if (!p)
+	if (!p || !start)
 		return;
 	__sync_fetch_and_add(&p->dstate_ns, d);
 	fp_atomic_max(&p->dstate_max_ns, d);
@@ -134,8 +138,9 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 			    !t->dstate_ns) {
 				__u64 now = bpf_ktime_get_ns();
 
-				t->dstate_ns = now;
-				if (__sync_fetch_and_add(&p->dstate_active, 1) == 0)
+				/* compare-and-swap: the seeder may mark this thread at the same moment */
+				if (__sync_val_compare_and_swap(&t->dstate_ns, 0, now) == 0 &&
+				    __sync_fetch_and_add(&p->dstate_active, 1) == 0)
 					p->dstate_since_ns = now;
 			}
 		}

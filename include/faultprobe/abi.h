@@ -152,12 +152,26 @@ struct fp_signal_event {
 	__u32 _pad0;
 };
 
+/*
+ * The kernel names an OOM victim by the thread it marked, which is not the
+ * process's leader when the leader has exited (its mm is gone) or when the
+ * allocating thread itself was dying. hdr.tgid is the process; how the probe
+ * found it from the thread is in tgid_from.
+ */
+#define FP_OOM_TGID_UNRESOLVED 0 /* hdr.tgid is the thread id as given: userspace resolves it */
+#define FP_OOM_TGID_SAME 1       /* the thread is its process's leader (tid == tgid) */
+#define FP_OOM_TGID_CURRENT 2    /* the marked thread was the one allocating (current) */
+#define FP_OOM_TGID_SIGKILL 3    /* the SIGKILL the OOM killer sent it just before marking */
+#define FP_OOM_TGID_PROC 4       /* set by the loader for an unresolved one: /proc/TID/status */
+
 struct fp_oom_event {
 	struct fp_event_hdr hdr;
 	__u64 total_vm_kb;
 	__u64 anon_rss_kb;
 	__u64 file_rss_kb;
 	__u64 shmem_rss_kb;
+	__u32 tid;              /* the thread the kernel marked */
+	__u32 tgid_from;        /* FP_OOM_TGID_* */
 };
 
 struct fp_hang_event {
@@ -262,6 +276,22 @@ struct fp_thermal_event {
 };
 
 /*
+ * What the seeding passes found (bpf/seed.bpf.c), in the probe's .bss:
+ * cumulative over the passes (load, takeovers); the loader reads the
+ * difference a pass made.
+ */
+struct fp_seed_stats {
+	__u64 tasks;          /* tasks visited */
+	__u64 procs;          /* process slots created */
+	__u64 threads;        /* thread states created (their counters count from the pass) */
+	__u64 dstate;         /* uninterruptible sleeps seeded from their real start */
+	__u64 withdrawn;      /* sleeps that ended while being seeded (left to the hooks) */
+	__u64 exiting;        /* tasks skipped because they were exiting */
+	__u64 released;       /* slots given back: the process finished exiting meanwhile */
+	__u64 since_unknown;  /* sleeps whose start the scheduler did not record: counted from the pass */
+};
+
+/*
  * Layout pinned for both compilers: clang compiles these with the probe,
  * g++ with the loader, so a field moved on one side fails both builds.
  */
@@ -287,7 +317,9 @@ FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
 FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 632, "fp_exit_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
-FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 72, "fp_oom_event size");
+FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_oom_event, tid) == 72, "fp_oom_event.tid");
+FP_ABI_ASSERT(sizeof(struct fp_seed_stats) == 64, "fp_seed_stats size");
 FP_ABI_ASSERT(sizeof(struct fp_hang_event) == 56, "fp_hang_event size");
 FP_ABI_ASSERT(sizeof(struct fp_mce_event) == 96, "fp_mce_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_mce_event, cpu) == 80, "fp_mce_event.cpu");

@@ -29,8 +29,6 @@ std::string temp_dir() {
   return d ? d : "/tmp";
 }
 
-namespace {
-
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
   pid_t pid = fork();
   if (pid != 0) return pid;
@@ -43,8 +41,6 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
   execv(args[0], args.data());
   _exit(127);
 }
-
-}  // namespace
 
 bool has_victim(const nlohmann::json& fault, uint32_t pid) {
   for (const auto& v : fault["victims"])

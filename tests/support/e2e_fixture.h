@@ -109,6 +109,9 @@ bool is_action(const nlohmann::json& r, const std::string& type, const std::stri
 
 // Whether a fault record lists `pid` among its victims.
 bool has_victim(const nlohmann::json& fault, uint32_t pid);
+// Starts a command (argv[0] a path) with stdout/stderr on the given fds (-1:
+// inherited); it is killed if the test process dies.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd);
 
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);

@@ -285,6 +285,27 @@ TEST(OomKillDetector, VictimEvent) {
   EXPECT_TRUE(b.tick(*d).empty());
 }
 
+// The kernel marked a thread that is not the leader: the process is the
+// culprit, the thread and how it was mapped are in the evidence.
+TEST(OomKillDetector, ThreadVictimIsItsProcess) {
+  Bench b;
+  auto d = make_oom_kill(rule(FaultClass::OomKill, "oom_kill"));
+  fp_proc p = proc(100, 1, "worker-pool");
+  b.tick(*d, {p});
+  OomRecord o;
+  o.ts_ns = b.now;
+  o.victim = key_of(p);
+  o.comm = "worker-pool";
+  o.tid = 107;
+  o.tgid_from = FP_OOM_TGID_SIGKILL;
+  b.events.ooms.push_back(o);
+  auto out = b.tick(*d, {p});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].culprit, key_of(p));
+  EXPECT_EQ(out[0].evidence["tid"], 107);
+  EXPECT_EQ(out[0].evidence["tgid_from"], "sigkill");
+}
+
 TEST(OomKillDetector, CounterWhenTheEventWasDropped) {
   Bench b;
   auto d = make_oom_kill(rule(FaultClass::OomKill, "oom_kill"));

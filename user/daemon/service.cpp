@@ -661,6 +661,8 @@ nlohmann::json Service::build_status() const {
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
   s["io_bytes_from"] = probe_->io_bytes_from();
+  // how the processes alive at start got their slots: task_iter, or proc (and why)
+  s["seed"] = seed_status_json(probe_->seed_status());
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();

@@ -70,6 +70,8 @@ struct KernelOffer {
   // The kernel keeps per-task IO accounting (task->ioac: read_bytes,
   // write_bytes, cancelled_write_bytes; CONFIG_TASK_IO_ACCOUNTING).
   bool task_io = false;
+  // The BPF task iterator (iter/task, 5.8+): the seeding pass (probe/seed.h).
+  bool task_iter = false;
 };
 
 // The options that steer the choice (see ProbeOptions).

@@ -20,7 +20,7 @@ SignalRecord signal_record(const fp_signal_event& e) {
 
 OomRecord oom_record(const fp_oom_event& e) {
   return OomRecord{e.hdr.ts_ns, {e.hdr.tgid, e.hdr.start_ns}, comm_of(e.hdr.comm), e.total_vm_kb,
-                   e.anon_rss_kb, e.file_rss_kb, e.shmem_rss_kb};
+                   e.anon_rss_kb, e.file_rss_kb, e.shmem_rss_kb, e.tid, e.tgid_from};
 }
 
 HangRecord hang_record(const fp_hang_event& e) {

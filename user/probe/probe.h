@@ -17,6 +17,7 @@
 #include "faultprobe/abi.h"
 #include "probe/attach.h"
 #include "probe/sample.h"
+#include "probe/seed.h"
 #include "util/result.h"
 
 struct faultprobe;  // the bpftool skeleton
@@ -45,6 +46,8 @@ struct ProbeOptions {
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
+  // How every process alive at the start gets its slot (probe/seed.h).
+  SeedMode seed = SeedMode::Auto;
   // bpffs directory to pin the probe in ("" = no pinning: the probe dies with
   // this object). With one, maps and links are pinned there and a later
   // start with the same directory takes the running probe over (see
@@ -155,6 +158,8 @@ class Probe {
   MappedBytes mapped_bytes() const;
   // When the probe was first attached; after a takeover, the original time.
   uint64_t attached_at_ns() const { return attached_at_ns_; }
+  // How the processes alive at the start were given their slots (load or takeover).
+  const SeedStatus& seed_status() const { return seed_; }
   // Whether this object took over a pinned probe (counters continue) rather
   // than loading one, and whether the probe is pinned at all.
   bool took_over() const { return took_over_; }
@@ -169,7 +174,9 @@ class Probe {
   Result<void> map_views();
   Result<int> attach_hook(const HookStatus& st, int prog_fd, const std::string& tracefs);
   void attach_cpu_tick(uint32_t period_ms);
+  void seed(SeedMode mode);  // seed.cpp
   static int on_event(void* ctx, void* data, size_t size);
+  void resolve_oom_victim(OomRecord& o) const;
 
   struct SkelDeleter {
     void operator()(struct faultprobe* s) const;
@@ -193,6 +200,12 @@ class Probe {
   bool runq_sched_info_ = false;
   bool task_io_ = false;
   bool took_over_ = false;
+  // Seeding (seed.cpp): the task iterator's link (-1: none; why not in
+  // seed_iter_reason_), the pass's counters in .bss, what the pass did.
+  int seed_link_ = -1;
+  std::string seed_iter_reason_;
+  const volatile fp_seed_stats* seed_stats_ = nullptr;
+  SeedStatus seed_;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;

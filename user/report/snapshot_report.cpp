@@ -95,6 +95,7 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
   json out = {{"interval_ns", r.interval_ns}, {"drops", drops}, {"processes", procs}};
   out["unavailable"] = r.unavailable;
   out["io_bytes_from"] = r.io_bytes_from;
+  if (!r.seed.is_null()) out["seed"] = r.seed;
   return out;
 }
 
@@ -139,6 +140,8 @@ std::string snapshot_to_table(const SnapshotReport& r, size_t max_rows) {
     out += line;
   }
   for (const auto& u : r.unavailable) out += "unavailable on this kernel: " + u + "\n";
+  if (r.seed.is_object() && r.seed.value("method", "") == "proc")
+    out += "seeded from /proc (" + r.seed.value("reason", "") + "): D-states older than the probe are not shown\n";
   std::snprintf(line, sizeof(line), "%7s %-16s %6s %8s %8s %7s %7s %8s %7s %7s %8s %4s %7s %7s %-9s\n",
                 "PID", "COMM", "CPU%", "RUNQms", "RQp99ms", "VCSW", "IVCSW", "Dms", "IO_R", "IO_W",
                 "IOp99ms", "ERR", "FAULTS", "RSS", "STATE");

@@ -21,6 +21,7 @@ struct SnapshotReport {
   std::string io_bytes_from = "task_io_accounting";  // or "submitter" (Probe::io_bytes_from())
   std::vector<ProcDelta> procs;                // sorted by cpu_ns descending
   std::vector<ProcInfo> infos;                 // same order as procs (found=false if unknown)
+  nlohmann::json seed;                         // how the processes alive at start got their slots (null: unknown)
 };
 
 const char* drop_reason_name(unsigned reason);

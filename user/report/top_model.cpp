@@ -119,18 +119,23 @@ void cell(std::string& out, const Column& c, const std::string& text, bool last)
 
 }  // namespace
 
-std::string format_table_header() {
+std::string format_cells(const std::vector<Column>& cols, const std::vector<std::string>& cells) {
   std::string out;
-  const auto& cols = top_columns();
-  for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cols[i].title, i + 1 == cols.size());
+  for (size_t i = 0; i < cols.size() && i < cells.size(); ++i) cell(out, cols[i], cells[i], i + 1 == cols.size());
   return out;
+}
+
+std::string format_table_header() {
+  std::vector<std::string> titles;
+  for (const auto& c : top_columns()) titles.push_back(c.title);
+  return format_cells(top_columns(), titles);
 }
 
 std::string format_row(const ProcessRow& r) {
   const auto& cols = top_columns();
   // A process in uninterruptible sleep now is marked "D" before its D-state time.
   std::string dstate = (r.in_dstate ? "D " : "") + human_ms(r.dstate_ms);
-  const std::string cells[] = {
+  const std::vector<std::string> cells = {
       std::to_string(r.pid),
       r.user.empty() ? "-" : r.user,
       r.comm,
@@ -148,10 +153,7 @@ std::string format_row(const ProcessRow& r) {
       human_number(r.forks_per_s),
       r.state,
   };
-  static_assert(std::size(cells) == 16);
-  std::string out;
-  for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cells[i], i + 1 == cols.size());
-  return out;
+  return format_cells(cols, cells);
 }
 
 // ---- the model -------------------------------------------------------------------
@@ -180,29 +182,88 @@ bool contains_nocase(const std::string& hay, const std::string& needle) {
 
 }  // namespace
 
+TopModel::Keep TopModel::keep() const {
+  Keep k;
+  if (const ProcessRow* r = selected_row()) k.pid = r->pid;
+  if (const GroupRow* g = selected_group()) k.group = g->name;
+  return k;
+}
+
 void TopModel::set_view(DaemonView v) {
-  const ProcessRow* sel = selected_row();
-  uint32_t keep = sel ? sel->pid : 0;
+  Keep k = keep();
   view_ = std::move(v);
-  rebuild(keep);
+  rebuild(k);
 }
 
 void TopModel::set_sort(SortKey k) {
-  const ProcessRow* sel = selected_row();
+  Keep kp = keep();
   sort_ = k;
-  rebuild(sel ? sel->pid : 0);
+  rebuild(kp);
 }
 
 void TopModel::set_filter(std::string f) {
-  const ProcessRow* sel = selected_row();
+  Keep k = keep();
   filter_ = std::move(f);
-  rebuild(sel ? sel->pid : 0);
+  rebuild(k);
 }
 
-void TopModel::rebuild(uint32_t keep_pid) {
+void TopModel::set_hide_idle(bool hide) {
+  Keep k = keep();
+  hide_idle_ = hide;
+  rebuild(k);
+}
+
+void TopModel::set_group_filter(std::string g) {
+  Keep k = keep();
+  group_filter_ = std::move(g);
+  rebuild(k);
+}
+
+void TopModel::set_mode(ViewMode m) {
+  if (m == mode_) return;
+  Keep k = keep();
+  // the selected process's group, or the first process of the selected group
+  if (m == ViewMode::Groups) {
+    if (const ProcessRow* r = selected_row()) k.group = group_of(*r);
+  } else if (!k.group.empty()) {
+    for (const ProcessRow* r : shown_)
+      if (group_of(*r) == k.group) {
+        k.pid = r->pid;
+        break;
+      }
+  }
+  mode_ = m;
+  rebuild(k);
+}
+
+void TopModel::sort_groups() {
+  const SortKey k = sort_;
+  auto value = [k](const GroupRow& g) {
+    switch (k) {
+      case SortKey::Rss: return double(g.rss_bytes);
+      case SortKey::Io: return g.io_read_bps + g.io_write_bps;
+      case SortKey::Runq: return g.runq_p99_ms;
+      case SortKey::Faults: return g.faults_per_s;
+      default: return g.cpu_pct;
+    }
+  };
+  std::stable_sort(shown_groups_.begin(), shown_groups_.end(), [&](const GroupRow* a, const GroupRow* b) {
+    if (k == SortKey::Pid) return a->name < b->name;  // by name: groups have no pid
+    if (k == SortKey::State && a->faulty != b->faulty) return a->faulty > b->faulty;
+    double va = value(*a), vb = value(*b);
+    if (va != vb) return va > vb;
+    return a->name < b->name;
+  });
+}
+
+void TopModel::rebuild(const Keep& keep) {
   shown_.clear();
-  for (const auto& r : view_.procs)
-    if (filter_.empty() || contains_nocase(r.comm, filter_)) shown_.push_back(&r);
+  for (const auto& r : view_.procs) {
+    if (hide_idle_ && r.idle && state_rank(r.state) != StateRank::Fault) continue;
+    if (!group_filter_.empty() && group_of(r) != group_filter_) continue;
+    if (mode_ == ViewMode::Processes && !filter_.empty() && !contains_nocase(r.comm, filter_)) continue;
+    shown_.push_back(&r);
+  }
   const SortKey k = sort_;
   std::stable_sort(shown_.begin(), shown_.end(), [k](const ProcessRow* a, const ProcessRow* b) {
     if (k == SortKey::Pid) return a->pid < b->pid;
@@ -216,48 +277,78 @@ void TopModel::rebuild(uint32_t keep_pid) {
     if (va != vb) return va > vb;
     return a->pid < b->pid;
   });
-  if (shown_.empty()) {
+  // Groups sum every process of theirs (an idle member still holds memory).
+  groups_ = group_rows(view_.procs);
+  shown_groups_.clear();
+  for (const auto& g : groups_)
+    if (filter_.empty() || contains_nocase(g.name, filter_)) shown_groups_.push_back(&g);
+  sort_groups();
+
+  const size_t n = list_size();
+  if (n == 0) {
     selected_ = -1;
     return;
   }
-  if (keep_pid != 0) {
+  if (mode_ == ViewMode::Processes && keep.pid != 0) {
     for (size_t i = 0; i < shown_.size(); ++i)
-      if (shown_[i]->pid == keep_pid) {
+      if (shown_[i]->pid == keep.pid) {
         selected_ = int(i);
         return;
       }
   }
-  selected_ = std::clamp(selected_, 0, int(shown_.size()) - 1);
+  if (mode_ == ViewMode::Groups && !keep.group.empty()) {
+    for (size_t i = 0; i < shown_groups_.size(); ++i)
+      if (shown_groups_[i]->name == keep.group) {
+        selected_ = int(i);
+        return;
+      }
+  }
+  selected_ = std::clamp(selected_, 0, int(n) - 1);
 }
 
 const ProcessRow* TopModel::selected_row() const {
-  if (selected_ < 0 || size_t(selected_) >= shown_.size()) return nullptr;
+  if (mode_ != ViewMode::Processes || selected_ < 0 || size_t(selected_) >= shown_.size()) return nullptr;
   return shown_[size_t(selected_)];
 }
 
+const GroupRow* TopModel::selected_group() const {
+  if (mode_ != ViewMode::Groups || selected_ < 0 || size_t(selected_) >= shown_groups_.size()) return nullptr;
+  return shown_groups_[size_t(selected_)];
+}
+
 void TopModel::move_selection(int delta) {
-  if (shown_.empty()) return;
+  if (list_size() == 0) return;
   long next = long(std::max(selected_, 0)) + delta;
-  selected_ = int(std::clamp<long>(next, 0, long(shown_.size()) - 1));
+  selected_ = int(std::clamp<long>(next, 0, long(list_size()) - 1));
 }
 
 void TopModel::select_first() {
-  if (!shown_.empty()) selected_ = 0;
+  if (list_size() != 0) selected_ = 0;
 }
 
 void TopModel::select_last() {
-  if (!shown_.empty()) selected_ = int(shown_.size()) - 1;
+  if (list_size() != 0) selected_ = int(list_size()) - 1;
 }
 
 size_t TopModel::scroll_top(size_t height) {
+  const size_t n = list_size();
   if (height == 0 || selected_ < 0) return top_ = 0;
   size_t sel = size_t(selected_);
   if (sel < top_) top_ = sel;
   if (sel >= top_ + height) top_ = sel + 1 - height;
   // After the list shrank, do not leave blank rows at the bottom.
-  if (shown_.size() >= height && top_ > shown_.size() - height) top_ = shown_.size() - height;
-  if (shown_.size() < height) top_ = 0;
+  if (n >= height && top_ > n - height) top_ = n - height;
+  if (n < height) top_ = 0;
   return top_;
+}
+
+std::string TopModel::table_header() const {
+  return mode_ == ViewMode::Groups ? format_group_header() : format_table_header();
+}
+
+std::string TopModel::table_row(size_t i) const {
+  if (mode_ == ViewMode::Groups) return i < shown_groups_.size() ? format_group_row(*shown_groups_[i]) : "";
+  return i < shown_.size() ? format_row(*shown_[i]) : "";
 }
 
 std::string TopModel::selected_evidence() const {
@@ -347,10 +438,13 @@ std::vector<std::string> TopModel::header_lines(const std::string& source, size_
                       human_bytes(double(used)).c_str(), human_bytes(double(h.mem_total_bytes)).c_str(),
                       human_bytes(h.io_read_bps).c_str(), human_bytes(h.io_write_bps).c_str()));
   const ProbeHealth& p = v.health;
-  lines.push_back(strf("probe: %.1f Hz sampling, drops %llu, %llu processes tracked   source: %s   sort: %s%s%s",
+  std::string what = mode_ == ViewMode::Groups ? "   view: groups" : "";
+  if (hide_idle_) what += "   idle hidden";
+  if (!group_filter_.empty()) what += "   group: " + display_text(group_filter_);
+  if (!filter_.empty()) what += "   filter: " + display_text(filter_);
+  lines.push_back(strf("probe: %.1f Hz sampling, drops %llu, %llu processes tracked   source: %s   sort: %s%s",
                       p.sample_hz, (unsigned long long)p.drops_total, (unsigned long long)p.procs_tracked,
-                      source.c_str(), sort_key_name(sort_), filter_.empty() ? "" : "   filter: ",
-                      display_text(filter_).c_str()));
+                      source.c_str(), sort_key_name(sort_), what.c_str()));
   lines.push_back(strf("faults: %zu open", v.open_faults.size()));
   size_t shown = 0;
   for (const auto& f : v.open_faults) {
@@ -371,12 +465,9 @@ std::vector<std::string> TopModel::header_lines(const std::string& source, size_
 std::string TopModel::frame_text(const std::string& source, size_t max_faults, size_t max_rows) const {
   std::string out;
   for (const auto& l : header_lines(source, max_faults)) out += l + "\n";
-  out += "\n" + format_table_header() + "\n";
-  size_t n = 0;
-  for (const ProcessRow* r : shown_) {
-    if (max_rows && n++ == max_rows) break;
-    out += format_row(*r) + "\n";
-  }
+  out += "\n" + table_header() + "\n";
+  const size_t n = max_rows ? std::min(max_rows, list_size()) : list_size();
+  for (size_t i = 0; i < n; ++i) out += table_row(i) + "\n";
   return out;
 }
 

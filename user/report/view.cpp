@@ -130,6 +130,8 @@ std::vector<ProcessRow> build_rows(const ProcessTable& table, uint64_t now_ns, u
       fill_active(r, s, table.window(s, now_ns, window_ns), window_ns);
     else
       fill_idle(r, s, now_ns, window_ns);
+    r.idle = !did_something && !r.in_dstate;
+    r.kernel = (s.flags & FP_PROC_KTHREAD) != 0;
     auto f = fault_of.find(s.key);
     const FaultRecord* fault = f == fault_of.end() ? nullptr : f->second;
     r.state = row_state(fault, throttled_set.count(r.pid) > 0, restarted_set.count(r.pid) > 0);
@@ -287,7 +289,9 @@ json row_to_json(const ProcessRow& r) {
           {"rss_bytes", r.rss_bytes},
           {"forks_per_s", r.forks_per_s},
           {"state", r.state},
-          {"evidence", r.evidence}};
+          {"evidence", r.evidence},
+          {"idle", r.idle},
+          {"kernel", r.kernel}};
 }
 
 // Lenient field readers: a missing field or one of the wrong type leaves the
@@ -342,6 +346,8 @@ ProcessRow row_from_json(const json& j) {
   read(j, "forks_per_s", r.forks_per_s);
   read(j, "state", r.state);
   r.evidence = member(j, "evidence");
+  read(j, "idle", r.idle);
+  read(j, "kernel", r.kernel);
   return r;
 }
 

@@ -44,6 +44,8 @@ struct ProcessRow {
   double forks_per_s = 0;
   std::string state = "ok";   // "ok", the open fault's class, "throttled", "restarted"
   nlohmann::json evidence;    // of the open fault, null when none
+  bool idle = false;          // did nothing in the window (its counters did not move) and is not in D
+  bool kernel = false;        // a kernel thread
 };
 
 struct HostStats {

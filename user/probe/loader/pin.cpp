@@ -202,6 +202,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
+  meta.seed_iter = seed_link_ >= 0;
   if (hooks_.size() > size_t(pin::kMaxHooks)) return Error{E2BIG, "too many hooks for the pin metadata"};
   meta.nhooks = uint32_t(hooks_.size());
   for (size_t i = 0; i < hooks_.size(); i++) {
@@ -310,6 +311,14 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
   }
   cpu_tick_ = m.cpu_tick_attached;
   cpu_tick_links_ = m.cpu_tick_links;
+  if (m.seed_iter) {
+    auto fd = open("link_seed_iter");
+    if (!fd) return fd.error();
+    if (auto r = pin::check_link(*fd, "link_seed_iter"); !r) return r;
+    seed_link_ = *fd;
+  } else {
+    seed_iter_reason_ = "the probe taken over was loaded without the task iterator";
+  }
   attached_at_ns_ = m.attached_at_ns;
   if (auto r = map_views(); !r) return r;
   resync_ = true;  // the previous reader consumed dirty bits we never saw

@@ -23,8 +23,9 @@ namespace fp::pin {
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
 // 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: task IO accounting (fp_proc and
-// fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook))
-inline constexpr uint32_t kMetaFormat = 5;
+// fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
+// fp_oom_event.tid)
+inline constexpr uint32_t kMetaFormat = 6;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -54,7 +55,8 @@ struct PinMeta {
   uint32_t nhooks;
   uint8_t task_io;            // IO bytes from the kernel's task IO accounting (else the submitter's)
   uint8_t io_from_submitter;  // ProbeOptions::io_from_submitter, as asked
-  uint8_t _pad1[2];
+  uint8_t seed_iter;          // link_seed_iter: the task iterator that seeds at a takeover
+  uint8_t _pad1;
   PinnedHook hooks[kMaxHooks];
 };
 

@@ -59,7 +59,10 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
     } else if (pin::exists(opts.pin_dir)) {
       std::unique_ptr<Probe> p(new Probe());
       auto r = p->take_over(opts);
-      if (r) return p;
+      if (r) {
+        p->seed(opts.seed);  // what the previous owner's pass missed (a probe pinned without one)
+        return p;
+      }
       p.reset();
       spdlog::warn("cannot take over the probe pinned in {}: {}; removing it and loading a fresh probe "
                    "(counters restart from zero)",
@@ -69,7 +72,16 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
     }
   }
   std::unique_ptr<Probe> p(new Probe());
-  if (auto r = p->load(opts); !r) return r.error();
+  if (auto r = p->load(opts); !r) {
+    // A kernel that refuses the task iterator (seed.bpf.c) still gets the probe, seeded from /proc.
+    if (opts.seed != SeedMode::Auto || !p->seed_iter_reason_.empty()) return r.error();
+    std::string why = "the probe with the task iterator did not load (" + r.error().message + ")";
+    spdlog::warn("{}: trying without it, seeding from /proc", why);
+    opts.seed = SeedMode::Proc;
+    p.reset(new Probe());
+    if (auto again = p->load(opts); !again) return again.error();
+    p->seed_iter_reason_ = why;
+  }
   if (!opts.pin_dir.empty()) {
     if (auto r = p->pin(opts); !r) {
       spdlog::warn("cannot pin the probe ({}): running unpinned, its counters will not survive a restart",
@@ -77,6 +89,7 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
       if (auto rm = pin::remove_dir(opts.pin_dir); !rm) spdlog::warn("{}", rm.error().message);
     }
   }
+  p->seed(opts.seed);  // attached first: a process that exits during the pass is seen exiting
   return p;
 }
 
@@ -141,6 +154,9 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   if (!task_io_)
     spdlog::info("IO bytes from the block requests' submitter: {}",
                  opts.io_from_submitter ? "as asked" : "the kernel has no task IO accounting (CONFIG_TASK_IO_ACCOUNTING)");
+  // seeding (seed.cpp): the task iterator where the kernel has what it needs.
+  seed_iter_reason_ = seed_iter_missing(kernel->task_iter, opts.seed);
+  bpf_program__set_autoload(skel_->progs.seed_task, seed_iter_reason_.empty());
   skel_->rodata->fp_disk_err_from_complete = plan.disk_err_from_complete;
   thread_ts_ = plan.thread_ts;
   skel_->rodata->fp_thread_ts = thread_ts_;
@@ -210,6 +226,15 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     spdlog::warn("{} unavailable: {} not counted ({})", st.name, st.feeds, st.reason);
   }
   attach_cpu_tick(opts.cpu_tick_ms);
+  if (seed_iter_reason_.empty()) {  // a link, pinned with the others: a takeover seeds with it
+    auto link = create_seed_iter_link(bpf_program__fd(skel_->progs.seed_task));
+    if (link) {
+      links_.emplace_back("link_seed_iter", *link);
+      seed_link_ = *link;
+    } else {
+      seed_iter_reason_ = link.error().message;
+    }
+  }
   attached_at_ns_ = monotonic_now_ns();
   return {};
 }
