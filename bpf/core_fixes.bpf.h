@@ -176,4 +176,18 @@ static __always_inline struct gendisk *fp_rq_disk(struct request *rq)
 	return BPF_CORE_READ(rq, q, disk);
 }
 
+/*
+ * The run queue a task is on, through its CFS entity's queue
+ * (task->se.cfs_rq->rq, which set_task_cpu keeps current for every class),
+ * since the per-CPU `runqueues` variable is out of reach where the kernel
+ * has no CONFIG_KALLSYMS_ALL (the verifier cannot find its address). Needs
+ * CONFIG_FAIR_GROUP_SCHED (cfs_rq::rq); NULL without it.
+ */
+static __always_inline struct rq *fp_task_rq(struct task_struct *task, bool btf)
+{
+	if (!bpf_core_field_exists(task->se.cfs_rq) || !bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return NULL;
+	return btf ? task->se.cfs_rq->rq : BPF_CORE_READ(task, se.cfs_rq, rq);
+}
+
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

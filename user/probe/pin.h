@@ -20,8 +20,8 @@ namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
-// 4: fp_thread.faults, no page_fault_user/rss_stat programs)
-inline constexpr uint32_t kMetaFormat = 4;
+// 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: + runq_cpu map, runq_blame)
+inline constexpr uint32_t kMetaFormat = 5;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -49,7 +49,9 @@ struct PinMeta {
   uint32_t loader_pid;      // who loaded it (for the log)
   uint64_t attached_at_ns;  // CLOCK_MONOTONIC when first attached: the counters' origin
   uint32_t nhooks;
-  uint32_t _pad1;
+  uint8_t runq_blame_asked;  // ProbeOptions::runq_blame
+  uint8_t runq_blame;        // run-queue blame is on (asked, and the kernel allows it)
+  uint8_t _pad1[2];
   PinnedHook hooks[kMaxHooks];
 };
 

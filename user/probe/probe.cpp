@@ -116,22 +116,25 @@ bool tracepoint_listed(const std::string& tracefs, const char* category, const c
   return std::filesystem::exists(tracefs + "/events/" + category + "/" + name, ec);
 }
 
+// Whether the kernel's BTF has struct `type` with a member `member`.
+bool struct_has(const struct btf* vmlinux, const char* type, std::string_view member) {
+  int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_STRUCT);
+  if (id < 0) return false;
+  const struct btf_type* t = btf__type_by_id(vmlinux, id);
+  const struct btf_member* m = btf_members(t);
+  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
+    const char* name = btf__name_by_offset(vmlinux, m->name_off);
+    if (name && member == name) return true;
+  }
+  return false;
+}
+
 // Whether the kernel keeps sched_info (run_delay, pcount) for every task:
 // the fields are in its BTF (CONFIG_SCHED_INFO) and this process's own
 // counters moved (kernels before 5.14 only counted with schedstats or delay
 // accounting switched on).
 bool kernel_counts_runq_waits(const struct btf* vmlinux) {
-  int id = btf__find_by_name_kind(vmlinux, "sched_info", BTF_KIND_STRUCT);
-  if (id < 0) return false;
-  const struct btf_type* t = btf__type_by_id(vmlinux, id);
-  bool has_delay = false, has_pcount = false;
-  const struct btf_member* m = btf_members(t);
-  for (int i = 0; i < btf_vlen(t); ++i, ++m) {
-    const char* name = btf__name_by_offset(vmlinux, m->name_off);
-    if (name && std::string_view(name) == "run_delay") has_delay = true;
-    if (name && std::string_view(name) == "pcount") has_pcount = true;
-  }
-  if (!has_delay || !has_pcount) return false;
+  if (!struct_has(vmlinux, "sched_info", "run_delay") || !struct_has(vmlinux, "sched_info", "pcount")) return false;
   std::ifstream in("/proc/self/schedstat");
   uint64_t run_ns = 0, delay_ns = 0, pcount = 0;
   return bool(in >> run_ns >> delay_ns >> pcount) && pcount > 0;
@@ -183,6 +186,7 @@ uint64_t probe_identity() {
   const uint32_t abi[] = {uint32_t(sizeof(fp_proc)),         uint32_t(sizeof(fp_exit_event)),
                           uint32_t(sizeof(fp_signal_event)), uint32_t(sizeof(fp_oom_event)),
                           uint32_t(sizeof(fp_hang_event)),   uint32_t(sizeof(Bss)),
+                          uint32_t(sizeof(fp_runq_cpu)),
                           FP_HIST_SLOTS,                     FP_DROP_NR,
                           pin::kMetaFormat};
   return pin::fnv1a(abi, sizeof(abi), pin::fnv1a(elf, sz));
@@ -331,8 +335,20 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   //     the wakeup hooks are then not loaded at all (one program fewer on
   //     the hottest path after sched_switch).
   runq_sched_info_ = !opts.runq_from_wakeups && kernel_counts_runq_waits(vmlinux);
-  btf__free(vmlinux);
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
+  // 3a'. run-queue blame (bpf/runq_blame.bpf.h) reads sched_info's stamps and
+  //      finds a task's run queue through its CFS entity (cfs_rq::rq).
+  runq_blame_ = false;
+  if (!opts.runq_blame)
+    runq_blame_reason_ = "turned off";
+  else if (!runq_sched_info_)
+    runq_blame_reason_ = "the kernel keeps no sched_info stamps to time waits with";
+  else if (!struct_has(vmlinux, "cfs_rq", "rq") || !struct_has(vmlinux, "sched_info", "last_queued"))
+    runq_blame_reason_ = "the kernel cannot tell a task's run queue (no CONFIG_FAIR_GROUP_SCHED)";
+  else
+    runq_blame_ = true;
+  btf__free(vmlinux);
+  skel_->rodata->fp_runq_blame = runq_blame_;
   // A hook whose counters come from elsewhere: neither twin is loaded.
   auto not_needed = [&](std::initializer_list<std::string_view> names, const char* reason) {
     for (auto& st : hooks_) {
@@ -398,6 +414,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.dirty = bpf_map__fd(skel_->maps.dirty);
   fds_.bss = bpf_map__fd(skel_->maps.bss);
   fds_.thread_ts = bpf_map__fd(skel_->maps.thread_ts);
+  fds_.runq_cpu = bpf_map__fd(skel_->maps.runq_cpu);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
   for (uint32_t i = max_procs_; i-- > 0;) {
@@ -632,7 +649,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"proc_slots", fds_.proc_slots}, {"proc_index", fds_.proc_index},   {"free_slots", fds_.free_slots},
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
-      {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts}};
+      {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
+      {"runq_cpu", fds_.runq_cpu}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -652,6 +670,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.cpu_tick_attached = cpu_tick_;
   meta.unpinnable = !perf_fds_.empty();
   meta.thread_ts = thread_ts_;
+  meta.runq_blame_asked = opts.runq_blame;
+  meta.runq_blame = runq_blame_;
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
@@ -691,7 +711,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
                  same("max_inflight_io", m.max_inflight_io, opts.max_inflight_io),
                  same("ringbuf_bytes", m.ringbuf_bytes, opts.ringbuf_bytes),
                  same("cpu_tick_ms", m.cpu_tick_ms, opts.cpu_tick_ms),
-                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp)})
+                 same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp),
+                 same("runq_blame", m.runq_blame_asked, opts.runq_blame)})
     if (!r) return r;
   if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
   if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
@@ -713,6 +734,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
   }
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
   thread_ts_ = m.thread_ts;
+  runq_blame_ = m.runq_blame;
+  if (!runq_blame_) runq_blame_reason_ = "off in the probe taken over";
   constexpr uint32_t any = pin::kAnySize;
   struct MapSpec {
     const char* name;
@@ -729,6 +752,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"drops", &fds_.drops, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, FP_DROP_NR},
       {"dirty", &fds_.dirty, BPF_MAP_TYPE_ARRAY, 4, 8, dirty_words_per_cpu_ * uint32_t(ncpus_)},
       {"bss", &fds_.bss, BPF_MAP_TYPE_ARRAY, 4, sizeof(Bss), 1},
+      {"runq_cpu", &fds_.runq_cpu, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(fp_runq_cpu), 1},
   };
   for (auto& s : specs) {
     auto fd = open(std::string("map_") + s.name);

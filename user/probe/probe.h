@@ -33,6 +33,9 @@ struct ProbeOptions {
   // counts them (to exercise that path; it is what kernels without
   // CONFIG_SCHED_INFO get).
   bool runq_from_wakeups = false;
+  // Charge run-queue waits, CPU by CPU, to who ran meanwhile (bpf/runq_blame.bpf.h),
+  // where the kernel keeps sched_info; off: runq_starvation blames the top CPU consumer.
+  bool runq_blame = true;
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
@@ -139,6 +142,10 @@ class Probe {
       if (h.name == "sched_wakeup") return h.mode == AttachMode::NotNeeded;
     return false;
   }
+  // The per-CPU run-queue blame tables (bpf/runq_blame.bpf.h; read with
+  // RunqBlameReader), -1 when they are off; why they are off.
+  int runq_blame_fd() const { return runq_blame_ ? fds_.runq_cpu : -1; }
+  const std::string& runq_blame_reason() const { return runq_blame_reason_; }
   // Counters whose hooks could not be attached on this kernel.
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
@@ -185,7 +192,7 @@ class Probe {
   // a takeover (there is no skeleton then).
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
-        drops = -1, dirty = -1, bss = -1, thread_ts = -1;
+        drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;
@@ -198,6 +205,8 @@ class Probe {
   uint32_t cpu_tick_links_ = 0;
   bool thread_ts_ = false;
   bool runq_sched_info_ = false;
+  bool runq_blame_ = false;
+  std::string runq_blame_reason_;
   bool took_over_ = false;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
