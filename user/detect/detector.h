@@ -16,6 +16,8 @@
 
 namespace fp {
 
+class RunqBlameSource;  // detect/locate_runq.h
+
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
 class ProcInfoSource {
@@ -40,6 +42,9 @@ struct World {
   HostInfo host;
   uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
   const std::vector<std::string>* protected_comms = nullptr;  // never culprits (Config.protected_comms)
+  // Run-queue waits charged per CPU to who ran meanwhile (the probe's, when it
+  // has them): runq_starvation's culprits. Null: it blames the top CPU consumer.
+  RunqBlameSource* runq_blame = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -169,6 +169,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.host = host_;
   w.self_tgid = self_tgid_;
   w.protected_comms = &cfg_.protected_comms;
+  w.runq_blame = runq_blame_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();
