@@ -12,6 +12,7 @@ __u32 fp_slots_hwm = 0;
 const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
 const volatile bool fp_thread_ts = false;
 const volatile bool fp_runq_sched_info = false;
+const volatile bool fp_task_io = false;
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
 const volatile bool fp_runq_blame = false;
 
@@ -113,6 +114,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 				}
 				t->faults = f;
 			}
+			/* IO it caused (a dead thread's last charge: before on_dead sends the totals) */
+			fp_charge_task_io(t, p, prev, btf);
 		}
 		if (state == FP_TASK_RUNNING) {
 			/* preempted (or yielded): it is waiting on the run queue from now */
@@ -255,6 +258,7 @@ static __always_inline int on_exit(struct task_struct *task, bool btf)
 	if (t) {
 		fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 		fp_charge_faults(t, p, task, btf, false);
+		fp_charge_task_io(t, p, task, btf);
 	}
 	if (!p && tid == tgid && BPF_CORE_READ(task, signal, live.counter) == 0)
 		fp_drop(FP_DROP_EXIT_UNSEEN); /* a process never seen running */
@@ -341,6 +345,8 @@ static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t
 	fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 	/* and the RSS of a task that never switches out (an allocating spinner) */
 	fp_charge_faults(t, p, task, btf, true);
+	/* and the IO of a writer that never blocks (page-cache writes below the dirty limits) */
+	fp_charge_task_io(t, p, task, btf);
 	return 0;
 }
 

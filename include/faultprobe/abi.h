@@ -69,9 +69,13 @@ struct fp_proc {
 	__u64 forks;          /* child processes created */
 	__u64 execs;
 
-	/* block IO, attributed to the submitter */
-	__u64 io_read_bytes;
-	__u64 io_write_bytes;
+	/*
+	 * Block IO requests, attributed to the process that submitted them: for
+	 * buffered writes that is the flusher kernel thread, not the writer (the
+	 * bytes the process moved are io_read_bytes/io_write_bytes below).
+	 */
+	__u64 io_submit_read_bytes;
+	__u64 io_submit_write_bytes;
 	__u64 io_read_reqs;
 	__u64 io_write_reqs;
 	__u64 io_lat_ns;      /* sum over completed requests */
@@ -90,6 +94,21 @@ struct fp_proc {
 
 	__u32 runq_hist[FP_HIST_SLOTS];
 	__u32 io_lat_hist[FP_HIST_SLOTS];
+
+	/*
+	 * Storage IO charged to whoever caused it, as /proc/PID/io and iotop
+	 * charge it: the kernel's per-task IO accounting (task->ioac,
+	 * CONFIG_TASK_IO_ACCOUNTING), read per thread at switch-out, the clock
+	 * tick and exit. A buffered write counts when the page is dirtied, in the
+	 * writer; a read when its bio is submitted. Where the kernel has no task
+	 * IO accounting these are the submitter's bytes (io_submit_*).
+	 */
+	__u64 io_read_bytes;
+	__u64 io_write_bytes;
+	__u64 io_cancelled_write_bytes; /* dirtied, then truncated before writeback */
+	/* Throttled in dirty-page balancing (writeback:balance_dirty_pages pauses). */
+	__u64 dirty_throttle_ns;
+	__u64 dirty_throttles;
 };
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
@@ -304,18 +323,19 @@ struct fp_thermal_event {
 #endif
 #define FP_OFFSETOF(type, field) __builtin_offsetof(type, field)
 
-FP_ABI_ASSERT(sizeof(struct fp_proc) == 544, "fp_proc size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 584, "fp_proc size");
 FP_ABI_ASSERT(sizeof(struct fp_proc) % 8 == 0, "fp_proc must stay 8-byte aligned in arrays");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, start_ns) == 16, "fp_proc.start_ns");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, cpu_ns) == 56, "fp_proc.cpu_ns");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, dstate_active) == 128, "fp_proc.dstate_active");
-FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 152, "fp_proc.io_read_bytes");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_submit_read_bytes) == 152, "fp_proc.io_submit_read_bytes");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, page_faults) == 208, "fp_proc.page_faults");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, rss_pages) == 232, "fp_proc.rss_pages");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 544, "fp_proc.io_read_bytes");
 FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
-FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 592, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 632, "fp_exit_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 72, "fp_oom_event size");

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "detect/locate_runq.h"
-#include "probe/runq_blame.h"
+#include "probe/loader/runq_blame.h"
 #include "probe_fixture.h"
 
 namespace fp::test {

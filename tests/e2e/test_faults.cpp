@@ -1,9 +1,7 @@
 // One test per fault class this machine can produce: the daemon, on a config
 // with short hold times, must report the fault with faultgen's culprit pid,
 // and resolve it after the generator stops.
-#include <linux/magic.h>
 #include <signal.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,34 +16,10 @@ using nlohmann::json;
 
 namespace {
 
-// Short holds so that a test takes seconds; anomaly off (it needs minutes of baseline).
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-)";
-
-// As in the BPF tests: a directory on a real block device for O_DIRECT.
-std::string io_dir() {
-  const char* env = std::getenv("FP_TEST_IO_DIR");
-  if (env && *env) return env;
-  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")}) {
-    struct statfs fs {};
-    if (statfs(d.c_str(), &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != OVERLAYFS_SUPER_MAGIC) return d;
-  }
-  return std::filesystem::current_path().string();
-}
-
 long read_long(const char* path) {
   long v = 0;
   std::ifstream(path) >> v;
   return v;
-}
-
-bool has_victim(const json& r, uint32_t pid) {
-  for (auto& v : r["victims"])
-    if (v.get<uint32_t>() == pid) return true;
-  return false;
 }
 
 }  // namespace

@@ -635,6 +635,29 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   for (FaultClass c : kAllFaultClasses) EXPECT_NE(out.find(fault_class_name(c)), std::string::npos);
 }
 
+TEST_F(ConfigFiles, CheckConfigShowsPoliciesAndWhetherTheyCoverUserUnits) {
+  std::string path = write("p.toml", "[[policy]]\nname = \"mine\"\nmatch = { unit = \"foo.service\" }\n"
+                                     "user_units = true\non.hang = [\"restart\", \"kill\"]\n"
+                                     "[[policy]]\nname = \"sys\"\nmatch = { unit = \"foo.service\" }\n"
+                                     "on.hang = [\"restart\"]\n");
+  testing::internal::CaptureStdout();
+  ASSERT_EQ(run_check_config(path, true), 0);
+  auto j = nlohmann::json::parse(testing::internal::GetCapturedStdout(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_EQ(j["policies"].size(), 2u);
+  EXPECT_EQ(j["policies"][0]["name"], "mine");
+  EXPECT_EQ(j["policies"][0]["match"], (nlohmann::json{{"unit", "foo.service"}}));
+  EXPECT_EQ(j["policies"][0]["user_units"], true);
+  EXPECT_EQ(j["policies"][0]["on"]["hang"], (nlohmann::json{"restart", "kill"}));
+  EXPECT_EQ(j["policies"][1]["user_units"], false);
+  testing::internal::CaptureStdout();
+  ASSERT_EQ(run_check_config(path, false), 0);
+  std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_NE(out.find("policy mine: match unit=foo.service, user units too"), std::string::npos) << out;
+  EXPECT_NE(out.find("policy sys: match unit=foo.service, system units only"), std::string::npos) << out;
+  EXPECT_NE(out.find("  hang: restart > kill"), std::string::npos) << out;
+}
+
 TEST_F(ConfigFiles, CheckConfigBadFile) {
   std::string path = write("bad.toml", "[rules.hang]\nfor = \"10\"\n");
   testing::internal::CaptureStderr();

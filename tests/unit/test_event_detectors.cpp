@@ -177,6 +177,19 @@ TEST(RuleMatches, EveryFieldThatIsSet) {
   EXPECT_TRUE(rule_matches(comm_only, unknown, w));
 }
 
+TEST(RuleMatches, AUnitGlobNamesSystemUnitsOnly) {
+  // A user can call a group of their own tree "nginx.service".
+  Bench b;
+  b.infos.set(100, "nginx", "/usr/sbin/nginx",
+              "/user.slice/user-1000.slice/user@1000.service/app.slice/nginx.service", 1000);
+  b.table.update(b.now, proc(100, 1, "nginx"));
+  RuleConfig r;
+  r.match.unit = "nginx.service";
+  EXPECT_FALSE(rule_matches(r, *b.table.find_pid(100), b.world()));
+  r.match.unit = "*";
+  EXPECT_FALSE(rule_matches(r, *b.table.find_pid(100), b.world()));
+}
+
 TEST(MayBlame, ProtectedProcesses) {
   Bench b;
   fp_proc kthread = proc(50, 1, "kworker/0:1");

@@ -237,7 +237,8 @@ TEST(Metrics, TopNBoundsThePerProcessSeries) {
   EXPECT_LE(exported, 6 * n);  // five rankings + faulted processes
   for (const char* f : {"faultprobe_process_rss_bytes", "faultprobe_process_io_read_bytes_per_second",
                         "faultprobe_process_io_write_bytes_per_second", "faultprobe_process_runq_wait_p99_seconds",
-                        "faultprobe_process_page_faults_per_second", "faultprobe_process_state"})
+                        "faultprobe_process_page_faults_per_second", "faultprobe_process_dirty_throttle_ratio",
+                        "faultprobe_process_state"})
     EXPECT_EQ(p.count(f), exported) << f;
   // The top of each ranking is there.
   EXPECT_NE(p.find("faultprobe_process_cpu_ratio", {{"pid", "1999"}}), nullptr);  // most CPU

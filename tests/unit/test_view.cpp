@@ -297,6 +297,7 @@ DaemonView full_view() {
   r.io_errors = 7;
   r.faults_per_s = 55.5;
   r.reclaim_ms = 0.5;
+  r.dirty_throttle_ms = 12.5;
   r.rss_bytes = 1ull << 33;
   r.forks_per_s = 2;
   r.state = "cpu_runaway";
@@ -339,6 +340,7 @@ TEST(ViewJson, RoundTripKeepsEveryField) {
   EXPECT_EQ(r.user, "alice");
   EXPECT_TRUE(r.in_dstate);
   EXPECT_EQ(r.rss_bytes, 1ull << 33);
+  EXPECT_EQ(r.dirty_throttle_ms, 12.5);
   EXPECT_EQ(r.state, "cpu_runaway");
   EXPECT_EQ(r.evidence["metric"], "cpu_cores");
   EXPECT_TRUE(back.procs[1].evidence.is_null());

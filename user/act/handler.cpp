@@ -26,12 +26,14 @@ bool replaces(ActionType t) { return t == ActionType::Restart || t == ActionType
 
 }  // namespace
 
-bool policy_matches(const ProcessMatch& m, const Target& t) {
+bool policy_matches(const ProcessMatch& m, const Target& t, bool user_units) {
   if (m.empty()) return false;  // the parser refuses it; never let it mean "every process"
   if (m.comm && !glob(*m.comm, t.comm)) return false;
   if (m.exe && !glob(*m.exe, t.exe)) return false;
   if (m.cgroup && !glob(*m.cgroup, t.cgroup)) return false;
-  if (m.unit && !glob(*m.unit, t.unit)) return false;
+  // A user unit's name is the user's choice: a glob written for system units
+  // ("sshd.service") must not select it.
+  if (m.unit && ((t.unit_user && !user_units) || !glob(*m.unit, t.unit))) return false;
   if (m.uid && *m.uid != t.uid) return false;
   if (m.service && (t.service.empty() || !glob(*m.service, t.service))) return false;
   return true;
@@ -71,14 +73,14 @@ const PolicyConfig* Handler::policy_named(const std::string& name) const {
 
 const PolicyConfig* Handler::policy_for(const Target& t) const {
   for (const PolicyConfig& p : policies_)
-    if (policy_matches(p.match, t)) return &p;
+    if (policy_matches(p.match, t, p.user_units)) return &p;
   return nullptr;
 }
 
 const PolicyConfig* Handler::policy_for(const Target& t, FaultClass cls) const {
   for (const PolicyConfig& p : policies_) {
     const auto* ladder = p.ladder(cls);
-    if (ladder && !ladder->empty() && policy_matches(p.match, t)) return &p;
+    if (ladder && !ladder->empty() && policy_matches(p.match, t, p.user_units)) return &p;
   }
   return nullptr;
 }
@@ -327,7 +329,7 @@ void Handler::attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out) {
       return;
     }
 
-    ActionOutcome o = perform(step, c.target, dry);
+    ActionOutcome o = perform(step, *p, c.target, dry);
     rec.outcome = o;
     out.actions.push_back(std::move(rec));
     c.blocked = Block::None;
@@ -419,7 +421,15 @@ void Handler::follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replace
   restarted_[replacement] = now_ns;
 }
 
-ActionOutcome Handler::perform(const LadderStep& step, const Target& t, bool dry_run) {
+ActionOutcome Handler::perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run) {
+  // A restart of a user unit goes through that user's manager, and only when
+  // the policy says it covers user units (a [[service]] is ours, not systemd's).
+  if (step.type == ActionType::Restart && t.unit_user && t.service.empty() && !p.user_units)
+    return ActionOutcome{ActionResult::Skipped,
+                         t.unit + " is a unit of uid " + std::to_string(*t.unit_user) +
+                             "'s own systemd manager, and policy " + p.name +
+                             " does not say user_units = true: not restarted",
+                         {}};
   switch (step.type) {
     case ActionType::Throttle: return act_.throttle(t, merged_limits(t.key, step.limits), dry_run);
     case ActionType::Unthrottle: return act_.unthrottle(t, dry_run);

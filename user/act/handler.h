@@ -51,7 +51,9 @@ struct HandlerOutput {
 
 // Whether a policy's match selects the target: every key that is set must
 // match (globs as fnmatch(3), uid exactly). An empty match selects nothing.
-bool policy_matches(const ProcessMatch& m, const Target& t);
+// A `unit` glob matches a user manager's unit only with user_units (the
+// policy's key of that name).
+bool policy_matches(const ProcessMatch& m, const Target& t, bool user_units = false);
 
 class Handler {
  public:
@@ -140,7 +142,7 @@ class Handler {
   void check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out);
   void follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replacement);
   void attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out);
-  ActionOutcome perform(const LadderStep& step, const Target& t, bool dry_run);
+  ActionOutcome perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run);
   size_t spent(uint64_t now_ns, const ProcKey& k);
   ThrottleLimits merged_limits(const ProcKey& k, const ThrottleLimits& step) const;
   void undo_throttles(uint64_t now_ns, const std::map<CaseKey, bool>& open, bool sweep, HandlerOutput& out);

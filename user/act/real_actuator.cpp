@@ -101,6 +101,15 @@ ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
   if (auto r = refuse(t)) return skipped(*r);
   if (auto svc = service_of(t)) return restart_service(*svc, t, false, dry_run);
   if (!t.unit.empty() && d_.systemd && d_.systemd->available()) {
+    // A user unit only ever through its own manager: `systemctl restart` of
+    // its name would restart the *system* unit that has it.
+    if (t.unit_user) {
+      const std::string uid = std::to_string(*t.unit_user);
+      if (dry_run) return dry("systemctl --user -M " + uid + "@ restart " + t.unit);
+      auto r = d_.systemd->restart_user_unit(t.unit, *t.unit_user);
+      if (!r) return failed(r.error().message);
+      return ok(*r);
+    }
     if (dry_run) return dry("systemctl restart " + t.unit);
     auto r = d_.systemd->restart(t.unit);
     if (!r) return failed(r.error().message);

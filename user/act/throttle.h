@@ -2,11 +2,11 @@
 // and the choice of backend for this host (cgroup v2, cgroup v1, or a
 // SIGSTOP/SIGCONT duty cycle when neither is usable).
 //
-// A throttle moves the whole process into a group faultprobe owns,
-// <root>/faultprobe/p<tgid>-<start_ns>, with the limits; release moves it back
-// to the cgroup(s) it came from and removes the group. The table of throttled
-// processes is kept in a JSON state file so a restarted daemon can still undo
-// what the previous one did.
+// A cgroup throttle stays in place: in the process's own cgroup when it is
+// alone there, else in a group below that cgroup (cgroup_throttle.h), so
+// every limit it had still applies; release restores what was there. The
+// table of throttled processes is kept in a JSON state file so a restarted
+// daemon can still undo what the previous one did.
 //
 // Backends do not check the process's identity: the caller (the actuator)
 // re-checks pid + start time through a pidfd right before calling.
@@ -45,10 +45,11 @@ class ThrottleBackend {
   virtual bool supports(const ThrottleLimits& l, std::string* why) const = 0;
   // Applies l (a process already throttled gets its limits replaced by l;
   // limits no longer in l are lifted). Returns what was done, e.g.
-  // "cpu.max=20000 100000 in /faultprobe/p123-456 (was /user.slice)".
+  // "cpu.max=20000 100000 in /app.service (its own cgroup, where it is alone)".
   virtual Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) = 0;
-  // Undoes the throttle: the process goes back where it was, the group is
-  // removed. A process that exited meanwhile just gets its group removed.
+  // Undoes the throttle: the old limit values come back, the process goes
+  // back where it was, groups made for it are removed. A process that exited
+  // meanwhile just gets its groups removed.
   // A key that is not throttled is an Error with code ENOENT.
   virtual Result<std::string> release(const ProcKey& key) = 0;
   virtual bool throttled(const ProcKey& key) const = 0;

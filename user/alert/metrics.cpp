@@ -243,10 +243,16 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
               [](const ProcessRow& p) { return p.cpu_pct / 100.0; });
   per_process("faultprobe_process_rss_bytes", "Resident set size.",
               [](const ProcessRow& p) { return static_cast<double>(p.rss_bytes); });
-  per_process("faultprobe_process_io_read_bytes_per_second", "Block IO read by the process, per second.",
+  per_process("faultprobe_process_io_read_bytes_per_second",
+              "Bytes the process read from storage per second (task IO accounting, as /proc/PID/io).",
               [](const ProcessRow& p) { return p.io_read_bps; });
-  per_process("faultprobe_process_io_write_bytes_per_second", "Block IO written by the process, per second.",
+  per_process("faultprobe_process_io_write_bytes_per_second",
+              "Bytes the process wrote to storage per second (task IO accounting: buffered writes count for "
+              "the writer, when dirtied).",
               [](const ProcessRow& p) { return p.io_write_bps; });
+  per_process("faultprobe_process_dirty_throttle_ratio",
+              "Share of the last window the process was paused by dirty-page throttling (seconds per second).",
+              [&v](const ProcessRow& p) { return v.window_ns ? p.dirty_throttle_ms * 1e6 / double(v.window_ns) : 0.0; });
   per_process("faultprobe_process_runq_wait_p99_seconds", "Run-queue wait p99 over the last window.",
               [](const ProcessRow& p) { return p.runq_p99_ms / 1000.0; });
   per_process("faultprobe_process_page_faults_per_second", "User page faults per second.",

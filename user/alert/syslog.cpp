@@ -133,6 +133,7 @@ void Alerter::fault_opened(const FaultRecord& r) {
   f.emplace_back("comm", r.comm);
   f.emplace_back("cgroup", r.cgroup);
   if (!r.unit.empty()) f.emplace_back("unit", r.unit);
+  if (r.unit_user) f.emplace_back("unit_user", std::to_string(*r.unit_user));
   if (!r.container.empty()) f.emplace_back("container", r.container);
   if (is_hardware_class(r.cls) && r.evidence.contains("device") && r.evidence["device"].is_string())
     f.emplace_back("device", r.evidence["device"].get<std::string>());

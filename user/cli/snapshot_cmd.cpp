@@ -59,6 +59,7 @@ int run_snapshot(const SnapshotOptions& opts) {
   report.interval_ns = after.ts_ns - before.ts_ns;
   for (unsigned i = 0; i < FP_DROP_NR; i++) report.drops[i] = drops1[i] - drops0[i];
   report.unavailable = pr.unavailable_counters();
+  report.io_bytes_from = pr.io_bytes_from();
   report.procs = compute_deltas(before, after, exits, uint64_t(sysconf(_SC_PAGESIZE)));
   if (!opts.pids.empty()) {
     std::set<uint32_t> want(opts.pids.begin(), opts.pids.end());

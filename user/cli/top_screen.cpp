@@ -40,7 +40,10 @@ const char* const kHelp[] = {
     "  q                 quit",
     "",
     "STATE: ok, the class of the process's open fault, throttled or restarted.",
-    "D marks a process in uninterruptible sleep now. Any key closes this help.",
+    "D marks a process in uninterruptible sleep now. READ/s WRITE/s: what the",
+    "process read and wrote (a buffered writer's bytes are its own, not the",
+    "flusher's); IOLAT99 IOERR: the requests it submitted; DIRTY: ms paused by",
+    "dirty-page throttling. Any key closes this help.",
 };
 
 // Redirects spdlog away from the terminal while curses owns it, and prints

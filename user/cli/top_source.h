@@ -14,7 +14,7 @@
 #include "config/config.h"
 #include "detect/engine.h"
 #include "probe/probe.h"
-#include "probe/runq_blame.h"
+#include "probe/loader/runq_blame.h"
 #include "report/view.h"
 #include "server/client.h"
 #include "util/result.h"

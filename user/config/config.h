@@ -74,6 +74,11 @@ struct PolicyConfig {
   std::chrono::nanoseconds recovery_window{std::chrono::seconds(10)};  // watch after an action, then escalate
   uint32_t budget = 5;  // actions on one process per hour
   bool dry_run = false;
+  // Whether the policy covers units of users' own managers (user@UID.service's
+  // subtree, where the user names the cgroups): its `unit` glob matches them,
+  // and `restart` goes through `systemctl --user -M UID@`. Off: a `unit` glob
+  // matches system units only, and restarting a user unit's process is refused.
+  bool user_units = false;
   const std::vector<LadderStep>* ladder(FaultClass c) const {
     for (const auto& [cls, steps] : on)
       if (cls == c) return &steps;

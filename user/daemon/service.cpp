@@ -306,7 +306,7 @@ Result<void> Service::start_actions(int* exit_code) {
       t.exe = pi.exe;
       t.cgroup = pi.cgroup;
       t.uid = pi.uid;
-      t.unit = unit_of_cgroup(pi.cgroup);
+      set_unit(t, pi.cgroup);
       handler_->adopt_throttle(t, monotonic_now_ns());
     }
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
@@ -359,8 +359,12 @@ void Service::count_and_log_events() {
                                 {"execs", p.execs},
                                 {"io_read_bytes", p.io_read_bytes},
                                 {"io_write_bytes", p.io_write_bytes},
+                                {"io_cancelled_write_bytes", p.io_cancelled_write_bytes},
+                                {"io_submit_read_bytes", p.io_submit_read_bytes},
+                                {"io_submit_write_bytes", p.io_submit_write_bytes},
                                 {"io_read_reqs", p.io_read_reqs},
                                 {"io_write_reqs", p.io_write_reqs},
+                                {"dirty_throttle_ns", p.dirty_throttle_ns},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
     std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -455,7 +459,6 @@ Target Service::target_of(const FaultRecord& f) {
   t.key = f.culprit;
   t.comm = f.comm;
   t.cgroup = f.cgroup;
-  t.unit = f.unit;
   // As it is now (the cache may hold what /proc said before an exec), while it lives.
   ProcInfo pi = actuator_->alive(f.culprit) ? infos_.fresh(f.culprit.tgid) : infos_.info(f.culprit);
   if (pi.found) {
@@ -464,6 +467,7 @@ Target Service::target_of(const FaultRecord& f) {
     if (!pi.cgroup.empty()) t.cgroup = pi.cgroup;
     if (!pi.comm.empty()) t.comm = pi.comm;  // a prctl rename the probe did not see
   }
+  set_unit(t, t.cgroup);
   if (auto svc = actuator_->service_of(t)) t.service = *svc;
   return t;
 }
@@ -486,7 +490,7 @@ void Service::remember_new_processes() {
     t.comm = pi.comm.empty() ? comm : pi.comm;
     t.exe = pi.exe;
     t.cgroup = pi.cgroup;
-    t.unit = unit_of_cgroup(pi.cgroup);
+    set_unit(t, pi.cgroup);
     t.uid = pi.uid;
     if (handler_->policy_for(t)) actuator_->remember(t);
   }
@@ -652,6 +656,7 @@ nlohmann::json Service::build_status() const {
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
+  s["io_bytes_from"] = probe_->io_bytes_from();
   s["runq_blame"] = probe_->runq_blame_fd() >= 0 ? "cpu_runners" : "top_cpu_consumer: " + probe_->runq_blame_reason();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
@@ -698,7 +703,7 @@ nlohmann::json Service::build_status() const {
       for (const auto& st : steps) a.push_back(st.text);
       on[fault_class_name(cls)] = a;
     }
-    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}});
+    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}, {"user_units", p.user_units}});
   }
   s["policies"] = pols;
   nlohmann::json svcs = nlohmann::json::array();

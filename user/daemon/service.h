@@ -21,7 +21,7 @@
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
 #include "probe/probe.h"
-#include "probe/runq_blame.h"
+#include "probe/loader/runq_blame.h"
 #include "procinfo.h"
 #include "report/view.h"
 #include "server/server.h"

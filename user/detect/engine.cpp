@@ -9,10 +9,6 @@
 namespace fp {
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
 // The classes an urgent tick is for (the daemon wakes on their events).
@@ -21,19 +17,6 @@ bool urgent_class(FaultClass c) {
 }
 
 }  // namespace
-
-std::string unit_of_cgroup(std::string_view cgroup) {
-  std::string_view found;
-  size_t pos = 0;
-  while (pos <= cgroup.size()) {
-    size_t slash = cgroup.find('/', pos);
-    std::string_view comp = cgroup.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-    if (ends_with(comp, ".service") || ends_with(comp, ".scope")) found = comp;
-    if (slash == std::string_view::npos) break;
-    pos = slash + 1;
-  }
-  return std::string(found);
-}
 
 std::string container_of_cgroup(std::string_view cgroup) {
   // A run of exactly 64 hex digits, not part of a longer run. The runtimes
@@ -121,7 +104,9 @@ void Engine::annotate(FaultRecord& r) const {
       r.cgroup = info->cgroup;
     }
   }
-  r.unit = unit_of_cgroup(r.cgroup);
+  SystemdUnit unit = systemd_unit_of(r.cgroup);
+  r.unit = unit.name;
+  r.unit_user = unit.user;
   r.container = container_of_cgroup(r.cgroup);
 }
 

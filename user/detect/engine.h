@@ -14,15 +14,13 @@
 #include "detect/detector.h"
 #include "detect/fault.h"
 #include "detect/history.h"
+#include "detect/systemd_unit.h"
 #include "detect/tracker.h"
 #include "probe/sample.h"
 #include "procinfo.h"
 
 namespace fp {
 
-// The systemd unit a cgroup path names: its last component ending in
-// ".service" or ".scope", "" if none.
-std::string unit_of_cgroup(std::string_view cgroup);
 // The container id in a cgroup path: a 64-hex-digit id as docker
 // (docker-<id>.scope, /docker/<id>), containerd (cri-containerd-<id>.scope),
 // CRI-O (crio-<id>.scope) and podman (libpod-<id>.scope) write it; the last

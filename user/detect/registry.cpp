@@ -63,7 +63,11 @@ bool rule_matches(const RuleConfig& r, const ProcState& s, const World& w) {
   if (info == nullptr) return false;
   if (m.exe && !glob(*m.exe, info->exe)) return false;
   if (m.cgroup && !glob(*m.cgroup, info->cgroup)) return false;
-  if (m.unit && !glob(*m.unit, unit_of_cgroup(info->cgroup))) return false;
+  if (m.unit) {
+    // Rules name system units; a user unit's name is the user's to choose.
+    SystemdUnit unit = systemd_unit_of(info->cgroup);
+    if (unit.user || !glob(*m.unit, unit.name)) return false;
+  }
   if (m.uid && *m.uid != info->uid) return false;
   return true;
 }

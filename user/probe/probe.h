@@ -1,5 +1,9 @@
 // The kernel probe: loads the BPF programs, reads the per-process counters
 // (an mmap-ed array, no syscalls per process) and drains the event ring buffer.
+// Implemented in probe/loader/ (libbpf): probe.cpp (start, load, attach),
+// pin.cpp (pinning, takeover), slots.cpp (the slot window and refresh),
+// ring.cpp (events), stats.cpp (drops, occupancy), kernel.cpp (what the
+// kernel offers; the attach choice itself is probe/attach.h).
 #pragma once
 
 #include <array>
@@ -11,6 +15,7 @@
 #include <vector>
 
 #include "faultprobe/abi.h"
+#include "probe/attach.h"
 #include "probe/sample.h"
 #include "util/result.h"
 
@@ -33,6 +38,10 @@ struct ProbeOptions {
   // counts them (to exercise that path; it is what kernels without
   // CONFIG_SCHED_INFO get).
   bool runq_from_wakeups = false;
+  // Count io_read_bytes/io_write_bytes from the block requests' submitter
+  // even where the kernel keeps task IO accounting (to exercise that path;
+  // it is what kernels without CONFIG_TASK_IO_ACCOUNTING get).
+  bool io_from_submitter = false;
   // Charge run-queue waits, CPU by CPU, to who ran meanwhile (bpf/runq_blame.bpf.h),
   // where the kernel keeps sched_info; off: runq_starvation blames the top CPU consumer.
   bool runq_blame = true;
@@ -48,29 +57,6 @@ struct ProbeOptions {
 
 // Where faultprobed pins its probe.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/faultprobe";
-
-// NotNeeded: the kernel counts what the hook would (sched_wakeup when
-// sched_info gives the run-queue waits): not loaded, nothing missing.
-enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable, NotNeeded };
-const char* attach_mode_name(AttachMode m);
-
-struct HookStatus {
-  std::string name;        // tracepoint name, e.g. "sched_switch"
-  std::string feeds;       // what it counts, e.g. "cpu_ns, runq_wait, nvcsw, nivcsw, dstate"
-  bool required = false;
-  AttachMode mode = AttachMode::Unavailable;
-  std::string reason;      // why it is unavailable
-};
-
-// One hardware fault source (bpf/hw.bpf.c) and whether this kernel has it.
-struct HwSourceStatus {
-  std::string name;         // "mce", "memory", "pcie", "disk", "thermal", "thermal_trip"
-  std::string tracepoint;   // "mce:mce_record"
-  std::string fault_class;  // "hw_mce"
-  bool available = false;
-  std::string mode;         // attach mode, "unavailable"
-  std::string reason;       // why not (or how, for a fallback)
-};
 
 using DropCounts = std::array<uint64_t, FP_DROP_NR>;
 
@@ -142,11 +128,18 @@ class Probe {
       if (h.name == "sched_wakeup") return h.mode == AttachMode::NotNeeded;
     return false;
   }
+  // IO bytes (io_read_bytes, io_write_bytes) from the kernel's per-task IO
+  // accounting, charged to whoever caused the IO as /proc/PID/io does;
+  // false: from the block requests' submitter (no task IO accounting).
+  bool io_bytes_from_task() const { return task_io_; }
+  // The same for status and reports: "task_io_accounting" or "submitter".
+  const char* io_bytes_from() const { return task_io_ ? "task_io_accounting" : "submitter"; }
   // The per-CPU run-queue blame tables (bpf/runq_blame.bpf.h; read with
   // RunqBlameReader), -1 when they are off; why they are off.
   int runq_blame_fd() const { return runq_blame_ ? fds_.runq_cpu : -1; }
   const std::string& runq_blame_reason() const { return runq_blame_reason_; }
-  // Counters whose hooks could not be attached on this kernel.
+  // Counters whose hooks could not be attached on this kernel (and the task
+  // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
   std::vector<HwSourceStatus> hardware_sources() const;
@@ -205,6 +198,7 @@ class Probe {
   uint32_t cpu_tick_links_ = 0;
   bool thread_ts_ = false;
   bool runq_sched_info_ = false;
+  bool task_io_ = false;
   bool runq_blame_ = false;
   std::string runq_blame_reason_;
   bool took_over_ = false;

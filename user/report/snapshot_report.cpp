@@ -63,12 +63,17 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
         {"threads_created", d.threads},
         {"io_read_bytes", d.io_read_bytes},
         {"io_write_bytes", d.io_write_bytes},
+        {"io_cancelled_write_bytes", d.io_cancelled_write_bytes},
+        {"io_submit_read_bytes", d.io_submit_read_bytes},
+        {"io_submit_write_bytes", d.io_submit_write_bytes},
         {"io_read_reqs", d.io_read_reqs},
         {"io_write_reqs", d.io_write_reqs},
         {"io_lat_ns", d.io_lat_ns},
         {"io_lat_max_ns", d.io_lat_max_ns},
         {"io_lat_p99_ns", d.io_lat_p99_ns},
         {"io_errors", d.io_errors},
+        {"dirty_throttle_ns", d.dirty_throttle_ns},
+        {"dirty_throttles", d.dirty_throttles},
         {"page_faults", d.page_faults},
         {"reclaim_ns", d.reclaim_ns},
         {"reclaims", d.reclaims},
@@ -88,6 +93,7 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
   }
   json out = {{"interval_ns", r.interval_ns}, {"drops", drops}, {"processes", procs}};
   out["unavailable"] = r.unavailable;
+  out["io_bytes_from"] = r.io_bytes_from;
   return out;
 }
 

@@ -96,8 +96,8 @@ const std::vector<Column>& top_columns() {
   static const std::vector<Column> kColumns = {
       {"PID", 7, false},     {"USER", 8, true},     {"COMM", 15, true},   {"CPU%", 6, false},
       {"RUNQ99", 6, false},  {"DSTATE", 7, false},  {"READ/s", 6, false}, {"WRITE/s", 7, false},
-      {"IOLAT99", 7, false}, {"IOERR", 5, false},   {"FLT/s", 6, false},  {"RECLAIM", 7, false},
-      {"RSS", 6, false},     {"FORK/s", 6, false},  {"STATE", 15, true},
+      {"IOLAT99", 7, false}, {"IOERR", 5, false},   {"DIRTY", 6, false},  {"FLT/s", 6, false},
+      {"RECLAIM", 7, false}, {"RSS", 6, false},     {"FORK/s", 6, false}, {"STATE", 15, true},
   };
   return kColumns;
 }
@@ -140,13 +140,14 @@ std::string format_row(const ProcessRow& r) {
       human_bytes(r.io_write_bps),
       human_ms(r.io_lat_p99_ms),
       std::to_string(r.io_errors),
+      human_ms(r.dirty_throttle_ms),
       human_number(r.faults_per_s),
       human_ms(r.reclaim_ms),
       human_bytes(double(r.rss_bytes)),
       human_number(r.forks_per_s),
       r.state,
   };
-  static_assert(std::size(cells) == 15);
+  static_assert(std::size(cells) == 16);
   std::string out;
   for (size_t i = 0; i < cols.size(); ++i) cell(out, cols[i], cells[i], i + 1 == cols.size());
   return out;

@@ -60,6 +60,7 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   r.cpu_total_ns = s.now.cpu_ns;
   r.faults_per_s = double(d.page_faults) / span_s;
   r.reclaim_ms = double(d.reclaim_ns) / kNsPerMs;
+  r.dirty_throttle_ms = double(d.dirty_throttle_ns) / kNsPerMs;
   r.rss_bytes = w.rss_end;
   r.forks_per_s = double(d.forks) / span_s;
 }
@@ -279,6 +280,7 @@ json row_to_json(const ProcessRow& r) {
           {"io_write_bps", r.io_write_bps},
           {"io_lat_p99_ms", r.io_lat_p99_ms},
           {"io_errors", r.io_errors},
+          {"dirty_throttle_ms", r.dirty_throttle_ms},
           {"cpu_total_ns", r.cpu_total_ns},
           {"faults_per_s", r.faults_per_s},
           {"reclaim_ms", r.reclaim_ms},
@@ -332,6 +334,7 @@ ProcessRow row_from_json(const json& j) {
   read(j, "io_write_bps", r.io_write_bps);
   read(j, "io_lat_p99_ms", r.io_lat_p99_ms);
   read(j, "io_errors", r.io_errors);
+  read(j, "dirty_throttle_ms", r.dirty_throttle_ms);
   read(j, "cpu_total_ns", r.cpu_total_ns);
   read(j, "faults_per_s", r.faults_per_s);
   read(j, "reclaim_ms", r.reclaim_ms);

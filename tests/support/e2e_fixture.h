@@ -1,5 +1,6 @@
 // End-to-end tests: the real daemon (real probe) against faults from faultgen.
-// Binaries come from the build (FP_FAULTPROBED_BIN, FP_FAULTGEN_BIN).
+// Binaries come from the build (FP_FAULTPROBED_BIN, FP_FAULTGEN_BIN). Part
+// of the support library that tests/e2e and tests/vm share.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -14,6 +15,14 @@
 #include <nlohmann/json.hpp>
 
 namespace fp::e2e {
+
+// The start of a test's config: samples every 100 ms (a test takes seconds)
+// and the anomaly rule off (it needs minutes of baseline).
+inline const std::string kBase = R"(
+sample_interval = "100ms"
+[rules.anomaly]
+enabled = false
+)";
 
 std::string temp_dir();
 
@@ -93,10 +102,28 @@ std::string slurp(const std::string& path);
 // An action record of `type` with `result` (for `pid`, or any when 0).
 bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid);
 
+// Whether a fault record lists `pid` among its victims.
+bool has_victim(const nlohmann::json& fault, uint32_t pid);
+
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
 
+// As in the BPF tests: a directory on a real block device for O_DIRECT
+// (FP_TEST_IO_DIR, else the first of the working directory, /var/tmp and
+// /root that is not tmpfs or overlay).
+std::string io_dir();
+
 // Polls `pred` every 20 ms until it holds or `timeout` passes.
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// The first record that satisfies `pred`, if any.
+std::optional<nlohmann::json> first_match(const std::vector<nlohmann::json>& records,
+                                          const std::function<bool(const nlohmann::json&)>& pred);
+
+// A connected UNIX stream socket (the daemon's API), -1 on failure.
+int connect_unix(const std::string& path);
+// Reads until a newline, EOF or `timeout`: the line with its newline, or
+// what came before the end.
+std::string read_line(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace fp::e2e

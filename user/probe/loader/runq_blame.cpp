@@ -1,4 +1,4 @@
-#include "probe/runq_blame.h"
+#include "probe/loader/runq_blame.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
