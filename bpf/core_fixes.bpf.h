@@ -217,24 +217,17 @@ static __always_inline struct gendisk *fp_rq_disk(struct request *rq)
 }
 
 /*
- * The run queue of the CPU a task is on, for its clocks. The per-CPU
- * `runqueues` variable would be the direct way, but a program can use a
- * per-CPU variable only where kallsyms lists data symbols
- * (CONFIG_KALLSYMS_ALL), which many kernels lack. Every task's se.cfs_rq is
- * set to its CPU's CFS run queue whatever its class (set_task_rq), and with
- * CONFIG_FAIR_GROUP_SCHED (where se.cfs_rq exists at all) that run queue
- * points back to its rq. 0 when the kernel has neither.
+ * The run queue a task is on, through its CFS entity's queue
+ * (task->se.cfs_rq->rq, which set_task_cpu keeps current for every class),
+ * since the per-CPU `runqueues` variable is out of reach where the kernel
+ * has no CONFIG_KALLSYMS_ALL (the verifier cannot find its address). Needs
+ * CONFIG_FAIR_GROUP_SCHED (cfs_rq::rq); NULL without it.
  */
-static __noinline __u64 fp_task_rq_cfs(struct task_struct *t)
+static __always_inline struct rq *fp_task_rq(struct task_struct *task, bool btf)
 {
-	return (__u64)BPF_CORE_READ(t, se.cfs_rq, rq);
-}
-
-static __always_inline __u64 fp_task_rq(struct task_struct *t)
-{
-	if (bpf_core_field_exists(t->se.cfs_rq) && bpf_core_field_exists(((struct cfs_rq *)0)->rq))
-		return fp_task_rq_cfs(t);
-	return 0;
+	if (!bpf_core_field_exists(task->se.cfs_rq) || !bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return NULL;
+	return btf ? task->se.cfs_rq->rq : BPF_CORE_READ(task, se.cfs_rq, rq);
 }
 
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

@@ -4,6 +4,7 @@
  * uninterruptible sleep, forks, execs, process exit and hung tasks.
  */
 #include "common.bpf.h"
+#include "runq_blame.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -13,6 +14,7 @@ const volatile bool fp_thread_ts = false;
 const volatile bool fp_runq_sched_info = false;
 const volatile bool fp_task_io = false;
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
+const volatile bool fp_runq_blame = false;
 
 static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 {
@@ -172,6 +174,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 				account_runq_wait(p, wait);
 		}
 	}
+	/* who held this CPU while next waited (bpf/runq_blame.bpf.h) */
+	fp_runq_blame_switch(prev, prev_tid, next, next_tid, btf);
 	return 0;
 }
 

@@ -70,7 +70,7 @@ static __always_inline __u64 last_switch_out(struct task_struct *task)
 	}
 	__u64 exec = task->se.exec_start, clock, clock_task;
 
-	if (!exec || !rq_clocks(fp_task_rq(task), &clock, &clock_task) || clock < clock_task)
+	if (!exec || !rq_clocks((__u64)fp_task_rq(task, false), &clock, &clock_task) || clock < clock_task)
 		return 0;
 	return exec + (clock - clock_task);
 }
@@ -88,7 +88,7 @@ static __always_inline __u64 sched_to_mono(__u64 sclock, __u64 start_time)
 {
 	__u64 now = bpf_ktime_get_ns(), rq_now, unused;
 
-	if (!rq_clocks(fp_task_rq((struct task_struct *)bpf_get_current_task()), &rq_now, &unused))
+	if (!rq_clocks((__u64)fp_task_rq((struct task_struct *)bpf_get_current_task(), false), &rq_now, &unused))
 		return 0;
 	__u64 ago = rq_now > sclock ? rq_now - sclock : 0;
 	__u64 t = now > ago ? now - ago : 0;

@@ -31,7 +31,8 @@ enum fp_drop_reason {
 	FP_DROP_IO_UNSEEN = 5,       /* completion of a request never seen starting */
 	FP_DROP_IO_ORPHANED = 6,     /* completion after its submitter exited */
 	FP_DROP_EXIT_UNSEEN = 7,     /* a process exited that never had a slot */
-	FP_DROP_NR = 8,
+	FP_DROP_RUNQ_SLOT_TAKEN = 8, /* a CPU's run-queue blame slot taken from a process charged < 30 s ago */
+	FP_DROP_NR = 9,
 };
 
 /* mm counters as the kernel numbers them (MM_FILEPAGES...). */
@@ -112,6 +113,56 @@ struct fp_proc {
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
 #define FP_PROC_KTHREAD (1u << 2)    /* a kernel thread */
+
+/*
+ * Run-queue blame (bpf/runq_blame.bpf.h): who held a CPU while others waited
+ * on it. At the switch that ends a wait of at least FP_RUNQ_BLAME_MIN_WAIT_NS,
+ * the wait is charged to the processes that ran on that CPU during it (the
+ * one switching out and the CPU's recent runners), and counted as the
+ * waiter's own wait there. Each CPU keeps its own table (one per-CPU array
+ * element, written only by that CPU, from sched_switch): cumulative counters
+ * of the processes involved in long waits on it lately. A full table gives
+ * the least recently charged slot to the newcomer.
+ */
+#define FP_RUNQ_BLAME_MIN_WAIT_NS 1000000ull /* shorter waits are neither charged nor counted */
+#define FP_RUNQ_RING 64                      /* runs remembered per CPU while others wait */
+#define FP_RUNQ_SLOTS 128                    /* processes per CPU table */
+#define FP_RUNQ_PROBES 8                     /* slots a process may be found in */
+#define FP_RUNQ_KEEP_NS 30000000000ull       /* a slot charged this recently is in use: taking it is a drop */
+
+struct fp_runq_slot {
+	__u32 tgid;             /* 0: free */
+	__u32 tid;              /* the thread that last held the CPU while others waited */
+	__u64 caused_ns;        /* others' waits on this CPU while it ran here */
+	__u64 waited_ns;        /* its own waits on this CPU */
+	__u64 waits;            /* how many waits waited_ns adds up */
+	__u64 touched_ns;       /* run-queue clock of its last charge */
+	/* tid's scheduling class as it held the CPU */
+	__u32 policy;           /* task->policy: SCHED_NORMAL 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6 */
+	__u32 rt_priority;      /* task->rt_priority (1..99 under FIFO/RR) */
+	__s32 static_prio;      /* task->static_prio (120 + nice) */
+	__u32 _pad0;
+};
+
+/* One run of a thread on the CPU while others waited. */
+struct fp_runq_run {
+	__u32 tgid;
+	__u32 tid;
+	__u64 start_ns;         /* run-queue clock at its arrival */
+	__u64 end_ns;           /* and at its switch-out */
+	__u32 policy;
+	__u32 rt_priority;
+	__s32 static_prio;
+	__u32 _pad0;
+};
+
+struct fp_runq_cpu {
+	__u64 unknown_ns;       /* waits charged to nobody: the ring did not reach back that far */
+	__u32 ring_head;        /* next run to write; the newest is ring_head - 1 */
+	__u32 _pad0;
+	struct fp_runq_run ring[FP_RUNQ_RING];
+	struct fp_runq_slot slot[FP_RUNQ_SLOTS];
+};
 
 /* Ring-buffer events. Every event starts with fp_event_hdr. */
 enum fp_event_type {
@@ -330,5 +381,8 @@ FP_ABI_ASSERT(sizeof(struct fp_disk_event) == 112, "fp_disk_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_disk_event, disk) == 80, "fp_disk_event.disk");
 FP_ABI_ASSERT(sizeof(struct fp_thermal_event) == 96, "fp_thermal_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_thermal_event, zone) == 64, "fp_thermal_event.zone");
+FP_ABI_ASSERT(sizeof(struct fp_runq_slot) == 56, "fp_runq_slot size");
+FP_ABI_ASSERT(sizeof(struct fp_runq_run) == 40, "fp_runq_run size");
+FP_ABI_ASSERT(sizeof(struct fp_runq_cpu) == 16 + 40 * FP_RUNQ_RING + 56 * FP_RUNQ_SLOTS, "fp_runq_cpu size");
 
 #endif /* FAULTPROBE_ABI_H */

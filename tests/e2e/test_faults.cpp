@@ -8,10 +8,21 @@
 #include <fstream>
 
 #include "e2e_fixture.h"
+#include "services.h"
 
 using namespace std::chrono_literals;
 using namespace fp::e2e;
 using nlohmann::json;
+
+namespace {
+
+long read_long(const char* path) {
+  long v = 0;
+  std::ifstream(path) >> v;
+  return v;
+}
+
+}  // namespace
 
 TEST(E2E, CpuRunaway) {
   Daemon d(kBase + R"(
@@ -143,6 +154,54 @@ count = 10
   EXPECT_TRUE(has_victim(*f, g.victims()[0])) << f->dump();
   g.wait();
   EXPECT_TRUE(d.wait_resolved("runq_starvation", g.culprit(), 10s)) << describe(d.records());
+}
+
+// runq_starvation on real programs: a SCHED_FIFO spinner (chrt -f 10
+// taskset -c 1 python3) next to a CFS busy loop pinned to the same CPU. The
+// spinner waits too (RT throttling gives the CFS side 5 %): it must still be
+// the one named, with the victim listed, its policy and priority in the
+// evidence.
+TEST(E2E, RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
+  // RT throttling keeps CPU 1 alive for everything else while the spinner runs.
+  long runtime = read_long("/proc/sys/kernel/sched_rt_runtime_us");
+  ASSERT_TRUE(runtime >= 0 && runtime < read_long("/proc/sys/kernel/sched_rt_period_us"))
+      << "RT throttling is off: the spinner of this test could starve the machine";
+  ASSERT_GT(sysconf(_SC_NPROCESSORS_ONLN), 1) << "needs CPU 1";
+
+  Daemon d(kBase);  // the built-in rules
+  ASSERT_TRUE(d.ready()) << d.log();
+  const std::string dir = temp_dir();
+  ChildProcess victim({"/usr/bin/taskset", "-c", "1", "/usr/bin/python3", "-c", "while True: pass"},
+                      dir + "/victim.log");
+  // Bounded by itself too: 90 s at most, whatever happens to the test.
+  ChildProcess spinner({"/usr/bin/chrt", "-f", "10", "/usr/bin/taskset", "-c", "1", "/usr/bin/python3", "-c",
+                        "import time\nend = time.monotonic() + 90\nwhile time.monotonic() < end: pass"},
+                       dir + "/spinner.log");
+  const uint32_t vpid = uint32_t(victim.pid()), spid = uint32_t(spinner.pid());
+
+  auto f = d.wait_fault("runq_starvation", spid, 60s);
+  ASSERT_TRUE(f) << describe(d.records()) << slurp(dir + "/spinner.log");
+  EXPECT_TRUE(has_victim(*f, vpid)) << f->dump();
+  const json& ev = (*f)["evidence"];
+  EXPECT_EQ(ev["attribution"], "cpu_runners") << ev.dump();
+  EXPECT_EQ(ev["culprit"]["policy"], "SCHED_FIFO") << ev.dump();
+  EXPECT_EQ(ev["culprit"]["rt_priority"], 10) << ev.dump();
+  EXPECT_EQ(ev["culprit"]["cpu"], 1) << ev.dump();
+  EXPECT_GE(ev["culprit"]["share"].get<double>(), 0.5) << ev.dump();
+  bool listed = false;
+  for (const auto& v : ev["victims"]) {
+    if (v["pid"] != vpid) continue;
+    listed = true;
+    EXPECT_EQ(v["cpus"], json::array({1})) << v.dump();
+    EXPECT_EQ(v["runners"][0]["pid"], spid) << v.dump();
+  }
+  EXPECT_TRUE(listed) << ev.dump();
+
+  spinner.stop();
+  EXPECT_TRUE(d.wait_resolved("runq_starvation", spid, 60s)) << describe(d.records());
+  // The victim was never named for the spinner's waits.
+  for (const auto& r : d.records())
+    EXPECT_FALSE(r.value("class", "") == "runq_starvation" && r.value("pid", 0u) == vpid) << r.dump();
 }
 
 TEST(E2E, IoLatency) {

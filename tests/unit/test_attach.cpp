@@ -23,6 +23,7 @@ KernelOffer current_kernel() {
   }
   k.sched_info = true;
   k.perf_event_task_storage = true;
+  k.runq_rq = true;
   return k;
 }
 
@@ -81,6 +82,24 @@ TEST(AttachPlan, ForcedRawTpPairsTheTidHash) {
   // a raw block_io_start that tracefs lists still sees every request
   EXPECT_EQ(mode(p, "block_io_start"), AttachMode::RawTp);
   EXPECT_EQ(mode(p, "block_rq_insert"), AttachMode::NotNeeded);
+}
+
+// Run-queue blame needs sched_info's stamps and a task's run queue (cfs_rq::rq).
+TEST(AttachPlan, RunqBlameNeedsSchedInfoAndTheTasksRunQueue) {
+  EXPECT_TRUE(plan_attach(current_kernel(), {}).runq_blame);
+  AttachChoices off;
+  off.runq_blame = false;
+  EXPECT_EQ(plan_attach(current_kernel(), off).runq_blame_reason, "turned off");
+  AttachChoices wakeups;
+  wakeups.runq_from_wakeups = true;
+  AttachPlan w = plan_attach(current_kernel(), wakeups);
+  EXPECT_FALSE(w.runq_blame);
+  EXPECT_NE(w.runq_blame_reason.find("sched_info"), std::string::npos);
+  KernelOffer k = current_kernel();
+  k.runq_rq = false;
+  AttachPlan nr = plan_attach(k, {});
+  EXPECT_FALSE(nr.runq_blame);
+  EXPECT_NE(nr.runq_blame_reason.find("CONFIG_FAIR_GROUP_SCHED"), std::string::npos);
 }
 
 TEST(AttachPlan, WakeupsStampedWhenAskedOrWithoutSchedInfo) {

@@ -208,6 +208,13 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->probe_ = std::move(probe).value();
   s->took_over_ = s->probe_->took_over();
   s->engine_ = std::make_unique<Engine>(s->config_, host_info(), s->infos_, uint32_t(getpid()));
+  if (s->probe_->runq_blame_fd() >= 0) {
+    s->runq_blame_ = std::make_unique<RunqBlameReader>(s->probe_->runq_blame_fd());
+    s->engine_->set_runq_blame(s->runq_blame_.get());
+  } else {
+    spdlog::info("run-queue blame unavailable ({}): runq_starvation blames the top CPU consumer",
+                 s->probe_->runq_blame_reason());
+  }
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
@@ -663,6 +670,7 @@ nlohmann::json Service::build_status() const {
   s["io_bytes_from"] = probe_->io_bytes_from();
   // how the processes alive at start got their slots: task_iter, or proc (and why)
   s["seed"] = seed_status_json(probe_->seed_status());
+  s["runq_blame"] = probe_->runq_blame_fd() >= 0 ? "cpu_runners" : "top_cpu_consumer: " + probe_->runq_blame_reason();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();

@@ -21,6 +21,7 @@
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
 #include "probe/probe.h"
+#include "probe/loader/runq_blame.h"
 #include "procinfo.h"
 #include "report/view.h"
 #include "server/server.h"
@@ -101,6 +102,7 @@ class Service : public ServerProvider {
   std::unique_ptr<Probe> probe_;
   CachedProcInfo infos_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
   EventBatch events_;
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   std::vector<const fp_proc*> changed_;

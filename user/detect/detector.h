@@ -17,6 +17,8 @@
 
 namespace fp {
 
+class RunqBlameSource;  // detect/locate_runq.h
+
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
 class ProcInfoSource {
@@ -41,6 +43,9 @@ struct World {
   HostInfo host;
   uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
   const Protection* protection = nullptr;  // protected_comms: never culprits (detect/protection.h)
+  // Run-queue waits charged per CPU to who ran meanwhile (the probe's, when it
+  // has them): runq_starvation's culprits. Null: it blames the top CPU consumer.
+  RunqBlameSource* runq_blame = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

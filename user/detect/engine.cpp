@@ -163,6 +163,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.host = host_;
   w.self_tgid = self_tgid_;
   w.protection = &protection_;
+  w.runq_blame = runq_blame_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

@@ -121,6 +121,16 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
   // hottest path after sched_switch).
   plan.runq_sched_info = !c.runq_from_wakeups && k.sched_info;
   plan.task_io = !c.io_from_submitter && k.task_io;
+  // Run-queue blame (bpf/runq_blame.bpf.h) times waits with sched_info's
+  // stamps and finds a task's run queue through its CFS entity.
+  if (!c.runq_blame)
+    plan.runq_blame_reason = "turned off";
+  else if (!plan.runq_sched_info)
+    plan.runq_blame_reason = "the kernel keeps no sched_info stamps to time waits with";
+  else if (!k.runq_rq)
+    plan.runq_blame_reason = "the kernel cannot tell a task's run queue (no CONFIG_FAIR_GROUP_SCHED)";
+  else
+    plan.runq_blame = true;
   if (plan.runq_sched_info)
     not_needed(plan.hooks, {"sched_wakeup", "sched_wakeup_new"},
                "run-queue waits come from the kernel's sched_info (run_delay, pcount)");

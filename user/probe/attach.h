@@ -72,6 +72,9 @@ struct KernelOffer {
   bool task_io = false;
   // The BPF task iterator (iter/task, 5.8+): the seeding pass (probe/seed.h).
   bool task_iter = false;
+  // A task's run queue and queueing stamp are readable (cfs_rq::rq, i.e.
+  // CONFIG_FAIR_GROUP_SCHED, and sched_info::last_queued): run-queue blame.
+  bool runq_rq = false;
 };
 
 // The options that steer the choice (see ProbeOptions).
@@ -80,6 +83,7 @@ struct AttachChoices {
   bool runq_from_wakeups = false;
   uint32_t cpu_tick_ms = 50;
   bool io_from_submitter = false;
+  bool runq_blame = true;
 };
 
 struct AttachPlan {
@@ -90,6 +94,8 @@ struct AttachPlan {
   bool thread_ts = false;               // per-thread state in task storage, else the tid hash
   bool disk_err_from_complete = false;  // no block_rq_error: block_rq_complete reports failures
   bool task_io = false;                 // IO bytes from task IO accounting, else the submitter's
+  bool runq_blame = false;              // run-queue waits charged per CPU to who ran meanwhile
+  std::string runq_blame_reason;        // why not, when not
 };
 
 AttachPlan plan_attach(const KernelOffer& kernel, const AttachChoices& choices);

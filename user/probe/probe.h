@@ -43,6 +43,9 @@ struct ProbeOptions {
   // even where the kernel keeps task IO accounting (to exercise that path;
   // it is what kernels without CONFIG_TASK_IO_ACCOUNTING get).
   bool io_from_submitter = false;
+  // Charge run-queue waits, CPU by CPU, to who ran meanwhile (bpf/runq_blame.bpf.h),
+  // where the kernel keeps sched_info; off: runq_starvation blames the top CPU consumer.
+  bool runq_blame = true;
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
@@ -134,6 +137,10 @@ class Probe {
   bool io_bytes_from_task() const { return task_io_; }
   // The same for status and reports: "task_io_accounting" or "submitter".
   const char* io_bytes_from() const { return task_io_ ? "task_io_accounting" : "submitter"; }
+  // The per-CPU run-queue blame tables (bpf/runq_blame.bpf.h; read with
+  // RunqBlameReader), -1 when they are off; why they are off.
+  int runq_blame_fd() const { return runq_blame_ ? fds_.runq_cpu : -1; }
+  const std::string& runq_blame_reason() const { return runq_blame_reason_; }
   // Counters whose hooks could not be attached on this kernel (and the task
   // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
@@ -185,7 +192,7 @@ class Probe {
   // a takeover (there is no skeleton then).
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
-        drops = -1, dirty = -1, bss = -1, thread_ts = -1;
+        drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;
@@ -199,6 +206,8 @@ class Probe {
   bool thread_ts_ = false;
   bool runq_sched_info_ = false;
   bool task_io_ = false;
+  bool runq_blame_ = false;
+  std::string runq_blame_reason_;
   bool took_over_ = false;
   // Seeding (seed.cpp): the task iterator's link (-1: none; why not in
   // seed_iter_reason_), the pass's counters in .bss, what the pass did.

@@ -18,6 +18,7 @@ const char* drop_reason_name(unsigned reason) {
     case FP_DROP_IO_UNSEEN: return "io_unseen_start";
     case FP_DROP_IO_ORPHANED: return "io_orphaned";
     case FP_DROP_EXIT_UNSEEN: return "exit_unseen";
+    case FP_DROP_RUNQ_SLOT_TAKEN: return "runq_slot_taken";
     default: return "unknown";
   }
 }

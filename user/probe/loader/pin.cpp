@@ -155,6 +155,7 @@ uint64_t probe_identity() {
   const uint32_t abi[] = {uint32_t(sizeof(fp_proc)),         uint32_t(sizeof(fp_exit_event)),
                           uint32_t(sizeof(fp_signal_event)), uint32_t(sizeof(fp_oom_event)),
                           uint32_t(sizeof(fp_hang_event)),   uint32_t(sizeof(Bss)),
+                          uint32_t(sizeof(fp_runq_cpu)),
                           FP_HIST_SLOTS,                     FP_DROP_NR,
                           pin::kMetaFormat};
   return pin::fnv1a(abi, sizeof(abi), pin::fnv1a(elf, sz));
@@ -177,7 +178,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"proc_slots", fds_.proc_slots}, {"proc_index", fds_.proc_index},   {"free_slots", fds_.free_slots},
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
-      {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts}};
+      {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
+      {"runq_cpu", fds_.runq_cpu}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -199,6 +201,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.thread_ts = thread_ts_;
   meta.task_io = task_io_;
   meta.io_from_submitter = opts.io_from_submitter;
+  meta.runq_blame_asked = opts.runq_blame;
+  meta.runq_blame = runq_blame_;
   meta.cpu_tick_links = cpu_tick_links_;
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
@@ -240,7 +244,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
                  same("ringbuf_bytes", m.ringbuf_bytes, opts.ringbuf_bytes),
                  same("cpu_tick_ms", m.cpu_tick_ms, opts.cpu_tick_ms),
                  same("force_raw_tp", m.force_raw_tp, opts.force_raw_tp),
-                 same("io_from_submitter", m.io_from_submitter, opts.io_from_submitter)})
+                 same("io_from_submitter", m.io_from_submitter, opts.io_from_submitter),
+                 same("runq_blame", m.runq_blame_asked, opts.runq_blame)})
     if (!r) return r;
   if (m.unpinnable) return Error{EOPNOTSUPP, "part of it could not be pinned (no perf-event links before 5.15)"};
   if (m.nhooks > uint32_t(pin::kMaxHooks)) return Error{EINVAL, "its metadata is corrupt"};
@@ -263,6 +268,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
   thread_ts_ = m.thread_ts;
   task_io_ = m.task_io;
+  runq_blame_ = m.runq_blame;
+  if (!runq_blame_) runq_blame_reason_ = "off in the probe taken over";
   constexpr uint32_t any = pin::kAnySize;
   struct MapSpec {
     const char* name;
@@ -279,6 +286,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"drops", &fds_.drops, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, FP_DROP_NR},
       {"dirty", &fds_.dirty, BPF_MAP_TYPE_ARRAY, 4, 8, dirty_words_per_cpu_ * uint32_t(ncpus_)},
       {"bss", &fds_.bss, BPF_MAP_TYPE_ARRAY, 4, sizeof(Bss), 1},
+      {"runq_cpu", &fds_.runq_cpu, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(fp_runq_cpu), 1},
   };
   for (auto& s : specs) {
     auto fd = open(std::string("map_") + s.name);

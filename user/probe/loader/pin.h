@@ -24,8 +24,8 @@ inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
 // 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: task IO accounting (fp_proc and
 // fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
-// fp_oom_event.tid)
-inline constexpr uint32_t kMetaFormat = 6;
+// fp_oom_event.tid; 7: + runq_cpu map, runq_blame)
+inline constexpr uint32_t kMetaFormat = 7;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -56,7 +56,9 @@ struct PinMeta {
   uint8_t task_io;            // IO bytes from the kernel's task IO accounting (else the submitter's)
   uint8_t io_from_submitter;  // ProbeOptions::io_from_submitter, as asked
   uint8_t seed_iter;          // link_seed_iter: the task iterator that seeds at a takeover
-  uint8_t _pad1;
+  uint8_t runq_blame_asked;   // ProbeOptions::runq_blame
+  uint8_t runq_blame;         // run-queue blame is on (asked, and the kernel allows it)
+  uint8_t _pad1[3];
   PinnedHook hooks[kMaxHooks];
 };
 

@@ -139,7 +139,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   }
   auto kernel = read_kernel_offer();
   if (!kernel) return kernel.error();
-  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms, opts.io_from_submitter});
+  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms, opts.io_from_submitter, opts.runq_blame});
   for (const auto& st : plan.hooks) {
     const std::string chosen = program_name(st.name, st.mode);
     for (const char* prefix : {"tp_", "btf_", "raw_"})
@@ -149,6 +149,9 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   hooks_ = std::move(plan.hooks);
   runq_sched_info_ = plan.runq_sched_info;
   skel_->rodata->fp_runq_sched_info = runq_sched_info_;
+  runq_blame_ = plan.runq_blame;
+  runq_blame_reason_ = plan.runq_blame_reason;
+  skel_->rodata->fp_runq_blame = runq_blame_;
   task_io_ = plan.task_io;
   skel_->rodata->fp_task_io = task_io_;
   if (!task_io_)
@@ -180,6 +183,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.dirty = bpf_map__fd(skel_->maps.dirty);
   fds_.bss = bpf_map__fd(skel_->maps.bss);
   fds_.thread_ts = bpf_map__fd(skel_->maps.thread_ts);
+  fds_.runq_cpu = bpf_map__fd(skel_->maps.runq_cpu);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
   for (uint32_t i = max_procs_; i-- > 0;) {
