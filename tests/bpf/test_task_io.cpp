@@ -2,6 +2,7 @@
 // /proc/PID/io charges them (a buffered writer's own, though the flusher
 // submits them), and the time dirty-page throttling held a writer.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -53,9 +54,30 @@ struct WriteReading {
   uint64_t probe = 0, proc = 0;
 };
 
+// Whether every thread of `pid` is stopped (or gone): each has switched out,
+// so the probe holds the same counters /proc/PID/io shows.
+bool all_threads_stopped(uint32_t pid) {
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;  // the thread is gone
+    auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) continue;
+    char st = line[close + 2];
+    if (st != 'T' && st != 't' && st != 'Z' && st != 'X') return false;
+  }
+  return true;
+}
+
+// Both counters read while the writer is stopped (SIGSTOP, every thread
+// switched out), so neither side runs ahead of the other between the reads.
 std::optional<WriteReading> read_both(uint32_t pid) {
+  if (kill(pid_t(pid), SIGSTOP) != 0) return std::nullopt;
+  wait_until([&] { return all_threads_stopped(pid); }, 5s, 1ms);
   auto slot = live_slot(pid);
   auto io = proc_io(pid);
+  kill(pid_t(pid), SIGCONT);
   if (!slot || !io) return std::nullopt;
   return WriteReading{std::chrono::steady_clock::now(), slot->io_write_bytes, io->write_bytes};
 }
