@@ -67,18 +67,16 @@ cooldown = "60s"
   ASSERT_TRUE(d.ready());
   FaultGen g({"cpu", "--duration", "30s"});
   ASSERT_TRUE(g.started());
-  const std::string pid = "pid=" + std::to_string(g.culprit());
-  auto open = wait_syslog_line(syslog, "class=cpu_runaway", 15s, from);
+  // the culprit's lines: any other process of the host (a compiler) may run away too
+  const std::string pid = " pid=" + std::to_string(g.culprit()) + " ";
+  auto open = wait_syslog_line(syslog, {"class=cpu_runaway", pid}, 15s, from);
   ASSERT_TRUE(open) << d.log();
   EXPECT_NE(open->find("faultprobed"), std::string::npos) << *open;
-  EXPECT_NE(open->find(pid), std::string::npos) << *open;
   EXPECT_NE(open->find("rule=cpu_runaway"), std::string::npos) << *open;
-  auto action = wait_syslog_line(syslog, "action=throttle", 10s, from);
+  auto action = wait_syslog_line(syslog, {"action=throttle", pid}, 10s, from);
   ASSERT_TRUE(action) << describe(d.records());
-  EXPECT_NE(action->find(pid), std::string::npos) << *action;
-  auto resolved = wait_syslog_line(syslog, "resolved class=cpu_runaway", 20s, from);
+  auto resolved = wait_syslog_line(syslog, {"resolved class=cpu_runaway", pid}, 20s, from);
   ASSERT_TRUE(resolved) << describe(d.records());
-  EXPECT_NE(resolved->find(pid), std::string::npos) << *resolved;
 }
 
 // The same alerts forwarded as RFC 5424 to a collector over UDP and TCP; an

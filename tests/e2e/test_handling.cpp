@@ -52,9 +52,11 @@ TEST(Handling, ThrottleCpuHogThenUndo) {
       << "share " << share << " after the unthrottle\n" << describe(d.records()) << d.log();
 }
 
-// A policy that matches a protected process is refused, and says why.
+// A policy that matches a protected process is refused, and says why. faultgen
+// names itself fg-cpu, which is not its executable's name: it is protected by
+// its executable's path (a name alone protects only the program of that name).
 TEST(Handling, ProtectedProcessIsNeverTouched) {
-  Daemon d("protected_comms = [\"fg-cpu\"]\n" + kBase + R"(
+  Daemon d("protected_comms = [\"" + std::string(FP_FAULTGEN_BIN) + "\"]\n" + kBase + R"(
 [rules.cpu_runaway]
 for = "1s"
 

@@ -852,10 +852,11 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   supervisor_->configure(config_.services);
   spdlog::info("faultprobed: probe {}, {} rules, sampling every {}{}", took_over_ ? "took over" : "attached",
                config_.rules.size(), format_duration(config_.sample_interval), opts_.dry_run ? " (dry run)" : "");
-  // The e2e tests and scripts wait for this line.
-  spdlog::info("faultprobed: probe attached");
   guarded("the first tick", [&] { tick(monotonic_now_ns()); });
   guarded("the first view", [&] { rebuild_view(monotonic_now_ns()); });
+  // The e2e tests and scripts wait for this line: after the first view, so
+  // that a status asked for right after it is whole (not the empty object).
+  spdlog::info("faultprobed: probe attached");
   malloc_trim(0);  // what loading the probe (the kernel's BTF, parsed twice) left free
   sd::ready(std::string("monitoring: ") + std::to_string(engine_->table().size()) + " processes, " +
             std::to_string(config_.rules.size()) + " rules, " + std::to_string(config_.policies.size()) +
