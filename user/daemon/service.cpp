@@ -850,7 +850,8 @@ void Service::do_reload() {
 int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   const uint64_t period = uint64_t(config_.sample_interval.count());
   supervisor_->configure(config_.services);
-  spdlog::info("faultprobed: probe {}, {} rules, sampling every {}{}", took_over_ ? "took over" : "attached",
+  // (not "probe attached": that line, below, says the first view is ready)
+  spdlog::info("faultprobed: probe {}, {} rules, sampling every {}{}", took_over_ ? "taken over" : "loaded",
                config_.rules.size(), format_duration(config_.sample_interval), opts_.dry_run ? " (dry run)" : "");
   guarded("the first tick", [&] { tick(monotonic_now_ns()); });
   guarded("the first view", [&] { rebuild_view(monotonic_now_ns()); });
