@@ -579,5 +579,20 @@ TEST(ThrottleStateFile, RoundTripOfPlaces) {
   EXPECT_TRUE(has(bad.error().message, "unknown place mode \"moved\"")) << bad.error().message;
 }
 
+// A cgroup is named by whoever created it (a delegated subtree): its path is
+// bytes, and the table of throttles keeps them exactly (issue 15 item 1).
+TEST(ThrottleStateFile, CgroupPathsThatAreNotUtf8RoundTrip) {
+  FakeTree t;
+  const std::string odd = "/user.slice/x\xff\xfey\n\\x41";
+  ThrottlePlace p{"cpu", ThrottlePlace::Mode::Child, odd, odd + "/faultprobe-p1-2", "", {}, {}};
+  ThrottleEntry e{ProcKey{1, 2}, cpu(0.2), {p}, {}};
+  ASSERT_TRUE(save_throttle_state(t.path("s.json"), ThrottleState{"cgroup1", {e}}).ok());
+  auto back = load_throttle_state(t.path("s.json"));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->entries.size(), 1u);
+  EXPECT_EQ(back->entries[0], e);
+  EXPECT_EQ(back->entries[0].places[0].original, odd);
+}
+
 }  // namespace
 }  // namespace fp

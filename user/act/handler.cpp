@@ -198,6 +198,9 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
     c.open = open_now.count({r, key.second}) != 0;
   }
 
+  // A throttle evaded: its recovery check is due now (and fails).
+  for (const ThrottleEvasion& e : act_.take_evasions()) evaded(now_ns, e);
+
   // Recovery checks that are due; they may ask for escalation.
   for (auto& [key, c] : cases_)
     if (c.watching && now_ns >= c.watch_until_ns) check_recovery(now_ns, c, key.second, out);
@@ -231,6 +234,18 @@ void Handler::open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& r
   cases_.emplace(CaseKey{f.culprit, f.cls}, std::move(c));
 }
 
+void Handler::evaded(uint64_t now_ns, const ThrottleEvasion& e) {
+  for (auto& [key, c] : cases_) {
+    if (key.first != e.key || !c.acted || c.watch_action != ActionType::Throttle) continue;
+    // Watching the throttle, or past its window with the fault (re)open:
+    // either way the throttle did not hold it.
+    if (!c.watching && !c.open) continue;
+    c.watching = true;
+    c.watch_until_ns = now_ns;
+    c.watch_evaded = e.detail;
+  }
+}
+
 void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out) {
   c.watching = false;
   const PolicyConfig* p = policy_named(c.policy);
@@ -245,7 +260,9 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
   r.step = c.watch_step;
   const std::string window = p ? dur(p->recovery_window) : "the window";
   const std::string what = std::string(fault_class_name(cls)) + " fault";
-  const bool still = (c.open && !c.stale_open) || c.watch_reopened;
+  const std::string evaded = std::move(c.watch_evaded);
+  c.watch_evaded.clear();
+  const bool still = !evaded.empty() || (c.open && !c.stale_open) || c.watch_reopened;
   if (!still && c.watch_replacement && !act_.alive(c.target.key)) {
     // Nothing to act on any more: the case ends here.
     r.recovered = false;
@@ -268,18 +285,23 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
     fallback = act_.restore_verdict(c.target, r.recovered);
   if (still) {
     r.recovered = false;
-    const std::string after = what + (c.open ? " still open " : " reopened within ") + window + " after the " +
-                              (c.watch_failed ? "failed " : "") + action_type_name(c.watch_action);
+    const std::string why = !evaded.empty() ? "the throttle was evaded: " + evaded
+                                            : what + (c.open ? " still open " : " reopened within ") + window +
+                                                  " after the " + (c.watch_failed ? "failed " : "") +
+                                                  action_type_name(c.watch_action);
     if (fallback && c.rung > 0) {
-      r.detail = after + ": its checkpoint brought the fault back; restoring again from " + *fallback;
+      r.detail = why + ": its checkpoint brought the fault back; restoring again from " + *fallback;
       c.rung -= 1;  // the same rung, from an older source
       c.escalate = true;
     } else if (!ladder || c.rung >= ladder->size()) {
-      r.detail = "ladder exhausted";
+      r.detail = evaded.empty() ? "ladder exhausted" : why + "; ladder exhausted";
       c.exhausted = c.open;  // while it stays open; a later reopening starts again from the last rung
     } else {
-      r.detail = after + "; escalating to " + (*ladder)[c.rung].text;
+      r.detail = why + "; escalating to " + (*ladder)[c.rung].text;
+      // An evasion escalates even if the fault has just cleared: the
+      // process is out of the throttle's hold.
       c.escalate = true;
+      if (!evaded.empty()) c.open = true;
     }
   }
   out.recoveries.push_back(std::move(r));

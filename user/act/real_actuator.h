@@ -54,6 +54,9 @@ class RealActuator : public Actuator {
   // live descendant) is faulty, and the checkpoints it takes meanwhile are suspect.
   void note_open_faults(const std::vector<FaultRecord>& open);
   void tick(uint64_t now_ns) override;
+  std::vector<ThrottleEvasion> take_evasions() override {
+    return d_.throttle ? d_.throttle->take_evasions() : std::vector<ThrottleEvasion>{};
+  }
 
   // The [[service]] a process belongs to: its main pid, or a descendant of it.
   std::optional<std::string> service_of(const Target& t) const;

@@ -36,6 +36,14 @@ class Signaller {
   virtual Result<void> send(const ProcKey& key, int sig) = 0;
 };
 
+// A throttled process that got out from under its throttle (a SIGCONT sent
+// during a SIGSTOP phase by itself, a helper or a shell): the handler
+// escalates to the next rung at once.
+struct ThrottleEvasion {
+  ProcKey key;
+  std::string detail;
+};
+
 class ThrottleBackend {
  public:
   virtual ~ThrottleBackend() = default;
@@ -60,6 +68,8 @@ class ThrottleBackend {
   virtual uint64_t next_deadline_ns() const { return std::numeric_limits<uint64_t>::max(); }
   // Releases every throttle (daemon shutdown), logging failures.
   virtual void release_all() = 0;
+  // Evasions seen since the last call (each once).
+  virtual std::vector<ThrottleEvasion> take_evasions() { return {}; }
 };
 
 // Picks cgroup v2 when its cpu controller is available, else cgroup v1 when

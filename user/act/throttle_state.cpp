@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "act/cgroupfs.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -86,6 +87,7 @@ Result<ThrottleState> load_throttle_state(const std::string& path) {
   ThrottleState st;
   try {
     json j = json::parse(*text);
+    unescape_json_strings(j);  // cgroup paths are kept escaped (safe_dump below): back to their bytes
     st.backend = j.value("backend", "");
     for (const auto& e : j.at("throttles")) {
       ThrottleEntry t;
@@ -121,7 +123,9 @@ Result<void> save_throttle_state(const std::string& path, const ThrottleState& s
                     {"places", places}});
   }
   json j = {{"backend", state.backend}, {"throttles", list}};
-  std::string text = j.dump(2) + "\n";
+  // A cgroup path is whatever its creator named it (a delegated subtree):
+  // dump() would throw on one that is not UTF-8.
+  std::string text = safe_dump(j, 2) + "\n";
 
   std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();

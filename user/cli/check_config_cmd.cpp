@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "util/duration.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -159,7 +160,7 @@ std::string config_table(const std::string& path, const Config& cfg) {
 
 // Paths come from the command line and need not be UTF-8.
 std::string dump(const nlohmann::ordered_json& j) {
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return safe_dump(j);
 }
 
 }  // namespace

@@ -261,7 +261,7 @@ void Parser::protected_comms(const toml::node& n, Config& cfg) {
     const std::string& comm = s->get();
     if (comm.empty()) {
       error(e, "\"protected_comms\" entries must not be empty");
-    } else if (comm.size() > kMaxCommLen) {
+    } else if (comm.front() != '/' && comm.size() > kMaxCommLen) {  // "/usr/sbin/x": an executable's path
       error(e, "\"protected_comms\" entry " + quote(comm) + " is " + std::to_string(comm.size()) +
                    " bytes long and could never match: the kernel keeps " + std::to_string(kMaxCommLen) +
                    " bytes of a process name (write " + quote(comm.substr(0, kMaxCommLen)) + ")");

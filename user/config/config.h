@@ -161,7 +161,11 @@ Result<NetAddress> parse_net_address(std::string_view text, bool with_scheme);
 struct Config {
   std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
   std::vector<RuleConfig> rules;    // built-ins (after overrides) then added rules
-  std::vector<std::string> protected_comms;  // never blamed as culprit nor acted on (besides pid 1 and kernel threads)
+  // Never blamed as culprit nor acted on (besides pid 1 and kernel threads):
+  // names or globs matched against comm and the executable's file name, or
+  // executable paths ("/usr/sbin/sshd"); the executable must be root's
+  // (detect/protection.h).
+  std::vector<std::string> protected_comms;
   std::vector<PolicyConfig> policies;
   std::vector<ServiceConfig> services;
   ActionLimits limits;

@@ -12,9 +12,12 @@
 #include "config/config.h"
 #include "detect/fault.h"
 #include "detect/history.h"
+#include "detect/protection.h"
 #include "procinfo.h"
 
 namespace fp {
+
+class RunqBlameSource;  // detect/locate_runq.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -39,7 +42,10 @@ struct World {
   ProcInfoSource* infos = nullptr;
   HostInfo host;
   uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
-  const std::vector<std::string>* protected_comms = nullptr;  // never culprits (Config.protected_comms)
+  const Protection* protection = nullptr;  // protected_comms: never culprits (detect/protection.h)
+  // Run-queue waits charged per CPU to who ran meanwhile (the probe's, when it
+  // has them): runq_starvation's culprits. Null: it blames the top CPU consumer.
+  RunqBlameSource* runq_blame = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -49,6 +49,7 @@ Engine::Engine(Config cfg, HostInfo host, ProcInfoSource& infos, uint32_t self_t
       host_(host),
       infos_(infos),
       self_tgid_(self_tgid),
+      protection_(cfg_.protected_comms),
       table_(host.page_size),
       tracker_([this](FaultRecord& r) { annotate(r); }) {
   build_detectors();
@@ -87,6 +88,7 @@ void Engine::reload(const Config& cfg) {
   };
   tracker_.retire(keep, 0, "rule removed", deferred_);
   cfg_ = cfg;
+  protection_.set_entries(cfg_.protected_comms);
   build_detectors();
 }
 
@@ -108,6 +110,13 @@ void Engine::annotate(FaultRecord& r) const {
   r.unit = unit.name;
   r.unit_user = unit.user;
   r.container = container_of_cgroup(r.cgroup);
+  // Evasion is visible: a culprit that named itself like a protected
+  // process says so in its fault.
+  if (r.kind == FaultRecord::Kind::Fault && r.culprit.tgid != 0 && r.evidence.is_object()) {
+    const bool alive = s != nullptr && !s->exited;
+    if (std::string why = protection_.pretender(r.culprit, r.comm, alive); !why.empty())
+      r.evidence["not_protected"] = why;
+  }
 }
 
 bool Engine::blameable(const ProcKey& k, const World& w) const {
@@ -153,7 +162,8 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.infos = &infos_;
   w.host = host_;
   w.self_tgid = self_tgid_;
-  w.protected_comms = &cfg_.protected_comms;
+  w.protection = &protection_;
+  w.runq_blame = runq_blame_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

@@ -66,9 +66,15 @@ class Engine {
   // Returns how many were taken over.
   size_t adopt_open_faults(const std::vector<FaultRecord>& open, uint64_t now_ns);
 
+  // Where runq_starvation learns who held a victim's CPU (World::runq_blame); not owned.
+  void set_runq_blame(RunqBlameSource* src) { runq_blame_ = src; }
+
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
   const Config& config() const { return cfg_; }
+  // How protected_comms finds a live process's executable (tests inject one;
+  // default: /proc).
+  void set_exe_lookup(Protection::ExeLookup lookup) { protection_ = Protection(cfg_.protected_comms, std::move(lookup)); }
 
  private:
   void build_detectors();
@@ -79,6 +85,8 @@ class Engine {
   HostInfo host_;
   ProcInfoSource& infos_;
   uint32_t self_tgid_;
+  Protection protection_;
+  RunqBlameSource* runq_blame_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;
