@@ -702,6 +702,36 @@ recovery_window = "10s"
   EXPECT_EQ(rig.act.verdicts, (std::vector<bool>{false, false, true}));
 }
 
+// The actuator names a replacement by its /proc start time (to a clock
+// tick); the detector by the kernel's (to the ns). The replacement's fault
+// under the detector's key continues the case: its restore is judged (and
+// falls back), instead of a second case starting the ladder over.
+TEST(Handler, ReplacementsFaultUnderTheDetectorsKeyContinuesTheCase) {
+  Rig rig(R"(
+[[policy]]
+name = "svc"
+match = { comm = "batch-*" }
+on.crash = ["restore"]
+recovery_window = "10s"
+)");
+  rig.act.fallbacks = {"a clean start"};
+  rig.act.dead.insert(key(100));
+  rig.open_fault(100, FaultClass::Crash);
+  ASSERT_EQ(rig.at(0).actions.size(), 1u);
+  const ProcKey precise{500, key(500).start_ns + 3'000'000};  // 3 ms off: within a clock tick
+  rig.open_key(precise, FaultClass::Crash);
+  rig.act.dead.insert(key(500));
+  rig.act.dead.insert(precise);
+  HandlerOutput out = rig.run(1, 10);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_NE(out.recoveries[0].detail.find("restoring again from a clean start"), std::string::npos)
+      << out.recoveries[0].detail;
+  ASSERT_EQ(out.actions.size(), 1u);
+  EXPECT_EQ(out.actions[0].target.key, precise);
+  EXPECT_EQ(rig.handler.cases(), 1u);
+  EXPECT_EQ(rig.act.verdicts, (std::vector<bool>{false}));
+}
+
 TEST(Handler, RestoreWithNothingLeftToFallBackToExhaustsTheLadder) {
   Rig rig(R"(
 [[policy]]

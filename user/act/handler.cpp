@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "act/spawn.h"
 #include "detect/tracker.h"
 #include "util/duration.h"
 
@@ -159,6 +160,13 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
   for (const FaultRecord& f : open) open_now[{f.culprit, f.cls}] = true;
   for (const FaultRecord& f : emitted)
     if (f.kind == FaultRecord::Kind::Fault) open_now[{f.culprit, f.cls}] = true;
+
+  // A replacement's faults, under the key the detector knows it by.
+  if (!restarted_.empty()) {
+    for (const FaultRecord& f : open) align_key(f.culprit, f.cls);
+    for (const FaultRecord& f : emitted)
+      if (f.kind == FaultRecord::Kind::Fault) align_key(f.culprit, f.cls);
+  }
 
   // New cases: faults opening on processes a policy covers for their class.
   for (const FaultRecord& f : emitted) {
@@ -452,6 +460,35 @@ void Handler::follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replace
     std::sort(dst.begin(), dst.end());
   }
   restarted_[replacement] = now_ns;
+}
+
+// A replacement's key comes from /proc (its start time to a clock tick), the
+// detector's from the kernel (to the ns): one process under two keys. Without
+// this, the replacement's first fault would open a second case, start the
+// ladder over from its first rung, and the restore would never be judged
+// (its check would see the replacement "exit", not the fault come back). The
+// case, its budget and its restart time take the detector's key.
+void Handler::align_key(const ProcKey& k, FaultClass cls) {
+  if (cases_.count({k, cls}) != 0) return;
+  auto it = std::find_if(cases_.begin(), cases_.end(), [&](const auto& kv) {
+    const ProcKey& old = kv.first.first;
+    return kv.first.second == cls && old.tgid == k.tgid && old != k && restarted_.count(old) != 0 &&
+           same_start(k.start_ns, old.start_ns);
+  });
+  if (it == cases_.end()) return;
+  const ProcKey old = it->first.first;
+  Case moved = std::move(it->second);
+  cases_.erase(it);
+  moved.target.key = k;
+  cases_.insert_or_assign(CaseKey{k, cls}, std::move(moved));
+  if (auto s = spent_.extract(old)) {
+    s.key() = k;
+    spent_.insert(std::move(s));
+  }
+  if (auto r = restarted_.extract(old)) {
+    r.key() = k;
+    restarted_.insert(std::move(r));
+  }
 }
 
 ActionOutcome Handler::perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run) {

@@ -146,6 +146,7 @@ class Handler {
   void check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out);
   void evaded(uint64_t now_ns, const ThrottleEvasion& e);
   void follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replacement);
+  void align_key(const ProcKey& k, FaultClass cls);
   void attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out);
   ActionOutcome perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run);
   size_t spent(uint64_t now_ns, const ProcKey& k);
