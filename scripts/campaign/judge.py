@@ -158,7 +158,9 @@ def judge_handling(records, run, obs, service=None):
                 taken = a
                 break
         elif act["type"] in ("restore", "restart"):
-            if service is None or _started_after(records, service, a["_ns"]) - run.pids:
+            # a process of the service started after it other than the one acted on
+            # (run.pids holds the replacements too, once the runner claims them)
+            if service is None or _started_after(records, service, a["_ns"]) - {a.get("pid")}:
                 taken = a
                 break
         else:

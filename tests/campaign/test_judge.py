@@ -94,6 +94,14 @@ class Handling(unittest.TestCase):
         self.assertTrue(r.recovered)
         self.assertEqual(r.misses, [])
 
+    def test_the_replacement_counts_when_the_runner_claimed_it(self):
+        # run_service claims the service's pid at the end (the replacement) before judging
+        r, recs = self.restored()
+        r.pids.add(50)
+        judge_handling(recs, r, {"running": True, "restored": True}, service="counter-q1")
+        self.assertTrue(r.handled)
+        self.assertEqual(r.misses, [])
+
     def test_the_daemon_said_recovered_but_the_service_is_down(self):
         r, recs = self.restored()
         judge_handling(recs, r, {"running": False}, service="counter-q1")
