@@ -127,7 +127,7 @@ def case_records(records, run, service=None):
 
 def _started_after(records, service, t_ns):
     return {r.get("pid") for r in records if r.get("kind") == "service" and r.get("service") == service and
-            r.get("event") == "started" and r.get("_ns", 0) >= t_ns - 1_000_000}
+            r.get("event") == "started" and r.get("_ns", 0) >= t_ns - 1_000_000_000}
 
 
 def judge_handling(records, run, obs, service=None):
@@ -160,7 +160,9 @@ def judge_handling(records, run, obs, service=None):
         elif act["type"] in ("restore", "restart"):
             # a process of the service started after it other than the one acted on
             # (run.pids holds the replacements too, once the runner claims them)
-            if service is None or _started_after(records, service, a["_ns"]) - {a.get("pid")}:
+            # (the action's new_pid, or a start recorded after it: a start the action
+            # makes at once is recorded before the action record, within its tick)
+            if service is None or act.get("new_pid") or _started_after(records, service, a["_ns"]) - {a.get("pid")}:
                 taken = a
                 break
         else:

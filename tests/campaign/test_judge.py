@@ -102,6 +102,16 @@ class Handling(unittest.TestCase):
         self.assertTrue(r.handled)
         self.assertEqual(r.misses, [])
 
+    def test_a_start_recorded_just_before_its_action_counts(self):
+        # a restore of a crashed service starts it at once: the service record
+        # comes a few ms before the action record of the same tick
+        r = run_of("crash", 42, handling=("restore",))
+        recs = [fault("crash", 42, 101 * S), started("counter-q1", 50, 102 * S - 2_000_000),
+                action("crash", 42, 102 * S, "restore"), recovery("crash", 50, 110 * S, True)]
+        judge_detection(recs, r, {42: r})
+        judge_handling(recs, r, {"running": True, "restored": True}, service="counter-q1")
+        self.assertTrue(r.handled and r.recovered, r.misses)
+
     def test_the_daemon_said_recovered_but_the_service_is_down(self):
         r, recs = self.restored()
         judge_handling(recs, r, {"running": False}, service="counter-q1")
