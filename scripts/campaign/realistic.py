@@ -49,6 +49,14 @@ def _judge(ctx, run):
     judge_detection(ctx.daemon.records(run.first_index), run, ctx.claimed())
 
 
+def _close(ctx, run, pids, timeout):
+    """Judged, then settled (its faults resolved) and its records kept."""
+    _judge(ctx, run)
+    settle(ctx, run.first_index, pids, timeout=timeout)
+    finish(ctx, run)
+    return run
+
+
 def rt_spinner(ctx, run, wait_s=25):
     """A SCHED_FIFO spinner pinned to the last CPU, next to a CFS process
     there that wants it for 1 ms every 5 ms. runq_starvation, culprit: the spinner."""
@@ -67,10 +75,7 @@ def rt_spinner(ctx, run, wait_s=25):
                       r.get("class") == run.cls and r.get("pid") in run.pids), fault)
     host.kill_group(spinner)
     host.kill_group(victim)
-    _judge(ctx, run)
-    settle(ctx, run.first_index, run.pids | run.victims, timeout=30)
-    finish(ctx, run)
-    return run
+    return _close(ctx, run, run.pids | run.victims, 30)
 
 
 def shell_forkbomb(ctx, run, wait_s=20, pids_max=200):
@@ -96,11 +101,8 @@ def shell_forkbomb(ctx, run, wait_s=20, pids_max=200):
     watcher.join()
     cg.kill_all()
     host.kill_group(bomb)
-    _judge(ctx, run)
     cg.remove()
-    settle(ctx, run.first_index, run.pids, timeout=20)
-    finish(ctx, run)
-    return run
+    return _close(ctx, run, run.pids, 20)
 
 
 def buffered_writer(ctx, run, io_dir, read_file, wait_s=30):
@@ -121,10 +123,7 @@ def buffered_writer(ctx, run, io_dir, read_file, wait_s=30):
         os.unlink(out)
     except OSError:
         pass
-    _judge(ctx, run)
-    settle(ctx, run.first_index, run.pids | run.victims, timeout=30)
-    finish(ctx, run)
-    return run
+    return _close(ctx, run, run.pids | run.victims, 30)
 
 
 def _in_memcg(ctx, run, limit, code, wait_s):
@@ -135,11 +134,8 @@ def _in_memcg(ctx, run, limit, code, wait_s):
     ctx.claim(run, [proc.pid])
     _wait_fault(ctx, run, wait_s)
     host.kill_group(proc)
-    _judge(ctx, run)
     cg.remove()
-    settle(ctx, run.first_index, run.pids, timeout=30)
-    finish(ctx, run)
-    return run
+    return _close(ctx, run, run.pids, 30)
 
 
 def fast_leak(ctx, run, wait_s=25):
