@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Debian package (label package): builds it with scripts/package, then
 # checks lintian's verdict, the files, the control fields (Depends from
-# dpkg-shlibdeps, the conffile, the maintainer scripts) and that the packaged
+# dpkg-shlibdeps, the conffile), what the maintainer scripts call, and that the packaged
 # binaries run (unpacked into a scratch directory: this host's root is never
 # touched, other tests run the build tree's binaries).
 # usage: package_test.sh SOURCE_DIR VERSION
@@ -52,9 +52,41 @@ for s in postinst prerm postrm; do
   [ -x "$scratch/control/$s" ] || { bad "no executable $s"; continue; }
   sh -n "$scratch/control/$s" || bad "$s: syntax error"
 done
-grep -q 'faultprobed --detach-probe' "$scratch/control/prerm" || bad "prerm does not detach the probe"
-grep -q 'daemon-reload' "$scratch/control/postrm" || bad "postrm does not reload systemd"
-grep -q '/run/systemd/system' "$scratch/control/postinst" || bad "postinst does not check for systemd"
+
+# The maintainer scripts' calls, in order, with and without systemd running:
+# deb-systemd-helper, deb-systemd-invoke, systemctl and faultprobed are stubs
+# that log their arguments; /run is a tmpfs of a private mount namespace, so
+# /run/systemd/system exists only in the "systemd" case. (purge is not run:
+# it removes /var/lib/faultprobe.)
+mkdir -p "$scratch/stubs"
+for cmd in deb-systemd-helper deb-systemd-invoke systemctl faultprobed; do
+  printf '#!/bin/sh\necho "%s $*" >>"$FP_STUB_LOG"\n' "$cmd" >"$scratch/stubs/$cmd"
+  chmod 755 "$scratch/stubs/$cmd"
+done
+calls() {  # calls SYSTEMD(yes|no) SCRIPT ARGS...: the stubs' log of one run
+  local systemd=$1; shift
+  : >"$scratch/calls"
+  FP_STUB_LOG="$scratch/calls" PATH="$scratch/stubs:/usr/bin:/bin" unshare -m sh -c '
+    mount -t tmpfs tmpfs /run && { [ "$0" = no ] || mkdir -p /run/systemd/system; } && exec "$@"' \
+    "$systemd" "$@" >/dev/null 2>&1 || echo "exit $?" >>"$scratch/calls"
+  tr '\n' ';' <"$scratch/calls"
+}
+expect_calls() {  # expect_calls WHAT GOT WANT
+  [ "$2" = "$3" ] || bad "$1: the maintainer script called '$2', expected '$3'"
+}
+c=$scratch/control
+expect_calls "postinst configure (install, systemd)" "$(calls yes "$c/postinst" configure)" \
+  "deb-systemd-helper unmask faultprobed.service;deb-systemd-helper --quiet was-enabled faultprobed.service;deb-systemd-helper enable faultprobed.service;systemctl --system daemon-reload;deb-systemd-invoke start faultprobed.service;"
+expect_calls "postinst configure (upgrade, systemd)" "$(calls yes "$c/postinst" configure 0.0.9-1)" \
+  "deb-systemd-helper unmask faultprobed.service;deb-systemd-helper --quiet was-enabled faultprobed.service;deb-systemd-helper enable faultprobed.service;systemctl --system daemon-reload;deb-systemd-invoke restart faultprobed.service;"
+expect_calls "postinst configure (no systemd)" "$(calls no "$c/postinst" configure)" \
+  "deb-systemd-helper unmask faultprobed.service;deb-systemd-helper --quiet was-enabled faultprobed.service;deb-systemd-helper enable faultprobed.service;"
+expect_calls "prerm remove (systemd)" "$(calls yes "$c/prerm" remove)" \
+  "deb-systemd-invoke stop faultprobed.service;faultprobed --detach-probe;"
+expect_calls "prerm remove (no systemd)" "$(calls no "$c/prerm" remove)" "faultprobed --detach-probe;"
+expect_calls "prerm upgrade" "$(calls yes "$c/prerm" upgrade 0.1.1-1)" ""
+expect_calls "postrm remove (systemd)" "$(calls yes "$c/postrm" remove)" \
+  "systemctl --system daemon-reload;deb-systemd-helper mask faultprobed.service;"
 
 # The packaged binaries and config.
 dpkg-deb -x "$deb" "$scratch/root"
