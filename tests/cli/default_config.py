@@ -2,65 +2,40 @@
 """The packaged /etc/faultprobe/faultprobe.toml changes nothing (no root needed).
 
 `faultprobe check-config` accepts the file as shipped, and its effective
-rules equal the built-in ones (those of an empty file). Then every commented
-default outside the examples ([[rule]], [[policy]], [[service]], which have
-no default) is uncommented: the file must still be accepted and still give
-the built-in rules, so the commented values are the real defaults.
+rules equal the built-in ones (those of an empty file). That its commented
+values are the real defaults is unit_tests' PackagedConfig test.
 
 usage: default_config.py FAULTPROBE packaging/faultprobe.toml
 """
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
 
-def effective(faultprobe, text, tmp):
-    path = os.path.join(tmp, "faultprobe.toml")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+def effective(faultprobe, path):
     os.chmod(path, 0o644)
     r = subprocess.run([faultprobe, "check-config", "--json", path], capture_output=True, text=True)
     if r.returncode != 0:
-        print(text)
-        sys.exit(f"FAIL: check-config exited {r.returncode}: {r.stderr.strip()}")
+        sys.exit(f"FAIL: check-config {path} exited {r.returncode}: {r.stderr.strip()}")
     doc = json.loads(r.stdout)
     doc.pop("file")
     return doc
 
 
-def uncomment_defaults(text):
-    out, in_example = [], False
-    for line in text.splitlines():
-        header = re.match(r'^#(\[\[?)[a-z_.]+\]\]?\s*$', line)
-        if header:
-            in_example = header.group(1) == "[["
-            out.append(line if in_example else line[1:])
-        elif not in_example and re.match(r'^#[a-z_.]+ = ', line):
-            out.append(line[1:])
-        else:
-            out.append(line)
-    return "\n".join(out) + "\n"
-
-
 def main():
-    faultprobe, shipped_path = sys.argv[1:3]
-    with open(shipped_path, encoding="utf-8") as f:
-        shipped = f.read()
+    faultprobe, shipped = sys.argv[1:3]
     with tempfile.TemporaryDirectory() as tmp:
-        builtin = effective(faultprobe, "", tmp)
-        if effective(faultprobe, shipped, tmp) != builtin:
+        # A copy: the checkout may be writable by others, which check-config refuses.
+        copy = os.path.join(tmp, "faultprobe.toml")
+        shutil.copyfile(shipped, copy)
+        empty = os.path.join(tmp, "empty.toml")
+        open(empty, "w").close()
+        if effective(faultprobe, copy) != effective(faultprobe, empty):
             sys.exit("FAIL: the shipped file's effective config differs from the built-in one")
-        expanded = uncomment_defaults(shipped)
-        active = [l for l in expanded.splitlines() if l and not l.startswith("#")]
-        if len(active) < 30:
-            sys.exit(f"FAIL: only {len(active)} defaults were uncommented")
-        if effective(faultprobe, expanded, tmp) != builtin:
-            print(expanded)
-            sys.exit("FAIL: with its defaults uncommented the file is not the built-in config")
-    print(f"ok: shipped file and its {len(active)} uncommented default lines give the built-in config")
+    print("ok: check-config accepts the shipped file and its effective config is the built-in one")
 
 
 if __name__ == "__main__":
