@@ -59,51 +59,40 @@ TEST(PackagedConfig, CommentedValuesAreTheBuiltInDefaults) {
   const Config& c = parsed.value();
   const Config d = default_config();
 
-  EXPECT_EQ(c.sample_interval, d.sample_interval);
-  EXPECT_EQ(c.protected_comms, d.protected_comms);
+  // Each field of the parsed file against the built-in value.
+#define FP_SAME(field) EXPECT_EQ(c.field, d.field) << #field
+  FP_SAME(sample_interval);
+  FP_SAME(protected_comms);
   EXPECT_TRUE(c.policies.empty());
   EXPECT_TRUE(c.services.empty());
   ASSERT_EQ(c.rules.size(), d.rules.size());
   for (size_t i = 0; i < d.rules.size(); i++) {
-    const RuleConfig &r = c.rules[i], &b = d.rules[i];
-    SCOPED_TRACE(b.name);
-    EXPECT_EQ(r.name, b.name);
-    EXPECT_EQ(r.enabled, b.enabled);
-    EXPECT_EQ(r.severity, b.severity);
-    EXPECT_EQ(r.threshold, b.threshold);
-    EXPECT_EQ(r.resolve, b.resolve);
-    EXPECT_EQ(r.hold, b.hold);
-    EXPECT_EQ(r.window, b.window);
-    EXPECT_EQ(r.clear, b.clear);
-    EXPECT_EQ(r.count, b.count);
-    EXPECT_TRUE(r.match.empty());
+    SCOPED_TRACE(d.rules[i].name);
+    for (auto field : {&RuleConfig::hold, &RuleConfig::window, &RuleConfig::clear})
+      EXPECT_EQ(c.rules[i].*field, d.rules[i].*field);
+    FP_SAME(rules[i].name);
+    FP_SAME(rules[i].enabled);
+    FP_SAME(rules[i].severity);
+    FP_SAME(rules[i].threshold);
+    FP_SAME(rules[i].resolve);
+    FP_SAME(rules[i].count);
+    EXPECT_TRUE(c.rules[i].match.empty());
   }
-  EXPECT_EQ(c.limits.global_per_minute, d.limits.global_per_minute);
-
-  const DaemonConfig &cd = c.daemon, &dd = d.daemon;
-  EXPECT_EQ(cd.syslog, dd.syslog);
-  EXPECT_EQ(cd.syslog_forward, dd.syslog_forward);
-  EXPECT_EQ(cd.syslog_burst, dd.syslog_burst);
-  EXPECT_EQ(cd.syslog_per, dd.syslog_per);
-  EXPECT_EQ(cd.socket_path, dd.socket_path);
-  EXPECT_EQ(cd.socket_group, dd.socket_group);
-  EXPECT_EQ(cd.metrics_listen, dd.metrics_listen);
-  EXPECT_EQ(cd.metrics_top_n, dd.metrics_top_n);
-  EXPECT_EQ(cd.pin_dir, dd.pin_dir);
-  EXPECT_EQ(cd.lock_path, dd.lock_path);
-  EXPECT_EQ(cd.state_dir, dd.state_dir);
-  EXPECT_EQ(cd.log_dir, dd.log_dir);
-  EXPECT_EQ(cd.max_procs, dd.max_procs);
-
-  const HardwareConfig &ch = c.hardware, &dh = d.hardware;
-  EXPECT_EQ(ch.mce, dh.mce);
-  EXPECT_EQ(ch.memory, dh.memory);
-  EXPECT_EQ(ch.pcie, dh.pcie);
-  EXPECT_EQ(ch.disk, dh.disk);
-  EXPECT_EQ(ch.thermal, dh.thermal);
-  EXPECT_EQ(ch.hwmon, dh.hwmon);
-  EXPECT_EQ(ch.hwmon_root, dh.hwmon_root);
-  EXPECT_EQ(ch.hwmon_interval, dh.hwmon_interval);
+  FP_SAME(limits.global_per_minute);
+  for (auto field : {&DaemonConfig::syslog_forward, &DaemonConfig::socket_path, &DaemonConfig::socket_group,
+                     &DaemonConfig::metrics_listen, &DaemonConfig::pin_dir, &DaemonConfig::lock_path,
+                     &DaemonConfig::state_dir, &DaemonConfig::log_dir})
+    EXPECT_EQ(c.daemon.*field, d.daemon.*field);
+  for (auto field : {&DaemonConfig::syslog_burst, &DaemonConfig::metrics_top_n, &DaemonConfig::max_procs})
+    EXPECT_EQ(c.daemon.*field, d.daemon.*field);
+  FP_SAME(daemon.syslog);
+  FP_SAME(daemon.syslog_per);
+  for (auto field : {&HardwareConfig::mce, &HardwareConfig::memory, &HardwareConfig::pcie, &HardwareConfig::disk,
+                     &HardwareConfig::thermal, &HardwareConfig::hwmon})
+    EXPECT_EQ(c.hardware.*field, d.hardware.*field);
+  FP_SAME(hardware.hwmon_root);
+  FP_SAME(hardware.hwmon_interval);
+#undef FP_SAME
 }
 
 }  // namespace
