@@ -127,7 +127,7 @@ const Expected kTable[] = {
     {FaultClass::Crash, 1, 1, 0s, 0s, 10s, 0, Severity::Critical},
     {FaultClass::CrashLoop, 3, 3, 60s, 0s, 60s, 3, Severity::Critical},
     {FaultClass::Hang, 20, 20, 0s, 0s, 0s, 0, Severity::Warning},
-    {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 0, Severity::Critical},
+    {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 64, Severity::Critical},
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},

@@ -24,6 +24,9 @@ struct Target {
   std::string unit;
   uint32_t uid = 0;
   std::string service;  // name of the [[service]] that owns it, "" if none
+  // A group fault's members (fork_bomb): kill and throttle act on the whole
+  // group (key is then one of them, or the group's exited originator).
+  std::vector<ProcKey> group;
 };
 
 enum class ActionResult { Ok, Failed, DryRun, Skipped };

@@ -71,6 +71,49 @@ std::vector<ProcKey> CgroupThrottle::throttled_keys() const {
 }
 
 Result<std::string> CgroupThrottle::throttle(const ProcKey& key, const ThrottleLimits& l) {
+  return apply(key, pid_t(key.tgid), l);
+}
+
+Result<std::string> CgroupThrottle::throttle_group(const ProcKey& key, pid_t owner, const std::vector<pid_t>& pids,
+                                                   const ThrottleLimits& l) {
+  auto r = apply(key, owner, l);
+  if (!r.ok()) return r;
+  const ThrottleEntry& e = entries_.at(key);
+  // The owner too: a throttle already in place did not move it again.
+  size_t moved = 0, gone = 0;
+  std::vector<std::string> failed;
+  for (pid_t pid : pids) {
+    bool in = true;
+    for (const auto& [h, orig] : e.original) {
+      auto m = move_process(pid, group_dir(h, e.group));
+      if (m.ok()) continue;
+      in = false;
+      if (m.error().code == ESRCH)
+        ++gone;
+      else
+        failed.push_back(m.error().message);
+      break;
+    }
+    moved += in;
+  }
+  std::string detail = *r + "; " + std::to_string(moved) + " member(s) of the group moved in";
+  if (gone != 0) detail += ", " + std::to_string(gone) + " had exited";
+  for (const auto& f : failed) detail += "; " + f;
+  spdlog::info("throttle ({}): group of pid {}: {}", name(), key.tgid, detail);
+  return detail;
+}
+
+bool CgroupThrottle::members_left(const ProcKey& key) const {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  for (const auto& [h, orig] : it->second.original) {
+    auto pids = read_group_pids(group_dir(h, it->second.group));
+    if (pids.ok() && !pids->empty()) return true;
+  }
+  return false;
+}
+
+Result<std::string> CgroupThrottle::apply(const ProcKey& key, pid_t owner, const ThrottleLimits& l) {
   if (l.empty()) return Error{EINVAL, "throttle of pid " + std::to_string(key.tgid) + " without any limit"};
   std::string why;
   if (!supports(l, &why)) return Error{EOPNOTSUPP, why};
@@ -93,7 +136,7 @@ Result<std::string> CgroupThrottle::throttle(const ProcKey& key, const ThrottleL
   for (const auto& h : hierarchies_for(l))
     if (!e.original.count(h)) needed.push_back(h);
   if (!needed.empty()) {
-    std::string cg_file = proc_root_ + "/" + std::to_string(key.tgid) + "/cgroup";
+    std::string cg_file = proc_root_ + "/" + std::to_string(owner) + "/cgroup";
     auto text = read_text(cg_file);
     if (!text.ok()) return text.error();
     ProcCgroups pc = parse_proc_cgroups(*text);
@@ -124,10 +167,10 @@ Result<std::string> CgroupThrottle::throttle(const ProcKey& key, const ThrottleL
     if (auto r = make_group(mount + kParent); !r.ok()) return fail(r.error());
     if (auto r = make_group(dir); !r.ok()) return fail(r.error());
     before_move(h, dir);
-    if (auto r = move_process(pid_t(key.tgid), dir); !r.ok()) {
+    if (auto r = move_process(owner, dir); !r.ok()) {
       (void)remove_group(dir);
       Error err = r.error();
-      if (err.code == ESRCH) err.message = "pid " + std::to_string(key.tgid) + " exited: " + err.message;
+      if (err.code == ESRCH) err.message = "pid " + std::to_string(owner) + " exited: " + err.message;
       return fail(err);
     }
     e.original[h] = orig;

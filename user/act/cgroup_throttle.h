@@ -23,6 +23,9 @@ namespace fp {
 class CgroupThrottle : public ThrottleBackend {
  public:
   Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) override;
+  Result<std::string> throttle_group(const ProcKey& key, pid_t owner, const std::vector<pid_t>& pids,
+                                     const ThrottleLimits& l) override;
+  bool members_left(const ProcKey& key) const override;
   Result<std::string> release(const ProcKey& key) override;
   bool throttled(const ProcKey& key) const override { return entries_.count(key) > 0; }
   std::vector<ProcKey> throttled_keys() const override;
@@ -68,6 +71,8 @@ class CgroupThrottle : public ThrottleBackend {
   }
 
  private:
+  // throttle() with the original cgroups read from, and the move made for, `owner`.
+  Result<std::string> apply(const ProcKey& key, pid_t owner, const ThrottleLimits& l);
   // Moves everything in e's groups back and removes them. Fails (and the
   // entry should be kept) only when a process could not be moved back.
   Result<std::string> undo(const ThrottleEntry& e);

@@ -13,6 +13,9 @@
 // Not thread-safe: one caller (the daemon loop) drives a backend.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -47,6 +50,22 @@ class ThrottleBackend {
   // limits no longer in l are lifted). Returns what was done, e.g.
   // "cpu.max=20000 100000 in /faultprobe/p123-456 (was /user.slice)".
   virtual Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) = 0;
+  // A group (fork_bomb's): the same throttle for every pid in `pids`, all in
+  // key's group; the original cgroups (where release puts them back) are
+  // read from `owner`, one of them, alive. The members are expected stopped
+  // (a member forking meanwhile leaves a child outside). Only backends that
+  // move processes into a group can.
+  virtual Result<std::string> throttle_group(const ProcKey& key, pid_t owner, const std::vector<pid_t>& pids,
+                                             const ThrottleLimits& l) {
+    (void)key, (void)owner, (void)pids, (void)l;
+    return Error{EOPNOTSUPP, std::string(name()) + " cannot throttle a group of processes"};
+  }
+  // Whether key's group still holds processes: a group throttle lives on
+  // after the process it is named after has exited.
+  virtual bool members_left(const ProcKey& key) const {
+    (void)key;
+    return false;
+  }
   // Undoes the throttle: the process goes back where it was, the group is
   // removed. A process that exited meanwhile just gets its group removed.
   // A key that is not throttled is an Error with code ENOENT.

@@ -64,7 +64,7 @@ const Builtin kBuiltins[] = {
     {FaultClass::Crash,           1,      1,      false, 0s,   0s,   10s,  0,    C},  // event
     {FaultClass::CrashLoop,       3,      3,      false, 60s,  0s,   60s,  3,    C},  // crashes of one service
     {FaultClass::Hang,            20,     20,     false, 0s,   0s,   0s,   0,    W},  // ongoing D-state s
-    {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   0,    C},  // forks/s of a tree
+    {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   64,   C},  // forks/s of a group; min size
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank

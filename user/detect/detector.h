@@ -56,6 +56,11 @@ struct Finding {
   // Hardware findings: the device (culprit is {0, 0}) and the victims' identities.
   std::string subject;
   std::vector<ProcKey> victim_keys;
+  // A group fault (fork_bomb): it goes on when the process it names exits
+  // (it resolves when the findings stop, not at that exit), and `group` lists
+  // the group's live members, all of which a group action acts on.
+  bool outlives_culprit = false;
+  std::vector<ProcKey> group;
 };
 
 class Detector {

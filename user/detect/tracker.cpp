@@ -73,6 +73,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     r.evidence = f.evidence;
     r.subject = f.subject;
     r.victim_keys = f.victim_keys;
+    r.group = f.group;
     if (annotate_) annotate_(r);
     out.push_back(r);
   };
@@ -85,7 +86,8 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     auto bit = best.find(Who{k, std::get<2>(it->first)});
     const Finding* f = bit == best.end() ? nullptr : bit->second;
     if (bit != best.end()) best.erase(bit);
-    const bool culprit_gone = !exit_ok && gone(table, k);
+    // A group fault goes on while its findings do, whoever of it exits.
+    const bool culprit_gone = !exit_ok && gone(table, k) && (f == nullptr || !f->outlives_culprit);
 
     if (s.open) {
       if (culprit_gone && !exit_ok) {
@@ -95,6 +97,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
       }
       if (f != nullptr) {
         s.last_seen = now_ns;
+        if (f->outlives_culprit) s.record.group = f->group;  // who a group action acts on now
       } else if (now_ns - std::min(now_ns, s.last_seen) >= clear) {
         out.push_back(resolved(s, now_ns, "cleared"));
         it = states_.erase(it);
@@ -116,7 +119,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
   for (const auto& [who, f] : best) {
     const ProcKey& k = who.first;
     if (rank(*f) < 2) continue;  // weak findings never open a fault
-    if (!exit_ok && !f->immediate && gone(table, k)) continue;
+    if (!exit_ok && !f->immediate && !f->outlives_culprit && gone(table, k)) continue;
     State& s = states_[Key{rule.name, k, who.second}];
     s.cls = rule.cls;
     s.pending_since = now_ns;
