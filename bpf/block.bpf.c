@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Block IO family: bytes, requests, latency and errors per process, charged
- * to the process that submitted the request. Completion runs in interrupt or
+ * Block IO family: requests, latency, errors and bytes per process, charged
+ * to the process that submitted the request (the bytes a process caused,
+ * buffered writes included, come from the kernel's task IO accounting: see
+ * fp_charge_task_io). Completion runs in interrupt or
  * kworker context, so the submitter is captured when the request starts
  * (block_io_start where the kernel has it, v6.5+; block_rq_insert, or
  * block_rq_issue for requests that go straight to the driver) and looked up
@@ -95,11 +97,15 @@ static __always_inline int on_complete(struct request *rq, int error, unsigned i
 		fp_drop(FP_DROP_IO_ORPHANED);
 	} else {
 		if (v->op == FP_REQ_OP_WRITE) {
-			__sync_fetch_and_add(&p->io_write_bytes, nr_bytes);
+			__sync_fetch_and_add(&p->io_submit_write_bytes, nr_bytes);
+			if (!fp_task_io) /* no task IO accounting: the submitter's bytes stand in */
+				__sync_fetch_and_add(&p->io_write_bytes, nr_bytes);
 			if (last)
 				__sync_fetch_and_add(&p->io_write_reqs, 1);
 		} else {
-			__sync_fetch_and_add(&p->io_read_bytes, nr_bytes);
+			__sync_fetch_and_add(&p->io_submit_read_bytes, nr_bytes);
+			if (!fp_task_io)
+				__sync_fetch_and_add(&p->io_read_bytes, nr_bytes);
 			if (last)
 				__sync_fetch_and_add(&p->io_read_reqs, 1);
 		}

@@ -61,6 +61,10 @@ struct fp_thread {
 	__u64 pcount;        /* sched_info.pcount already charged */
 	__u32 slot;          /* its process's slot, valid while proc_slots[slot].gen == gen */
 	__u32 gen;           /* 0: no slot cached */
+	/* task IO accounting already charged (fp_charge_task_io) */
+	__u64 io_read;       /* ioac.read_bytes */
+	__u64 io_write;      /* ioac.write_bytes */
+	__u64 io_cancelled;  /* ioac.cancelled_write_bytes */
 };
 
 struct {
@@ -86,6 +90,13 @@ extern const volatile bool fp_thread_ts;
  * Set by the loader after it saw the counters move (/proc/self/schedstat).
  */
 extern const volatile bool fp_runq_sched_info;
+/*
+ * IO bytes come from the kernel's per-task IO accounting (task->ioac), read
+ * where the other kernel counters are; false where the kernel lacks it (or
+ * the loader was told not to): the block hooks then charge the submitter's
+ * bytes to io_read_bytes/io_write_bytes as well.
+ */
+extern const volatile bool fp_task_io;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
@@ -368,6 +379,8 @@ static __always_inline void fp_thread_init(struct fp_thread *t, struct task_stru
 		t->run_delay = fp_task_run_delay(task, btf);
 		t->pcount = fp_task_pcount(task, btf);
 	}
+	if (fp_task_io)
+		fp_task_io_read(task, btf, &t->io_read, &t->io_write, &t->io_cancelled);
 }
 
 static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_struct *task,
@@ -514,6 +527,40 @@ static __always_inline void fp_charge_faults(struct fp_thread *t, struct fp_proc
 	}
 	if (p)
 		fp_store_rss(p, task, btf);
+}
+
+/*
+ * Charges the IO the kernel accounted to a thread since the last charge
+ * (CAS per counter, as fp_charge_runtime: the clock tick may interrupt an
+ * exit-time charge). Dirtying a page counts in write_bytes, so a buffered
+ * writer is charged its bytes here although the flusher submits them. A
+ * dead thread's counters go to signal->ioac, which /proc/PID/io adds to the
+ * live threads': charging every thread up to its final switch gives the
+ * same total.
+ */
+static __always_inline void fp_charge_io_counter(__u64 *seen_at, __u64 now, __u64 *total)
+{
+	__u64 seen = *seen_at;
+
+	if (now <= seen || __sync_val_compare_and_swap(seen_at, seen, now) != seen)
+		return;
+	if (total)
+		__sync_fetch_and_add(total, now - seen);
+}
+
+static __always_inline void fp_charge_task_io(struct fp_thread *t, struct fp_proc *p,
+					      struct task_struct *task, bool btf)
+{
+	__u64 rd, wr, cw;
+
+	if (!fp_task_io)
+		return;
+	fp_task_io_read(task, btf, &rd, &wr, &cw);
+	if (rd + wr + cw == t->io_read + t->io_write + t->io_cancelled)
+		return; /* each only grows: an equal sum means nothing moved */
+	fp_charge_io_counter(&t->io_read, rd, p ? &p->io_read_bytes : NULL);
+	fp_charge_io_counter(&t->io_write, wr, p ? &p->io_write_bytes : NULL);
+	fp_charge_io_counter(&t->io_cancelled, cw, p ? &p->io_cancelled_write_bytes : NULL);
 }
 
 /*

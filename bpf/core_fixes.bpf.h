@@ -128,6 +128,46 @@ static __always_inline void fp_mm_rss(struct mm_struct *mm, bool btf, __s64 *out
 		fp_mm_rss_percpu(mm, btf, out);
 }
 
+/*
+ * task_struct::ioac's read_bytes, write_bytes and cancelled_write_bytes exist
+ * only with CONFIG_TASK_IO_ACCOUNTING (ioac itself with CONFIG_TASK_XACCT):
+ * zeros without (the loader then leaves fp_task_io off and says so).
+ */
+static __always_inline void fp_task_io_read(struct task_struct *t, bool btf, __u64 *rd, __u64 *wr, __u64 *cw)
+{
+	if (!bpf_core_field_exists(t->ioac.write_bytes)) {
+		*rd = *wr = *cw = 0;
+		return;
+	}
+	if (btf) {
+		*rd = t->ioac.read_bytes;
+		*wr = t->ioac.write_bytes;
+		*cw = t->ioac.cancelled_write_bytes;
+	} else {
+		/* one copy instead of three: the three are adjacent in every version */
+		__u64 v[3] = {};
+
+		bpf_core_read(v, sizeof(v), &t->ioac.read_bytes);
+		*rd = v[0];
+		*wr = v[1];
+		*cw = v[2];
+	}
+}
+
+/*
+ * writeback:balance_dirty_pages's record: `pause` (long, ms: the sleep about
+ * to be taken, <= 0 when there is none) and `period` are in every kernel
+ * since v3.2 (6.1 and 6.18 alike); the fields around them were renamed
+ * (bdi_setpoint/bdi_dirty became wb_setpoint/wb_dirty in v6.x), so they are
+ * read by name.
+ */
+static __always_inline __s64 fp_dirty_pause_ms(struct trace_event_raw_balance_dirty_pages *ctx)
+{
+	if (!bpf_core_field_exists(ctx->pause))
+		return 0;
+	return BPF_CORE_READ(ctx, pause);
+}
+
 /* mm_struct::owner exists only with CONFIG_MEMCG. */
 static __always_inline struct task_struct *fp_mm_owner(struct mm_struct *mm)
 {
@@ -174,6 +214,20 @@ static __always_inline struct gendisk *fp_rq_disk(struct request *rq)
 	if (bpf_core_field_exists(old->rq_disk))
 		return BPF_CORE_READ(old, rq_disk);
 	return BPF_CORE_READ(rq, q, disk);
+}
+
+/*
+ * The run queue a task is on, through its CFS entity's queue
+ * (task->se.cfs_rq->rq, which set_task_cpu keeps current for every class),
+ * since the per-CPU `runqueues` variable is out of reach where the kernel
+ * has no CONFIG_KALLSYMS_ALL (the verifier cannot find its address). Needs
+ * CONFIG_FAIR_GROUP_SCHED (cfs_rq::rq); NULL without it.
+ */
+static __always_inline struct rq *fp_task_rq(struct task_struct *task, bool btf)
+{
+	if (!bpf_core_field_exists(task->se.cfs_rq) || !bpf_core_field_exists(((struct cfs_rq *)0)->rq))
+		return NULL;
+	return btf ? task->se.cfs_rq->rq : BPF_CORE_READ(task, se.cfs_rq, rq);
 }
 
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

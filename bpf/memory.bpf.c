@@ -4,6 +4,7 @@
  * are read at switch-out, see below).
  */
 #include "common.bpf.h"
+#include "oom_victim.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -48,25 +49,23 @@ FP_HOOK(mm_vmscan_direct_reclaim_end, on_reclaim_end(fp_btf), unsigned long nr_r
 /*
  * oom:mark_victim is rare and its arguments changed shape across versions
  * (int pid until v6.8, then task + uid): the classic tracepoint's record,
- * read with CO-RE, is stable.
+ * read with CO-RE, is stable. The pid is the thread the kernel marked: the
+ * victim is its process (oom_victim.bpf.h).
  */
 SEC("tracepoint/oom/mark_victim")
 int tp_mark_victim(struct trace_event_raw_mark_victim *ctx)
 {
-	__u32 pid;
+	__u32 tid, tgid, how;
 	__u64 total_vm, anon, file, shmem;
 	struct fp_proc *p;
 	struct fp_oom_event *e;
 
-	fp_read_mark_victim(ctx, &pid, &total_vm, &anon, &file, &shmem);
-	/* The victim is named by pid; its slot is keyed by tgid. The victim is the
-	 * group leader's process in practice (oom_kill_process picks a task, but
-	 * mark_victim runs for the task whose mm is reaped). Try the pid as a tgid
-	 * first, then the thread map cannot help: report as given. */
-	p = fp_proc_get(pid, NULL, false);
+	fp_read_mark_victim(ctx, &tid, &total_vm, &anon, &file, &shmem);
+	tgid = fp_oom_victim_tgid(tid, &how);
+	p = fp_proc_get(tgid, NULL, false);
 	if (p)
 		__sync_fetch_and_add(&p->oom_victim, 1);
-	e = fp_emit_reserve(sizeof(*e), FP_EV_OOM_VICTIM, pid, p ? p->start_ns : 0,
+	e = fp_emit_reserve(sizeof(*e), FP_EV_OOM_VICTIM, tgid, p ? p->start_ns : 0,
 			    p ? p->comm : NULL);
 	if (!e)
 		return 0;
@@ -74,6 +73,8 @@ int tp_mark_victim(struct trace_event_raw_mark_victim *ctx)
 	e->anon_rss_kb = anon;
 	e->file_rss_kb = file;
 	e->shmem_rss_kb = shmem;
+	e->tid = tid;
+	e->tgid_from = how;
 	fp_emit_submit(e, true);
 	return 0;
 }

@@ -4,6 +4,7 @@
  * uninterruptible sleep, forks, execs, process exit and hung tasks.
  */
 #include "common.bpf.h"
+#include "runq_blame.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -11,7 +12,9 @@ __u32 fp_slots_hwm = 0;
 const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
 const volatile bool fp_thread_ts = false;
 const volatile bool fp_runq_sched_info = false;
+const volatile bool fp_task_io = false;
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
+const volatile bool fp_runq_blame = false;
 
 static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 {
@@ -44,13 +47,17 @@ static __always_inline void account_runq_waits(struct fp_proc *p, __u64 wait, __
 		__sync_fetch_and_add(&p->runq_hist[slot], n);
 }
 
-/* A thread of `p` left uninterruptible sleep at `now`. */
+/*
+ * A thread of `p` left uninterruptible sleep at `now`. Its start is taken
+ * with an exchange: the seeder (seed.bpf.c) may withdraw a D-state it marked
+ * at the same moment, and exactly one of the two must account for it.
+ */
 static __always_inline void end_dstate(struct fp_proc *p, struct fp_thread *t, __u64 now)
 {
-	__u64 d = now - t->dstate_ns;
+	__u64 start = __sync_lock_test_and_set(&t->dstate_ns, 0);
+	__u64 d = now > start ? now - start : 0;
 
-	t->dstate_ns = 0;
-	if (!p)
+	if (!p || !start)
 		return;
 	__sync_fetch_and_add(&p->dstate_ns, d);
 	fp_atomic_max(&p->dstate_max_ns, d);
@@ -111,6 +118,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 				}
 				t->faults = f;
 			}
+			/* IO it caused (a dead thread's last charge: before on_dead sends the totals) */
+			fp_charge_task_io(t, p, prev, btf);
 		}
 		if (state == FP_TASK_RUNNING) {
 			/* preempted (or yielded): it is waiting on the run queue from now */
@@ -131,8 +140,9 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 			    !t->dstate_ns) {
 				__u64 now = bpf_ktime_get_ns();
 
-				t->dstate_ns = now;
-				if (__sync_fetch_and_add(&p->dstate_active, 1) == 0)
+				/* compare-and-swap: the seeder may mark this thread at the same moment */
+				if (__sync_val_compare_and_swap(&t->dstate_ns, 0, now) == 0 &&
+				    __sync_fetch_and_add(&p->dstate_active, 1) == 0)
 					p->dstate_since_ns = now;
 			}
 		}
@@ -164,6 +174,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 				account_runq_wait(p, wait);
 		}
 	}
+	/* who held this CPU while next waited (bpf/runq_blame.bpf.h) */
+	fp_runq_blame_switch(prev, prev_tid, next, next_tid, btf);
 	return 0;
 }
 
@@ -251,6 +263,7 @@ static __always_inline int on_exit(struct task_struct *task, bool btf)
 	if (t) {
 		fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 		fp_charge_faults(t, p, task, btf, false);
+		fp_charge_task_io(t, p, task, btf);
 	}
 	if (!p && tid == tgid && BPF_CORE_READ(task, signal, live.counter) == 0)
 		fp_drop(FP_DROP_EXIT_UNSEEN); /* a process never seen running */
@@ -337,6 +350,8 @@ static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t
 	fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 	/* and the RSS of a task that never switches out (an allocating spinner) */
 	fp_charge_faults(t, p, task, btf, true);
+	/* and the IO of a writer that never blocks (page-cache writes below the dirty limits) */
+	fp_charge_task_io(t, p, task, btf);
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  * target dies; the exit event later confirms what it did.
  */
 #include "common.bpf.h"
+#include "oom_victim.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -25,11 +26,15 @@ static __always_inline bool fatal_class(int sig)
 static __always_inline int on_signal(int sig, struct kernel_siginfo *info, struct task_struct *task,
 				     int result)
 {
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+
+	/* whatever its result: the OOM killer marks its victim right after (oom_victim.bpf.h) */
+	if (sig == FP_SIGKILL)
+		fp_note_sigkill(BPF_CORE_READ(task, pid), tgid);
 	/* TRACE_SIGNAL_IGNORED (2) and later results: the signal did nothing */
 	if (!fatal_class(sig) || result > 1)
 		return 0;
 
-	__u32 tgid = BPF_CORE_READ(task, tgid);
 	struct fp_proc *p = fp_proc_get(tgid, task, true);
 	struct fp_signal_event *e;
 

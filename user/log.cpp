@@ -8,6 +8,8 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 
+#include "util/log_format.h"
+
 namespace fp {
 namespace {
 
@@ -27,7 +29,14 @@ int libbpf_to_spdlog(enum libbpf_print_level level, const char* fmt, va_list arg
   if (n > 0) std::vsnprintf(msg.data(), msg.size() + 1, fmt, again);
   va_end(again);
   while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.pop_back();
-  spdlog::log(lvl, "libbpf: {}", msg);
+  // One log line per line of it: the formatter would escape the newlines
+  // into one unreadable line.
+  for (size_t start = 0; start <= msg.size();) {
+    size_t nl = msg.find('\n', start);
+    if (nl == std::string::npos) nl = msg.size();
+    spdlog::log(lvl, "libbpf: {}", std::string_view(msg).substr(start, nl - start));
+    start = nl + 1;
+  }
   return 0;
 }
 
@@ -37,7 +46,8 @@ void init_logging(int verbosity) {
   auto logger = spdlog::get("faultprobe");
   if (!logger) logger = spdlog::stderr_color_mt("faultprobe");
   spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  // Messages carry process names and paths: the formatter escapes them.
+  logger->set_formatter(make_safe_log_formatter("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v"));
   spdlog::set_level(verbosity >= 2 ? spdlog::level::trace
                     : verbosity == 1 ? spdlog::level::debug
                                      : spdlog::level::info);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <fstream>
@@ -17,17 +18,17 @@ namespace {
 // between reads: /proc then fails reads with ESRCH, which an istream turns
 // into an exception thrown from its iterator). /proc files report size 0,
 // so read until EOF. Plain read(2): no exceptions, no surprises.
-std::string read_file(const std::string& path) {
+// At most `limit` bytes are read: what a process put there is its choice.
+std::string read_file(const std::string& path, size_t limit = 64 * 1024) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
   std::string out;
   char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
+  while (out.size() < limit) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof(buf), limit - out.size()));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     out.append(buf, size_t(n));
-    if (out.size() > (1u << 20)) break;  // a cmdline can be long, not unbounded
   }
   ::close(fd);
   return out;
@@ -140,17 +141,51 @@ ProcInfo ProcInfoCache::read(uint32_t pid) const {
   info.found = true;
   info.comm = std::string(trim_newline(read_file(dir + "/comm")));
   info.exe = read_link(dir + "/exe");
-  info.cmdline = join_cmdline(read_file(dir + "/cmdline"));
-  info.cgroup = parse_cgroup_file(read_file(dir + "/cgroup"));
+  if (opts_.max_cmdline_bytes > 0) {
+    // One byte more than kept tells a cut line from one that fits exactly.
+    std::string raw = read_file(dir + "/cmdline", opts_.max_cmdline_bytes + 1);
+    if (raw.size() > opts_.max_cmdline_bytes) {
+      raw.resize(opts_.max_cmdline_bytes);
+      info.cmdline_truncated = true;
+      ++cmdline_truncated_;
+    }
+    info.cmdline = join_cmdline(raw);
+  }
+  info.cgroup = parse_cgroup_file(read_file(dir + "/cgroup", 256 * 1024));  // v1: a line per hierarchy
   std::string status = read_file(dir + "/status");
   status_field(status, "Uid:", info.uid);
   status_field(status, "PPid:", info.ppid);
   return info;
 }
 
+size_t ProcInfoCache::entry_bytes(const ProcInfo& info) {
+  // The strings' bytes plus the map node, the list node and the strings' own
+  // headers: what a process can make us hold, to within a few percent.
+  return sizeof(Entry) + sizeof(ProcKey) + 64 + info.comm.size() + info.exe.size() + info.cmdline.size() +
+         info.cgroup.size();
+}
+
+void ProcInfoCache::erase(std::map<ProcKey, Entry>::iterator it) {
+  bytes_ -= it->second.bytes;
+  order_.erase(it->second.order);
+  cache_.erase(it);
+}
+
 const ProcInfo& ProcInfoCache::get(const ProcKey& key) {
   auto it = cache_.find(key);
-  if (it == cache_.end()) it = cache_.emplace(key, Entry{read(key.tgid), true}).first;
+  if (it == cache_.end()) {
+    ProcInfo info = read(key.tgid);
+    const size_t bytes = entry_bytes(info);
+    // Oldest first; the new entry itself always stays (one entry larger than
+    // the whole budget cannot be: every field is bounded).
+    while (!order_.empty() && bytes_ + bytes > opts_.max_bytes) {
+      erase(cache_.find(order_.front()));
+      ++evicted_;
+    }
+    order_.push_back(key);
+    it = cache_.emplace(key, Entry{std::move(info), true, bytes, std::prev(order_.end())}).first;
+    bytes_ += bytes;
+  }
   it->second.used = true;
   return it->second.info;
 }
@@ -158,12 +193,18 @@ const ProcInfo& ProcInfoCache::get(const ProcKey& key) {
 void ProcInfoCache::prune() {
   for (auto it = cache_.begin(); it != cache_.end();) {
     if (!it->second.used) {
-      it = cache_.erase(it);
+      auto next = std::next(it);
+      erase(it);
+      it = next;
     } else {
       it->second.used = false;
       ++it;
     }
   }
+}
+
+ProcInfoCache::Stats ProcInfoCache::stats() const {
+  return Stats{cache_.size(), bytes_, opts_.max_bytes, evicted_, cmdline_truncated_};
 }
 
 }  // namespace fp

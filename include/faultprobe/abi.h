@@ -31,7 +31,8 @@ enum fp_drop_reason {
 	FP_DROP_IO_UNSEEN = 5,       /* completion of a request never seen starting */
 	FP_DROP_IO_ORPHANED = 6,     /* completion after its submitter exited */
 	FP_DROP_EXIT_UNSEEN = 7,     /* a process exited that never had a slot */
-	FP_DROP_NR = 8,
+	FP_DROP_RUNQ_SLOT_TAKEN = 8, /* a CPU's run-queue blame slot taken from a process charged < 30 s ago */
+	FP_DROP_NR = 9,
 };
 
 /* mm counters as the kernel numbers them (MM_FILEPAGES...). */
@@ -68,9 +69,13 @@ struct fp_proc {
 	__u64 forks;          /* child processes created */
 	__u64 execs;
 
-	/* block IO, attributed to the submitter */
-	__u64 io_read_bytes;
-	__u64 io_write_bytes;
+	/*
+	 * Block IO requests, attributed to the process that submitted them: for
+	 * buffered writes that is the flusher kernel thread, not the writer (the
+	 * bytes the process moved are io_read_bytes/io_write_bytes below).
+	 */
+	__u64 io_submit_read_bytes;
+	__u64 io_submit_write_bytes;
 	__u64 io_read_reqs;
 	__u64 io_write_reqs;
 	__u64 io_lat_ns;      /* sum over completed requests */
@@ -89,10 +94,75 @@ struct fp_proc {
 
 	__u32 runq_hist[FP_HIST_SLOTS];
 	__u32 io_lat_hist[FP_HIST_SLOTS];
+
+	/*
+	 * Storage IO charged to whoever caused it, as /proc/PID/io and iotop
+	 * charge it: the kernel's per-task IO accounting (task->ioac,
+	 * CONFIG_TASK_IO_ACCOUNTING), read per thread at switch-out, the clock
+	 * tick and exit. A buffered write counts when the page is dirtied, in the
+	 * writer; a read when its bio is submitted. Where the kernel has no task
+	 * IO accounting these are the submitter's bytes (io_submit_*).
+	 */
+	__u64 io_read_bytes;
+	__u64 io_write_bytes;
+	__u64 io_cancelled_write_bytes; /* dirtied, then truncated before writeback */
+	/* Throttled in dirty-page balancing (writeback:balance_dirty_pages pauses). */
+	__u64 dirty_throttle_ns;
+	__u64 dirty_throttles;
 };
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
 #define FP_PROC_KTHREAD (1u << 2)    /* a kernel thread */
+
+/*
+ * Run-queue blame (bpf/runq_blame.bpf.h): who held a CPU while others waited
+ * on it. At the switch that ends a wait of at least FP_RUNQ_BLAME_MIN_WAIT_NS,
+ * the wait is charged to the processes that ran on that CPU during it (the
+ * one switching out and the CPU's recent runners), and counted as the
+ * waiter's own wait there. Each CPU keeps its own table (one per-CPU array
+ * element, written only by that CPU, from sched_switch): cumulative counters
+ * of the processes involved in long waits on it lately. A full table gives
+ * the least recently charged slot to the newcomer.
+ */
+#define FP_RUNQ_BLAME_MIN_WAIT_NS 1000000ull /* shorter waits are neither charged nor counted */
+#define FP_RUNQ_RING 64                      /* runs remembered per CPU while others wait */
+#define FP_RUNQ_SLOTS 128                    /* processes per CPU table */
+#define FP_RUNQ_PROBES 8                     /* slots a process may be found in */
+#define FP_RUNQ_KEEP_NS 30000000000ull       /* a slot charged this recently is in use: taking it is a drop */
+
+struct fp_runq_slot {
+	__u32 tgid;             /* 0: free */
+	__u32 tid;              /* the thread that last held the CPU while others waited */
+	__u64 caused_ns;        /* others' waits on this CPU while it ran here */
+	__u64 waited_ns;        /* its own waits on this CPU */
+	__u64 waits;            /* how many waits waited_ns adds up */
+	__u64 touched_ns;       /* run-queue clock of its last charge */
+	/* tid's scheduling class as it held the CPU */
+	__u32 policy;           /* task->policy: SCHED_NORMAL 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6 */
+	__u32 rt_priority;      /* task->rt_priority (1..99 under FIFO/RR) */
+	__s32 static_prio;      /* task->static_prio (120 + nice) */
+	__u32 _pad0;
+};
+
+/* One run of a thread on the CPU while others waited. */
+struct fp_runq_run {
+	__u32 tgid;
+	__u32 tid;
+	__u64 start_ns;         /* run-queue clock at its arrival */
+	__u64 end_ns;           /* and at its switch-out */
+	__u32 policy;
+	__u32 rt_priority;
+	__s32 static_prio;
+	__u32 _pad0;
+};
+
+struct fp_runq_cpu {
+	__u64 unknown_ns;       /* waits charged to nobody: the ring did not reach back that far */
+	__u32 ring_head;        /* next run to write; the newest is ring_head - 1 */
+	__u32 _pad0;
+	struct fp_runq_run ring[FP_RUNQ_RING];
+	struct fp_runq_slot slot[FP_RUNQ_SLOTS];
+};
 
 /* Ring-buffer events. Every event starts with fp_event_hdr. */
 enum fp_event_type {
@@ -133,12 +203,26 @@ struct fp_signal_event {
 	__u32 _pad0;
 };
 
+/*
+ * The kernel names an OOM victim by the thread it marked, which is not the
+ * process's leader when the leader has exited (its mm is gone) or when the
+ * allocating thread itself was dying. hdr.tgid is the process; how the probe
+ * found it from the thread is in tgid_from.
+ */
+#define FP_OOM_TGID_UNRESOLVED 0 /* hdr.tgid is the thread id as given: userspace resolves it */
+#define FP_OOM_TGID_SAME 1       /* the thread is its process's leader (tid == tgid) */
+#define FP_OOM_TGID_CURRENT 2    /* the marked thread was the one allocating (current) */
+#define FP_OOM_TGID_SIGKILL 3    /* the SIGKILL the OOM killer sent it just before marking */
+#define FP_OOM_TGID_PROC 4       /* set by the loader for an unresolved one: /proc/TID/status */
+
 struct fp_oom_event {
 	struct fp_event_hdr hdr;
 	__u64 total_vm_kb;
 	__u64 anon_rss_kb;
 	__u64 file_rss_kb;
 	__u64 shmem_rss_kb;
+	__u32 tid;              /* the thread the kernel marked */
+	__u32 tgid_from;        /* FP_OOM_TGID_* */
 };
 
 struct fp_hang_event {
@@ -243,6 +327,22 @@ struct fp_thermal_event {
 };
 
 /*
+ * What the seeding passes found (bpf/seed.bpf.c), in the probe's .bss:
+ * cumulative over the passes (load, takeovers); the loader reads the
+ * difference a pass made.
+ */
+struct fp_seed_stats {
+	__u64 tasks;          /* tasks visited */
+	__u64 procs;          /* process slots created */
+	__u64 threads;        /* thread states created (their counters count from the pass) */
+	__u64 dstate;         /* uninterruptible sleeps seeded from their real start */
+	__u64 withdrawn;      /* sleeps that ended while being seeded (left to the hooks) */
+	__u64 exiting;        /* tasks skipped because they were exiting */
+	__u64 released;       /* slots given back: the process finished exiting meanwhile */
+	__u64 since_unknown;  /* sleeps whose start the scheduler did not record: counted from the pass */
+};
+
+/*
  * Layout pinned for both compilers: clang compiles these with the probe,
  * g++ with the loader, so a field moved on one side fails both builds.
  */
@@ -253,21 +353,24 @@ struct fp_thermal_event {
 #endif
 #define FP_OFFSETOF(type, field) __builtin_offsetof(type, field)
 
-FP_ABI_ASSERT(sizeof(struct fp_proc) == 544, "fp_proc size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 584, "fp_proc size");
 FP_ABI_ASSERT(sizeof(struct fp_proc) % 8 == 0, "fp_proc must stay 8-byte aligned in arrays");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, start_ns) == 16, "fp_proc.start_ns");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, cpu_ns) == 56, "fp_proc.cpu_ns");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, dstate_active) == 128, "fp_proc.dstate_active");
-FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 152, "fp_proc.io_read_bytes");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_submit_read_bytes) == 152, "fp_proc.io_submit_read_bytes");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, page_faults) == 208, "fp_proc.page_faults");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, rss_pages) == 232, "fp_proc.rss_pages");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 544, "fp_proc.io_read_bytes");
 FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
-FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 592, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 632, "fp_exit_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
-FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 72, "fp_oom_event size");
+FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_oom_event, tid) == 72, "fp_oom_event.tid");
+FP_ABI_ASSERT(sizeof(struct fp_seed_stats) == 64, "fp_seed_stats size");
 FP_ABI_ASSERT(sizeof(struct fp_hang_event) == 56, "fp_hang_event size");
 FP_ABI_ASSERT(sizeof(struct fp_mce_event) == 96, "fp_mce_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_mce_event, cpu) == 80, "fp_mce_event.cpu");
@@ -278,5 +381,8 @@ FP_ABI_ASSERT(sizeof(struct fp_disk_event) == 112, "fp_disk_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_disk_event, disk) == 80, "fp_disk_event.disk");
 FP_ABI_ASSERT(sizeof(struct fp_thermal_event) == 96, "fp_thermal_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_thermal_event, zone) == 64, "fp_thermal_event.zone");
+FP_ABI_ASSERT(sizeof(struct fp_runq_slot) == 56, "fp_runq_slot size");
+FP_ABI_ASSERT(sizeof(struct fp_runq_run) == 40, "fp_runq_run size");
+FP_ABI_ASSERT(sizeof(struct fp_runq_cpu) == 16 + 40 * FP_RUNQ_RING + 56 * FP_RUNQ_SLOTS, "fp_runq_cpu size");
 
 #endif /* FAULTPROBE_ABI_H */

@@ -1,11 +1,16 @@
 #include "probe_fixture.h"
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "../time_scale.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 
 #include <cstdio>
 #include <ctime>
@@ -109,6 +114,66 @@ int Child::wait() {
 }
 
 void Child::kill(int sig) { ::kill(pid_, sig); }
+
+bool on_block_device(const std::string& dir) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) != 0) return false;
+  struct statfs fs {};
+  if (statfs(dir.c_str(), &fs) != 0) return false;
+  return major(st.st_dev) != 0 && fs.f_type != TMPFS_MAGIC;
+}
+
+std::string io_dir() {
+  const char* env = std::getenv("FP_TEST_IO_DIR");
+  if (env && *env) return env;
+  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")})
+    if (on_block_device(d)) return d;
+  return std::filesystem::current_path().string();
+}
+
+namespace {
+bool controllers_have(const std::string& root, const std::string& c) {
+  std::ifstream in(root + "/cgroup.controllers");
+  std::string tok;
+  while (in >> tok)
+    if (tok == c) return true;
+  return false;
+}
+}  // namespace
+
+TestCgroup::TestCgroup(const std::string& controller, const std::string& name) : controller_(controller) {
+  namespace fs = std::filesystem;
+  if (fs::exists("/sys/fs/cgroup/cgroup.controllers") && controllers_have("/sys/fs/cgroup", controller)) {
+    dir_ = "/sys/fs/cgroup/" + name;
+    v2_ = true;
+  } else if (fs::exists("/sys/fs/cgroup/" + controller + "/cgroup.procs")) {
+    dir_ = "/sys/fs/cgroup/" + controller + "/" + name;
+  } else {
+    return;
+  }
+  std::error_code ec;
+  fs::create_directory(dir_, ec);
+  ok_ = fs::exists(dir_ + "/cgroup.procs", ec);
+}
+
+TestCgroup::~TestCgroup() {
+  if (!dir_.empty()) rmdir(dir_.c_str());
+}
+
+std::string TestCgroup::where() const { return dir_.empty() ? "(no " + controller_ + " controller)" : dir_; }
+
+bool TestCgroup::set(const std::string& v2_file, const std::string& v1_file, const std::string& value) {
+  return ok_ && write(v2_ ? v2_file : v1_file, value);
+}
+
+bool TestCgroup::add(pid_t pid) { return ok_ && write("cgroup.procs", std::to_string(pid)); }
+
+bool TestCgroup::write(const std::string& file, const std::string& value) {
+  std::ofstream out(dir_ + "/" + file);
+  out << value;
+  out.flush();
+  return bool(out);
+}
 
 void spin_for(std::chrono::nanoseconds d) {
   auto end = std::chrono::steady_clock::now() + d;

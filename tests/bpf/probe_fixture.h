@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
 #include <vector>
 #include <algorithm>
 #include <thread>
@@ -56,6 +57,34 @@ class Child {
   int go_fd_ = -1;
   bool reaped_ = false;
 };
+
+// A cgroup of our own for one controller, removed (when empty) at the end:
+// on the unified hierarchy where it offers the controller, else on v1
+// (/sys/fs/cgroup/<controller>). ok() says whether it exists.
+class TestCgroup {
+ public:
+  TestCgroup(const std::string& controller, const std::string& name);
+  ~TestCgroup();
+  TestCgroup(const TestCgroup&) = delete;
+  TestCgroup& operator=(const TestCgroup&) = delete;
+  bool ok() const { return ok_; }
+  bool v2() const { return v2_; }
+  std::string where() const;
+  // Writes a control file (v2's name, or v1's): false if it failed.
+  bool set(const std::string& v2_file, const std::string& v1_file, const std::string& value);
+  bool add(pid_t pid);
+
+ private:
+  bool write(const std::string& file, const std::string& value);
+  std::string dir_, controller_;
+  bool ok_ = false, v2_ = false;
+};
+
+// A directory on a real block device for the IO tests: FP_TEST_IO_DIR when
+// set, else the first of the working directory (the build tree), /var/tmp
+// and /root that is on one (tmpfs and overlay cannot take O_DIRECT to a disk).
+std::string io_dir();
+bool on_block_device(const std::string& dir);
 
 // Spins on the CPU for `d` of wall time.
 void spin_for(std::chrono::nanoseconds d);

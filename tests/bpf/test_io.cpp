@@ -1,11 +1,6 @@
-// Block IO family: bytes and latency charged to the submitting process.
+// Block IO family: requests, bytes and latency charged to the submitting process.
 #include <fcntl.h>
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/statfs.h>
 
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -15,30 +10,6 @@
 using namespace std::chrono_literals;
 using namespace fp;
 using namespace fp::test;
-
-namespace {
-
-// A directory on a real block device: FP_TEST_IO_DIR, else the working
-// directory (the build tree). tmpfs and overlay cannot take O_DIRECT to a disk.
-bool on_block_device(const std::string& dir) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0) return false;
-  struct statfs fs {};
-  if (statfs(dir.c_str(), &fs) != 0) return false;
-  return major(st.st_dev) != 0 && fs.f_type != TMPFS_MAGIC;
-}
-
-// FP_TEST_IO_DIR when set; else the first of the working directory (the
-// build tree), /var/tmp and /root that is on a real block device.
-std::string io_dir() {
-  const char* env = std::getenv("FP_TEST_IO_DIR");
-  if (env && *env) return env;
-  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")})
-    if (on_block_device(d)) return d;
-  return std::filesystem::current_path().string();
-}
-
-}  // namespace
 
 TEST(BlockIo, DirectWriteIsChargedToTheWriter) {
   probe();
@@ -66,7 +37,9 @@ TEST(BlockIo, DirectWriteIsChargedToTheWriter) {
   ASSERT_EQ(WEXITSTATUS(st), 0) << "writer failed (10 open, 11 alloc, 12 write)";
   auto ex = wait_exit(uint32_t(c.pid()), 3s);
   ASSERT_TRUE(ex);
+  // O_DIRECT: it caused the bytes (task IO accounting) and submitted them
   EXPECT_GE(ex->final.io_write_bytes, uint64_t(kTotal));
+  EXPECT_GE(ex->final.io_submit_write_bytes, uint64_t(kTotal));
   EXPECT_GE(ex->final.io_write_reqs, 32u / 2);  // 1 MiB writes may be split, never merged below 512K
   EXPECT_GT(ex->final.io_lat_ns, 0u);
   EXPECT_GT(ex->final.io_lat_max_ns, 0u);
@@ -119,5 +92,6 @@ TEST(BlockIo, DirectReadIsChargedToTheReader) {
   auto ex = wait_exit(uint32_t(c.pid()), 3s);
   ASSERT_TRUE(ex);
   EXPECT_GE(ex->final.io_read_bytes, uint64_t(kSize));
+  EXPECT_GE(ex->final.io_submit_read_bytes, uint64_t(kSize));
   EXPECT_GT(ex->final.io_read_reqs, 0u);
 }

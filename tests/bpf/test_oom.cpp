@@ -1,6 +1,12 @@
-// OOM: a child over its memory cgroup's limit is marked as the OOM victim.
+// OOM: a child over its memory cgroup's limit is marked as the OOM victim;
+// a victim the kernel names by a thread that is not its leader is reported
+// as its process.
 #include <sys/mman.h>
+#include <sys/syscall.h>
 
+#include <pthread.h>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -9,59 +15,13 @@
 using namespace std::chrono_literals;
 using namespace fp;
 using namespace fp::test;
-namespace fs = std::filesystem;
-
-namespace {
-
-// A memory cgroup of our own, v2 (memory.max) where the host has the memory
-// controller there, v1 (memory.limit_in_bytes) otherwise.
-class MemoryCgroup {
- public:
-  explicit MemoryCgroup(uint64_t limit) {
-    std::string name = "fp_test_oom_" + std::to_string(getpid());
-    if (fs::exists("/sys/fs/cgroup/cgroup.controllers") && controllers_have("/sys/fs/cgroup", "memory")) {
-      dir_ = "/sys/fs/cgroup/" + name;
-      limit_file_ = "memory.max";
-    } else if (fs::exists("/sys/fs/cgroup/memory/memory.limit_in_bytes")) {
-      dir_ = "/sys/fs/cgroup/memory/" + name;
-      limit_file_ = "memory.limit_in_bytes";
-    }
-    if (dir_.empty()) return;
-    fs::create_directory(dir_);
-    ok_ = write(limit_file_, std::to_string(limit));
-  }
-  ~MemoryCgroup() {
-    if (!dir_.empty()) rmdir(dir_.c_str());
-  }
-  bool ok() const { return ok_; }
-  std::string where() const { return dir_.empty() ? "(no memory controller)" : dir_; }
-  bool add(pid_t pid) { return write("cgroup.procs", std::to_string(pid)); }
-
- private:
-  static bool controllers_have(const std::string& root, const std::string& c) {
-    std::ifstream in(root + "/cgroup.controllers");
-    std::string tok;
-    while (in >> tok)
-      if (tok == c) return true;
-    return false;
-  }
-  bool write(const std::string& file, const std::string& v) {
-    std::ofstream out(dir_ + "/" + file);
-    out << v;
-    out.flush();
-    return bool(out);
-  }
-  std::string dir_, limit_file_;
-  bool ok_ = false;
-};
-
-}  // namespace
 
 TEST(Oom, ChildOverItsCgroupLimitIsTheVictim) {
   probe();
   reset_events();
-  MemoryCgroup cg(32u << 20);
-  ASSERT_TRUE(cg.ok()) << "cannot set up a memory cgroup at " << cg.where();
+  TestCgroup cg("memory", "fp_test_oom_" + std::to_string(getpid()));
+  ASSERT_TRUE(cg.set("memory.max", "memory.limit_in_bytes", std::to_string(32u << 20)))
+      << "cannot set up a memory cgroup at " << cg.where();
   Child c([] {
     constexpr size_t kSize = 256u << 20;
     char* m = static_cast<char*>(
@@ -94,4 +54,112 @@ TEST(Oom, ChildOverItsCgroupLimitIsTheVictim) {
       EXPECT_GT(o.anon_rss_kb + o.total_vm_kb, 0u);
     }
   }
+}
+
+namespace {
+
+// Touches `mib` MiB of fresh anonymous memory, page by page; `hold`: then waits forever.
+void* touch(size_t mib, bool hold) {
+  const size_t size = mib << 20;
+  char* m = static_cast<char*>(mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (m != MAP_FAILED)
+    for (size_t off = 0; off < size; off += 4096) m[off] = 1;
+  while (hold) pause();
+  return nullptr;
+}
+
+// The child's body: a second thread does the work while the main thread
+// exits by itself (SYS_exit ends one thread). The leader then has no mm, so
+// the OOM killer marks the worker thread, whose id is not the process's.
+int thread_only(void* (*work)(void*)) {
+  pthread_t t;
+  if (pthread_create(&t, nullptr, work, nullptr) != 0) return 10;
+  syscall(SYS_exit, 0);
+  return 0;
+}
+
+void* alloc_256(void*) { return touch(256, false); }
+
+// Set (in memory shared across fork) once the holder's 24 MiB are in.
+std::atomic<bool>* g_held = nullptr;
+void* hold_24(void*) {
+  touch(24, false);
+  g_held->store(true);
+  return touch(0, true);
+}
+
+// The first mark of the process (a victim that allocates while it dies is
+// marked again, by itself: then it is `current`).
+std::optional<OomRecord> oom_of(uint32_t tgid) {
+  std::optional<OomRecord> found;
+  wait_until(
+      [&] {
+        for (const auto& o : events().ooms)
+          if (o.victim.tgid == tgid && !found) found = o;
+        return found.has_value();
+      },
+      3s);
+  return found;
+}
+
+}  // namespace
+
+// The allocating thread itself is the victim: the kernel marks that thread.
+TEST(Oom, NonMainThreadThatAllocatesIsReportedAsItsProcess) {
+  probe();
+  reset_events();
+  TestCgroup cg("memory", "fp_test_oom_thread_" + std::to_string(getpid()));
+  ASSERT_TRUE(cg.set("memory.max", "memory.limit_in_bytes", std::to_string(32u << 20)))
+      << "cannot set up a memory cgroup at " << cg.where();
+  Child c([] { return thread_only(alloc_256); });
+  ASSERT_TRUE(cg.add(c.pid()));
+  const uint32_t pid = uint32_t(c.pid());
+  c.release();
+  int status = c.wait();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  auto o = oom_of(pid);
+  ASSERT_TRUE(o) << "no oom event naming the process " << pid;
+  EXPECT_NE(o->tid, pid) << "the kernel marked the leader: the test did not exercise a thread";
+  EXPECT_NE(o->tid, 0u);
+  EXPECT_NE(o->tgid_from, uint32_t(FP_OOM_TGID_UNRESOLVED));
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(o->victim.start_ns, ex->final.start_ns);
+  EXPECT_GE(ex->final.oom_victim, 1u) << "the process's slot carries the mark";
+}
+
+// The victim is not the allocator: a bigger process of the same cgroup whose
+// only thread is not its leader. Neither current nor its id name it; the
+// SIGKILL the killer sent it does.
+TEST(Oom, VictimThreadOfAnotherProcessIsReportedAsItsProcess) {
+  probe();
+  reset_events();
+  TestCgroup cg("memory", "fp_test_oom_other_" + std::to_string(getpid()));
+  ASSERT_TRUE(cg.set("memory.max", "memory.limit_in_bytes", std::to_string(32u << 20)))
+      << "cannot set up a memory cgroup at " << cg.where();
+  void* shm = mmap(nullptr, sizeof(std::atomic<bool>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shm, MAP_FAILED);
+  g_held = new (shm) std::atomic<bool>(false);
+  Child big([] { return thread_only(hold_24); });
+  ASSERT_TRUE(cg.add(big.pid()));
+  big.release();
+  const uint32_t big_pid = uint32_t(big.pid());
+  // its 24 MiB are in (and it allocates no more) before the allocator starts
+  ASSERT_TRUE(wait_until([&] { return g_held->load(); }, 5s)) << "the holder did not fill its memory";
+  Child small([] {
+    touch(12, false);
+    touch(12, false);
+    return 0;
+  });
+  ASSERT_TRUE(cg.add(small.pid()));
+  small.release();
+  int status = big.wait();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the holder was not killed: " << status;
+  auto o = oom_of(big_pid);
+  ASSERT_TRUE(o) << "no oom event naming the holder " << big_pid;
+  EXPECT_NE(o->tid, big_pid);
+  EXPECT_EQ(o->tgid_from, uint32_t(FP_OOM_TGID_SIGKILL)) << oom_tgid_from_name(o->tgid_from);
+  small.kill(SIGKILL);
+  small.wait();
+  munmap(shm, sizeof(std::atomic<bool>));
 }

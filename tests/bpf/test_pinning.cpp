@@ -8,7 +8,7 @@
 #include <fstream>
 #include <string>
 
-#include "probe/pin.h"
+#include "probe/loader/pin.h"
 #include "probe_fixture.h"
 
 using namespace std::chrono_literals;

@@ -13,23 +13,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 #include <httplib.h>
+
+#include "e2e_fixture.h"
 
 namespace fp::e2e {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A fresh private directory; never "/tmp" itself (it is removed afterwards).
 std::string make_temp_dir(const char* prefix) {
@@ -255,16 +249,7 @@ std::vector<nlohmann::json> PrivateRsyslog::records() const {
 std::optional<nlohmann::json> PrivateRsyslog::wait_record(const std::function<bool(const nlohmann::json&)>& pred,
                                                           std::chrono::milliseconds deadline) const {
   std::optional<nlohmann::json> found;
-  wait_until(
-      [&] {
-        for (auto& r : records())
-          if (pred(r)) {
-            found = r;
-            return true;
-          }
-        return false;
-      },
-      deadline);
+  wait_until([&] { return (found = first_match(records(), pred)).has_value(); }, deadline);
   return found;
 }
 

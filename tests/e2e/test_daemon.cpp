@@ -30,11 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-[rules.crash]
+// Crash faults clear after a second here, so that they resolve within a test.
+const std::string kDaemonBase = kBase + R"([rules.crash]
 clear = "1s"
 )";
 
@@ -42,33 +39,6 @@ size_t file_size(const std::string& p) {
   std::error_code ec;
   auto n = fs::file_size(p, ec);
   return ec ? 0 : size_t(n);
-}
-
-int connect_unix(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Reads until a newline or EOF/timeout.
-std::string read_line(int fd, std::chrono::milliseconds timeout) {
-  std::string buf;
-  auto end = std::chrono::steady_clock::now() + timeout;
-  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) continue;
-    char tmp[4096];
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n <= 0) break;
-    buf.append(tmp, size_t(n));
-  }
-  return buf;
 }
 
 uint64_t cpu_total_ns(const Daemon& d, uint32_t pid) {
@@ -84,7 +54,7 @@ TEST(Daemon, SyslogReceivesOpenActionResolve) {
   const std::string syslog = "/var/log/syslog";
   ASSERT_EQ(system("pgrep -x rsyslogd >/dev/null"), 0) << "rsyslogd is not running (scripts/start-services)";
   size_t from = file_size(syslog);
-  Daemon d(kBase + R"(
+  Daemon d(kDaemonBase + R"(
 [rules.cpu_runaway]
 for = "1s"
 clear = "1s"
@@ -97,18 +67,16 @@ cooldown = "60s"
   ASSERT_TRUE(d.ready());
   FaultGen g({"cpu", "--duration", "30s"});
   ASSERT_TRUE(g.started());
-  const std::string pid = "pid=" + std::to_string(g.culprit());
-  auto open = wait_syslog_line(syslog, "class=cpu_runaway", 15s, from);
+  // the culprit's lines: any other process of the host (a compiler) may run away too
+  const std::string pid = " pid=" + std::to_string(g.culprit()) + " ";
+  auto open = wait_syslog_line(syslog, {"class=cpu_runaway", pid}, 15s, from);
   ASSERT_TRUE(open) << d.log();
   EXPECT_NE(open->find("faultprobed"), std::string::npos) << *open;
-  EXPECT_NE(open->find(pid), std::string::npos) << *open;
   EXPECT_NE(open->find("rule=cpu_runaway"), std::string::npos) << *open;
-  auto action = wait_syslog_line(syslog, "action=throttle", 10s, from);
+  auto action = wait_syslog_line(syslog, {"action=throttle", pid}, 10s, from);
   ASSERT_TRUE(action) << describe(d.records());
-  EXPECT_NE(action->find(pid), std::string::npos) << *action;
-  auto resolved = wait_syslog_line(syslog, "resolved class=cpu_runaway", 20s, from);
+  auto resolved = wait_syslog_line(syslog, {"resolved class=cpu_runaway", pid}, 20s, from);
   ASSERT_TRUE(resolved) << describe(d.records());
-  EXPECT_NE(resolved->find(pid), std::string::npos) << *resolved;
 }
 
 // The same alerts forwarded as RFC 5424 to a collector over UDP and TCP; an
@@ -120,7 +88,7 @@ TEST(Daemon, SyslogForwardRfc5424) {
     uint16_t port = proto == "udp" ? collector.udp_port() : collector.tcp_port();
     size_t from = file_size(collector.output_file());
     std::string dir = temp_dir();
-    Daemon d2(kBase + R"(
+    Daemon d2(kDaemonBase + R"(
 [daemon]
 syslog_forward = ")" + proto + "://127.0.0.1:" + std::to_string(port) +
                   R"("
@@ -133,10 +101,12 @@ pin_dir = ""
     ASSERT_TRUE(d2.ready()) << proto;
     FaultGen g({"crash", "--signal", "SEGV", "--after", "200ms", "--duration", "2s"});
     ASSERT_TRUE(g.started());
-    auto line = wait_syslog_line(collector.output_file(), "faultprobe@32473", 10s, from);
+    // other crashes may be forwarded first (on some kernels `criu check`, run by the
+    // daemon's CRIU probe, crashes a child of its own): wait for the culprit's
+    const std::string culprit = "pid=\"" + std::to_string(g.culprit()) + "\"";
+    auto line = wait_syslog_line(collector.output_file(), {"faultprobe@32473", culprit}, 10s, from);
     ASSERT_TRUE(line) << proto << "\n" << d2.log();
     EXPECT_NE(line->find("class=\"crash\""), std::string::npos) << *line;
-    EXPECT_NE(line->find("pid=\"" + std::to_string(g.culprit()) + "\""), std::string::npos) << *line;
   }
 }
 
@@ -147,7 +117,7 @@ TEST(Daemon, UnreachableCollectorIsCountedLocalSyslogStillWorks) {
   size_t from = file_size(syslog);
   const uint16_t dead = free_port(SOCK_STREAM);
   std::string dir = temp_dir();
-  Daemon d(kBase + R"(
+  Daemon d(kDaemonBase + R"(
 [daemon]
 syslog_forward = "tcp://127.0.0.1:)" + std::to_string(dead) + R"("
 socket = ")" + dir + R"(/sock"
@@ -181,7 +151,7 @@ pin_dir = ""
 
 // status and events --follow against a running daemon, through the CLI.
 TEST(Daemon, StatusAndEventsFollow) {
-  Daemon d(kBase);
+  Daemon d(kDaemonBase);
   ASSERT_TRUE(d.ready());
   std::string out;
   ASSERT_EQ(run_capture({FP_FAULTPROBE_BIN, "status", "--json", "--socket", d.socket_path()}, &out, 10s), 0) << out;
@@ -190,6 +160,8 @@ TEST(Daemon, StatusAndEventsFollow) {
   EXPECT_TRUE(st.contains("hooks")) << out;
   EXPECT_TRUE(st.contains("criu")) << out;
   EXPECT_TRUE(st.contains("drops")) << out;
+  // this kernel keeps task IO accounting: IO bytes are charged to whoever caused them
+  EXPECT_EQ(st.value("io_bytes_from", ""), "task_io_accounting") << out;
   // The memory breakdown; only the slots read lately are mapped, not the whole array.
   ASSERT_TRUE(st.contains("memory")) << out;
   EXPECT_GT(st["memory"].value("rss_bytes", 0ull), 0u) << out;
@@ -239,7 +211,7 @@ TEST(Daemon, StatusAndEventsFollow) {
 // out with its final counters, and status counts the records received.
 TEST(Daemon, ExitsJsonHasCleanExitsWithCounters) {
   std::string exits = temp_dir() + "/exits.jsonl";
-  Daemon d(kBase, {"--exits-json", exits});
+  Daemon d(kDaemonBase, {"--exits-json", exits});
   ASSERT_TRUE(d.ready());
   pid_t k = fork();
   if (k == 0) {
@@ -282,7 +254,7 @@ TEST(Daemon, ExitsJsonHasCleanExitsWithCounters) {
 
 // The socket's abuse cases against the real daemon.
 TEST(Daemon, SocketAbuse) {
-  Daemon d(kBase);
+  Daemon d(kDaemonBase);
   ASSERT_TRUE(d.ready());
   struct stat st {};
   ASSERT_EQ(stat(d.socket_path().c_str(), &st), 0);
@@ -349,14 +321,14 @@ TEST(Daemon, SocketAbuse) {
 
 // A second instance refuses to start; a world-writable config is refused.
 TEST(Daemon, LockAndConfigPermissions) {
-  Daemon d(kBase);
+  Daemon d(kDaemonBase);
   ASSERT_TRUE(d.ready());
   std::string out;
   int rc = run_capture({FP_FAULTPROBED_BIN, "--foreground", "--config", d.config_path()}, &out, 20s);
   EXPECT_EQ(rc, 1);
   std::string dir = temp_dir();
   std::string cfg = dir + "/ww.toml";
-  std::ofstream(cfg) << kBase;
+  std::ofstream(cfg) << kDaemonBase;
   chmod(cfg.c_str(), 0666);
   std::string err;
   int fds[2];
@@ -379,7 +351,7 @@ TEST(Daemon, LockAndConfigPermissions) {
 // kill -9 of the daemon and a restart: the cumulative counters of a
 // long-running child keep growing from where they were.
 TEST(Daemon, KillNineThenRestartLosesNothing) {
-  Daemon d(kBase);
+  Daemon d(kDaemonBase);
   ASSERT_TRUE(d.ready());
   FaultGen g({"cpu", "--duration", "60s"});
   ASSERT_TRUE(g.started());
@@ -398,7 +370,7 @@ TEST(Daemon, KillNineThenRestartLosesNothing) {
 // A fault that is open when the daemon is killed stays open in the new one
 // (no second "fault" line, and it resolves later).
 TEST(Daemon, OpenFaultSurvivesRestart) {
-  Daemon d(kBase + R"(
+  Daemon d(kDaemonBase + R"(
 [rules.cpu_runaway]
 for = "1s"
 clear = "1s"
@@ -428,7 +400,7 @@ clear = "1s"
 // fault's counter.
 TEST(Daemon, PrometheusScrapesFaultCounter) {
   const std::string target = "127.0.0.1:" + std::to_string(free_port(SOCK_STREAM));
-  Daemon d("metrics_listen = \"" + target + "\"\n" + kBase);
+  Daemon d("metrics_listen = \"" + target + "\"\n" + kDaemonBase);
   ASSERT_TRUE(d.ready());
   PrivatePrometheus prom(target);
   ASSERT_TRUE(prom.ok()) << prom.log();
@@ -444,7 +416,7 @@ TEST(Daemon, PrometheusScrapesFaultCounter) {
 // hog's row with its fault class.
 TEST(Daemon, TopShowsHogWithFaultClass) {
   ASSERT_EQ(system("command -v tmux >/dev/null"), 0) << "tmux is needed (scripts/install-deps)";
-  Daemon d(kBase + R"(
+  Daemon d(kDaemonBase + R"(
 [rules.cpu_runaway]
 for = "1s"
 )");

@@ -1,15 +1,14 @@
 // One test per fault class this machine can produce: the daemon, on a config
 // with short hold times, must report the fault with faultgen's culprit pid,
 // and resolve it after the generator stops.
-#include <linux/magic.h>
 #include <signal.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "e2e_fixture.h"
+#include "services.h"
 
 using namespace std::chrono_literals;
 using namespace fp::e2e;
@@ -17,28 +16,10 @@ using nlohmann::json;
 
 namespace {
 
-// Short holds so that a test takes seconds; anomaly off (it needs minutes of baseline).
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-)";
-
-// As in the BPF tests: a directory on a real block device for O_DIRECT.
-std::string io_dir() {
-  const char* env = std::getenv("FP_TEST_IO_DIR");
-  if (env && *env) return env;
-  for (std::string d : {std::filesystem::current_path().string(), std::string("/var/tmp"), std::string("/root")}) {
-    struct statfs fs {};
-    if (statfs(d.c_str(), &fs) == 0 && fs.f_type != TMPFS_MAGIC && fs.f_type != OVERLAYFS_SUPER_MAGIC) return d;
-  }
-  return std::filesystem::current_path().string();
-}
-
-bool has_victim(const json& r, uint32_t pid) {
-  for (auto& v : r["victims"])
-    if (v.get<uint32_t>() == pid) return true;
-  return false;
+long read_long(const char* path) {
+  long v = 0;
+  std::ifstream(path) >> v;
+  return v;
 }
 
 }  // namespace
@@ -173,6 +154,59 @@ count = 10
   EXPECT_TRUE(has_victim(*f, g.victims()[0])) << f->dump();
   g.wait();
   EXPECT_TRUE(d.wait_resolved("runq_starvation", g.culprit(), 10s)) << describe(d.records());
+}
+
+// runq_starvation on real programs: a SCHED_FIFO spinner (chrt -f 10
+// taskset -c 1 python3) next to a CFS busy loop pinned to the same CPU. The
+// spinner waits too (RT throttling gives the CFS side 5 %): it must still be
+// the one named, with the victim listed, its policy and priority in the
+// evidence.
+//
+// DISABLED (round 5, open in issue 14 item 3): it passed on the h/F3 branch and
+// fails on main since F1's seeding and F3's run-queue blame were merged
+// together (no runq_starvation at all within 60 s; the faultgen variant above
+// and the BPF RunqBlame.* tests pass). Not yet understood: re-enable with the fix.
+TEST(E2E, DISABLED_RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
+  // RT throttling keeps CPU 1 alive for everything else while the spinner runs.
+  long runtime = read_long("/proc/sys/kernel/sched_rt_runtime_us");
+  ASSERT_TRUE(runtime >= 0 && runtime < read_long("/proc/sys/kernel/sched_rt_period_us"))
+      << "RT throttling is off: the spinner of this test could starve the machine";
+  ASSERT_GT(sysconf(_SC_NPROCESSORS_ONLN), 1) << "needs CPU 1";
+
+  Daemon d(kBase);  // the built-in rules
+  ASSERT_TRUE(d.ready()) << d.log();
+  const std::string dir = temp_dir();
+  ChildProcess victim({"/usr/bin/taskset", "-c", "1", "/usr/bin/python3", "-c", "while True: pass"},
+                      dir + "/victim.log");
+  // Bounded by itself too: 90 s at most, whatever happens to the test.
+  ChildProcess spinner({"/usr/bin/chrt", "-f", "10", "/usr/bin/taskset", "-c", "1", "/usr/bin/python3", "-c",
+                        "import time\nend = time.monotonic() + 90\nwhile time.monotonic() < end: pass"},
+                       dir + "/spinner.log");
+  const uint32_t vpid = uint32_t(victim.pid()), spid = uint32_t(spinner.pid());
+
+  auto f = d.wait_fault("runq_starvation", spid, 60s);
+  ASSERT_TRUE(f) << describe(d.records()) << slurp(dir + "/spinner.log");
+  EXPECT_TRUE(has_victim(*f, vpid)) << f->dump();
+  const json& ev = (*f)["evidence"];
+  EXPECT_EQ(ev["attribution"], "cpu_runners") << ev.dump();
+  EXPECT_EQ(ev["culprit"]["policy"], "SCHED_FIFO") << ev.dump();
+  EXPECT_EQ(ev["culprit"]["rt_priority"], 10) << ev.dump();
+  EXPECT_EQ(ev["culprit"]["cpu"], 1) << ev.dump();
+  EXPECT_GE(ev["culprit"]["share"].get<double>(), 0.5) << ev.dump();
+  bool listed = false;
+  for (const auto& v : ev["victims"]) {
+    if (v["pid"] != vpid) continue;
+    listed = true;
+    EXPECT_EQ(v["cpus"], json::array({1})) << v.dump();
+    EXPECT_EQ(v["runners"][0]["pid"], spid) << v.dump();
+  }
+  EXPECT_TRUE(listed) << ev.dump();
+
+  spinner.stop();
+  EXPECT_TRUE(d.wait_resolved("runq_starvation", spid, 60s)) << describe(d.records());
+  // The victim was never named for the spinner's waits.
+  for (const auto& r : d.records())
+    EXPECT_FALSE(r.value("class", "") == "runq_starvation" && r.value("pid", 0u) == vpid) << r.dump();
 }
 
 TEST(E2E, IoLatency) {

@@ -30,9 +30,11 @@ struct Load {
   uint64_t runq_waits = 0;       // run-queue waits per tick...
   uint64_t runq_wait_ns = 0;     // ...each this long
   uint64_t forks = 0;            // children forked per tick
-  uint64_t io_bytes = 0;         // bytes written per tick...
+  uint64_t io_bytes = 0;         // bytes written per tick (caused and submitted: direct IO)...
   uint64_t io_reqs = 0;          // ...in this many requests...
   uint64_t io_lat_ns = 0;        // ...each this slow
+  uint64_t dirtied_bytes = 0;    // written through the page cache per tick (caused, not submitted)
+  uint64_t flushed_bytes = 0;    // submitted for others per tick (a flusher: in io_reqs, not caused)
   int64_t rss_bytes = 0;         // RSS change per tick
   uint64_t reclaim_ns = 0;       // direct-reclaim stall per tick
   uint64_t page_faults = 0;      // per tick
@@ -76,7 +78,9 @@ class Sim {
     world.infos = &infos;
     world.host.ncpus = ncpus;
     world.host.page_size = kPage;
-    world.protected_comms = &protected_comms;
+    // Every process here runs the program it is named after (a trusted
+    // /usr/bin/<comm>): protected_comms protect by name, as on a real host.
+    world.protection = &protection;
     world.now_ns = now;
   }
 
@@ -111,6 +115,7 @@ class Sim {
   const std::vector<Finding>& tick() {
     now += tick_ns_;
     world.now_ns = now;
+    if (protection.entries() != protected_comms) protection.set_entries(protected_comms);
     findings.clear();
     for (auto it = procs_.begin(); it != procs_.end();) {
       Proc& pr = it->second;
@@ -156,7 +161,12 @@ class Sim {
   uint64_t now = 1000 * kSec;
   ProcessTable table{kPage};
   FakeInfos infos;
-  std::vector<std::string> protected_comms;
+  std::vector<std::string> protected_comms;  // copied into `protection` at every tick
+  Protection protection{{}, [this](const ProcKey& k) -> std::optional<ExeIdentity> {
+                          const ProcState* s = table.find(k);
+                          if (s == nullptr) return std::nullopt;
+                          return ExeIdentity{"/usr/bin/" + s->comm, true};
+                        }};
   World world;
   std::vector<Finding> findings;  // of the last tick
   std::map<uint32_t, Seen> seen;  // findings per culprit pid since the last clear
@@ -184,7 +194,8 @@ class Sim {
       p.runq_wait_max_ns = std::max<uint64_t>(p.runq_wait_max_ns, l.runq_wait_ns);
     }
     p.forks += l.forks;
-    p.io_write_bytes += l.io_bytes;
+    p.io_write_bytes += l.io_bytes + l.dirtied_bytes;
+    p.io_submit_write_bytes += l.io_bytes + l.flushed_bytes;
     p.io_write_reqs += l.io_reqs;
     p.io_lat_ns += l.io_reqs * l.io_lat_ns;
     if (l.io_reqs > 0) {

@@ -350,13 +350,13 @@ TEST(ConfigErrors, TomlSyntax) {
 TEST(ConfigErrors, UnknownKeyInOverride) {
   EXPECT_EQ(error_of("# faultprobe\n[rules.cpu_runaway]\ntreshold = 0.5\n", "x.toml"),
             "x.toml:3:1: unknown key \"treshold\" in [rules.cpu_runaway]; expected one of: enabled, severity, "
-            "threshold, resolve, for, window, clear, count, match");
+            "threshold, resolve, for, window, clear, count, horizon, match");
 }
 
 TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
   EXPECT_EQ(error_of("[[rule]]\nname = \"a\"\nclass = \"hang\"\n  limit = 3\n"),
             "t.toml:4:3: unknown key \"limit\" in [[rule]] \"a\"; expected one of: name, class, enabled, severity, "
-            "threshold, resolve, for, window, clear, count, match");
+            "threshold, resolve, for, window, clear, count, horizon, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
             "unit, uid, service");
@@ -633,6 +633,29 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;
   for (FaultClass c : kAllFaultClasses) EXPECT_NE(out.find(fault_class_name(c)), std::string::npos);
+}
+
+TEST_F(ConfigFiles, CheckConfigShowsPoliciesAndWhetherTheyCoverUserUnits) {
+  std::string path = write("p.toml", "[[policy]]\nname = \"mine\"\nmatch = { unit = \"foo.service\" }\n"
+                                     "user_units = true\non.hang = [\"restart\", \"kill\"]\n"
+                                     "[[policy]]\nname = \"sys\"\nmatch = { unit = \"foo.service\" }\n"
+                                     "on.hang = [\"restart\"]\n");
+  testing::internal::CaptureStdout();
+  ASSERT_EQ(run_check_config(path, true), 0);
+  auto j = nlohmann::json::parse(testing::internal::GetCapturedStdout(), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  ASSERT_EQ(j["policies"].size(), 2u);
+  EXPECT_EQ(j["policies"][0]["name"], "mine");
+  EXPECT_EQ(j["policies"][0]["match"], (nlohmann::json{{"unit", "foo.service"}}));
+  EXPECT_EQ(j["policies"][0]["user_units"], true);
+  EXPECT_EQ(j["policies"][0]["on"]["hang"], (nlohmann::json{"restart", "kill"}));
+  EXPECT_EQ(j["policies"][1]["user_units"], false);
+  testing::internal::CaptureStdout();
+  ASSERT_EQ(run_check_config(path, false), 0);
+  std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_NE(out.find("policy mine: match unit=foo.service, user units too"), std::string::npos) << out;
+  EXPECT_NE(out.find("policy sys: match unit=foo.service, system units only"), std::string::npos) << out;
+  EXPECT_NE(out.find("  hang: restart > kill"), std::string::npos) << out;
 }
 
 TEST_F(ConfigFiles, CheckConfigBadFile) {

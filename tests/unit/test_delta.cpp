@@ -68,6 +68,11 @@ void fill_counters(fp_proc& p, uint64_t k) {
   p.reclaims = 18 * k;
   p.oom_victim = 19 * k;
   p.fatal_signals = 20 * k;
+  p.io_submit_read_bytes = 21 * k;
+  p.io_submit_write_bytes = 22 * k;
+  p.io_cancelled_write_bytes = 23 * k;
+  p.dirty_throttle_ns = 24 * k;
+  p.dirty_throttles = 25 * k;
 }
 
 void expect_counters(const ProcDelta& d, uint64_t k) {
@@ -88,6 +93,11 @@ void expect_counters(const ProcDelta& d, uint64_t k) {
   EXPECT_EQ(d.io_errors, 15 * k);
   EXPECT_EQ(d.page_faults, 16 * k);
   EXPECT_EQ(d.reclaim_ns, 17 * k);
+  EXPECT_EQ(d.io_submit_read_bytes, 21 * k);
+  EXPECT_EQ(d.io_submit_write_bytes, 22 * k);
+  EXPECT_EQ(d.io_cancelled_write_bytes, 23 * k);
+  EXPECT_EQ(d.dirty_throttle_ns, 24 * k);
+  EXPECT_EQ(d.dirty_throttles, 25 * k);
   EXPECT_EQ(d.reclaims, 18 * k);
   EXPECT_EQ(d.oom_victim, 19 * k);
   EXPECT_EQ(d.fatal_signals, 20 * k);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 #include "synthetic.h"
@@ -59,7 +60,14 @@ struct Rig {
   std::map<ProcKey, size_t> slot_of;
   std::vector<size_t> freed;  // slots to report as changed (now free) at the next tick
 
-  explicit Rig(Config c = config()) : engine(std::move(c), HostInfo{4, 8ull << 30, 4096}, infos, kSelf) {}
+  explicit Rig(Config c = config()) : engine(std::move(c), HostInfo{4, 8ull << 30, 4096}, infos, kSelf) {
+    // Every process runs the program it is named after (a trusted /usr/bin/<comm>).
+    engine.set_exe_lookup([this](const ProcKey& k) -> std::optional<ExeIdentity> {
+      const ProcState* s = engine.table().find(k);
+      if (s == nullptr) return std::nullopt;
+      return ExeIdentity{"/usr/bin/" + s->comm, true};
+    });
+  }
 
   size_t slot_for(const ProcKey& k) {
     auto it = slot_of.find(k);
@@ -167,11 +175,41 @@ TEST(Engine, NeverBlamesInitSelfKernelThreadsOrProtected) {
     p.io_errors = 3;
   }
   EXPECT_EQ(rig.ticks(300, all), 0u);
+  // Gone, a process named like a protected one cannot show that it ran that
+  // program (a renamed crasher would hide behind the name): its crash is
+  // reported and says so. The others stay out.
   EventBatch ev;
   for (const fp_proc& p : all) ev.exits.push_back(exit_of(p, rig.now, SIGSEGV | 0x80u));
-  EXPECT_TRUE(rig.tick({}, ev).empty());
-  EXPECT_EQ(rig.ticks(100), 0u);
-  EXPECT_TRUE(rig.all.empty());
+  auto crash = rig.tick({}, ev);
+  ASSERT_EQ(crash.size(), 1u);
+  EXPECT_EQ(crash[0].culprit.tgid, 60u);
+  EXPECT_NE(crash[0].evidence.value("not_protected", "").find("cannot be checked"), std::string::npos)
+      << crash[0].evidence.dump();
+  rig.ticks(100);
+  for (const auto& r : rig.all) EXPECT_EQ(r.culprit.tgid, 60u);
+}
+
+// Issue 15 item 8: a live process named like a protected one, whose
+// executable is not that program's, is blamed like any other.
+TEST(Engine, ANameAloneDoesNotProtect) {
+  Rig rig;
+  rig.engine.set_exe_lookup([](const ProcKey& k) -> std::optional<ExeIdentity> {
+    if (k.tgid == 61) return ExeIdentity{"/tmp/x/sshd", false};  // a copy where anyone writes
+    if (k.tgid == 62) return ExeIdentity{"/usr/bin/python3.11", true};  // renamed itself (prctl)
+    return ExeIdentity{"/usr/sbin/sshd", true};
+  });
+  std::vector<fp_proc> all{proc(60, 1, "sshd"), proc(61, 1, "sshd"), proc(62, 1, "sshd")};
+  rig.tick(all);
+  for (fp_proc& p : all) p.dstate_since_ns = rig.now - 60 * kSec;
+  rig.ticks(10, all);
+  std::set<uint32_t> hung;
+  for (const auto& r : rig.all)
+    if (r.cls == FaultClass::Hang) {
+      hung.insert(r.culprit.tgid);
+      EXPECT_NE(r.evidence.value("not_protected", "").find("is not that program"), std::string::npos)
+          << r.evidence.dump();
+    }
+  EXPECT_EQ(hung, (std::set<uint32_t>{61, 62}));
 }
 
 TEST(Engine, ReloadKeepsFaultsOfRulesThatStay) {

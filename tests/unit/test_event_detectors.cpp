@@ -41,7 +41,15 @@ struct Bench {
   ProcessTable table;
   FakeInfos infos;
   EventBatch events;
-  std::vector<std::string> protected_comms{"sshd"};
+  // Every process runs the program it is named after (a trusted
+  // /usr/bin/<comm>); a test overrides exe_of for a pretender.
+  std::function<std::optional<ExeIdentity>(const ProcKey&)> exe_of = [this](const ProcKey& k)
+      -> std::optional<ExeIdentity> {
+    const ProcState* s = table.find(k);
+    if (s == nullptr) return std::nullopt;
+    return ExeIdentity{"/usr/bin/" + s->comm, true};
+  };
+  Protection protection{{"sshd"}, [this](const ProcKey& k) { return exe_of(k); }};
   uint64_t now = kT0;
 
   World world() {
@@ -52,7 +60,7 @@ struct Bench {
     w.events = &events;
     w.infos = &infos;
     w.self_tgid = kSelf;
-    w.protected_comms = &protected_comms;
+    w.protection = &protection;
     return w;
   }
   // Runs one tick of `d`: feeds the updates and exits to the table first, as the engine does.
@@ -118,10 +126,16 @@ TEST(CrashDetector, NeverBlamesProtectedProcesses) {
   auto d = make_crash(rule(FaultClass::Crash, "crash"));
   fp_proc kthread = proc(50, 1, "kworker/0:1");
   kthread.flags |= FP_PROC_KTHREAD;
-  for (const fp_proc& p : {proc(1, 1, "systemd"), proc(kSelf, 1, "faultprobed"), kthread, proc(60, 1, "sshd")}) {
+  for (const fp_proc& p : {proc(1, 1, "systemd"), proc(kSelf, 1, "faultprobed"), kthread}) {
     b.events.exits.push_back(exit_of(p, b.now, by_signal(SIGSEGV)));
   }
   EXPECT_TRUE(b.tick(*d).empty());
+  // A name in protected_comms is no shield once the process is gone: its
+  // executable cannot be checked, so its crash is reported.
+  b.events.exits.push_back(exit_of(proc(60, 1, "sshd"), b.now, by_signal(SIGSEGV)));
+  auto out = b.tick(*d);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].culprit.tgid, 60u);
 }
 
 TEST(CrashDetector, RespectsTheRuleMatch) {
@@ -175,6 +189,19 @@ TEST(RuleMatches, EveryFieldThatIsSet) {
   RuleConfig comm_only;
   comm_only.match.comm = "nginx";
   EXPECT_TRUE(rule_matches(comm_only, unknown, w));
+}
+
+TEST(RuleMatches, AUnitGlobNamesSystemUnitsOnly) {
+  // A user can call a group of their own tree "nginx.service".
+  Bench b;
+  b.infos.set(100, "nginx", "/usr/sbin/nginx",
+              "/user.slice/user-1000.slice/user@1000.service/app.slice/nginx.service", 1000);
+  b.table.update(b.now, proc(100, 1, "nginx"));
+  RuleConfig r;
+  r.match.unit = "nginx.service";
+  EXPECT_FALSE(rule_matches(r, *b.table.find_pid(100), b.world()));
+  r.match.unit = "*";
+  EXPECT_FALSE(rule_matches(r, *b.table.find_pid(100), b.world()));
 }
 
 TEST(MayBlame, ProtectedProcesses) {
@@ -256,6 +283,27 @@ TEST(OomKillDetector, VictimEvent) {
   EXPECT_EQ(out[0].evidence["total_vm_kb"], 8'000'000);
   EXPECT_EQ(out[0].evidence["anon_rss_kb"], 7'000'000);
   EXPECT_TRUE(b.tick(*d).empty());
+}
+
+// The kernel marked a thread that is not the leader: the process is the
+// culprit, the thread and how it was mapped are in the evidence.
+TEST(OomKillDetector, ThreadVictimIsItsProcess) {
+  Bench b;
+  auto d = make_oom_kill(rule(FaultClass::OomKill, "oom_kill"));
+  fp_proc p = proc(100, 1, "worker-pool");
+  b.tick(*d, {p});
+  OomRecord o;
+  o.ts_ns = b.now;
+  o.victim = key_of(p);
+  o.comm = "worker-pool";
+  o.tid = 107;
+  o.tgid_from = FP_OOM_TGID_SIGKILL;
+  b.events.ooms.push_back(o);
+  auto out = b.tick(*d, {p});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].culprit, key_of(p));
+  EXPECT_EQ(out[0].evidence["tid"], 107);
+  EXPECT_EQ(out[0].evidence["tgid_from"], "sigkill");
 }
 
 TEST(OomKillDetector, CounterWhenTheEventWasDropped) {

@@ -51,6 +51,19 @@ TEST(FaultJson, FaultLine) {
   EXPECT_EQ(j.dump().find('\n'), std::string::npos);  // one line
 }
 
+TEST(FaultJson, AUserUnitSaysWhoseManagerItIs) {
+  FaultRecord r = record();
+  r.cgroup = "/user.slice/user-1000.slice/user@1000.service/app.slice/server.service";
+  r.unit_user = 1000;
+  auto j = fault_to_json(r, kWall);
+  EXPECT_EQ(j["unit"], "server.service");
+  EXPECT_EQ(j["unit_user"], 1000);
+  auto back = fault_state_from_json(fault_state_to_json(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->unit_user, 1000u);
+  EXPECT_FALSE(fault_state_from_json(fault_state_to_json(record()))->unit_user);
+}
+
 TEST(FaultJson, ResolvedLineHasDuration) {
   FaultRecord r = record();
   r.kind = FaultRecord::Kind::Resolved;

@@ -21,6 +21,7 @@
 #include "detect/fork_lineage.h"
 #include "detect/tracker.h"
 #include "detect_sim.h"
+#include "fake_cgroupfs.h"
 #include "fake_tree.h"
 #include "../time_scale.h"
 
@@ -309,30 +310,52 @@ TEST(ForkLineage, TheGroupIsBelowTheQualifiedNotTheLaunchers) {
   EXPECT_EQ(g.generations, 2u);
 }
 
-// ---- a group throttle (cgroup v1 on a fake tree) ----
+// ---- a group throttle (cgroup v1 on a fake cgroupfs) ----
 
-// Every member goes into the one group named after the fault's culprit; the
-// culprit itself has exited (its group lives on while members are in it),
-// so the original cgroup is read from a live member.
-TEST(GroupThrottle, EveryMemberInOneGroupNamedAfterTheCulprit) {
+// The culprit is throttled as any process (a bomb shares its cgroup: a new
+// child of it), and the other members join it there; release puts all of
+// them back.
+TEST(GroupThrottle, TheOtherMembersJoinTheCulpritsPlace) {
   test::FakeTree t;
-  t.put("cg/pids/cgroup.procs", "");
-  t.put("cg/pids/bomb/cgroup.procs", "");
-  t.put("proc/201/cgroup", "5:pids:/bomb\n0::/\n");
-  CgroupV1Throttle b({{"pids", t.path("cg/pids")}}, t.path("proc"));
-  const ProcKey culprit{200, 7};  // gone
+  for (const char* r : {"cpu", "memory", "blkio", "pids"}) t.put(std::string(r) + "/cgroup.procs", "");
+  t.put("pids/bomb/cgroup.procs", "200\n201\n202\n203\n");
+  t.put("pids/bomb/pids.max", "max\n");
+  t.put("proc/200/cgroup", "5:pids:/bomb\n4:blkio:/\n3:memory:/\n2:cpu,cpuacct:/\n0::/\n");
+  test::FakeCgroupFs fs({t.path("cpu"), t.path("memory"), t.path("blkio"), t.path("pids")}, {});
+  const std::map<std::string, std::string> v1{{"cpu", t.path("cpu")},
+                                              {"memory", t.path("memory")},
+                                              {"blkio", t.path("blkio")},
+                                              {"pids", t.path("pids")}};
+  CgroupV1Throttle b(v1, CgroupThrottleEnv{t.path("proc"), "", &fs});
+  const ProcKey culprit{200, 7};
   ThrottleLimits l;
   l.pids = 16;
-  auto r = b.throttle_group(culprit, 201, {201, 202, 203}, l);
+  auto th = b.throttle(culprit, l);
+  ASSERT_TRUE(th.ok()) << th.error().message;
+  fs.dead.insert(203);  // exited meanwhile
+  auto r = b.add_members(culprit, {200, 201, 202, 203});
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_NE(r->find("3 member(s) of the group moved in"), std::string::npos) << *r;
-  EXPECT_EQ(t.get("cg/pids/faultprobe/p200-7/pids.max"), "16");
-  EXPECT_EQ(t.get("cg/pids/faultprobe/p200-7/cgroup.procs"), "203");  // a fake tree keeps the last write
-  EXPECT_TRUE(b.throttled(culprit));
+  EXPECT_NE(r->find("2 other member(s) of the group moved in, 1 had exited"), std::string::npos) << *r;
+  const std::string own = "pids/bomb/faultprobe-p200-7";
+  EXPECT_EQ(t.get(own + "/pids.max"), "16");
+  auto in = fs.members(t.path(own));
+  EXPECT_EQ(std::set<pid_t>(in.begin(), in.end()), (std::set<pid_t>{200, 201, 202}));
   EXPECT_TRUE(b.members_left(culprit));
   ASSERT_TRUE(b.release(culprit).ok());
-  EXPECT_EQ(t.get("cg/pids/bomb/cgroup.procs"), "203");  // back where the live member was
+  in = fs.members(t.path("pids/bomb"));
+  EXPECT_TRUE(std::set<pid_t>(in.begin(), in.end()).count(202));
   EXPECT_FALSE(b.members_left(culprit));
+}
+
+TEST(GroupThrottle, AddingToAProcessNotThrottledFails) {
+  test::FakeTree t;
+  t.put("pids/cgroup.procs", "");
+  test::FakeCgroupFs fs({t.path("pids")}, {});
+  const std::map<std::string, std::string> v1{{"pids", t.path("pids")}};
+  CgroupV1Throttle b(v1, CgroupThrottleEnv{t.path("proc"), "", &fs});
+  auto r = b.add_members(ProcKey{1, 1}, {2});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ENOENT);
 }
 
 // ---- a real group: shell "walkers" that keep forking and reparenting ----

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "detect/rate_window.h"
+#include "event_payload.h"
 #include "fake_tree.h"
 #include "faultprobe/abi.h"
 #include "probe/hw_decode.h"
@@ -15,14 +16,7 @@
 namespace fp {
 namespace {
 
-void hdr(fp_event_hdr& h, uint32_t type, uint32_t tgid = 0, uint64_t start = 0, const char* comm = "") {
-  std::memset(&h, 0, sizeof h);
-  h.type = type;
-  h.tgid = tgid;
-  h.ts_ns = 5'000'000'000ull;
-  h.start_ns = start;
-  std::strncpy(h.comm, comm, FP_COMM_LEN - 1);
-}
+using test::hdr;
 
 template <typename T>
 HwEvent decode_one(const T& ev) {

@@ -11,24 +11,15 @@
 
 #include "detect/detectors.h"
 #include "detect_sim.h"
+#include "threshold_rules.h"
 
 namespace fp {
 namespace {
 
 using namespace std::chrono_literals;
 using sim::Load;
+using sim::rule;
 using sim::Sim;
-
-RuleConfig rule(FaultClass cls, double threshold, double resolve, std::chrono::nanoseconds window,
-                uint32_t count = 0) {
-  RuleConfig r;
-  r.cls = cls;
-  r.threshold = threshold;
-  r.resolve = resolve;
-  r.window = window;
-  r.count = count;
-  return r;
-}
 
 std::vector<RuleConfig> all_rules() {
   return {rule(FaultClass::CpuRunaway, 0.9, 0.5, 1s),      rule(FaultClass::RunqStarvation, 100, 50, 10s, 20),

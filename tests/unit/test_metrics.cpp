@@ -204,13 +204,14 @@ TEST(Metrics, ParsesAndCarriesTheCounters) {
   EXPECT_EQ(p.find("faultprobe_host_cpu_busy_ratio", {})->value, "0.55");
   EXPECT_EQ(p.find("faultprobe_host_memory_available_bytes", {})->value, "1000000");
 
-  // Per-process: pid and comm only (state adds state); escaping round-trips.
+  // Per-process: pid and comm only (state adds state); escaping round-trips
+  // to the escape_text() form (util/text.h), which has no newline left.
   const Sample* cpu = p.find("faultprobe_process_cpu_ratio", {{"pid", "4242"}});
   ASSERT_NE(cpu, nullptr);
   EXPECT_EQ(cpu->labels.size(), 2u);
-  EXPECT_EQ(cpu->labels.at("comm"), "burn \"cpu\"\\x\ny");
+  EXPECT_EQ(cpu->labels.at("comm"), "burn \"cpu\"\\x\\x0ay");
   EXPECT_EQ(cpu->value, "0.98");
-  EXPECT_NE(text.find(R"(comm="burn \"cpu\"\\x\ny")"), std::string::npos);
+  EXPECT_NE(text.find(R"(comm="burn \"cpu\"\\x\\x0ay")"), std::string::npos);
   EXPECT_EQ(p.find("faultprobe_process_rss_bytes", {{"pid", "1"}})->value, "5000000");
   EXPECT_EQ(p.find("faultprobe_process_state", {{"pid", "4242"}})->labels.at("state"), "cpu_runaway");
   EXPECT_EQ(p.find("faultprobe_process_state", {{"pid", "1"}})->labels.at("state"), "ok");
@@ -237,7 +238,8 @@ TEST(Metrics, TopNBoundsThePerProcessSeries) {
   EXPECT_LE(exported, 6 * n);  // five rankings + faulted processes
   for (const char* f : {"faultprobe_process_rss_bytes", "faultprobe_process_io_read_bytes_per_second",
                         "faultprobe_process_io_write_bytes_per_second", "faultprobe_process_runq_wait_p99_seconds",
-                        "faultprobe_process_page_faults_per_second", "faultprobe_process_state"})
+                        "faultprobe_process_page_faults_per_second", "faultprobe_process_dirty_throttle_ratio",
+                        "faultprobe_process_state"})
     EXPECT_EQ(p.count(f), exported) << f;
   // The top of each ranking is there.
   EXPECT_NE(p.find("faultprobe_process_cpu_ratio", {{"pid", "1999"}}), nullptr);  // most CPU
@@ -250,10 +252,13 @@ TEST(Metrics, TopNBoundsThePerProcessSeries) {
 }
 
 TEST(Metrics, LabelEscapingAndInvalidUtf8) {
-  EXPECT_EQ(prom_escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+  // escape_text() first (a newline is \x0a, invalid UTF-8 \xHH: the same
+  // text as the event stream's), then the format's '\\' and '"'.
+  EXPECT_EQ(prom_escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\\\x0ad");
   EXPECT_EQ(prom_escape_label("größe"), "größe");
-  EXPECT_EQ(prom_escape_label(std::string("x\xff", 2)), "x\xEF\xBF\xBD");
-  EXPECT_EQ(prom_escape_label(std::string("\xc3", 1)), "\xEF\xBF\xBD");  // truncated sequence
+  EXPECT_EQ(prom_escape_label(std::string("x\xff", 2)), "x\\\\xff");
+  EXPECT_EQ(prom_escape_label(std::string("\xc3", 1)), "\\\\xc3");  // truncated sequence
+  EXPECT_EQ(prom_escape_label("\x1b[2J"), "\\\\x1b[2J");
 }
 
 TEST(Metrics, ListenAddress) {

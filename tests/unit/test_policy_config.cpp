@@ -369,7 +369,7 @@ TEST(PolicyConfigErrors, Policy) {
             "t.toml:3:9: \"match\" must be a table such as { comm = \"nginx*\", uid = 1000 } (got \"x\")");
   EXPECT_EQ(error_of("[[policy]]\nname = \"a\"\nmatch = { comm = \"x\" }\nretries = 3\n"),
             "t.toml:4:1: unknown key \"retries\" in [[policy]] \"a\"; expected one of: name, match, on, cooldown, "
-            "recovery_window, budget, dry_run");
+            "recovery_window, budget, dry_run, user_units");
   EXPECT_EQ(error_of("[policy]\nname = \"a\"\n"),
             "t.toml:1:1: \"policy\" must be an array of tables: write [[policy]], one per policy");
   EXPECT_EQ(error_of("policy = 3\n"),

@@ -231,6 +231,50 @@ TEST_F(FakeProc, PruneDropsEntriesNotAskedForSinceThePreviousPrune) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+// Issue 15 item 7: what a process chooses (a 1 MiB command line, thousands
+// of processes with long paths) cannot grow the cache past its byte bound.
+TEST_F(FakeProc, BoundedInBytesWithCountedDrops) {
+  const std::string huge(1 << 20, 'a');
+  for (uint32_t pid = 1; pid <= 20; ++pid)
+    add_process(pid, "p" + std::to_string(pid), "/bin/p", huge + "\0x\0"s, "0::/u\n", 1, 1);
+  ProcInfoCacheOptions opts;
+  opts.max_cmdline_bytes = 100;
+  ProcInfo probe_entry;
+  probe_entry.comm = "p10";
+  probe_entry.exe = "/bin/p";
+  probe_entry.cmdline = std::string(100, 'a');
+  probe_entry.cgroup = "/u";
+  opts.max_bytes = 5 * ProcInfoCache::entry_bytes(probe_entry) + 10;
+  ProcInfoCache cache(root_.string(), opts);
+  for (uint32_t pid = 1; pid <= 20; ++pid) {
+    const ProcInfo& info = cache.get({pid, 1});
+    EXPECT_EQ(info.cmdline, std::string(100, 'a'));
+    EXPECT_TRUE(info.cmdline_truncated);
+  }
+  auto st = cache.stats();
+  EXPECT_LE(st.bytes, opts.max_bytes);
+  EXPECT_EQ(st.entries, cache.size());
+  EXPECT_LE(st.entries, 5u);
+  EXPECT_GE(st.entries, 4u);
+  EXPECT_EQ(st.evicted, 20u - st.entries);
+  EXPECT_EQ(st.cmdline_truncated, 20u);
+  // The newest stay; an evicted one is read again when asked for.
+  EXPECT_EQ(cache.get({20, 1}).comm, "p20");
+  EXPECT_EQ(cache.stats().evicted, st.evicted);
+  EXPECT_EQ(cache.get({1, 1}).comm, "p1");
+  EXPECT_EQ(cache.stats().evicted, st.evicted + 1);
+  // A prune gives back the bytes of what was dropped.
+  cache.prune();
+  cache.prune();
+  EXPECT_EQ(cache.stats().bytes, 0u);
+  EXPECT_EQ(cache.size(), 0u);
+  // No command line read at all when the reader wants none.
+  ProcInfoCache none(root_.string(), ProcInfoCacheOptions{0, size_t(1) << 20});
+  EXPECT_EQ(none.get({3, 1}).cmdline, "");
+  EXPECT_FALSE(none.get({3, 1}).cmdline_truncated);
+}
+
+// Under the byte bound nothing is evicted: a reference outlives other insertions.
 TEST_F(FakeProc, ReferencesSurviveOtherInsertions) {
   add_process(800, "keep", "/bin/keep", "keep\0"s, "0::/\n", 1, 1);
   ProcInfoCache cache(root_.string());

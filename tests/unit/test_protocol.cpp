@@ -126,10 +126,11 @@ TEST(Protocol, ErrorReply) {
   EXPECT_EQ(r.find('\n'), r.size() - 1);  // one line whatever the message holds
   auto j = nlohmann::json::parse(r);
   EXPECT_EQ(j["ok"], false);
-  EXPECT_EQ(j["error"], "bad \"thing\"\n");
-  // Not UTF-8: replaced, not thrown.
+  EXPECT_EQ(j["error"], "bad \"thing\"\\x0a");
+  // Not UTF-8: escaped (util/text.h), not thrown.
   auto j2 = nlohmann::json::parse(error_reply("comm \xff\xfe"));
   EXPECT_EQ(j2["ok"], false);
+  EXPECT_EQ(j2["error"], "comm \\xff\\xfe");
 }
 
 }  // namespace

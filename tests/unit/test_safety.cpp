@@ -39,6 +39,21 @@ class SafetyFakeProc : public ::testing::Test {
     add(2000, "worker", 1, kUserFlags);
     add(2001, "postgres", 1, kUserFlags);
     add(2002, "nginx", 1, kUserFlags);
+    // Their programs: files only this user (root, as faultprobed) can write.
+    fs::create_directories(root_ / "bin");
+    fs::permissions(root_ / "bin", fs::perms(0755));
+    for (const char* name : {"worker", "postgres", "nginx", "python3"}) {
+      std::ofstream(root_ / "bin" / name) << "#!\n";
+      fs::permissions(root_ / "bin" / name, fs::perms(0755));
+    }
+    exe(2000, root_ / "bin/worker");
+    exe(2001, root_ / "bin/postgres");
+    exe(2002, root_ / "bin/nginx");
+  }
+  // PID's /proc exe link (a symlink here; the kernel's magic link in /proc).
+  void exe(pid_t pid, const fs::path& target) {
+    fs::remove(root_ / std::to_string(pid) / "exe");
+    fs::create_symlink(target, root_ / std::to_string(pid) / "exe");
   }
   void TearDown() override { fs::remove_all(root_); }
 
@@ -95,13 +110,45 @@ TEST_F(SafetyFakeProc, ProtectedCommsExactAndGlob) {
   EXPECT_EQ(g.refuse(key(2000), "worker"), std::nullopt);
   // The name the detector saw is stale (exec since): /proc's is checked too.
   EXPECT_EQ(g.refuse(key(2002), "oldname"), "protected: comm \"nginx\" (protected_comms)");
-  // And the other way round: the detector saw a protected name.
-  EXPECT_EQ(g.refuse(key(2000), "postgres: writer"),
-            "protected: comm \"postgres: writer\" matches \"postgres*\" (protected_comms)");
+  // The detector saw a protected name, but /proc says it runs bin/worker:
+  // a name is not enough.
+  EXPECT_EQ(g.refuse(key(2000), "postgres: writer"), std::nullopt);
 
   g.set_protected({"work?r"});
   EXPECT_EQ(g.refuse(key(2001), "postgres"), std::nullopt);
   EXPECT_TRUE(g.refuse(key(2000), "worker").has_value());
+}
+
+// Issue 15 item 8: a process that names itself like a protected one (prctl
+// PR_SET_NAME, a copy of its program under that name) is not protected.
+TEST_F(SafetyFakeProc, ProtectedNameOnAnotherExecutableIsNotProtected) {
+  auto g = guard({"nginx", "postgres*"});
+  add(2003, "nginx", 1, kUserFlags);
+  exe(2003, root_ / "bin/python3");  // renamed itself
+  EXPECT_EQ(g.refuse(key(2003), "nginx"), std::nullopt);
+  // A copy of the program under that name, where anyone may write.
+  fs::create_directories(root_ / "tmp");
+  fs::permissions(root_ / "tmp", fs::perms(01777));
+  fs::copy_file(root_ / "bin/nginx", root_ / "tmp/nginx");
+  add(2004, "nginx", 1, kUserFlags);
+  exe(2004, root_ / "tmp/nginx");
+  EXPECT_EQ(g.refuse(key(2004), "nginx"), std::nullopt);
+  // A writable program file, even in a safe directory.
+  std::ofstream(root_ / "bin/postgres-w") << "#!\n";
+  fs::permissions(root_ / "bin/postgres-w", fs::perms(0777));
+  add(2005, "postgres-w", 1, kUserFlags);
+  exe(2005, root_ / "bin/postgres-w");
+  EXPECT_EQ(g.refuse(key(2005), "postgres-w"), std::nullopt);
+  // No exe link (unreadable): not protected either.
+  add(2006, "nginx", 1, kUserFlags);
+  EXPECT_EQ(g.refuse(key(2006), "nginx"), std::nullopt);
+  // The real one still is, and a gone process is refused by its name alone.
+  EXPECT_TRUE(g.refuse(key(2002), "nginx").has_value());
+  EXPECT_EQ(g.refuse_gone(key(2003), "nginx"),
+            "protected: comm \"nginx\" (protected_comms; gone, so its executable cannot be checked)");
+  // An executable path entry protects whatever name it runs under.
+  g.set_protected({(root_ / "bin/py*").string()});
+  EXPECT_EQ(g.refuse(key(2003), "nginx"), "protected: executable " + (root_ / "bin/python3").string() + " (protected_comms)");
 }
 
 TEST_F(SafetyFakeProc, ReusedAndVanishedPids) {

@@ -546,6 +546,81 @@ TEST_F(ServerTest, NonReaderOfABigReplyIsDroppedAfterTimeout) {
   EXPECT_TRUE(client().request({{"cmd", "ping"}}, 2000ms).ok());
 }
 
+// Issue 15 item 7: bounds on what clients and events can make the daemon hold.
+TEST_F(ServerTest, IdleClientsTimeOutFollowersDoNot) {
+  opts_.idle_timeout = 300ms;
+  start();
+  int idle = raw_connect(opts_.path);       // connects, says nothing
+  int partial = raw_connect(opts_.path);    // half a request, then nothing
+  ASSERT_GE(idle, 0);
+  ASSERT_GE(partial, 0);
+  send_all(partial, "{\"cmd\":");
+  Client follower = client();
+  ASSERT_TRUE(follower.request({{"cmd", "events"}, {"follow", true}}, 2000ms).ok());
+  EXPECT_TRUE(eventually([&] { return server_->stats().dropped_idle == 2; }, 5000ms)) << server_->stats().dropped_idle;
+  bool closed = false;
+  read_to_eof(idle, 2000ms, &closed);
+  EXPECT_TRUE(closed);
+  // A follower only listens: it stays, and gets what is published.
+  EXPECT_EQ(server_->stats().followers_now, 1u);
+  server_->publish_event(Json{{"kind", "fault"}, {"seq", 1}}.dump());
+  auto line = follower.next_line(2000ms);
+  ASSERT_TRUE(line.ok() && line->has_value());
+  EXPECT_EQ((**line)["seq"], 1);
+  ::close(idle);
+  ::close(partial);
+}
+
+TEST_F(ServerTest, BacklogIsBoundedInBytes) {
+  opts_.backlog_events = 1000;
+  opts_.max_backlog_bytes = 10000;
+  start();
+  const std::string pad(900, 'x');
+  for (int i = 0; i < 100; i++) server_->publish_event(Json{{"seq", i}, {"pad", pad}}.dump());
+  auto st = server_->stats();
+  EXPECT_LE(st.backlog_bytes, 10000u);
+  EXPECT_GE(st.backlog_bytes, 9000u);  // within one line of the bound
+  EXPECT_GE(st.backlog_dropped, 85u);
+  Client c = client();
+  ASSERT_TRUE(c.request({{"cmd", "events"}, {"backlog", 1000}}, 2000ms).ok());
+  std::vector<int> got;
+  for (auto line = c.next_line(2000ms); line && line->has_value(); line = c.next_line(2000ms))
+    got.push_back((**line)["seq"].get<int>());
+  ASSERT_FALSE(got.empty());
+  EXPECT_EQ(got.back(), 99);  // the newest are kept
+  EXPECT_EQ(got.size() + st.backlog_dropped, 100u);
+}
+
+TEST_F(ServerTest, NonReadersCannotGrowTheServerPastItsOutputBound) {
+  opts_.max_total_outbuf = 3 << 20;
+  opts_.write_timeout = 60s;  // only the bound may act here
+  provider_.big_view = Json{{"blob", std::string(1 << 20, 'v')}}.dump();
+  start();
+  // Clients that ask for a 1 MiB view and never read it.
+  std::vector<int> fds;
+  for (int i = 0; i < 8; ++i) {
+    int fd = raw_connect(opts_.path);
+    ASSERT_GE(fd, 0);
+    send_all(fd, "{\"cmd\":\"view\"}\n");
+    fds.push_back(fd);
+  }
+  EXPECT_TRUE(eventually([&] { return server_->stats().dropped_memory >= 1; }));
+  EXPECT_TRUE(eventually([&] { return server_->stats().requests == 8; }));
+  EXPECT_LE(server_->stats().outbuf_bytes, opts_.max_total_outbuf);
+  // Those refused were told why.
+  int busy = 0;
+  for (int fd : fds) {
+    std::string got = read_to_eof(fd, 200ms);
+    if (got.find("faultprobed is busy") != std::string::npos) busy++;
+  }
+  EXPECT_EQ(uint64_t(busy), server_->stats().dropped_memory);
+  for (int fd : fds) ::close(fd);
+  // Once they are gone, the bytes are given back and others are served.
+  EXPECT_TRUE(eventually([&] { return server_->stats().outbuf_bytes == 0; }));
+  provider_.big_view.clear();
+  EXPECT_TRUE(client().request({{"cmd", "view"}}, 2000ms).ok());
+}
+
 TEST_F(ServerTest, ProviderFailureIsAnErrorReplyNotADeadConnection) {
   start();
   Client c = client();

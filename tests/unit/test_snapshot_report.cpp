@@ -40,11 +40,13 @@ TEST(SnapshotJson, HasEveryContractField) {
   ASSERT_TRUE(j.contains("processes"));
   EXPECT_EQ(j["interval_ns"], 1'000'000'000u);
   EXPECT_EQ(j["drops"]["ringbuf_full"], 3u);
+  EXPECT_EQ(j["io_bytes_from"], "task_io_accounting");
   const char* fields[] = {"pid", "ppid", "comm", "state", "exit_code", "exit_signal", "cpu_ns", "runq_wait_ns",
                           "runq_wait_max_ns", "runq_waits", "nvcsw", "nivcsw", "dstate_ns", "dstate_max_ns",
-                          "forks", "execs", "io_read_bytes", "io_write_bytes", "io_read_reqs", "io_write_reqs",
-                          "io_lat_max_ns", "io_lat_p99_ns", "io_errors", "page_faults", "reclaim_ns", "rss_bytes",
-                          "oom_victim", "fatal_signals"};
+                          "forks", "execs", "io_read_bytes", "io_write_bytes", "io_cancelled_write_bytes",
+                          "io_submit_read_bytes", "io_submit_write_bytes", "io_read_reqs", "io_write_reqs",
+                          "io_lat_max_ns", "io_lat_p99_ns", "io_errors", "dirty_throttle_ns", "dirty_throttles",
+                          "page_faults", "reclaim_ns", "rss_bytes", "oom_victim", "fatal_signals"};
   for (const auto& p : j["processes"])
     for (const char* f : fields) EXPECT_TRUE(p.contains(f)) << "missing " << f;
 }

@@ -17,6 +17,7 @@
 #include "alert/forwarder.h"
 #include "alert/syslog.h"
 #include "alert/syslog_format.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -31,18 +32,27 @@ TEST(SyslogFormat, KeyValueQuotesOnlyWhatNeedsIt) {
   AlertFields f = {{"class", "cpu_runaway"}, {"pid", "123"},   {"comm", "x y"},
                    {"cgroup", "/a"},         {"empty", ""},    {"evidence", R"({"cores":0.98})"},
                    {"q", "\"lead"},          {"nl", "a\nb\\c"}};
+  // Control bytes are \xHH (util/text.h), so a value with a newline is one
+  // word; quotes are for spaces, and escape '\\' and '"'.
   EXPECT_EQ(format_kv(f),
             R"(class=cpu_runaway pid=123 comm="x y" cgroup=/a empty="" evidence={"cores":0.98} q="\"lead" )"
-            R"(nl="a\nb\\c")");
-  EXPECT_EQ(kv_value("tab\there"), R"("tab\there")");
-  EXPECT_EQ(kv_value(std::string("c\x01", 2)), R"("c\x01")");
+            R"(nl=a\x0ab\c)");
+  EXPECT_EQ(kv_value("tab\there"), R"(tab\x09here)");
+  EXPECT_EQ(kv_value(std::string("c\x01", 2)), R"(c\x01)");
+  EXPECT_EQ(kv_value("a b\x0a"), R"("a b\\x0a")");
   EXPECT_EQ(kv_value("größe"), "größe");  // UTF-8 stays bare
+  EXPECT_EQ(kv_value("x\xff\xfey"), R"(x\xff\xfey)");
 }
 
 TEST(SyslogFormat, StructuredDataEscapesQuoteBackslashBracket) {
   AlertFields f = {{"class", "crash"}, {"comm", R"(a"b\c]d)"}, {"bad name=", "v"}};
   EXPECT_EQ(format_structured_data(kSdId, f), R"([faultprobe@32473 class="crash" comm="a\"b\\c\]d" badname="v"])");
   EXPECT_EQ(format_structured_data(kSdId, {}), "-");
+}
+
+TEST(SyslogFormat, StructuredDataValuesAreOneLineOfUtf8) {
+  AlertFields f = {{"comm", "x\xff\n]\"\\"}};
+  EXPECT_EQ(format_structured_data(kSdId, f), R"([faultprobe@32473 comm="x\\xff\\x0a\]\"\\"])");
 }
 
 TEST(SyslogFormat, Rfc5424LineAndPri) {
@@ -64,7 +74,7 @@ TEST(SyslogFormat, Rfc5424LineAndPri) {
   // Empty header fields are NILVALUE; a newline never splits the line.
   Rfc5424Header empty;
   empty.app_name = "";
-  EXPECT_EQ(format_rfc5424(empty, "-", "a\nb"), "<30>1 - - - - - - a b");
+  EXPECT_EQ(format_rfc5424(empty, "-", "a\nb\xff"), "<30>1 - - - - - - a\\x0ab\\xff");
   EXPECT_EQ(rfc5424_token("with space", 255), "withspace");
   EXPECT_EQ(rfc5424_token(std::string(40, 'm'), 32), std::string(32, 'm'));
 }
@@ -162,6 +172,42 @@ TEST(Alerter, FaultOpenResolveActionLines) {
   EXPECT_EQ(lines[8].text, R"(service service=web detail="crash-loop limit reached")");
   EXPECT_EQ(a.sent(), 9u);
   EXPECT_EQ(a.suppressed(), 0u);
+}
+
+// A process controls its name, its cgroup's name (a delegated subtree) and
+// what ends up in the evidence: whatever bytes they hold, a line stays one
+// line of UTF-8, and the fields read back to the original bytes.
+TEST(Alerter, HostileNamesStayOneLineAndReadBack) {
+  FakeClock clock;
+  std::vector<AlertLine> lines;
+  Alerter a(limits(20, 10s), clock, recording(&lines));
+  FaultRecord r = fault();
+  r.comm = "x\xff\xfey\n<13>1 forged";
+  r.cgroup = "/user.slice/\x1b[2J\"q=\"";
+  r.evidence = {{"device", "sd\x80"}, {"cores", 1.0}};
+  a.fault_opened(r);
+  a.recovery({FaultClass::CpuRunaway, "cpu_runaway", 123, "a\rb", true, "ok"});
+  ASSERT_EQ(lines.size(), 2u);
+  for (const auto& l : lines) {
+    EXPECT_EQ(l.text.find_first_of(std::string("\n\r\x1b", 3)), std::string::npos) << l.text;
+    EXPECT_FALSE(needs_display_escape(l.text)) << l.text;
+  }
+  // Quoted (it has spaces): the quoting doubles the escapes' backslashes.
+  EXPECT_NE(lines[0].text.find(R"(comm="x\\xff\\xfey\\x0a<13>1 forged")"), std::string::npos) << lines[0].text;
+  EXPECT_NE(lines[0].text.find(R"(evidence={"cores":1.0,"device":"sd\\x80"})"), std::string::npos) << lines[0].text;
+  bool found = false;
+  for (const auto& [k, v] : lines[0].fields)
+    if (k == "comm") {
+      found = true;
+      EXPECT_EQ(unescape_text(v), r.comm);
+    }
+  EXPECT_TRUE(found);
+  // The forwarded form carries the same text in its structured data.
+  Rfc5424Forwarder fwd(ForwardTarget{ForwardTarget::Proto::Udp, "127.0.0.1", 9});
+  std::string line = fwd.format(lines[0], 1795680000ull * kSecond);
+  EXPECT_EQ(line.find_first_of(std::string("\n\r\x1b", 3)), std::string::npos) << line;
+  EXPECT_FALSE(needs_display_escape(line));
+  EXPECT_NE(line.find(R"(comm="x\\xff\\xfey\\x0a<13>1 forged")"), std::string::npos) << line;
 }
 
 TEST(Alerter, RateLimitReportsSuppressedCountExactlyOnce) {

@@ -10,28 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "fake_command_runner.h"
+
 namespace fp {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Argv = std::vector<std::string>;
-
-class FakeRunner : public CommandRunner {
- public:
-  Result<int> run(const Argv& argv, std::chrono::milliseconds timeout, std::string* output) override {
-    calls.push_back(argv);
-    last_timeout = timeout;
-    if (output) *output = output_;
-    if (fail) return Error{ETIMEDOUT, "timed out"};
-    return exit_code;
-  }
-  std::vector<Argv> calls;
-  std::chrono::milliseconds last_timeout{0};
-  int exit_code = 0;
-  std::string output_;
-  bool fail = false;
-};
+using test::FakeRunner;
 
 class Systemd : public ::testing::Test {
  protected:

@@ -210,6 +210,94 @@ TEST(TopModel, FrameTextHasHeaderTableAndRowLimit) {
   EXPECT_EQ(f.find(format_row(*m.rows()[2])), std::string::npos);
 }
 
+// Every process is listed by default, idle ones included (as top and htop);
+// hiding idle ones keeps faulty and D-state ones.
+TEST(TopModel, IdleProcessesAreShownUnlessHidden) {
+  DaemonView v;
+  auto busy = row(1, "busy", 40);
+  auto idle = row(2, "idle", 0);
+  idle.idle = true;
+  auto sleeper = row(3, "dd", 0);
+  sleeper.in_dstate = true;  // in D: never idle
+  auto quiet_fault = row(4, "stuck", 0, "hang");
+  quiet_fault.idle = true;
+  v.procs = {busy, idle, sleeper, quiet_fault};
+  TopModel m;
+  m.set_view(v);
+  EXPECT_EQ(m.rows().size(), 4u);
+  m.set_hide_idle(true);
+  EXPECT_EQ(pids(m), (std::vector<uint32_t>{4, 1, 3}));
+  EXPECT_NE(m.header_lines("src", 5)[1].find("idle hidden"), std::string::npos);
+  m.set_hide_idle(false);
+  EXPECT_EQ(m.rows().size(), 4u);
+}
+
+// The grouping view: one row per unit (else cgroup, kernel threads apart),
+// summing its processes; Enter-like drill-down by a group filter.
+TEST(TopModel, GroupViewSumsUnitsAndCgroups) {
+  DaemonView v;
+  auto a = row(10, "nginx", 5);
+  a.cgroup = "/system.slice/nginx.service";
+  a.rss_bytes = 100;
+  auto b = row(11, "nginx", 7, "cpu_runaway");
+  b.cgroup = "/system.slice/nginx.service";
+  b.rss_bytes = 50;
+  b.io_write_bps = 1000;
+  auto c = row(20, "sh", 1);
+  c.cgroup = "/batch";
+  c.idle = true;
+  auto k = row(2, "kthreadd", 0);
+  k.kernel = true;
+  k.cgroup = "/";
+  v.procs = {a, b, c, k};
+  TopModel m;
+  m.set_view(v);
+  m.set_sort(SortKey::Cpu);
+  m.set_mode(ViewMode::Groups);
+  ASSERT_EQ(m.list_size(), 3u);
+  const GroupRow* g = m.groups()[0];
+  EXPECT_EQ(g->name, "nginx.service");
+  EXPECT_EQ(g->procs, 2u);
+  EXPECT_EQ(g->faulty, 1u);
+  EXPECT_DOUBLE_EQ(g->cpu_pct, 12);
+  EXPECT_EQ(g->rss_bytes, 150u);
+  EXPECT_DOUBLE_EQ(g->io_write_bps, 1000);
+  EXPECT_EQ(m.groups()[1]->name, "/batch");
+  EXPECT_EQ(m.groups()[1]->active, 0u);
+  EXPECT_EQ(m.groups()[2]->name, "[kernel]");
+  EXPECT_NE(m.table_header().find("GROUP"), std::string::npos);
+  EXPECT_EQ(m.table_row(0).rfind("nginx.service", 0), 0u) << m.table_row(0);
+  // the selected group's processes, in the process view
+  m.move_selection(1);
+  ASSERT_NE(m.selected_group(), nullptr);
+  m.set_group_filter(m.selected_group()->name);
+  m.set_mode(ViewMode::Processes);
+  EXPECT_EQ(pids(m), (std::vector<uint32_t>{20}));
+  EXPECT_NE(m.frame_text("src", 5, 0).find("group: /batch"), std::string::npos);
+  m.set_group_filter("");
+  EXPECT_EQ(m.rows().size(), 4u);
+}
+
+TEST(TopModel, SwitchingViewsKeepsTheSelectionsGroup) {
+  DaemonView v;
+  auto a = row(10, "a", 5);
+  a.cgroup = "/one";
+  auto b = row(20, "b", 3);
+  b.cgroup = "/two";
+  v.procs = {a, b};
+  TopModel m;
+  m.set_view(v);
+  m.set_sort(SortKey::Cpu);
+  m.move_selection(1);
+  ASSERT_EQ(m.selected_row()->pid, 20u);
+  m.set_mode(ViewMode::Groups);
+  ASSERT_NE(m.selected_group(), nullptr);
+  EXPECT_EQ(m.selected_group()->name, "/two");
+  EXPECT_EQ(m.selected_row(), nullptr);
+  m.set_mode(ViewMode::Processes);
+  EXPECT_EQ(m.selected_row()->pid, 20u);
+}
+
 TEST(TopFormat, HumanUnits) {
   EXPECT_EQ(human_bytes(0), "0");
   EXPECT_EQ(human_bytes(-5), "0");

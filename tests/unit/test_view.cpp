@@ -98,6 +98,9 @@ TEST_F(BuildRowsTest, IdleProcessesGetARowAfterTheActiveOnes) {
   EXPECT_EQ(rows[3].cpu_pct, 0);
   EXPECT_EQ(rows[3].rss_bytes, 64u << 20);  // gauges still shown
   EXPECT_EQ(rows[3].user, "");              // /proc knew nothing of it
+  EXPECT_FALSE(rows[0].idle);
+  EXPECT_TRUE(rows[2].idle);
+  EXPECT_TRUE(rows[3].idle);
 }
 
 TEST_F(BuildRowsTest, AnIdleProcessInDStateShowsTheOngoingSleep) {
@@ -110,6 +113,7 @@ TEST_F(BuildRowsTest, AnIdleProcessInDStateShowsTheOngoingSleep) {
   const ProcessRow* r = find(rows, 70);
   ASSERT_NE(r, nullptr);
   EXPECT_TRUE(r->in_dstate);
+  EXPECT_FALSE(r->idle) << "a process in D is not idle";
   EXPECT_NEAR(r->dstate_ms, 1000, 1);  // the whole 1 s window
 }
 
@@ -297,6 +301,7 @@ DaemonView full_view() {
   r.io_errors = 7;
   r.faults_per_s = 55.5;
   r.reclaim_ms = 0.5;
+  r.dirty_throttle_ms = 12.5;
   r.rss_bytes = 1ull << 33;
   r.forks_per_s = 2;
   r.state = "cpu_runaway";
@@ -305,7 +310,15 @@ DaemonView full_view() {
   ProcessRow idle;
   idle.pid = 1;
   idle.comm = "init";
+  idle.idle = true;
+  idle.kernel = false;
   v.procs.push_back(idle);
+  ProcessRow kthread;
+  kthread.pid = 2;
+  kthread.comm = "kthreadd";
+  kthread.idle = true;
+  kthread.kernel = true;
+  v.procs.push_back(kthread);
   nlohmann::ordered_json f;
   f["class"] = "cpu_runaway";
   f["pid"] = 4242;
@@ -333,12 +346,17 @@ TEST(ViewJson, RoundTripKeepsEveryField) {
   EXPECT_EQ(back.host.mem_available_bytes, 3ull << 30);
   EXPECT_EQ(back.health.drops, v.health.drops);
   EXPECT_EQ(back.health.tick_us_p99, 800.25);
-  ASSERT_EQ(back.procs.size(), 2u);
+  ASSERT_EQ(back.procs.size(), 3u);
+  EXPECT_FALSE(back.procs[0].idle);
+  EXPECT_TRUE(back.procs[1].idle);
+  EXPECT_FALSE(back.procs[1].kernel);
+  EXPECT_TRUE(back.procs[2].kernel);
   const ProcessRow& r = back.procs[0];
   EXPECT_EQ(r.pid, 4242u);
   EXPECT_EQ(r.user, "alice");
   EXPECT_TRUE(r.in_dstate);
   EXPECT_EQ(r.rss_bytes, 1ull << 33);
+  EXPECT_EQ(r.dirty_throttle_ms, 12.5);
   EXPECT_EQ(r.state, "cpu_runaway");
   EXPECT_EQ(r.evidence["metric"], "cpu_cores");
   EXPECT_TRUE(back.procs[1].evidence.is_null());

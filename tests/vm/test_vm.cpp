@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
+#include "cgroup_read.h"
+#include "cpu_throttle.h"
 #include "e2e_fixture.h"
+#include "forking_hog.h"
 #include "vm_fixture.h"
 
 using namespace std::chrono_literals;
@@ -23,55 +25,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-const std::string kBase = R"(
-sample_interval = "100ms"
-[rules.anomaly]
-enabled = false
-)";
-
-// The cgroup v2 path of `pid` ("0::/PATH" in /proc/PID/cgroup).
-std::string cgroup2_of(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("0::", 0) == 0) return line.substr(3);
-  return "";
-}
-
-// usage_usec of a cgroup v2 group's cpu.stat.
-double cgroup_usage_s(const std::string& group) {
-  std::ifstream in("/sys/fs/cgroup" + group + "/cpu.stat");
-  std::string k;
-  uint64_t v = 0;
-  while (in >> k >> v)
-    if (k == "usage_usec") return double(v) / 1e6;
-  return -1;
-}
-
-// CPU share of one core the group used over `span` (cgroup's own accounting).
-double cgroup_cpu_share(const std::string& group, std::chrono::milliseconds span) {
-  double a = cgroup_usage_s(group);
-  auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(span);
-  double b = cgroup_usage_s(group);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return a < 0 || b < 0 ? -1 : (b - a) / secs;
-}
-
-// The probe's CPU share for `pid` as the daemon's view reports it, averaged.
-double probe_cpu_share(const Daemon& d, uint32_t pid, int views) {
-  double sum = 0;
-  int n = 0;
-  for (int i = 0; i < views; ++i) {
-    std::this_thread::sleep_for(1100ms);
-    auto row = d.view_row(pid);
-    if (row.is_object()) {
-      sum += row.value("cpu_pct", 0.0) / 100.0;
-      n++;
-    }
-  }
-  return n ? sum / n : -1;
-}
 
 // A reader of `dev`: 4 KiB O_DIRECT reads, one after the other, as long as it runs.
 pid_t start_reader(const std::string& dev) {
@@ -99,18 +52,7 @@ void stop(pid_t pid) {
 // cooldown it is back in its cgroup at full speed.
 TEST(VmCgroup2, CpuThrottleTakesEffectAndIsUndone) {
   ASSERT_EQ(need_cgroup2_controller("cpu"), "");
-  Daemon d(kBase + R"(
-[rules.cpu_runaway]
-for = "2s"
-clear = "1s"
-
-[[policy]]
-name = "hogs"
-match = { comm = "fg-cpu" }
-on.cpu_runaway = ["throttle:cpu=20%"]
-cooldown = "6s"
-recovery_window = "3s"
-)");
+  Daemon d(cpu_throttle_config("6s"));
   ASSERT_TRUE(d.ready());
   json st;  // the status fills in after the daemon's first tick
   EXPECT_TRUE(wait_for(
@@ -124,9 +66,8 @@ recovery_window = "3s"
   ASSERT_TRUE(g.started());
   const uint32_t pid = g.culprit();
   const std::string before = cgroup2_of(pid);
-  ASSERT_TRUE(d.wait_fault("cpu_runaway", pid, 15s)) << describe(d.records());
-  auto act = d.wait_record([&](const json& r) { return is_action(r, "throttle", "ok", pid); }, 10s);
-  ASSERT_TRUE(act) << describe(d.records()) << d.log();
+  auto act = wait_cpu_throttled(d, pid, 15s, 10s);
+  ASSERT_TRUE(act);
   // The v2 backend ran: it wrote cpu.max (v1 would say cpu.cfs_quota_us).
   const std::string detail = (*act)["action"].value("detail", "");
   EXPECT_NE(detail.find("cpu.max=20000 100000"), std::string::npos) << detail;
@@ -137,14 +78,12 @@ recovery_window = "3s"
 
   // The probe's view is of the last second: start once it is all throttled.
   std::this_thread::sleep_for(1500ms);
-  double cg_share = cgroup_cpu_share(group, 3s);
+  double cg_share = cgroup2_cpu_share(group, 3s);
   double probe_share = probe_cpu_share(d, pid, 3);
   const std::string cpu_stat = slurp("/sys/fs/cgroup" + group + "/cpu.stat");
   EXPECT_GT(cg_share, 0.10) << "cgroup says " << cg_share << "; cpu.stat:\n" << cpu_stat << describe(d.records());
   EXPECT_LT(cg_share, 0.30) << "cgroup says " << cg_share << "; cpu.stat:\n" << cpu_stat;
-  EXPECT_GT(probe_share, 0.10) << "probe says " << probe_share;
-  EXPECT_LT(probe_share, 0.30) << "probe says " << probe_share;
-  EXPECT_NEAR(probe_share, cg_share, 0.08);
+  expect_probe_share_throttled(probe_share, cg_share);
 
   ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "unthrottle", "ok", pid); }, 30s))
       << describe(d.records()) << d.log();
@@ -157,6 +96,58 @@ recovery_window = "3s"
       },
       10s))
       << "probe share " << share << " after the unthrottle\n" << describe(d.records());
+}
+
+// cgroup v2 in place: a CPU hog sharing a pids-limited group (pids.max = 20)
+// with a sleeper is throttled in leaves of that group (v2 lets a group with
+// processes hand no controller to children: the sleeper goes to
+// faultprobe-leaf, the hog to its own group), so the group's pids.max still
+// holds when the hog forks 50 children; the undo puts both back in the group
+// and takes the controllers and leaves away again.
+TEST(VmCgroup2, ThrottleInPlaceKeepsTheGroupsPidsLimit) {
+  ASSERT_EQ(need_cgroup2_controller("cpu"), "");
+  ASSERT_EQ(need_cgroup2_controller("pids"), "");
+  const std::string name = "fp-vm-inplace", group = "/sys/fs/cgroup/" + name, dir = temp_dir();
+  const std::string trigger = dir + "/fork-now", report = dir + "/forked";
+  fs::create_directory(group);
+  std::ofstream(group + "/pids.max") << 20;
+  std::ofstream(dir + "/hog.py") << forking_hog_py();
+  Daemon d(in_place_config("/" + name + "*"));
+  ASSERT_TRUE(d.ready());
+  const std::string enter = "echo $$ > " + group + "/cgroup.procs && ";
+  pid_t sleeper = spawn_shell(enter + "exec sleep 300");
+  pid_t hog = spawn_shell(enter + "exec python3 " + dir + "/hog.py " + trigger + " " + report);
+  ASSERT_TRUE(wait_for([&] { return cgroup2_of(hog) == "/" + name && cgroup2_of(sleeper) == "/" + name; }, 10s));
+
+  ASSERT_TRUE(d.wait_fault("cpu_runaway", uint32_t(hog), 30s)) << describe(d.records());
+  ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "throttle", "ok", uint32_t(hog)); }, 10s))
+      << describe(d.records()) << d.log();
+  EXPECT_EQ(cgroup2_of(hog).rfind("/" + name + "/faultprobe-p" + std::to_string(hog) + "-", 0), 0u) << cgroup2_of(hog);
+  EXPECT_EQ(cgroup2_of(sleeper), "/" + name + "/faultprobe-leaf");
+  EXPECT_EQ(slurp(group + "/cgroup.procs"), "");
+  EXPECT_EQ(slurp(group + "/cgroup.subtree_control"), "cpu pids\n");
+  EXPECT_EQ(slurp("/sys/fs/cgroup" + cgroup2_of(hog) + "/pids.max"), "max\n");  // its group's 20 is lower
+
+  int forked = -1, refused = -1;
+  const std::string why = fork_while_throttled(d, hog, trigger, report, &forked, &refused);
+  ASSERT_EQ(why, "");
+  EXPECT_LE(forked, 18) << "forked " << forked << " children past pids.max = 20";
+  EXPECT_EQ(forked + refused, 50);
+  EXPECT_LE(std::stoi(slurp(group + "/pids.current")), 20);
+
+  ASSERT_TRUE(d.wait_record([&](const json& r) { return is_action(r, "unthrottle", "ok", uint32_t(hog)); }, 40s))
+      << describe(d.records()) << d.log();
+  EXPECT_EQ(cgroup2_of(hog), "/" + name);
+  EXPECT_EQ(cgroup2_of(sleeper), "/" + name);
+  EXPECT_EQ(slurp(group + "/cgroup.subtree_control"), "");  // nothing handed down (no newline when empty)
+  EXPECT_EQ(pids_below(group).size(), size_t(forked + 2));
+  for (const auto& e : fs::directory_iterator(group)) EXPECT_FALSE(e.is_directory()) << e.path();
+
+  d.stop();
+  remove_cgroup_tree(group);
+  stop(hog);
+  stop(sleeper);
+  fs::remove_all(dir);
 }
 
 // CRIU: a counting service checkpointed by CRIU and crashed is restored from

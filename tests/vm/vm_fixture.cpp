@@ -13,17 +13,13 @@
 #include <sstream>
 
 #include "../time_scale.h"
+#include "e2e_fixture.h"
 
 namespace fp::vm {
 
-namespace {
+using e2e::slurp;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+namespace {
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();

@@ -5,7 +5,15 @@
 #include <cstdio>
 #include <ctime>
 
+#include "detect/systemd_unit.h"
+
 namespace fp {
+
+void set_unit(Target& t, std::string_view cgroup) {
+  SystemdUnit u = systemd_unit_of(cgroup);
+  t.unit = std::move(u.name);
+  t.unit_user = u.user;
+}
 namespace {
 
 

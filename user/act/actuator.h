@@ -8,6 +8,7 @@
 #include <string>
 
 #include "act/action.h"
+#include "act/throttle.h"
 
 namespace fp {
 
@@ -43,6 +44,8 @@ class Actuator {
   virtual bool alive(const ProcKey& k) = 0;
   // Periodic work (duty cycles, supervisor restarts, checkpoint schedules).
   virtual void tick(uint64_t now_ns) { (void)now_ns; }
+  // Throttled processes that escaped their throttle since the last call.
+  virtual std::vector<ThrottleEvasion> take_evasions() { return {}; }
 };
 
 }  // namespace fp

@@ -1,68 +1,54 @@
-// What the v1 and v2 backends share: the table of throttled processes, moving
-// a process into its group and back out, and the state file.
+// What the v1 and v2 backends share: the table of throttled processes, the
+// limits written into (and lifted from) each place, undoing a throttle, and
+// the state file. Choosing and making a place is in cgroup_place.cpp.
 #include "act/cgroup_throttle.h"
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <set>
-#include <thread>
 
 #include <spdlog/spdlog.h>
 
-#include "act/cgroupfs.h"
+#include "act/cgroup_values.h"
 
 namespace fp {
 namespace {
 
-constexpr const char* kParent = "/faultprobe";
-
-std::string group_name(const ProcKey& key) {
-  return std::string(kParent) + "/p" + std::to_string(key.tgid) + "-" + std::to_string(key.start_ns);
-}
-
 std::string join(const std::vector<std::string>& parts, const char* sep) {
   std::string out;
   for (const auto& p : parts) {
+    if (p.empty()) continue;
     if (!out.empty()) out += sep;
     out += p;
   }
   return out;
 }
 
-// "/user.slice" when every hierarchy had the same path, else "cpu:/a memory:/b".
-std::string describe_original(const std::map<std::string, std::string>& original) {
-  std::set<std::string> paths;
-  for (const auto& [h, p] : original) paths.insert(p);
-  if (paths.size() == 1) return *paths.begin();
-  std::vector<std::string> parts;
-  for (const auto& [h, p] : original) parts.push_back(h + ":" + p);
-  return join(parts, " ");
+SavedValue* saved_of(ThrottlePlace& p, const ControlWrite& w) {
+  for (auto& s : p.saved)
+    if (s.controller == w.controller && s.file == w.file && s.device == w.device) return &s;
+  return nullptr;
 }
 
-std::string dir_of(const std::string& mount, const std::string& path) { return path == "/" ? mount : mount + path; }
-
-std::string parent_path(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
-}
-
-// Moves pid into `path` of the hierarchy at mount, or into its nearest
-// ancestor when the group is gone (a service manager may have removed an
-// emptied scope meanwhile). Returns the path it went to.
-Result<std::string> move_back(pid_t pid, const std::string& mount, std::string path) {
-  for (;;) {
-    auto r = move_process(pid, dir_of(mount, path));
-    if (r.ok()) return path;
-    if (r.error().code != ENOENT || path == "/") return r.error();
-    path = parent_path(path);
-  }
-}
+// The group the old design made at each hierarchy's root for every throttle.
+constexpr const char* kLegacyParent = "/faultprobe";
 
 }  // namespace
 
-CgroupThrottle::CgroupThrottle(std::string proc_root, std::string state_path)
-    : proc_root_(std::move(proc_root)), state_path_(std::move(state_path)) {}
+CgroupThrottle::CgroupThrottle(CgroupThrottleEnv env)
+    : proc_root_(std::move(env.proc_root)),
+      state_path_(std::move(env.state_path)),
+      ops_(env.ops ? env.ops : &real_cgroup_ops()) {}
+
+uint64_t CgroupThrottle::ancestors_limit(const std::string& hierarchy, const std::string& path,
+                                         const std::string& file) const {
+  uint64_t low = cgv::kUnlimited;
+  for (std::string a = path; a != "/";) {
+    a = cgv::parent_path(a);
+    if (auto text = ops().read(dir_of(hierarchy, a) + "/" + file); text.ok()) low = std::min(low, cgv::limit_value(*text));
+  }
+  return low;
+}
 
 std::vector<ProcKey> CgroupThrottle::throttled_keys() const {
   std::vector<ProcKey> keys;
@@ -71,49 +57,6 @@ std::vector<ProcKey> CgroupThrottle::throttled_keys() const {
 }
 
 Result<std::string> CgroupThrottle::throttle(const ProcKey& key, const ThrottleLimits& l) {
-  return apply(key, pid_t(key.tgid), l);
-}
-
-Result<std::string> CgroupThrottle::throttle_group(const ProcKey& key, pid_t owner, const std::vector<pid_t>& pids,
-                                                   const ThrottleLimits& l) {
-  auto r = apply(key, owner, l);
-  if (!r.ok()) return r;
-  const ThrottleEntry& e = entries_.at(key);
-  // The owner too: a throttle already in place did not move it again.
-  size_t moved = 0, gone = 0;
-  std::vector<std::string> failed;
-  for (pid_t pid : pids) {
-    bool in = true;
-    for (const auto& [h, orig] : e.original) {
-      auto m = move_process(pid, group_dir(h, e.group));
-      if (m.ok()) continue;
-      in = false;
-      if (m.error().code == ESRCH)
-        ++gone;
-      else
-        failed.push_back(m.error().message);
-      break;
-    }
-    moved += in;
-  }
-  std::string detail = *r + "; " + std::to_string(moved) + " member(s) of the group moved in";
-  if (gone != 0) detail += ", " + std::to_string(gone) + " had exited";
-  for (const auto& f : failed) detail += "; " + f;
-  spdlog::info("throttle ({}): group of pid {}: {}", name(), key.tgid, detail);
-  return detail;
-}
-
-bool CgroupThrottle::members_left(const ProcKey& key) const {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return false;
-  for (const auto& [h, orig] : it->second.original) {
-    auto pids = read_group_pids(group_dir(h, it->second.group));
-    if (pids.ok() && !pids->empty()) return true;
-  }
-  return false;
-}
-
-Result<std::string> CgroupThrottle::apply(const ProcKey& key, pid_t owner, const ThrottleLimits& l) {
   if (l.empty()) return Error{EINVAL, "throttle of pid " + std::to_string(key.tgid) + " without any limit"};
   std::string why;
   if (!supports(l, &why)) return Error{EOPNOTSUPP, why};
@@ -125,121 +68,185 @@ Result<std::string> CgroupThrottle::apply(const ProcKey& key, pid_t owner, const
     if (devices.empty()) return Error{ENODEV, "no block device to write an io limit for"};
   }
 
-  auto it = entries_.find(key);
-  const bool fresh = it == entries_.end();
-  ThrottleEntry e = fresh ? ThrottleEntry{key, {}, group_name(key), {}, {}} : it->second;
-
-  // Hierarchies the process has not been moved into yet: where it is now
-  // in each of them is where release will put it back.
-  std::vector<std::pair<std::string, std::string>> to_move;  // hierarchy -> original path
-  std::vector<std::string> needed;
-  for (const auto& h : hierarchies_for(l))
-    if (!e.original.count(h)) needed.push_back(h);
-  if (!needed.empty()) {
-    std::string cg_file = proc_root_ + "/" + std::to_string(owner) + "/cgroup";
-    auto text = read_text(cg_file);
-    if (!text.ok()) return text.error();
-    ProcCgroups pc = parse_proc_cgroups(*text);
-    for (const auto& h : needed) {
-      auto orig = original_in(pc, h);
-      if (!orig) return Error{ENOENT, cg_file + " lists no cgroup for hierarchy " + h};
-      to_move.emplace_back(h, *orig);
-    }
+  // The controllers of each hierarchy the limits need, in the order needed.
+  std::vector<std::pair<std::string, std::vector<std::string>>> needed;
+  for (const auto& c : controllers_for(l)) {
+    std::string h = hierarchy_of(c);
+    auto it = std::find_if(needed.begin(), needed.end(), [&](const auto& n) { return n.first == h; });
+    if (it == needed.end()) it = needed.insert(needed.end(), {h, {}});
+    it->second.push_back(c);
   }
 
-  if (auto r = prepare_parents(l); !r.ok()) return r.error();
-
+  auto [it, fresh] = entries_.try_emplace(key);
+  ThrottleEntry& e = it->second;
+  e.key = key;
   // A fresh throttle that fails half-way is rolled back: the process ends
-  // where it was, with no group left behind.
+  // where it was, with the values it had and no group left behind.
   auto fail = [&](Error err) -> Error {
-    if (fresh && !e.original.empty()) {
+    if (fresh) {
       auto undone = undo(e);
       err.message += undone.ok() ? " (rolled back)" : " (rollback failed: " + undone.error().message + ")";
+      if (undone.ok() || e.places.empty()) entries_.erase(key);
     }
-    if (!fresh) entries_[key] = e;  // hierarchies entered so far stay recorded for release
     save();
     return err;
   };
 
-  for (const auto& [h, orig] : to_move) {
-    std::string mount = mount_of(h);
-    std::string dir = group_dir(h, e.group);
-    if (auto r = make_group(mount + kParent); !r.ok()) return fail(r.error());
-    if (auto r = make_group(dir); !r.ok()) return fail(r.error());
-    before_move(h, dir);
-    if (auto r = move_process(owner, dir); !r.ok()) {
-      (void)remove_group(dir);
-      Error err = r.error();
-      if (err.code == ESRCH) err.message = "pid " + std::to_string(owner) + " exited: " + err.message;
-      return fail(err);
+  std::map<std::string, std::string> how;  // hierarchy -> how its place was chosen
+  std::optional<ProcCgroups> pc;
+  for (const auto& [h, ctrls] : needed) {
+    auto have = std::find_if(e.places.begin(), e.places.end(), [&](const auto& p) { return p.hierarchy == h; });
+    if (have != e.places.end()) {
+      // Already throttled there: a controller added now may need enabling.
+      if (auto r = prepare_controllers(*have, ctrls); !r.ok()) return fail(r.error());
+      continue;
     }
-    e.original[h] = orig;
+    // Where it is now in this hierarchy is where an undo puts it back.
+    std::string cg_file = proc_root_ + "/" + std::to_string(key.tgid) + "/cgroup";
+    if (!pc) {
+      auto text = ops().read(cg_file);
+      if (!text.ok()) return fail(text.error());
+      pc = parse_proc_cgroups(*text);
+    }
+    auto orig = original_in(*pc, h);
+    if (!orig) return fail(Error{ENOENT, cg_file + " lists no cgroup for hierarchy " + h});
+    e.places.push_back(ThrottlePlace{h, ThrottlePlace::Mode::Child, *orig, "", "", {}, {}});
+    auto r = enter_place(e, e.places.back(), ctrls);
+    if (!r.ok()) return fail(r.error());
+    how[h] = *r;
   }
 
-  std::vector<std::string> done;
-  if (auto r = write_limits(e.group, l, devices, e.limits, e.io_devices, &done); !r.ok()) return fail(r.error());
+  auto done = apply_limits(e, l, devices);
+  if (!done.ok()) return fail(done.error());
   e.limits = l;
   e.io_devices = devices;
-  entries_[key] = e;
   save();
 
-  std::string detail = join(done, ", ") + " in " + e.group + " (was " + describe_original(e.original) + ")";
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < e.places.size(); ++i) {
+    const ThrottlePlace& p = e.places[i];
+    auto h = how.find(p.hierarchy);
+    parts.push_back((v2() ? "" : p.hierarchy + ": ") + (*done)[i] + (h != how.end() ? " (" + h->second + ")" : ""));
+  }
+  std::string detail = join(parts, "; ");
   spdlog::info("throttle ({}): pid {}: {}", name(), key.tgid, detail);
   return detail;
 }
 
-Result<std::string> CgroupThrottle::undo(const ThrottleEntry& e) {
-  std::vector<std::string> notes;
-  std::optional<Error> failed;
-  std::set<std::string> removed;
-  for (const auto& [h, orig] : e.original) {
-    std::string mount = mount_of(h);
-    std::string dir = group_dir(h, e.group);
-    if (removed.count(dir)) continue;  // co-mounted controllers share one group
-    // Retried because on cgroupfs rmdir fails (EBUSY) while a process is in
-    // the group: one forked between the read and the move, or one exiting.
-    Result<void> rm = Error{EBUSY, "not tried"};
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      auto pids = read_group_pids(dir);
-      if (!pids.ok() && pids.error().code == ENOENT) {  // group already gone
-        rm = {};
-        break;
+Result<std::vector<std::string>> CgroupThrottle::apply_limits(ThrottleEntry& e, const ThrottleLimits& l,
+                                                              const std::vector<std::string>& devices) {
+  std::vector<std::string> out;  // per place: what was written, "in GROUP"
+  const auto wanted = controllers_for(l);
+  for (auto& p : e.places) {
+    const std::string dir = dir_of(p.hierarchy, p.group);
+    std::vector<std::string> done;
+    for (const auto& c : wanted) {
+      if (hierarchy_of(c) != p.hierarchy) continue;
+      BeforeFn before = [&](const std::string& file, const std::string& device) -> std::string {
+        for (const auto& s : p.saved)
+          if (s.controller == c && s.file == file && s.device == device) return s.value;
+        auto text = ops().read(dir + "/" + file);
+        return text.ok() ? *text : std::string();
+      };
+      auto writes = writes_for(c, l, devices, p.group, before);
+      if (writes.empty()) {
+        // Lower already (here or above): a throttle raises no limit.
+        std::vector<std::string> lifted;
+        if (auto r = restore_saved(p, c, &lifted); !r.ok()) return r.error();
+        done.push_back(c + " already at or below the limit" + (lifted.empty() ? "" : " (" + join(lifted, ", ") + ")"));
+        continue;
       }
-      bool main_moved = false;
-      if (pids.ok()) {
-        for (pid_t pid : *pids) {
-          auto moved = move_back(pid, mount, orig);
-          if (moved.ok()) {
-            if (pid == pid_t(e.key.tgid) && !main_moved) {
-              main_moved = true;
-              notes.push_back(std::string(h == "v2" ? "" : h + ": ") + "moved back to " + *moved);
-            }
-          } else if (moved.error().code != ESRCH) {
-            failed = moved.error();
-          }
+      for (const auto& w : writes) {
+        // On record before the write: a crash after it still has the old value.
+        if (!saved_of(p, w)) {
+          p.saved.push_back(SavedValue{w.controller, w.file, w.device, w.restore});
+          save();
         }
-        if (attempt == 0 && std::find(pids->begin(), pids->end(), pid_t(e.key.tgid)) == pids->end())
-          notes.push_back(std::string(h == "v2" ? "" : h + ": ") + "pid " + std::to_string(e.key.tgid) +
-                          " had exited or left the group");
+        if (auto r = ops().write(dir + "/" + w.file, w.value); !r.ok()) return explain(dir, w, r.error());
+        done.push_back(w.file + "=" + w.value);
       }
-      if (failed) break;
-      rm = remove_group(dir);
-      if (rm.ok() || rm.error().code != EBUSY) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-    if (failed) return *failed;
-    if (rm.ok()) {
-      removed.insert(dir);
-    } else {
-      // The process is back where it was; an empty group left behind is
-      // harmless and the next daemon start sweeps it.
-      spdlog::warn("throttle ({}): could not remove {}: {}", name(), dir, rm.error().message);
-      notes.push_back("could not remove " + dir + ": " + rm.error().message);
-    }
+    // Limits the throttle no longer asks for: what was there before comes back.
+    std::set<std::string> dropped;
+    for (const auto& s : p.saved)
+      if (std::find(wanted.begin(), wanted.end(), s.controller) == wanted.end()) dropped.insert(s.controller);
+    for (const auto& c : dropped)
+      if (auto r = restore_saved(p, c, &done); !r.ok()) return r.error();
+    out.push_back((done.empty() ? std::string("nothing to write") : join(done, ", ")) + " in " + p.group);
   }
-  std::sort(notes.begin(), notes.end());
-  notes.erase(std::unique(notes.begin(), notes.end()), notes.end());
-  return join(notes, ", ") + (removed.empty() ? "" : ", removed " + e.group);
+  return out;
+}
+
+Result<void> CgroupThrottle::restore_saved(ThrottlePlace& p, const std::string& controller,
+                                           std::vector<std::string>* done) {
+  const std::string dir = dir_of(p.hierarchy, p.group);
+  std::optional<Error> failed;
+  for (auto it = p.saved.rbegin(); it != p.saved.rend();) {
+    if (!controller.empty() && it->controller != controller) {
+      ++it;
+      continue;
+    }
+    auto r = ops().write(dir + "/" + it->file, it->value);
+    if (r.ok()) {
+      if (done) done->push_back(it->file + "=" + it->value);
+    } else if (r.error().code != ENOENT && !failed) {  // ENOENT: the group is gone, nothing to restore
+      failed = r.error();
+    }
+    it = decltype(it)(p.saved.erase(std::next(it).base()));
+  }
+  save();
+  if (failed) return *failed;
+  return {};
+}
+
+Result<std::string> CgroupThrottle::undo(ThrottleEntry& e) {
+  std::vector<std::string> notes;
+  while (!e.places.empty()) {
+    auto r = undo_place(e, e.places.back());
+    if (!r.ok()) return r.error();
+    notes.push_back(*r);
+    e.places.pop_back();
+    save();
+  }
+  std::reverse(notes.begin(), notes.end());
+  return join(notes, "; ");
+}
+
+Result<std::string> CgroupThrottle::add_members(const ProcKey& key, const std::vector<pid_t>& pids) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return Error{ENOENT, "pid " + std::to_string(key.tgid) + " is not throttled"};
+  size_t moved = 0, gone = 0;
+  std::vector<std::string> failed;
+  for (pid_t pid : pids) {
+    if (pid == pid_t(key.tgid)) continue;
+    bool in = true;
+    for (const ThrottlePlace& p : it->second.places) {
+      auto m = ops().move(pid, dir_of(p.hierarchy, p.group));
+      if (m.ok()) continue;
+      in = false;
+      if (m.error().code == ESRCH)
+        ++gone;
+      else
+        failed.push_back("pid " + std::to_string(pid) + ": " + m.error().message);
+      break;
+    }
+    moved += in;
+  }
+  std::string detail = std::to_string(moved) + " other member(s) of the group moved in";
+  if (gone != 0) detail += ", " + std::to_string(gone) + " had exited";
+  if (!failed.empty()) detail += "; not moved: " + join(failed, "; ");
+  spdlog::info("throttle ({}): group of pid {}: {}", name(), key.tgid, detail);
+  return detail;
+}
+
+bool CgroupThrottle::members_left(const ProcKey& key) const {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  for (const ThrottlePlace& p : it->second.places) {
+    auto pids = ops().pids(dir_of(p.hierarchy, p.group));
+    if (pids.ok() && !pids->empty()) return true;
+  }
+  return false;
 }
 
 Result<std::string> CgroupThrottle::release(const ProcKey& key) {
@@ -249,6 +256,7 @@ Result<std::string> CgroupThrottle::release(const ProcKey& key) {
   auto r = undo(it->second);
   if (!r.ok()) {
     spdlog::warn("throttle ({}): release of pid {} failed: {}", name(), key.tgid, r.error().message);
+    save();
     return r.error();
   }
   entries_.erase(it);
@@ -259,11 +267,21 @@ Result<std::string> CgroupThrottle::release(const ProcKey& key) {
 
 void CgroupThrottle::release_all() {
   for (const auto& key : throttled_keys()) (void)release(key);
-  if (!entries_.empty()) return;
-  // The parent groups go too when nothing is left in them (EBUSY otherwise).
-  std::set<std::string> parents;
-  for (const auto& h : all_hierarchies()) parents.insert(mount_of(h) + kParent);
-  for (const auto& p : parents) (void)remove_group(p);
+  remove_legacy_groups();
+}
+
+// Groups of the previous design (<root>/faultprobe/p<tgid>-<start>): the
+// empty ones go, and their parent with them.
+void CgroupThrottle::remove_legacy_groups() {
+  for (const auto& h : all_hierarchies()) {
+    std::string parent = mount_of(h) + kLegacyParent;
+    if (!ops().status(parent).ok()) continue;
+    for (const auto& sub : ops().subdirs(parent)) {
+      auto pids = ops().pids(parent + "/" + sub);
+      if (pids.ok() && pids->empty()) (void)ops().remove_group(parent + "/" + sub);
+    }
+    (void)ops().remove_group(parent);
+  }
 }
 
 void CgroupThrottle::save() const {
@@ -286,46 +304,34 @@ void CgroupThrottle::load_state() {
                  name(), state_path_, st->backend);
     return;
   }
-  bool changed = false;
-  for (const auto& e : st->entries) {
-    // Still the same process: its tgid is listed in its group. A pid reused
-    // by a new process would have been born elsewhere.
+  // Still the same process: its tgid is listed where the throttle put it (a
+  // pid reused by a new process would have been born elsewhere, unless in
+  // the very cgroup a Limit place is: then the undo comes a little late,
+  // and restores the same values).
+  std::vector<ProcKey> gone;
+  for (auto& e : st->entries) {
     bool alive = false;
-    if (!e.original.empty()) {
-      auto pids = read_group_pids(group_dir(e.original.begin()->first, e.group));
+    if (!e.places.empty()) {
+      const ThrottlePlace& p = e.places.front();
+      auto pids = ops().pids(dir_of(p.hierarchy, p.group));
       alive = pids.ok() && std::find(pids->begin(), pids->end(), pid_t(e.key.tgid)) != pids->end();
     }
-    if (alive) {
-      entries_[e.key] = e;
-      spdlog::info("throttle ({}): pid {} is still throttled in {} (from a previous run)", name(), e.key.tgid,
-                   e.group);
-      continue;
-    }
-    changed = true;
-    auto r = undo(e);
-    spdlog::info("throttle ({}): pid {} of a previous run is gone: {}", name(), e.key.tgid,
+    if (alive)
+      spdlog::info("throttle ({}): pid {} is still throttled (from a previous run)", name(), e.key.tgid);
+    else
+      gone.push_back(e.key);
+    entries_[e.key] = std::move(e);
+  }
+  // Undone in the table, so that until each is, it stays on record and the
+  // others see what it still needs (a controller enabled, a leaf).
+  for (const ProcKey& k : gone) {
+    auto r = undo(entries_[k]);
+    spdlog::info("throttle ({}): pid {} of a previous run is gone: {}", name(), k.tgid,
                  r.ok() ? *r : r.error().message);
+    if (r.ok()) entries_.erase(k);
   }
-  // Groups of ours nobody recorded (a crash between mkdir and save, a removal
-  // that failed): the empty ones go; ones with processes are left, since
-  // where those came from is unknown.
-  std::set<std::string> recorded;
-  for (const auto& [k, e] : entries_) recorded.insert(e.group);
-  for (const auto& h : all_hierarchies()) {
-    std::string parent = mount_of(h) + kParent;
-    for (const auto& name_ : list_subdirs(parent)) {
-      if (name_.empty() || name_[0] != 'p' || recorded.count(std::string(kParent) + "/" + name_)) continue;
-      std::string dir = parent + "/" + name_;
-      auto pids = read_group_pids(dir);
-      if (pids.ok() && pids->empty()) {
-        (void)remove_group(dir);
-      } else {
-        spdlog::warn("throttle ({}): {} has processes but no record of where they came from; left alone", name(),
-                     dir);
-      }
-    }
-  }
-  if (changed) save();
+  remove_legacy_groups();
+  if (!gone.empty()) save();
 }
 
 }  // namespace fp

@@ -1,46 +1,32 @@
-// cgroup v1: a group in each hierarchy a limit needs: cpu (cfs quota),
+// cgroup v1: a place in each hierarchy a limit needs: cpu (cfs quota),
 // memory (limit_in_bytes), blkio (throttle.*_bps_device), pids (pids.max).
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 
 #include <spdlog/spdlog.h>
 
 #include "act/cgroup_throttle.h"
-#include "act/cgroupfs.h"
+#include "act/cgroup_values.h"
 
 namespace fp {
 namespace {
 
+using namespace cgv;
+
 constexpr const char* kManaged[] = {"cpu", "memory", "blkio", "pids"};
 
-std::vector<std::string> controllers_for(const ThrottleLimits& l) {
-  std::vector<std::string> c;
-  if (l.cpu_share) c.push_back("cpu");
-  if (l.memory_bytes) c.push_back("memory");
-  if (l.io_bps) c.push_back("blkio");
-  if (l.pids) c.push_back("pids");
-  return c;
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-Result<void> write_one(const std::string& dir, const std::string& file, const std::string& value,
-                       std::vector<std::string>* done) {
-  if (auto r = write_control(dir + "/" + file, value); !r.ok()) return r;
-  done->push_back(file + "=" + value);
-  return {};
+// What a file holds, or what it means when it holds nothing (a fake tree's
+// fresh group): the kernel's default, no limit.
+std::string or_default(const std::string& text, const char* dflt) {
+  auto t = trim(text);
+  return t.empty() ? std::string(dflt) : std::string(t);
 }
 
 }  // namespace
 
-CgroupV1Throttle::CgroupV1Throttle(std::map<std::string, std::string> v1, std::string proc_root,
-                                   std::string state_path)
-    : CgroupThrottle(std::move(proc_root), std::move(state_path)), v1_(std::move(v1)) {
+CgroupV1Throttle::CgroupV1Throttle(std::map<std::string, std::string> v1, CgroupThrottleEnv env)
+    : CgroupThrottle(std::move(env)), v1_(std::move(v1)) {
   load_state();
 }
 
@@ -53,14 +39,28 @@ bool CgroupV1Throttle::supports(const ThrottleLimits& l, std::string* why) const
   return true;
 }
 
-std::vector<std::string> CgroupV1Throttle::hierarchies_for(const ThrottleLimits& l) const {
-  return controllers_for(l);
+std::vector<std::string> CgroupV1Throttle::controllers_for(const ThrottleLimits& l) const {
+  std::vector<std::string> c;
+  if (l.cpu_share) c.push_back("cpu");
+  if (l.memory_bytes) c.push_back("memory");
+  if (l.io_bps) c.push_back("blkio");
+  if (l.pids) c.push_back("pids");
+  return c;
+}
+
+std::string CgroupV1Throttle::hierarchy_of(const std::string& controller) const {
+  // Co-mounted controllers ("cpu,memory" on one mount) share one place,
+  // named after the first of kManaged on that mount.
+  const std::string mount = mount_of(controller);
+  for (const char* c : kManaged)
+    if (mount_of(c) == mount) return c;
+  return controller;
 }
 
 std::vector<std::string> CgroupV1Throttle::all_hierarchies() const {
   std::vector<std::string> out;
   for (const char* c : kManaged)
-    if (v1_.count(c)) out.push_back(c);
+    if (v1_.count(c) && hierarchy_of(c) == c) out.push_back(c);
   return out;
 }
 
@@ -76,81 +76,78 @@ std::optional<std::string> CgroupV1Throttle::original_in(const ProcCgroups& pc, 
 }
 
 void CgroupV1Throttle::before_move(const std::string& hierarchy, const std::string& group_dir) {
-  if (hierarchy != "memory") return;
+  if (hierarchy != hierarchy_of("memory") || !v1_.count("memory")) return;
   // Without charge moving, the pages the process already has stay charged to
-  // its old group and the limit only counts what it allocates from now on.
-  // The file is in every memory group when the kernel has it (ask the root:
-  // a fake tree only has what the test created). Kernels since 6.13 keep
-  // the file but refuse any value but 0.
-  if (!exists(mount_of("memory") + "/memory.move_charge_at_immigrate")) return;
-  auto r = write_control(group_dir + "/memory.move_charge_at_immigrate", "3");
+  // its old group (the parent: still under its limit) and the new limit only
+  // counts what it allocates from now on. The file is in every memory group
+  // when the kernel has it (ask the root: a fake tree only has what the test
+  // made). Kernels since 6.13 keep the file but refuse any value but 0.
+  if (!ops().status(mount_of("memory") + "/memory.move_charge_at_immigrate").ok()) return;
+  auto r = ops().write(group_dir + "/memory.move_charge_at_immigrate", "3");
   if (!r.ok())
     spdlog::info("throttle (cgroup1): no charge moving ({}): the memory limit counts only new allocations",
                  r.error().message);
 }
 
-Result<void> CgroupV1Throttle::write_limits(const std::string& group, const ThrottleLimits& now,
-                                            const std::vector<std::string>& devices_now,
-                                            const ThrottleLimits& before,
-                                            const std::vector<std::string>& devices_before,
-                                            std::vector<std::string>* done) {
-  if (now.cpu_share) {
-    std::string dir = mount_of("cpu") + group;
+std::vector<ControlWrite> CgroupV1Throttle::writes_for(const std::string& controller, const ThrottleLimits& l,
+                                                       const std::vector<std::string>& devices,
+                                                       const std::string& path, const BeforeFn& before) {
+  std::vector<ControlWrite> out;
+  if (controller == "cpu" && l.cpu_share) {
+    const uint64_t quota = cpu_quota_us(*l.cpu_share);
+    const std::string q0 = or_default(before("cpu.cfs_quota_us", ""), "-1");
+    const std::string p0 = or_default(before("cpu.cfs_period_us", ""), "100000");
+    // The tightest quota of the group and its ancestors: v1 refuses a quota
+    // above a parent's (EINVAL), and one at or above it changes nothing.
+    double in_force = cpu_ratio(q0, p0);
+    for (std::string a = path; a != "/";) {
+      a = parent_path(a);
+      std::string dir = dir_of("cpu", a);
+      auto q = ops().read(dir + "/cpu.cfs_quota_us"), p = ops().read(dir + "/cpu.cfs_period_us");
+      if (q.ok() && p.ok()) in_force = std::min(in_force, cpu_ratio(*q, *p));
+    }
+    if (double(quota) / double(kCpuPeriodUs) >= in_force) return out;
     // Period first: the quota is checked against it.
-    if (auto r = write_one(dir, "cpu.cfs_period_us", std::to_string(kCpuPeriodUs), done); !r.ok()) return r;
-    if (auto r = write_one(dir, "cpu.cfs_quota_us", std::to_string(cpu_quota_us(*now.cpu_share)), done); !r.ok())
-      return r;
-  } else if (before.cpu_share) {
-    if (auto r = write_one(mount_of("cpu") + group, "cpu.cfs_quota_us", "-1", done); !r.ok()) return r;
-  }
-
-  if (now.memory_bytes) {
-    std::string dir = mount_of("memory") + group;
-    std::string bytes = std::to_string(*now.memory_bytes);
+    out.push_back({"cpu", "cpu.cfs_period_us", "", std::to_string(kCpuPeriodUs), p0});
+    out.push_back({"cpu", "cpu.cfs_quota_us", "", std::to_string(quota), q0});
+  } else if (controller == "memory" && l.memory_bytes) {
     // The soft limit is what reclaim under global pressure aims for; the hard
     // one is the ceiling the group reclaims itself down to.
-    if (auto r = write_one(dir, "memory.soft_limit_in_bytes", bytes, done); !r.ok()) return r;
-    if (auto r = write_one(dir, "memory.limit_in_bytes", bytes, done); !r.ok()) {
-      if (r.error().code != EBUSY) return r;
-      auto usage = read_text(dir + "/memory.usage_in_bytes");
-      std::string used = usage.ok() ? std::string(usage->substr(0, usage->find('\n'))) : "unknown";
-      return Error{EBUSY, "memory.limit_in_bytes=" + bytes + " is below what the group already uses (" + used +
-                              " bytes) and the kernel could not reclaim enough: " + r.error().message};
+    // A lower hard limit above the group binds it already.
+    const uint64_t above = ancestors_limit(hierarchy_of("memory"), path, "memory.limit_in_bytes");
+    for (const char* file : {"memory.soft_limit_in_bytes", "memory.limit_in_bytes"}) {
+      std::string was = or_default(before(file, ""), "-1");
+      if (*l.memory_bytes < std::min(limit_value(was), above))
+        out.push_back({"memory", file, "", std::to_string(*l.memory_bytes), was});
     }
-  } else if (before.memory_bytes) {
-    std::string dir = mount_of("memory") + group;
-    if (auto r = write_one(dir, "memory.limit_in_bytes", "-1", done); !r.ok()) return r;
-    if (auto r = write_one(dir, "memory.soft_limit_in_bytes", "-1", done); !r.ok()) return r;
-  }
-
-  if (now.io_bps || before.io_bps) {
-    std::string dir = mount_of("blkio") + group;
-    if (now.io_bps) {
-      // v1 throttles reads and direct writes; buffered writeback is
-      // attributed to the flusher, not the process (v2's io.max does not
-      // have that gap).
-      std::string bps = std::to_string(*now.io_bps);
-      for (const auto& dev : devices_now) {
-        if (auto r = write_one(dir, "blkio.throttle.read_bps_device", dev + " " + bps, done); !r.ok()) return r;
-        if (auto r = write_one(dir, "blkio.throttle.write_bps_device", dev + " " + bps, done); !r.ok()) return r;
+  } else if (controller == "blkio" && l.io_bps) {
+    // v1 throttles reads and direct writes; buffered writeback is attributed
+    // to the flusher, not the process (v2's io.max does not have that gap).
+    for (const auto& dev : devices) {
+      for (const char* file : {"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device"}) {
+        std::string_view line = device_line(before(file, dev), dev);
+        uint64_t was = line.empty() ? 0 : limit_value(line.substr(dev.size() + 1));
+        if (was == 0) was = kUnlimited;  // 0 (or no line): no rule for the device
+        if (*l.io_bps >= was) continue;
+        // Writing "DEV 0" removes the device's rule.
+        out.push_back({"blkio", file, dev, dev + " " + std::to_string(*l.io_bps),
+                       dev + " " + (was == kUnlimited ? "0" : std::to_string(was))});
       }
     }
-    if (before.io_bps) {
-      for (const auto& dev : devices_before) {
-        if (now.io_bps && std::find(devices_now.begin(), devices_now.end(), dev) != devices_now.end()) continue;
-        // 0 removes the device's rule.
-        if (auto r = write_one(dir, "blkio.throttle.read_bps_device", dev + " 0", done); !r.ok()) return r;
-        if (auto r = write_one(dir, "blkio.throttle.write_bps_device", dev + " 0", done); !r.ok()) return r;
-      }
-    }
+  } else if (controller == "pids" && l.pids) {
+    std::string was = or_default(before("pids.max", ""), "max");
+    if (*l.pids < std::min(limit_value(was), ancestors_limit(hierarchy_of("pids"), path, "pids.max")))
+      out.push_back({"pids", "pids.max", "", std::to_string(*l.pids), was});
   }
+  return out;
+}
 
-  if (now.pids) {
-    if (auto r = write_one(mount_of("pids") + group, "pids.max", std::to_string(*now.pids), done); !r.ok()) return r;
-  } else if (before.pids) {
-    if (auto r = write_one(mount_of("pids") + group, "pids.max", "max", done); !r.ok()) return r;
-  }
-  return {};
+Error CgroupV1Throttle::explain(const std::string& dir, const ControlWrite& w, Error err) {
+  if (w.file != "memory.limit_in_bytes" || err.code != EBUSY) return err;
+  auto usage = ops().read(dir + "/memory.usage_in_bytes");
+  std::string used = usage.ok() ? std::string(trim(*usage)) : "unknown";
+  return Error{EBUSY, "memory.limit_in_bytes=" + w.value + " is below what the group already uses (" + used +
+                          " bytes) and the kernel could not reclaim enough: " + err.message};
 }
 
 }  // namespace fp

@@ -1,53 +1,33 @@
-// cgroup v2: cpu.max, memory.high, io.max, pids.max in one group.
+// cgroup v2: cpu.max, memory.high, io.max, pids.max.
 #include <algorithm>
 #include <cerrno>
-#include <sstream>
+#include <cmath>
 
 #include "act/cgroup_throttle.h"
-#include "act/cgroupfs.h"
+#include "act/cgroup_values.h"
 
 namespace fp {
 namespace {
 
-std::vector<std::string> controllers_for(const ThrottleLimits& l) {
-  std::vector<std::string> c;
-  if (l.cpu_share) c.push_back("cpu");
-  if (l.memory_bytes) c.push_back("memory");
-  if (l.io_bps) c.push_back("io");
-  if (l.pids) c.push_back("pids");
-  return c;
+using namespace cgv;
+
+std::string or_default(const std::string& text, const std::string& dflt) {
+  auto t = trim(text);
+  return t.empty() ? dflt : std::string(t);
 }
 
-// Adds "+ctrl" for every controller not yet enabled in a
-// cgroup.subtree_control file, in one write (the kernel takes a list).
-Result<void> enable_controllers(const std::string& file, const std::vector<std::string>& want) {
-  auto text = read_text(file);
-  std::vector<std::string> have;
-  if (text.ok()) {
-    std::istringstream in(*text);
-    for (std::string w; in >> w;) have.push_back(w[0] == '+' ? w.substr(1) : w);
-  }
-  std::string add;
-  for (const auto& c : want)
-    if (std::find(have.begin(), have.end(), c) == have.end()) add += (add.empty() ? "+" : " +") + c;
-  if (add.empty()) return {};
-  return write_control(file, add);
-}
-
-Result<void> write_one(const std::string& dir, const std::string& file, const std::string& value,
-                       std::vector<std::string>* done) {
-  if (auto r = write_control(dir + "/" + file, value); !r.ok()) return r;
-  done->push_back(file + "=" + value);
-  return {};
+// "20000 100000" as a share of one CPU; "max 100000" is unlimited.
+double cpu_max_ratio(std::string_view text) {
+  text = trim(text);
+  size_t sp = text.find(' ');
+  if (sp == std::string_view::npos) return cpu_ratio(text, "100000");
+  return cpu_ratio(text.substr(0, sp), text.substr(sp + 1));
 }
 
 }  // namespace
 
-CgroupV2Throttle::CgroupV2Throttle(std::string root, std::vector<std::string> controllers, std::string proc_root,
-                                   std::string state_path)
-    : CgroupThrottle(std::move(proc_root), std::move(state_path)),
-      root_(std::move(root)),
-      controllers_(std::move(controllers)) {
+CgroupV2Throttle::CgroupV2Throttle(std::string root, std::vector<std::string> controllers, CgroupThrottleEnv env)
+    : CgroupThrottle(std::move(env)), root_(std::move(root)), controllers_(std::move(controllers)) {
   load_state();
 }
 
@@ -64,54 +44,51 @@ bool CgroupV2Throttle::supports(const ThrottleLimits& l, std::string* why) const
   return true;
 }
 
-Result<void> CgroupV2Throttle::prepare_parents(const ThrottleLimits& l) {
-  // v2 control files exist in a group only for controllers its parent
-  // enabled in cgroup.subtree_control, so both levels above the group need
-  // them. <root>/faultprobe holds no processes itself, which v2 requires of
-  // a group that enables controllers for its children.
-  auto want = controllers_for(l);
-  if (auto r = enable_controllers(root_ + "/cgroup.subtree_control", want); !r.ok()) return r;
-  if (auto r = make_group(root_ + "/faultprobe"); !r.ok()) return r;
-  return enable_controllers(root_ + "/faultprobe/cgroup.subtree_control", want);
+std::vector<std::string> CgroupV2Throttle::controllers_for(const ThrottleLimits& l) const {
+  std::vector<std::string> c;
+  if (l.cpu_share) c.push_back("cpu");
+  if (l.memory_bytes) c.push_back("memory");
+  if (l.io_bps) c.push_back("io");
+  if (l.pids) c.push_back("pids");
+  return c;
 }
 
-Result<void> CgroupV2Throttle::write_limits(const std::string& group, const ThrottleLimits& now,
-                                            const std::vector<std::string>& devices_now,
-                                            const ThrottleLimits& before,
-                                            const std::vector<std::string>& devices_before,
-                                            std::vector<std::string>* done) {
-  std::string dir = root_ + group;
+std::vector<ControlWrite> CgroupV2Throttle::writes_for(const std::string& controller, const ThrottleLimits& l,
+                                                       const std::vector<std::string>& devices,
+                                                       const std::string& path, const BeforeFn& before) {
+  std::vector<ControlWrite> out;
   const std::string period = std::to_string(kCpuPeriodUs);
-  if (now.cpu_share) {
-    if (auto r = write_one(dir, "cpu.max", std::to_string(cpu_quota_us(*now.cpu_share)) + " " + period, done); !r.ok())
-      return r;
-  } else if (before.cpu_share) {
-    if (auto r = write_one(dir, "cpu.max", "max " + period, done); !r.ok()) return r;
-  }
-  if (now.memory_bytes) {
+  if (controller == "cpu" && l.cpu_share) {
+    const uint64_t quota = cpu_quota_us(*l.cpu_share);
+    const std::string was = or_default(before("cpu.max", ""), "max " + period);
+    // The tightest of the group's and its ancestors' (the root has none).
+    double in_force = cpu_max_ratio(was);
+    for (std::string a = parent_path(path); a != "/"; a = parent_path(a))
+      if (auto m = ops().read(dir_of("v2", a) + "/cpu.max"); m.ok()) in_force = std::min(in_force, cpu_max_ratio(*m));
+    if (double(quota) / double(kCpuPeriodUs) < in_force)
+      out.push_back({"cpu", "cpu.max", "", std::to_string(quota) + " " + period, was});
+  } else if (controller == "memory" && l.memory_bytes) {
     // memory.high throttles and reclaims above the limit; it never invokes
     // the OOM killer, which is what a throttle (not a kill) should do.
-    if (auto r = write_one(dir, "memory.high", std::to_string(*now.memory_bytes), done); !r.ok()) return r;
-  } else if (before.memory_bytes) {
-    if (auto r = write_one(dir, "memory.high", "max", done); !r.ok()) return r;
-  }
-  if (now.io_bps) {
-    std::string bps = std::to_string(*now.io_bps);
-    for (const auto& dev : devices_now)
-      if (auto r = write_one(dir, "io.max", dev + " rbps=" + bps + " wbps=" + bps, done); !r.ok()) return r;
-  }
-  if (before.io_bps) {
-    for (const auto& dev : devices_before) {
-      if (now.io_bps && std::find(devices_now.begin(), devices_now.end(), dev) != devices_now.end()) continue;
-      if (auto r = write_one(dir, "io.max", dev + " rbps=max wbps=max", done); !r.ok()) return r;
+    std::string was = or_default(before("memory.high", ""), "max");
+    const uint64_t above = std::min(ancestors_limit("v2", path, "memory.high"), ancestors_limit("v2", path, "memory.max"));
+    if (*l.memory_bytes < std::min(limit_value(was), above))
+      out.push_back({"memory", "memory.high", "", std::to_string(*l.memory_bytes), was});
+  } else if (controller == "io" && l.io_bps) {
+    for (const auto& dev : devices) {
+      std::string_view line = device_line(before("io.max", dev), dev);
+      uint64_t r = keyed_value(line, "rbps"), w = keyed_value(line, "wbps");
+      uint64_t nr = std::min(*l.io_bps, r), nw = std::min(*l.io_bps, w);
+      if (nr == r && nw == w) continue;
+      out.push_back({"io", "io.max", dev, dev + " rbps=" + limit_text(nr) + " wbps=" + limit_text(nw),
+                     dev + " rbps=" + limit_text(r) + " wbps=" + limit_text(w)});
     }
+  } else if (controller == "pids" && l.pids) {
+    std::string was = or_default(before("pids.max", ""), "max");
+    if (*l.pids < std::min(limit_value(was), ancestors_limit("v2", path, "pids.max")))
+      out.push_back({"pids", "pids.max", "", std::to_string(*l.pids), was});
   }
-  if (now.pids) {
-    if (auto r = write_one(dir, "pids.max", std::to_string(*now.pids), done); !r.ok()) return r;
-  } else if (before.pids) {
-    if (auto r = write_one(dir, "pids.max", "max", done); !r.ok()) return r;
-  }
-  return {};
+  return out;
 }
 
 }  // namespace fp

@@ -26,12 +26,14 @@ bool replaces(ActionType t) { return t == ActionType::Restart || t == ActionType
 
 }  // namespace
 
-bool policy_matches(const ProcessMatch& m, const Target& t) {
+bool policy_matches(const ProcessMatch& m, const Target& t, bool user_units) {
   if (m.empty()) return false;  // the parser refuses it; never let it mean "every process"
   if (m.comm && !glob(*m.comm, t.comm)) return false;
   if (m.exe && !glob(*m.exe, t.exe)) return false;
   if (m.cgroup && !glob(*m.cgroup, t.cgroup)) return false;
-  if (m.unit && !glob(*m.unit, t.unit)) return false;
+  // A user unit's name is the user's choice: a glob written for system units
+  // ("sshd.service") must not select it.
+  if (m.unit && ((t.unit_user && !user_units) || !glob(*m.unit, t.unit))) return false;
   if (m.uid && *m.uid != t.uid) return false;
   if (m.service && (t.service.empty() || !glob(*m.service, t.service))) return false;
   return true;
@@ -71,14 +73,14 @@ const PolicyConfig* Handler::policy_named(const std::string& name) const {
 
 const PolicyConfig* Handler::policy_for(const Target& t) const {
   for (const PolicyConfig& p : policies_)
-    if (policy_matches(p.match, t)) return &p;
+    if (policy_matches(p.match, t, p.user_units)) return &p;
   return nullptr;
 }
 
 const PolicyConfig* Handler::policy_for(const Target& t, FaultClass cls) const {
   for (const PolicyConfig& p : policies_) {
     const auto* ladder = p.ladder(cls);
-    if (ladder && !ladder->empty() && policy_matches(p.match, t)) return &p;
+    if (ladder && !ladder->empty() && policy_matches(p.match, t, p.user_units)) return &p;
   }
   return nullptr;
 }
@@ -202,6 +204,9 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
     c.open = open_now.count({r, key.second}) != 0;
   }
 
+  // A throttle evaded: its recovery check is due now (and fails).
+  for (const ThrottleEvasion& e : act_.take_evasions()) evaded(now_ns, e);
+
   // Recovery checks that are due; they may ask for escalation.
   for (auto& [key, c] : cases_)
     if (c.watching && now_ns >= c.watch_until_ns) check_recovery(now_ns, c, key.second, out);
@@ -255,6 +260,18 @@ void Handler::open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& r
   cases_.emplace(CaseKey{f.culprit, f.cls}, std::move(c));
 }
 
+void Handler::evaded(uint64_t now_ns, const ThrottleEvasion& e) {
+  for (auto& [key, c] : cases_) {
+    if (key.first != e.key || !c.acted || c.watch_action != ActionType::Throttle) continue;
+    // Watching the throttle, or past its window with the fault (re)open:
+    // either way the throttle did not hold it.
+    if (!c.watching && !c.open) continue;
+    c.watching = true;
+    c.watch_until_ns = now_ns;
+    c.watch_evaded = e.detail;
+  }
+}
+
 void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out) {
   c.watching = false;
   const PolicyConfig* p = policy_named(c.policy);
@@ -269,7 +286,9 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
   r.step = c.watch_step;
   const std::string window = p ? dur(p->recovery_window) : "the window";
   const std::string what = std::string(fault_class_name(cls)) + " fault";
-  const bool still = (c.open && !c.stale_open) || c.watch_reopened;
+  const std::string evaded = std::move(c.watch_evaded);
+  c.watch_evaded.clear();
+  const bool still = !evaded.empty() || (c.open && !c.stale_open) || c.watch_reopened;
   if (!still && c.watch_replacement && !act_.alive(c.target.key)) {
     // Nothing to act on any more: the case ends here.
     r.recovered = false;
@@ -285,14 +304,19 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
                action_type_name(c.watch_action);
   } else {
     r.recovered = false;
+    const std::string why = !evaded.empty() ? "the throttle was evaded: " + evaded
+                                            : what + (c.open ? " still open " : " reopened within ") + window +
+                                                  " after the " + (c.watch_failed ? "failed " : "") +
+                                                  action_type_name(c.watch_action);
     if (!ladder || c.rung >= ladder->size()) {
-      r.detail = "ladder exhausted";
+      r.detail = evaded.empty() ? "ladder exhausted" : why + "; ladder exhausted";
       c.exhausted = c.open;  // while it stays open; a later reopening starts again from the last rung
     } else {
-      r.detail = what + (c.open ? " still open " : " reopened within ") + window + " after the " +
-                 (c.watch_failed ? "failed " : "") + action_type_name(c.watch_action) + "; escalating to " +
-                 (*ladder)[c.rung].text;
+      r.detail = why + "; escalating to " + (*ladder)[c.rung].text;
+      // An evasion escalates even if the fault has just cleared: the
+      // process is out of the throttle's hold.
       c.escalate = true;
+      if (!evaded.empty()) c.open = true;
     }
   }
   out.recoveries.push_back(std::move(r));
@@ -353,7 +377,7 @@ void Handler::attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out) {
       return;
     }
 
-    ActionOutcome o = perform(step, c.target, dry);
+    ActionOutcome o = perform(step, *p, c.target, dry);
     rec.outcome = o;
     out.actions.push_back(std::move(rec));
     c.blocked = Block::None;
@@ -445,7 +469,15 @@ void Handler::follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replace
   restarted_[replacement] = now_ns;
 }
 
-ActionOutcome Handler::perform(const LadderStep& step, const Target& t, bool dry_run) {
+ActionOutcome Handler::perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run) {
+  // A restart of a user unit goes through that user's manager, and only when
+  // the policy says it covers user units (a [[service]] is ours, not systemd's).
+  if (step.type == ActionType::Restart && t.unit_user && t.service.empty() && !p.user_units)
+    return ActionOutcome{ActionResult::Skipped,
+                         t.unit + " is a unit of uid " + std::to_string(*t.unit_user) +
+                             "'s own systemd manager, and policy " + p.name +
+                             " does not say user_units = true: not restarted",
+                         {}};
   switch (step.type) {
     case ActionType::Throttle: return act_.throttle(t, merged_limits(t.key, step.limits), dry_run);
     case ActionType::Unthrottle: return act_.unthrottle(t, dry_run);

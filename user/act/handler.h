@@ -11,6 +11,9 @@
 //   a fault that reopens later (within an hour) continues from the next rung, after the cooldown
 // Throttles are undone (unthrottle) once every fault that caused them has been
 // clear for the policy's cooldown, or at once when the process exits.
+// A throttle the process evades (Actuator::take_evasions: a SIGCONT in a
+// SIGSTOP phase) ends its recovery check at once as "not recovered": the
+// next rung follows without waiting for the window.
 // Every decision is an ActionRecord, including the skipped ones (protected,
 // cooldown, budget, rate limit); a fault without a policy for its class is
 // only alerted and leaves no record here.
@@ -51,7 +54,9 @@ struct HandlerOutput {
 
 // Whether a policy's match selects the target: every key that is set must
 // match (globs as fnmatch(3), uid exactly). An empty match selects nothing.
-bool policy_matches(const ProcessMatch& m, const Target& t);
+// A `unit` glob matches a user manager's unit only with user_units (the
+// policy's key of that name).
+bool policy_matches(const ProcessMatch& m, const Target& t, bool user_units = false);
 
 class Handler {
  public:
@@ -119,6 +124,7 @@ class Handler {
     bool watch_reopened = false;
     bool watch_replacement = false;  // a restart/restore whose replacement is target.key
     bool watch_failed = false;       // the action itself failed
+    std::string watch_evaded;        // the throttle was evaded (why): not recovered, whatever the fault says
     bool stale_open = false;  // the open fault is the replaced process's (crash classes): not a new failure
     bool awaiting_replacement = false;  // a restart/restore whose replacement the actuator could not name yet
   };
@@ -138,9 +144,10 @@ class Handler {
   void refill(uint64_t now_ns);
   void open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& resolve);
   void check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOutput& out);
+  void evaded(uint64_t now_ns, const ThrottleEvasion& e);
   void follow(uint64_t now_ns, const CaseKey& key, const ProcKey& replacement);
   void attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out);
-  ActionOutcome perform(const LadderStep& step, const Target& t, bool dry_run);
+  ActionOutcome perform(const LadderStep& step, const PolicyConfig& p, const Target& t, bool dry_run);
   size_t spent(uint64_t now_ns, const ProcKey& k);
   ThrottleLimits merged_limits(const ProcKey& k, const ThrottleLimits& step) const;
   void undo_throttles(uint64_t now_ns, const std::map<CaseKey, bool>& open, bool sweep, HandlerOutput& out);

@@ -164,6 +164,8 @@ Result<ProcStat> parse_proc_stat(std::string_view content) {
   if (!number(4, st.ppid) || !number(6, st.session) || !number(9, st.flags) || !number(22, st.starttime_ticks)) {
     return Error{EINVAL, "bad ppid, session, flags or starttime in stat line"};
   }
+  uint64_t utime = 0, stime = 0;
+  if (number(14, utime) && number(15, stime)) st.cpu_ticks = utime + stime;
   return st;
 }
 

@@ -30,6 +30,7 @@ struct ProcStat {
   pid_t ppid = 0;
   pid_t session = 0;             // field 6
   uint32_t flags = 0;            // field 9, PF_* bits
+  uint64_t cpu_ticks = 0;        // fields 14 + 15 (utime + stime, every thread), clock ticks
   uint64_t starttime_ticks = 0;  // field 22, clock ticks since boot (CLOCK_BOOTTIME)
 };
 

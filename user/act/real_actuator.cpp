@@ -69,14 +69,22 @@ ActionOutcome RealActuator::throttle_group(const Target& t, const ThrottleLimits
   // Stopped first, so no member forks a child outside the group while they move.
   auto g = stop_group(seeds_of(t), d_.proc_root, member_check());
   if (!g) return failed(g.error().message);
-  if (g->members.empty()) return skipped("every live member of the group is protected");
+  const bool named_in = std::any_of(g->members.begin(), g->members.end(), [&](const auto& m) { return m.key() == t.key; });
+  if (!named_in) {
+    continue_group(*g);
+    return failed(who(t) + " exited before its group was stopped");
+  }
   std::vector<pid_t> pids;
   for (const auto& m : g->members) pids.push_back(pid_t(m.key().tgid));
-  const pid_t owner = process_alive(t.key) ? pid_t(t.key.tgid) : pids.front();
-  auto r = d_.throttle->throttle_group(t.key, owner, pids, limits);
+  // The one the fault names is throttled as any process; the others join it.
+  auto r = d_.throttle->throttle(t.key, limits);
+  Result<std::string> joined = r ? d_.throttle->add_members(t.key, pids) : Result<std::string>(r.error());
+  if (r && !joined) (void)d_.throttle->release(t.key);  // half a group held is no throttle of the group
   continue_group(*g);
   if (!r) return failed(r.error().message);
-  return ok(*r + " (" + std::to_string(g->rounds) + " stop round(s)" + (g->converged ? "" : ", not converged") + ")");
+  if (!joined) return failed(joined.error().message);
+  return ok(*r + "; " + *joined + " (" + std::to_string(g->members.size()) + " stopped in " +
+            std::to_string(g->rounds) + " round(s)" + (g->converged ? "" : ", not converged") + ")");
 }
 
 std::optional<std::string> RealActuator::service_of(const Target& t) const {
@@ -137,6 +145,15 @@ ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
   if (auto r = refuse(t)) return skipped(*r);
   if (auto svc = service_of(t)) return restart_service(*svc, t, false, dry_run);
   if (!t.unit.empty() && d_.systemd && d_.systemd->available()) {
+    // A user unit only ever through its own manager: `systemctl restart` of
+    // its name would restart the *system* unit that has it.
+    if (t.unit_user) {
+      const std::string uid = std::to_string(*t.unit_user);
+      if (dry_run) return dry("systemctl --user -M " + uid + "@ restart " + t.unit);
+      auto r = d_.systemd->restart_user_unit(t.unit, *t.unit_user);
+      if (!r) return failed(r.error().message);
+      return ok(*r);
+    }
     if (dry_run) return dry("systemctl restart " + t.unit);
     auto r = d_.systemd->restart(t.unit);
     if (!r) return failed(r.error().message);
@@ -183,8 +200,11 @@ ActionOutcome RealActuator::restore(const Target& t, bool dry_run) {
 }
 
 ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
-  if (auto r = refuse(t)) return skipped(*r);
   if (!t.group.empty()) {
+    // The one the fault names may be gone (a bomb's members come and go):
+    // the group is still there, and each member goes through the safety check.
+    if (process_alive(t.key))
+      if (auto r = refuse(t)) return skipped(*r);
     if (dry_run)
       return dry("stop and SIGKILL the fork group of " + who(t) + ": " + describe_group(seeds_of(t), d_.proc_root) +
                  ", with the children and reparented generations found meanwhile");
@@ -192,6 +212,7 @@ ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
     if (!r) return failed(r.error().message);
     return ok(*r);
   }
+  if (auto r = refuse(t)) return skipped(*r);
   if (dry_run) return dry("SIGKILL " + who(t) + " and its descendants");
   auto r = kill_tree(t.key, d_.proc_root, member_check());
   if (!r) return failed(r.error().message);

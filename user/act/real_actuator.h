@@ -51,6 +51,9 @@ class RealActuator : public Actuator {
   bool alive(const ProcKey& k) override;
   std::optional<ProcKey> replacement_of(const ProcKey& old) override;
   void tick(uint64_t now_ns) override;
+  std::vector<ThrottleEvasion> take_evasions() override {
+    return d_.throttle ? d_.throttle->take_evasions() : std::vector<ThrottleEvasion>{};
+  }
 
   // The [[service]] a process belongs to: its main pid, or a descendant of it.
   std::optional<std::string> service_of(const Target& t) const;

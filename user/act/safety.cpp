@@ -1,7 +1,5 @@
 #include "act/safety.h"
 
-#include <fnmatch.h>
-
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -16,7 +14,10 @@ constexpr pid_t kKthreadd = 2;
 }  // namespace
 
 SafetyGuard::SafetyGuard(pid_t self, std::string proc_root, std::vector<std::string> protected_comms)
-    : self_(self), proc_root_(std::move(proc_root)), protected_(std::move(protected_comms)) {
+    : self_(self),
+      proc_root_(std::move(proc_root)),
+      protection_(std::move(protected_comms),
+                  [root = proc_root_](const ProcKey& k) { return read_exe_identity(k, root); }) {
   refresh_ancestors();
 }
 
@@ -46,17 +47,13 @@ void SafetyGuard::refresh_ancestors() {
   ancestors_ = std::move(chain);
 }
 
-std::optional<std::string> SafetyGuard::protected_match(std::string_view comm) const {
-  if (comm.empty()) return std::nullopt;
-  std::string name(comm);
-  for (const auto& pattern : protected_) {
-    if (pattern == name || ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) {
-      std::string reason = "protected: comm \"" + name + "\"";
-      if (pattern != name) reason += " matches \"" + pattern + "\"";
-      return reason + " (protected_comms)";
-    }
-  }
-  return std::nullopt;
+std::optional<std::string> SafetyGuard::refuse_gone(const ProcKey& key, std::string_view comm) const {
+  if (key.tgid <= 2 || pid_t(key.tgid) == self_) return "protected: pid " + std::to_string(key.tgid);
+  auto entry = protection_.named(comm);
+  if (!entry) return std::nullopt;
+  std::string reason = "protected: comm \"" + std::string(comm) + "\"";
+  if (*entry != comm) reason += " matches \"" + *entry + "\"";
+  return reason + " (protected_comms; gone, so its executable cannot be checked)";
 }
 
 std::optional<std::string> SafetyGuard::refuse(const ProcKey& key, std::string_view comm) const {
@@ -79,10 +76,13 @@ std::optional<std::string> SafetyGuard::refuse(const ProcKey& key, std::string_v
   if ((st->flags & kPfKthread) != 0 || st->ppid == kKthreadd) {
     return "protected: kernel thread (" + st->comm + ", pid " + spid + ")";
   }
-  if (auto why = protected_match(comm)) return why;
+  // Either name (the detector's may be from before an exec; /proc's is now),
+  // and the executable /proc shows now.
+  if (auto why = protection_.protects(key, comm)) return why;
   if (st->comm != comm) {
-    if (auto why = protected_match(st->comm)) return why;
+    if (auto why = protection_.protects(key, st->comm)) return why;
   }
+  if (std::string why = protection_.pretender(key, st->comm); !why.empty()) spdlog::info("safety: pid {}: {}", key.tgid, why);
   return std::nullopt;
 }
 

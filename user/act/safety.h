@@ -1,7 +1,9 @@
 // The processes the handling stage must never touch, whatever a policy says:
 // pid 1, kernel threads, faultprobed itself and the processes it descends
 // from (its shell, sshd, the service manager), the configured
-// protected_comms, and a pid that now belongs to another process.
+// protected_comms (by name AND executable, detect/protection.h: a process
+// that renamed itself is fair game), and a pid that now belongs to another
+// process.
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "detect/protection.h"
 #include "probe/sample.h"
 
 namespace fp {
@@ -19,7 +22,7 @@ class SafetyGuard {
  public:
   // `self` is faultprobed's pid (getpid()); its ancestors are read from
   // PROC_ROOT at construction. `protected_comms` are exact names or fnmatch
-  // globs ("postgres*") as in Config::protected_comms.
+  // globs ("postgres*"), or executable paths, as in Config::protected_comms.
   SafetyGuard(pid_t self, std::string proc_root = "/proc", std::vector<std::string> protected_comms = {});
 
   // Why the process must be left alone, or nullopt when it may be acted on.
@@ -30,14 +33,13 @@ class SafetyGuard {
 
   // For a process that is gone (a crash, an OOM kill): nothing can hit it any
   // more, so only its name (protected_comms) and faultprobed's own pid stop a
-  // restart or restore of it.
-  std::optional<std::string> refuse_gone(const ProcKey& key, std::string_view comm) const {
-    if (key.tgid <= 2 || pid_t(key.tgid) == self_) return "protected: pid " + std::to_string(key.tgid);
-    return protected_match(comm);
-  }
+  // restart or restore of it. Its executable cannot be checked any more: the
+  // name alone refuses (a respawn as root of what looked like sshd is the
+  // mistake to avoid).
+  std::optional<std::string> refuse_gone(const ProcKey& key, std::string_view comm) const;
   // On config reload.
-  void set_protected(std::vector<std::string> protected_comms) { protected_ = std::move(protected_comms); }
-  const std::vector<std::string>& protected_comms() const { return protected_; }
+  void set_protected(std::vector<std::string> protected_comms) { protection_.set_entries(std::move(protected_comms)); }
+  const std::vector<std::string>& protected_comms() const { return protection_.entries(); }
 
   // Re-reads the ppid chain (after faultprobed was reparented, say).
   void refresh_ancestors();
@@ -50,11 +52,9 @@ class SafetyGuard {
   const std::vector<Ancestor>& ancestors() const { return ancestors_; }
 
  private:
-  std::optional<std::string> protected_match(std::string_view comm) const;
-
   pid_t self_;
   std::string proc_root_;
-  std::vector<std::string> protected_;
+  Protection protection_;
   std::vector<Ancestor> ancestors_;  // parent first, up to (not including) pid 1
 };
 

@@ -6,17 +6,35 @@
 #include <csignal>
 #include <limits>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
+
+#include "act/process.h"
 
 namespace fp {
 namespace {
 
 std::string ms(uint64_t ns) { return std::to_string((ns + 500'000) / 1'000'000) + "ms"; }
 
+// How long after a SIGSTOP the process is expected to be stopped.
+constexpr uint64_t kCheckDelayNs = 100'000'000;
+
 }  // namespace
 
-SignalDutyCycle::SignalDutyCycle(Signaller& signaller, Clock& clock, uint64_t period_ns, std::string state_path)
-    : signaller_(signaller), clock_(clock), period_ns_(period_ns ? period_ns : 1), state_path_(std::move(state_path)) {
+SignalDutyCycle::SignalDutyCycle(Signaller& signaller, Clock& clock, uint64_t period_ns, std::string state_path,
+                                 StateReader state_of)
+    : signaller_(signaller),
+      clock_(clock),
+      period_ns_(period_ns ? period_ns : 1),
+      state_path_(std::move(state_path)),
+      state_of_(std::move(state_of)) {
+  if (!state_of_)
+    state_of_ = [](const ProcKey& k) -> std::optional<RunState> {
+      auto st = verify_process(k);
+      if (!st) return std::nullopt;
+      return RunState{st->state, st->cpu_ticks};
+    };
   load();
 }
 
@@ -53,6 +71,7 @@ void SignalDutyCycle::evaluate(Cycle& c, uint64_t now) {
   uint64_t run = run_ns(c);
   bool stop = pos >= run;
   if (stop != c.stopped) {
+    if (!stop) last_look(c);  // before the SIGCONT that ends the stop phase
     auto r = signaller_.send(c.entry.key, stop ? SIGSTOP : SIGCONT);
     if (!r.ok()) {
       // Gone (ESRCH) or not ours to signal any more: stop driving it. A
@@ -70,6 +89,45 @@ void SignalDutyCycle::evaluate(Cycle& c, uint64_t now) {
   // Phase changes land on the period grid, so a late tick does not stretch
   // the cycle.
   c.next_ns = now - pos + (stop ? period_ns_ : run);
+  // A stop takes effect when the signal is delivered (a task waiting for a
+  // CPU or in D-state acts on it later): the first look comes a little after.
+  if (stop && !c.first && c.check_ns == 0)
+    c.check_ns = now + std::min<uint64_t>(kCheckDelayNs, (c.next_ns - now) / 2);
+}
+
+void SignalDutyCycle::first_look(Cycle& c) {
+  c.check_ns = 0;
+  if (!c.gone && c.stopped) c.first = state_of_(c.entry.key);
+}
+
+void SignalDutyCycle::last_look(Cycle& c) {
+  std::optional<RunState> first = std::move(c.first);
+  c.first.reset();
+  c.check_ns = 0;
+  if (c.gone || !c.stopped || !first) return;
+  auto now = state_of_(c.entry.key);
+  if (!now) return;  // gone: the next signal says so
+  // T: stopped; t: stopped by a tracer; D: the SIGSTOP still waits for an
+  // uninterruptible sleep to end; Z/X: exiting.
+  const bool running = now->state == 'R' || now->state == 'S';
+  const bool restarted = first->state == 'T' && running;
+  const bool ran = now->cpu_ticks >= first->cpu_ticks + 2;
+  if (!restarted && !ran) return;
+  ++evasions_total_;
+  static const long kTicksPerSecond = sysconf(_SC_CLK_TCK) > 0 ? sysconf(_SC_CLK_TCK) : 100;
+  const uint64_t ran_ms = ran ? (now->cpu_ticks - first->cpu_ticks) * 1000 / uint64_t(kTicksPerSecond) : 0;
+  std::string detail = std::string("it ") +
+                       (ran ? "used " + std::to_string(ran_ms) + " ms of CPU"
+                            : "was running (state " + std::string(1, now->state) + ")") +
+                       " in a SIGSTOP phase of its duty cycle: something sent it SIGCONT";
+  spdlog::warn("throttle (signal): pid {} evaded its throttle: {}", c.entry.key.tgid, detail);
+  evasions_.push_back(ThrottleEvasion{c.entry.key, std::move(detail)});
+}
+
+std::vector<ThrottleEvasion> SignalDutyCycle::take_evasions() {
+  std::vector<ThrottleEvasion> out;
+  out.swap(evasions_);
+  return out;
 }
 
 Result<std::string> SignalDutyCycle::throttle(const ProcKey& key, const ThrottleLimits& l) {
@@ -119,14 +177,20 @@ Result<std::string> SignalDutyCycle::release(const ProcKey& key) {
 }
 
 void SignalDutyCycle::tick(uint64_t now_ns) {
-  for (auto& [k, c] : cycles_)
-    if (!c.gone && now_ns >= c.next_ns) evaluate(c, now_ns);
+  for (auto& [k, c] : cycles_) {
+    if (c.gone) continue;
+    if (c.check_ns != 0 && now_ns >= c.check_ns && now_ns < c.next_ns) first_look(c);
+    if (now_ns >= c.next_ns) evaluate(c, now_ns);
+  }
 }
 
 uint64_t SignalDutyCycle::next_deadline_ns() const {
   uint64_t next = std::numeric_limits<uint64_t>::max();
-  for (const auto& [k, c] : cycles_)
-    if (!c.gone) next = std::min(next, c.next_ns);
+  for (const auto& [k, c] : cycles_) {
+    if (c.gone) continue;
+    next = std::min(next, c.next_ns);
+    if (c.check_ns != 0) next = std::min(next, c.check_ns);
+  }
   return next;
 }
 

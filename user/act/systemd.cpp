@@ -204,6 +204,12 @@ Result<std::string> SystemdControl::restart(const std::string& unit) {
   return systemctl(unit, {"systemctl", "restart", "--no-block"}, "restart of " + unit + " queued with systemd");
 }
 
+Result<std::string> SystemdControl::restart_user_unit(const std::string& unit, uint32_t uid) {
+  const std::string manager = std::to_string(uid) + "@";
+  return systemctl(unit, {"systemctl", "--user", "-M", manager, "restart", "--no-block"},
+                   "restart of " + unit + " queued with the systemd manager of uid " + std::to_string(uid));
+}
+
 Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {
   if (signal <= 0 || signal > SIGRTMAX) return Error{EINVAL, "invalid signal " + std::to_string(signal)};
   const char* abbrev = ::sigabbrev_np(signal);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,10 @@ class SystemdControl {
   // `systemctl restart --no-block -- UNIT`: queued, not waited for (the
   // recovery stage checks the outcome).
   Result<std::string> restart(const std::string& unit);
+  // The same through the user manager of uid: `systemctl --user -M UID@
+  // restart --no-block -- UNIT` (systemd >= 248), which acts as that user, on
+  // that user's unit, never on a system unit of the same name.
+  Result<std::string> restart_user_unit(const std::string& unit, uint32_t uid);
   // `systemctl kill --signal=SIGNAME -- UNIT`: every process of the unit.
   Result<std::string> kill(const std::string& unit, int signal);
 

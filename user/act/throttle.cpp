@@ -28,12 +28,12 @@ std::unique_ptr<ThrottleBackend> choose_throttle_backend(const CgroupLayout& lay
   // cgroup.controllers, so "cpu listed there" is the test for v2.
   if (v2_cpu) {
     reason = "cgroup2 at " + layout.v2_root + " has the cpu controller";
-    backend = std::make_unique<CgroupV2Throttle>(layout.v2_root, v2c, proc_root, state_path);
+    backend = std::make_unique<CgroupV2Throttle>(layout.v2_root, v2c, CgroupThrottleEnv{proc_root, state_path, nullptr});
   } else if (layout.v1.count("cpu")) {
     reason = (layout.v2_root.empty() ? std::string("no cgroup2 mounted")
                                      : "cgroup2 at " + layout.v2_root + " has no cpu controller") +
              "; cgroup v1 cpu is mounted at " + layout.v1.at("cpu");
-    backend = std::make_unique<CgroupV1Throttle>(layout.v1, proc_root, state_path);
+    backend = std::make_unique<CgroupV1Throttle>(layout.v1, CgroupThrottleEnv{proc_root, state_path, nullptr});
   } else {
     reason = "no cgroup cpu controller (v2 or v1) is available; cpu throttling by SIGSTOP/SIGCONT, "
              "memory, io and pids cannot be limited";

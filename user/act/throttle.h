@@ -2,11 +2,11 @@
 // and the choice of backend for this host (cgroup v2, cgroup v1, or a
 // SIGSTOP/SIGCONT duty cycle when neither is usable).
 //
-// A throttle moves the whole process into a group faultprobe owns,
-// <root>/faultprobe/p<tgid>-<start_ns>, with the limits; release moves it back
-// to the cgroup(s) it came from and removes the group. The table of throttled
-// processes is kept in a JSON state file so a restarted daemon can still undo
-// what the previous one did.
+// A cgroup throttle stays in place: in the process's own cgroup when it is
+// alone there, else in a group below that cgroup (cgroup_throttle.h), so
+// every limit it had still applies; release restores what was there. The
+// table of throttled processes is kept in a JSON state file so a restarted
+// daemon can still undo what the previous one did.
 //
 // Backends do not check the process's identity: the caller (the actuator)
 // re-checks pid + start time through a pidfd right before calling.
@@ -39,6 +39,14 @@ class Signaller {
   virtual Result<void> send(const ProcKey& key, int sig) = 0;
 };
 
+// A throttled process that got out from under its throttle (a SIGCONT sent
+// during a SIGSTOP phase by itself, a helper or a shell): the handler
+// escalates to the next rung at once.
+struct ThrottleEvasion {
+  ProcKey key;
+  std::string detail;
+};
+
 class ThrottleBackend {
  public:
   virtual ~ThrottleBackend() = default;
@@ -48,26 +56,26 @@ class ThrottleBackend {
   virtual bool supports(const ThrottleLimits& l, std::string* why) const = 0;
   // Applies l (a process already throttled gets its limits replaced by l;
   // limits no longer in l are lifted). Returns what was done, e.g.
-  // "cpu.max=20000 100000 in /faultprobe/p123-456 (was /user.slice)".
+  // "cpu.max=20000 100000 in /app.service (its own cgroup, where it is alone)".
   virtual Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) = 0;
-  // A group (fork_bomb's): the same throttle for every pid in `pids`, all in
-  // key's group; the original cgroups (where release puts them back) are
-  // read from `owner`, one of them, alive. The members are expected stopped
-  // (a member forking meanwhile leaves a child outside). Only backends that
-  // move processes into a group can.
-  virtual Result<std::string> throttle_group(const ProcKey& key, pid_t owner, const std::vector<pid_t>& pids,
-                                             const ThrottleLimits& l) {
-    (void)key, (void)owner, (void)pids, (void)l;
+  // A group (fork_bomb's) after key was throttled: moves `pids` (its other
+  // members, stopped by the caller so none forks meanwhile) to where key's
+  // limits are, so the whole group is under them; release puts them back
+  // with key (a cgroup where key was alone keeps them: there is no other
+  // place of theirs on record). Only backends that move processes can.
+  virtual Result<std::string> add_members(const ProcKey& key, const std::vector<pid_t>& pids) {
+    (void)key, (void)pids;
     return Error{EOPNOTSUPP, std::string(name()) + " cannot throttle a group of processes"};
   }
-  // Whether key's group still holds processes: a group throttle lives on
-  // after the process it is named after has exited.
+  // Whether key's throttle still holds processes: a group's throttle lives
+  // on after the process it is named after has exited.
   virtual bool members_left(const ProcKey& key) const {
     (void)key;
     return false;
   }
-  // Undoes the throttle: the process goes back where it was, the group is
-  // removed. A process that exited meanwhile just gets its group removed.
+  // Undoes the throttle: the old limit values come back, the process goes
+  // back where it was, groups made for it are removed. A process that exited
+  // meanwhile just gets its groups removed.
   // A key that is not throttled is an Error with code ENOENT.
   virtual Result<std::string> release(const ProcKey& key) = 0;
   virtual bool throttled(const ProcKey& key) const = 0;
@@ -78,6 +86,8 @@ class ThrottleBackend {
   virtual uint64_t next_deadline_ns() const { return std::numeric_limits<uint64_t>::max(); }
   // Releases every throttle (daemon shutdown), logging failures.
   virtual void release_all() = 0;
+  // Evasions seen since the last call (each once).
+  virtual std::vector<ThrottleEvasion> take_evasions() { return {}; }
 };
 
 // Picks cgroup v2 when its cpu controller is available, else cgroup v1 when

@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "util/duration.h"
+#include "util/guard.h"
 
 namespace fp {
 namespace {
@@ -88,7 +89,11 @@ Result<ForwardTarget> parse_forward_target(std::string_view url) {
 
 Rfc5424Forwarder::Rfc5424Forwarder(ForwardTarget target, Options opts)
     : target_(std::move(target)), opts_(opts), hostname_(local_hostname()), procid_(static_cast<int>(getpid())) {
-  worker_ = std::thread([this] { run(); });
+  // run() returns when stopped; an exception (bad_alloc, a bug) restarts it
+  // after a pause instead of ending the daemon.
+  worker_ = std::thread([this] {
+    while (!guarded("syslog forwarder", [&] { run(); })) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  });
 }
 
 Rfc5424Forwarder::~Rfc5424Forwarder() {
@@ -136,6 +141,7 @@ bool Rfc5424Forwarder::flush(std::chrono::milliseconds timeout) {
 
 void Rfc5424Forwarder::run() {
   std::unique_lock lock(mu_);
+  busy_ = false;  // after a restart (see the constructor)
   bool retried_head = false;  // the line at the queue's head already failed once on a broken connection
   while (true) {
     auto work = [&] {

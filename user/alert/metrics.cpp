@@ -11,6 +11,7 @@
 
 #include "act/action.h"
 #include "report/snapshot_report.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -243,10 +244,16 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
               [](const ProcessRow& p) { return p.cpu_pct / 100.0; });
   per_process("faultprobe_process_rss_bytes", "Resident set size.",
               [](const ProcessRow& p) { return static_cast<double>(p.rss_bytes); });
-  per_process("faultprobe_process_io_read_bytes_per_second", "Block IO read by the process, per second.",
+  per_process("faultprobe_process_io_read_bytes_per_second",
+              "Bytes the process read from storage per second (task IO accounting, as /proc/PID/io).",
               [](const ProcessRow& p) { return p.io_read_bps; });
-  per_process("faultprobe_process_io_write_bytes_per_second", "Block IO written by the process, per second.",
+  per_process("faultprobe_process_io_write_bytes_per_second",
+              "Bytes the process wrote to storage per second (task IO accounting: buffered writes count for "
+              "the writer, when dirtied).",
               [](const ProcessRow& p) { return p.io_write_bps; });
+  per_process("faultprobe_process_dirty_throttle_ratio",
+              "Share of the last window the process was paused by dirty-page throttling (seconds per second).",
+              [&v](const ProcessRow& p) { return v.window_ns ? p.dirty_throttle_ms * 1e6 / double(v.window_ns) : 0.0; });
   per_process("faultprobe_process_runq_wait_p99_seconds", "Run-queue wait p99 over the last window.",
               [](const ProcessRow& p) { return p.runq_p99_ms / 1000.0; });
   per_process("faultprobe_process_page_faults_per_second", "User page faults per second.",
@@ -261,43 +268,18 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
 
 }  // namespace
 
-namespace {
-// Length of the valid UTF-8 sequence at s[i], 0 if invalid (overlong,
-// surrogate, truncated, > U+10FFFF).
-size_t utf8_seq_len(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (len == 0 || i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k)
-    if ((b(i + k) & 0xc0) != 0x80) return 0;
-  if (c == 0xe0 && b(i + 1) < 0xa0) return 0;   // overlong
-  if (c == 0xed && b(i + 1) > 0x9f) return 0;   // surrogate
-  if (c == 0xf0 && b(i + 1) < 0x90) return 0;   // overlong
-  if (c == 0xf4 && b(i + 1) > 0x8f) return 0;   // above U+10FFFF
-  return len;
-}
-}  // namespace
-
 // Prometheus rejects a whole scrape over one label that is not UTF-8, and a
-// comm is whatever bytes a program chose: invalid bytes become U+FFFD.
+// comm is whatever bytes a program chose: escape_text() first (the same
+// reversible \xHH text as the event stream and syslog), then the format's
+// own escapes.
 std::string prom_escape_label(std::string_view v) {
+  std::string text = escape_text(v);
   std::string out;
-  out.reserve(v.size());
-  for (size_t i = 0; i < v.size();) {
-    char c = v[i];
-    size_t len = utf8_seq_len(v, i);
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
+  out.reserve(text.size());
+  for (char c : text) {
     if (c == '\\') out += "\\\\";
     else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out.append(v.substr(i, len));
-    i += len;
+    else out += c;  // no newline is left to escape
   }
   return out;
 }

@@ -17,6 +17,7 @@
 
 namespace httplib {
 class Server;
+struct Response;
 }
 
 namespace fp {
@@ -27,7 +28,8 @@ namespace fp {
 // first fault on.
 std::string render_metrics(const DaemonView& v, size_t top_n);
 
-// A label value escaped for the text format ('\\', '"', '\n').
+// A label value: escape_text() (util/text.h: control bytes and invalid UTF-8
+// as \xHH), then the text format's escapes ('\\', '"').
 std::string prom_escape_label(std::string_view v);
 
 struct ListenAddress {
@@ -57,6 +59,8 @@ class MetricsServer {
   uint64_t scrapes() const { return scrapes_.load(); }
 
  private:
+  void serve(httplib::Response& res);  // GET /metrics
+
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   uint16_t port_ = 0;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "alert/metrics.h"
+#include "util/guard.h"
 
 namespace fp {
 
@@ -72,18 +73,12 @@ Result<void> MetricsServer::start(const std::string& listen) {
     fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
   });
   server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    std::shared_ptr<const DaemonView> view;
-    {
-      std::lock_guard lock(view_mu_);
-      view = view_;
+    // httplib would answer an exception with a 500 carrying its text in a
+    // header; we log it and say nothing about it.
+    if (!guarded("metrics scrape", [&] { serve(res); })) {
+      res.status = 500;
+      res.set_content("faultprobed: internal error, see its log\n", "text/plain; charset=utf-8");
     }
-    ++scrapes_;
-    if (!view) {
-      res.status = 503;
-      res.set_content("faultprobed: no data yet, the first sample is under way\n", "text/plain; charset=utf-8");
-      return;
-    }
-    res.set_content(render_metrics(*view, top_n_.load()), "text/plain; version=0.0.4; charset=utf-8");
   });
   server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.status == 404) res.set_content("faultprobed serves GET /metrics only\n", "text/plain; charset=utf-8");
@@ -102,7 +97,9 @@ Result<void> MetricsServer::start(const std::string& listen) {
   httplib::Server* s = server_.get();
   listen_done_ = false;
   thread_ = std::thread([this, s] {
-    if (!s->listen_after_bind()) spdlog::warn("metrics: the accept loop on port {} stopped with an error", port_);
+    guarded("metrics: the accept loop", [&] {
+      if (!s->listen_after_bind()) spdlog::warn("metrics: the accept loop on port {} stopped with an error", port_);
+    });
     listen_done_ = true;
   });
   // stop() only works once the accept loop runs: wait for it, so a stop()
@@ -112,6 +109,21 @@ Result<void> MetricsServer::start(const std::string& listen) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   spdlog::info("metrics: serving GET /metrics on {} port {}", addr->host, port_);
   return {};
+}
+
+void MetricsServer::serve(httplib::Response& res) {
+  std::shared_ptr<const DaemonView> view;
+  {
+    std::lock_guard lock(view_mu_);
+    view = view_;
+  }
+  ++scrapes_;
+  if (!view) {
+    res.status = 503;
+    res.set_content("faultprobed: no data yet, the first sample is under way\n", "text/plain; charset=utf-8");
+    return;
+  }
+  res.set_content(render_metrics(*view, top_n_.load()), "text/plain; version=0.0.4; charset=utf-8");
 }
 
 void MetricsServer::stop() {

@@ -6,14 +6,15 @@
 
 #include "alert/forwarder.h"
 #include "util/duration.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
 
 std::string evidence_text(const nlohmann::json& evidence) {
   if (evidence.is_null() || (evidence.is_object() && evidence.empty())) return "{}";
-  // Replace invalid UTF-8 (a comm or path in the evidence) instead of throwing.
-  return evidence.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // A comm or path in the evidence is escaped like the other fields.
+  return safe_dump(evidence);
 }
 
 std::string join_pids(const std::vector<uint32_t>& pids) {
@@ -34,7 +35,12 @@ void add_process_fields(AlertFields& f, const std::string& cls, const std::strin
   f.emplace_back("comm", comm);
 }
 
+// Every field but the evidence (already safe_dump()ed) holds bytes of a
+// process or our text around them: escaped here, once, so that the local
+// line and the RFC 5424 one carry the same reversible text.
 AlertLine make_line(int severity, std::string msgid, AlertFields fields) {
+  for (auto& [key, value] : fields)
+    if (key != "evidence") value = escape_text(value);
   AlertLine line;
   line.severity = severity;
   line.msgid = std::move(msgid);
@@ -133,6 +139,7 @@ void Alerter::fault_opened(const FaultRecord& r) {
   f.emplace_back("comm", r.comm);
   f.emplace_back("cgroup", r.cgroup);
   if (!r.unit.empty()) f.emplace_back("unit", r.unit);
+  if (r.unit_user) f.emplace_back("unit_user", std::to_string(*r.unit_user));
   if (!r.container.empty()) f.emplace_back("container", r.container);
   if (is_hardware_class(r.cls) && r.evidence.contains("device") && r.evidence["device"].is_string())
     f.emplace_back("device", r.evidence["device"].get<std::string>());

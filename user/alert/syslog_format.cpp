@@ -3,45 +3,31 @@
 #include <cstdio>
 #include <ctime>
 
+#include "util/text.h"
+
 namespace fp {
 namespace {
 
 bool needs_quotes(std::string_view v) {
   if (v.empty() || v.front() == '"') return true;
   for (unsigned char c : v)
-    if (c <= ' ' || c == 0x7f) return true;
+    if (c == ' ') return true;
   return false;
-}
-
-void append_escaped_control(std::string& out, unsigned char c) {
-  switch (c) {
-    case '\n': out += "\\n"; return;
-    case '\t': out += "\\t"; return;
-    case '\r': out += "\\r"; return;
-    default: {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
 }
 
 }  // namespace
 
-std::string kv_value(std::string_view value) {
-  if (!needs_quotes(value)) return std::string(value);
+std::string kv_value(std::string_view raw) {
+  // No control byte or invalid UTF-8 survives display_text(); what is left
+  // to quote is the kv syntax itself (spaces, a leading quote).
+  std::string value = display_text(raw);
+  if (!needs_quotes(value)) return value;
   std::string out;
   out.reserve(value.size() + 2);
   out += '"';
-  for (unsigned char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < ' ' || c == 0x7f) {
-      append_escaped_control(out, c);
-    } else {
-      out += static_cast<char>(c);
-    }
+  for (char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
   }
   out += '"';
   return out;
@@ -51,7 +37,7 @@ std::string format_kv(const AlertFields& fields) {
   std::string out;
   for (const auto& [key, value] : fields) {
     if (!out.empty()) out += ' ';
-    out += key;
+    out += display_text(key);  // ours ([a-z_]+); never a control byte all the same
     out += '=';
     out += kv_value(value);
   }
@@ -75,11 +61,11 @@ std::string format_structured_data(std::string_view sd_id, const AlertFields& fi
     out += ' ';
     out += name;
     out += "=\"";
-    for (char c : value) {
+    // display_text(): a raw newline would end the line for a collector that
+    // reads lines (UDP with some relays, files), and PARAM-VALUE is UTF-8.
+    for (char c : display_text(value)) {
       if (c == '"' || c == '\\' || c == ']') out += '\\';
-      // A raw newline would end the line for a collector that reads lines (UDP
-      // with some relays, files): keep the record on one line.
-      out += (c == '\n' || c == '\r') ? ' ' : c;
+      out += c;
     }
     out += '"';
   }
@@ -124,7 +110,7 @@ std::string format_rfc5424(const Rfc5424Header& h, const std::string& structured
   out += structured_data.empty() ? "-" : structured_data;
   if (!msg.empty()) {
     out += ' ';
-    for (char c : msg) out += (c == '\n' || c == '\r') ? ' ' : c;
+    out += display_text(msg);
   }
   return out;
 }

@@ -21,17 +21,20 @@ using AlertFields = std::vector<std::pair<std::string, std::string>>;
 inline constexpr const char* kSdId = "faultprobe@32473";
 inline constexpr int kFacilityDaemon = 3;  // LOG_DAEMON >> 3
 
-// `key=value key2="value with spaces"`. A value is written bare unless it is
-// empty, contains whitespace or control bytes, or starts with '"'; quoted
-// values escape '\\', '"' and control bytes (\n, \t, \r, \xHH). JSON values
-// such as evidence={"cores":0.98} stay bare and readable.
+// `key=value key2="value with spaces"`. Every value goes through
+// display_text() (util/text.h: control bytes and invalid UTF-8 as \xHH, so a
+// line stays one line); it is then written bare unless it is empty, contains
+// a space or starts with '"'; quoted values escape '\\' and '"'. JSON values
+// such as evidence={"cores":0.98} stay bare and readable. Fields that come
+// from processes are escape_text()ed by the Alerter before they get here.
 std::string format_kv(const AlertFields& fields);
 // One value as format_kv writes it (quoted or not).
 std::string kv_value(std::string_view value);
 
 // `[faultprobe@32473 class="cpu_runaway" pid="123"]`; "-" (NILVALUE) when
-// `fields` is empty. PARAM-VALUEs escape '"', '\\' and ']' (RFC 5424 6.3.3);
-// PARAM-NAMEs are reduced to the allowed characters and 32 bytes.
+// `fields` is empty. PARAM-VALUEs go through display_text() (UTF-8, one line)
+// and escape '"', '\\' and ']' (RFC 5424 6.3.3); PARAM-NAMEs are reduced to
+// the allowed characters and 32 bytes.
 std::string format_structured_data(std::string_view sd_id, const AlertFields& fields);
 
 // "2024-05-01T12:00:00.123456Z" (RFC 3339, UTC, microseconds).
@@ -52,8 +55,8 @@ struct Rfc5424Header {
 };
 
 // `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG` with
-// PRI = facility * 8 + severity. MSG is sent as is (UTF-8, no BOM); a
-// newline in it is replaced by a space so a line stays one line.
+// PRI = facility * 8 + severity. MSG goes through display_text() (UTF-8,
+// no BOM, no control byte: a line stays one line).
 std::string format_rfc5424(const Rfc5424Header& h, const std::string& structured_data, std::string_view msg);
 
 }  // namespace fp

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "util/duration.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -37,6 +38,7 @@ std::string match_text(const ProcessMatch& m) {
   add("cgroup", m.cgroup);
   add("unit", m.unit);
   if (m.uid) add("uid", std::to_string(*m.uid));
+  add("service", m.service);
   return out;
 }
 
@@ -47,6 +49,39 @@ nlohmann::ordered_json match_json(const ProcessMatch& m) {
   if (m.cgroup) j["cgroup"] = *m.cgroup;
   if (m.unit) j["unit"] = *m.unit;
   if (m.uid) j["uid"] = *m.uid;
+  if (m.service) j["service"] = *m.service;
+  return j;
+}
+
+// What a policy does, one text per class: "cpu_runaway: throttle:cpu=20% > restart".
+std::vector<std::string> ladder_texts(const PolicyConfig& p) {
+  std::vector<std::string> out;
+  for (const auto& [cls, steps] : p.on) {
+    std::string line = std::string(fault_class_name(cls)) + ":";
+    for (size_t i = 0; i < steps.size(); i++) line += (i ? " > " : " ") + steps[i].text;
+    out.push_back(line);
+  }
+  return out;
+}
+
+nlohmann::ordered_json policy_json(const PolicyConfig& p) {
+  nlohmann::ordered_json j;
+  j["name"] = p.name;
+  j["match"] = match_json(p.match);
+  // Whether a unit glob also matches users' own units (user@UID.service's
+  // subtree) and restarts go through their managers.
+  j["user_units"] = p.user_units;
+  nlohmann::ordered_json on = nlohmann::ordered_json::object();
+  for (const auto& [cls, steps] : p.on) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const auto& st : steps) a.push_back(st.text);
+    on[fault_class_name(cls)] = a;
+  }
+  j["on"] = on;
+  j["cooldown"] = format_duration(p.cooldown);
+  j["recovery_window"] = format_duration(p.recovery_window);
+  j["budget"] = p.budget;
+  j["dry_run"] = p.dry_run;
   return j;
 }
 
@@ -74,9 +109,15 @@ nlohmann::ordered_json config_json(const std::string& path, const Config& cfg) {
     jr["clear"] = format_duration(r.clear);
     jr["clear_ns"] = r.clear.count();
     jr["count"] = r.count;
+    if (r.cls == FaultClass::MemoryLeak) {  // the leak forecast's look-ahead (0s: off)
+      jr["horizon"] = format_duration(r.horizon);
+      jr["horizon_ns"] = r.horizon.count();
+    }
     jr["match"] = match_json(r.match);
     j["rules"].push_back(std::move(jr));
   }
+  j["policies"] = nlohmann::ordered_json::array();
+  for (const PolicyConfig& p : cfg.policies) j["policies"].push_back(policy_json(p));
   return j;
 }
 
@@ -111,12 +152,19 @@ std::string config_table(const std::string& path, const Config& cfg) {
     }
     out += line + "\n";
   }
+  for (const PolicyConfig& p : cfg.policies) {
+    out += "\npolicy " + p.name + ": match " + match_text(p.match) +
+           (p.user_units ? ", user units too (unit globs match them; restarts through their managers)"
+                         : ", system units only") +
+           (p.dry_run ? ", dry run" : "") + "\n";
+    for (const auto& l : ladder_texts(p)) out += "  " + l + "\n";
+  }
   return out;
 }
 
 // Paths come from the command line and need not be UTF-8.
 std::string dump(const nlohmann::ordered_json& j) {
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return safe_dump(j);
 }
 
 }  // namespace

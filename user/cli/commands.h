@@ -29,6 +29,8 @@ struct TopOptions {
   uint64_t count = 0;            // exit after this many frames; 0 = until q (or forever in batch mode)
   size_t max_rows = 0;           // batch mode: rows per frame, 0 = all
   bool force_raw_tp = false;
+  bool hide_idle = false;        // start with idle processes hidden (key I)
+  bool groups = false;           // start in the unit/cgroup view (key C)
 };
 
 // 0 on q / count reached, 1 on a runtime error (no daemon and the probe cannot load), 2 on a bad config.

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/daemon_client.h"
 #include "server/text.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -59,8 +60,7 @@ int run_events(const EventsOptions& opts) {
       return 1;
     }
     const nlohmann::json& ev = **line;
-    std::string text = opts.json ? ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                                 : event_to_text(ev, 0);
+    std::string text = opts.json ? safe_dump(ev) : event_to_text(ev, 0);
     text += '\n';
     if (std::fputs(text.c_str(), stdout) < 0) return 1;  // e.g. stdout closed
     std::fflush(stdout);

@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   top->add_option("-n,--count", top_opts.count, "exit after this many refreshes (0: until q)");
   top->add_option("--rows", top_opts.max_rows, "batch mode: at most this many rows per frame (0: all)");
   top->add_flag("--raw-tp", top_opts.force_raw_tp, "local mode: attach with raw tracepoints");
+  top->add_flag("-i,--hide-idle", top_opts.hide_idle,
+                "hide processes that did nothing in the interval (key I toggles)");
+  top->add_flag("-g,--groups", top_opts.groups, "one row per systemd unit / cgroup, as systemd-cgtop (key C toggles)");
 
   std::string config_file;
   bool config_json = false;

@@ -12,6 +12,7 @@
 #include "probe/probe.h"
 #include "procinfo.h"
 #include "report/snapshot_report.h"
+#include "util/text.h"
 
 namespace fp {
 
@@ -59,6 +60,8 @@ int run_snapshot(const SnapshotOptions& opts) {
   report.interval_ns = after.ts_ns - before.ts_ns;
   for (unsigned i = 0; i < FP_DROP_NR; i++) report.drops[i] = drops1[i] - drops0[i];
   report.unavailable = pr.unavailable_counters();
+  report.io_bytes_from = pr.io_bytes_from();
+  report.seed = seed_status_json(pr.seed_status());
   report.procs = compute_deltas(before, after, exits, uint64_t(sysconf(_SC_PAGESIZE)));
   if (!opts.pids.empty()) {
     std::set<uint32_t> want(opts.pids.begin(), opts.pids.end());
@@ -68,7 +71,7 @@ int run_snapshot(const SnapshotOptions& opts) {
   for (const auto& d : report.procs) report.infos.push_back(d.exited ? ProcInfo{} : infos.get(d.key));
 
   if (opts.json)
-    std::cout << snapshot_to_json(report).dump() << "\n";
+    std::cout << safe_dump(snapshot_to_json(report)) << "\n";
   else
     std::cout << snapshot_to_table(report, opts.max_rows);
   if (pr.malformed_events()) spdlog::warn("{} malformed events from the probe", pr.malformed_events());

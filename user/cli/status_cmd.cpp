@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/daemon_client.h"
 #include "server/text.h"
+#include "util/text.h"
 
 namespace fp {
 
@@ -21,8 +22,8 @@ int run_status(const StatusOptions& opts) {
     return 1;
   }
   const nlohmann::json& status = (*reply)["status"];
-  std::string out = opts.json ? status.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"
-                              : status_to_text(status);
+  // The text form goes through display_text() line by line (server/text.cpp).
+  std::string out = opts.json ? safe_dump(status) + "\n" : status_to_text(status);
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
   return 0;

@@ -18,6 +18,8 @@
 
 #include "probe/probe.h"
 #include "report/top_model.h"
+#include "util/log_format.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -30,17 +32,23 @@ const char* const kHelp[] = {
     "faultprobe top - keys",
     "",
     "  up/down, j/k      move the selection     PgUp/PgDn, Home/End, g/G",
-    "  Enter             show / hide the selected process's fault evidence",
+    "  Enter             show / hide the selected process's fault evidence;",
+    "                    on a group: its processes",
     "  /                 filter by name (Enter keeps it, Esc clears it)",
-    "  Esc               close the panel, clear the filter",
+    "  Esc               close the panel, clear the filters",
+    "  I                 hide / show idle processes (did nothing in the interval)",
+    "  C                 group by unit / cgroup (as systemd-cgtop) / one row per process",
     "  space             pause / resume refreshing",
     "  s                 sort: open faults first, then CPU (the default)",
-    "  c m i r f p       sort by CPU, RSS, IO, run-queue p99, faults/s, PID",
+    "  c m i r f p       sort by CPU, RSS, IO, run-queue p99, faults/s, PID (name)",
     "  h ?               this help",
     "  q                 quit",
     "",
     "STATE: ok, the class of the process's open fault, throttled or restarted.",
-    "D marks a process in uninterruptible sleep now. Any key closes this help.",
+    "D marks a process in uninterruptible sleep now. READ/s WRITE/s: what the",
+    "process read and wrote (a buffered writer's bytes are its own, not the",
+    "flusher's); IOLAT99 IOERR: the requests it submitted; DIRTY: ms paused by",
+    "dirty-page throttling. Any key closes this help.",
 };
 
 // Redirects spdlog away from the terminal while curses owns it, and prints
@@ -50,7 +58,7 @@ class LogCapture {
   LogCapture() : sink_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64)), saved_(spdlog::default_logger()) {
     auto logger = std::make_shared<spdlog::logger>("faultprobe-top", sink_);
     logger->set_level(saved_->level());
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+    logger->set_formatter(make_safe_log_formatter("%Y-%m-%dT%H:%M:%S.%e %l %v"));
     spdlog::set_default_logger(logger);
   }
   ~LogCapture() {
@@ -101,15 +109,19 @@ class Curses {
 };
 
 // `s` cut or padded with blanks to exactly `width` columns.
+// Padded or cut to the screen's width in code points (util/text.h): never
+// half a UTF-8 sequence, never a raw control byte.
 std::string fit(const std::string& s, int width) {
   if (width <= 0) return "";
-  size_t w = size_t(width);
-  return s.size() >= w ? s.substr(0, w) : s + std::string(w - s.size(), ' ');
+  return fit_columns(s, size_t(width), true);
 }
 
 class Screen {
  public:
-  Screen(TopSource& src, const TopOptions& opts) : src_(src), opts_(opts) {}
+  Screen(TopSource& src, const TopOptions& opts) : src_(src), opts_(opts) {
+    model_.set_hide_idle(opts.hide_idle);
+    if (opts.groups) model_.set_mode(ViewMode::Groups);
+  }
   bool ok() const { return curses_.ok(); }
   int run(const volatile std::sig_atomic_t& stop);
 
@@ -191,19 +203,19 @@ void Screen::draw() {
     // Lines after "faults: N open" list the open faults.
     attr_t a = i >= 3 ? (curses_.colors ? COLOR_PAIR(kFaultColor) : A_BOLD) : A_NORMAL;
     attron(a);
-    mvaddnstr(y, 0, header[i].c_str(), cols);
+    mvaddnstr(y, 0, fit(header[i], cols).c_str(), cols);
     attroff(a);
   }
   if (!error_.empty() && y < rows - 1) {
     attron(A_BOLD);
-    mvaddnstr(y++, 0, ("! " + error_).c_str(), cols);
+    mvaddnstr(y++, 0, fit("! " + error_, cols).c_str(), cols);
     attroff(A_BOLD);
   }
   ++y;
   const int footer = rows - 1;
   if (y < footer) {
     attron(A_REVERSE);
-    mvaddnstr(y++, 0, fit(format_table_header(), cols).c_str(), cols);
+    mvaddnstr(y++, 0, fit(model_.table_header(), cols).c_str(), cols);
     attroff(A_REVERSE);
   }
   int table_end = footer;
@@ -214,12 +226,14 @@ void Screen::draw() {
   }
   page_ = std::max(1, table_end - y);
   const auto& shown = model_.rows();
+  const bool groups = model_.mode() == ViewMode::Groups;
   size_t first = model_.scroll_top(size_t(std::max(0, table_end - y)));
-  for (size_t i = first; i < shown.size() && y < table_end; ++i, ++y) {
-    attr_t a = row_attr(*shown[i]);
+  for (size_t i = first; i < model_.list_size() && y < table_end; ++i, ++y) {
+    attr_t a = groups ? (model_.groups()[i]->faulty ? (curses_.colors ? COLOR_PAIR(kFaultColor) : A_BOLD) : A_NORMAL)
+                      : row_attr(*shown[i]);
     if (int(i) == model_.selected()) a |= A_REVERSE;
     attron(a);
-    mvaddnstr(y, 0, fit(format_row(*shown[i]), cols).c_str(), cols);
+    mvaddnstr(y, 0, fit(model_.table_row(i), cols).c_str(), cols);
     attroff(a);
   }
   if (panel_h > 0) draw_evidence(table_end, panel_h, cols);
@@ -229,10 +243,14 @@ void Screen::draw() {
     foot = "filter: " + prompt_;
   } else {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%zu/%zu processes", shown.size(), model_.view().procs.size());
-    foot = std::string(buf) + "   q quit  h help  / filter  space pause  Enter evidence  sort: s c m i r f p";
+    if (groups)
+      std::snprintf(buf, sizeof buf, "%zu groups of %zu processes", model_.list_size(), model_.view().procs.size());
+    else
+      std::snprintf(buf, sizeof buf, "%zu/%zu processes", shown.size(), model_.view().procs.size());
+    foot = std::string(buf) + "   q quit  h help  / filter  I idle  C groups  Enter " +
+           (groups ? "processes" : "evidence") + "  sort: s c m i r f p";
   }
-  mvaddnstr(footer, 0, foot.c_str(), cols);
+  mvaddnstr(footer, 0, fit(foot, cols).c_str(), cols);
   if (prompting_) {
     curs_set(1);
     move(footer, std::min(cols - 1, int(8 + prompt_.size())));
@@ -266,7 +284,7 @@ void Screen::draw_evidence(int top, int height, int cols) {
   // Below the title: the lines that fit; if some do not, the last row says how many.
   const size_t room = size_t(std::max(0, height - 1));
   const size_t fits = lines.size() <= room ? lines.size() : (room > 0 ? room - 1 : 0);
-  for (size_t i = 0; i < fits; ++i) mvaddnstr(top + 1 + int(i), 0, lines[i].c_str(), cols);
+  for (size_t i = 0; i < fits; ++i) mvaddnstr(top + 1 + int(i), 0, fit(lines[i], cols).c_str(), cols);
   if (fits < lines.size() && room > 0)
     mvaddnstr(top + int(room), 0, ("... " + std::to_string(lines.size() - fits) + " more lines").c_str(), cols);
 }
@@ -338,15 +356,30 @@ bool Screen::key(int ch) {
       prompt_ = model_.filter();
       break;
     case 27:
-      if (evidence_) evidence_ = false;
-      else model_.set_filter("");
+      if (evidence_) {
+        evidence_ = false;
+      } else {
+        model_.set_filter("");
+        model_.set_group_filter("");
+      }
       break;
+    case 'I': model_.set_hide_idle(!model_.hide_idle()); break;
+    case 'C': model_.set_mode(model_.mode() == ViewMode::Groups ? ViewMode::Processes : ViewMode::Groups); break;
     case ' ': paused_ = !paused_; break;
     case 'h':
     case '?': help_ = true; break;
     case '\n':
     case '\r':
-    case KEY_ENTER: evidence_ = !evidence_; break;
+    case KEY_ENTER:
+      if (const GroupRow* g = model_.selected_group()) {  // into the group: its processes
+        model_.set_filter("");
+        model_.set_group_filter(g->name);
+        model_.set_mode(ViewMode::Processes);
+        model_.select_first();
+      } else {
+        evidence_ = !evidence_;
+      }
+      break;
     default: break;  // KEY_RESIZE included: the next draw() reads the new size
   }
   return true;
@@ -378,6 +411,8 @@ int run_top_screen(TopSource& src, const TopOptions& opts, const volatile std::s
 
 int run_top_batch(TopSource& src, const TopOptions& opts, const volatile std::sig_atomic_t& stop) {
   TopModel model;
+  model.set_hide_idle(opts.hide_idle);
+  if (opts.groups) model.set_mode(ViewMode::Groups);
   uint64_t frames = 0;
   auto next = std::chrono::steady_clock::now() + opts.interval;
   while (!stop && (opts.count == 0 || frames < opts.count)) {

@@ -99,6 +99,10 @@ Result<std::unique_ptr<LocalSource>> LocalSource::start(Config cfg, std::string 
   hi.page_size = uint64_t(sysconf(_SC_PAGESIZE));
   hi.mem_total_bytes = first.mem_total_bytes;
   s->engine_ = std::make_unique<Engine>(s->cfg_, hi, s->infos_, uint32_t(getpid()));
+  if (s->probe_->runq_blame_fd() >= 0) {
+    s->runq_blame_ = std::make_unique<RunqBlameReader>(s->probe_->runq_blame_fd());
+    s->engine_->set_runq_blame(s->runq_blame_.get());
+  }
   s->fetch_ns_ = monotonic_now_ns();
   s->thread_ = std::thread([p = s.get()] { p->run(); });
   return s;

@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "detect/engine.h"
 #include "probe/probe.h"
+#include "probe/loader/runq_blame.h"
 #include "report/view.h"
 #include "server/client.h"
 #include "util/result.h"
@@ -78,6 +79,7 @@ class LocalSource : public TopSource {
   std::mutex mu_;  // guards everything below
   Infos infos_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
   uint64_t ticks_ = 0, last_prune_ns_ = 0, malformed_ = 0;
   std::vector<double> tick_us_;  // the sampler's CPU time of the last ticks (a ring)
   size_t tick_us_next_ = 0;

@@ -95,6 +95,8 @@ RuleConfig rule_from(const Builtin& b) {
   r.window = b.window;
   r.clear = b.clear;
   r.count = b.count;
+  // The leak forecast looks 10 minutes ahead: time enough to act before the OOM killer does.
+  if (b.cls == FaultClass::MemoryLeak) r.horizon = 600s;
   return r;
 }
 
@@ -173,10 +175,10 @@ const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_co
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve", "for",
-                                                 "window",  "clear",    "count",     "match"};
+                                                 "window",  "clear",    "count",     "horizon", "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
                                                       "threshold", "resolve", "for", "window",
-                                                      "clear",  "count", "match"};
+                                                      "clear",  "count", "horizon", "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -261,7 +263,7 @@ void Parser::protected_comms(const toml::node& n, Config& cfg) {
     const std::string& comm = s->get();
     if (comm.empty()) {
       error(e, "\"protected_comms\" entries must not be empty");
-    } else if (comm.size() > kMaxCommLen) {
+    } else if (comm.front() != '/' && comm.size() > kMaxCommLen) {  // "/usr/sbin/x": an executable's path
       error(e, "\"protected_comms\" entry " + quote(comm) + " is " + std::to_string(comm.size()) +
                    " bytes long and could never match: the kernel keeps " + std::to_string(kMaxCommLen) +
                    " bytes of a process name (write " + quote(comm.substr(0, kMaxCommLen)) + ")");
@@ -406,6 +408,11 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
     } else if (k == "count") {
       if (auto v = integer(node, k, std::numeric_limits<uint32_t>::max(), "a non-negative integer"))
         r.count = static_cast<uint32_t>(*v);
+    } else if (k == "horizon") {
+      if (r.cls != FaultClass::MemoryLeak)
+        error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
+      else if (auto d = duration(node, k))
+        r.horizon = *d;
     } else if (k == "match") {
       apply_match(node, r.match, where);
     } else if (added && (k == "name" || k == "class")) {

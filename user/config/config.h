@@ -39,6 +39,10 @@ struct RuleConfig {
   std::chrono::nanoseconds clear{std::chrono::seconds(0)};    // how long it must stay clear to resolve
   uint32_t count = 0;               // class-specific count (crash_loop: crashes in window; io: min requests;
                                     // fork_bomb: live members of a breeding group that open it whatever its rate)
+  // memory_leak: a steady climb whose slope would exhaust the memory left to
+  // the process (its memory cgroup's limit, else the host's MemAvailable)
+  // within `horizon` opens it early; 0 turns the forecast off.
+  std::chrono::nanoseconds horizon{0};
   ProcessMatch match;
 };
 
@@ -75,6 +79,11 @@ struct PolicyConfig {
   std::chrono::nanoseconds recovery_window{std::chrono::seconds(10)};  // watch after an action, then escalate
   uint32_t budget = 5;  // actions on one process per hour
   bool dry_run = false;
+  // Whether the policy covers units of users' own managers (user@UID.service's
+  // subtree, where the user names the cgroups): its `unit` glob matches them,
+  // and `restart` goes through `systemctl --user -M UID@`. Off: a `unit` glob
+  // matches system units only, and restarting a user unit's process is refused.
+  bool user_units = false;
   const std::vector<LadderStep>* ladder(FaultClass c) const {
     for (const auto& [cls, steps] : on)
       if (cls == c) return &steps;
@@ -157,7 +166,11 @@ Result<NetAddress> parse_net_address(std::string_view text, bool with_scheme);
 struct Config {
   std::chrono::nanoseconds sample_interval{std::chrono::milliseconds(100)};
   std::vector<RuleConfig> rules;    // built-ins (after overrides) then added rules
-  std::vector<std::string> protected_comms;  // never blamed as culprit nor acted on (besides pid 1 and kernel threads)
+  // Never blamed as culprit nor acted on (besides pid 1 and kernel threads):
+  // names or globs matched against comm and the executable's file name, or
+  // executable paths ("/usr/sbin/sshd"); the executable must be root's
+  // (detect/protection.h).
+  std::vector<std::string> protected_comms;
   std::vector<PolicyConfig> policies;
   std::vector<ServiceConfig> services;
   ActionLimits limits;

@@ -12,8 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const std::vector<std::string_view> kPolicyKeys = {"name",     "match",  "on",     "cooldown",
-                                                   "recovery_window", "budget", "dry_run"};
+const std::vector<std::string_view> kPolicyKeys = {"name",   "match",   "on",        "cooldown", "recovery_window",
+                                                   "budget", "dry_run", "user_units"};
 const std::vector<std::string_view> kServiceKeys = {"name",          "command",         "user",
                                                     "cwd",           "env",             "restart",
                                                     "stop_grace",    "backoff_initial", "backoff_max",
@@ -128,6 +128,8 @@ void Parser::policy(const toml::table& t, size_t index, std::map<std::string, co
         p.budget = static_cast<uint32_t>(*v);
     } else if (k == "dry_run") {
       if (auto b = boolean(node, k)) p.dry_run = *b;
+    } else if (k == "user_units") {
+      if (auto b = boolean(node, k)) p.user_units = *b;
     } else {
       unknown_key(key, where, kPolicyKeys);
     }

@@ -15,6 +15,7 @@
 #include "daemon/notify.h"
 #include "daemon/service.h"
 #include "log.h"
+#include "util/guard.h"
 #include "util/instance_lock.h"
 
 namespace {
@@ -115,5 +116,8 @@ int main(int argc, char** argv) {
   struct sigaction hup {};
   hup.sa_handler = on_hup;
   sigaction(SIGHUP, &hup, nullptr);
-  return (*service)->run(g_stop, g_reload);
+  // run() catches per tick; this is the last line before std::terminate.
+  int rc = 1;
+  fp::guarded("faultprobed", [&] { rc = (*service)->run(g_stop, g_reload); });
+  return rc;
 }

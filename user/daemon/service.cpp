@@ -1,5 +1,6 @@
 #include "daemon/service.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -15,11 +16,15 @@
 #include <spdlog/spdlog.h>
 
 #include "act/cgroup.h"
+#include "act/cgroup_ops.h"
 #include "act/spawn.h"
+#include "daemon/limits_status.h"
 #include "daemon/notify.h"
 #include "report/snapshot_report.h"
 #include "util/duration.h"
+#include "util/guard.h"
 #include "util/memory_usage.h"
+#include "util/text.h"
 
 namespace fp {
 namespace {
@@ -69,16 +74,21 @@ bool urgent(const EventBatch& b) {
   return false;
 }
 
-// Writes `text` to `path` atomically (tmp + rename).
+// Writes `text` to `path` atomically (tmp + rename), readable by root only:
+// it names other users' processes.
 bool write_atomic(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return false;
-    out << text;
-    if (!out.flush()) return false;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return false;
+  bool ok = ::fchmod(fd, 0600) == 0;  // a .tmp left by an older daemon keeps its mode otherwise
+  for (size_t done = 0; ok && done < text.size();) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += size_t(n);
   }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
+  ok = ::close(fd) == 0 && ok;
+  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 double percentile_us(std::vector<uint64_t> v, double q) {
@@ -199,6 +209,15 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->probe_ = std::move(probe).value();
   s->took_over_ = s->probe_->took_over();
   s->engine_ = std::make_unique<Engine>(s->config_, host_info(), s->infos_, uint32_t(getpid()));
+  if (s->probe_->runq_blame_fd() >= 0) {
+    s->runq_blame_ = std::make_unique<RunqBlameReader>(s->probe_->runq_blame_fd());
+    s->engine_->set_runq_blame(s->runq_blame_.get());
+  } else {
+    spdlog::info("run-queue blame unavailable ({}): runq_starvation blames the top CPU consumer",
+                 s->probe_->runq_blame_reason());
+  }
+  s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
+  s->engine_->set_memory_budget(s->memory_budget_.get());
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
@@ -262,7 +281,9 @@ Result<void> Service::start_actions(int* exit_code) {
     return s ? *s : 0;
   };
   so.criu = criu_status_.available ? criu_.get() : nullptr;
-  so.on_event = [this](const SupervisorEvent& e) { emit_service_event(e); };
+  so.on_event = [this](const SupervisorEvent& e) {
+    guarded("service event", [&] { emit_service_event(e); }, &records_failed_);
+  };
   supervisor_ = std::make_unique<Supervisor>(clock_, *spawner_, so);
 
   RealActuatorDeps deps;
@@ -299,7 +320,7 @@ Result<void> Service::start_actions(int* exit_code) {
       t.exe = pi.exe;
       t.cgroup = pi.cgroup;
       t.uid = pi.uid;
-      t.unit = unit_of_cgroup(pi.cgroup);
+      set_unit(t, pi.cgroup);
       handler_->adopt_throttle(t, monotonic_now_ns());
     }
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
@@ -309,19 +330,16 @@ Result<void> Service::start_actions(int* exit_code) {
 }
 
 Service::~Service() {
+  // Each step on its own: one that fails must not skip the others (or
+  // std::terminate the daemon out of a destructor).
   uint64_t now = monotonic_now_ns();
-  if (handler_) {
-    try {
-      auto out = handler_->shutdown(now);
-      for (const auto& a : out.actions) emit_action(a);
-    } catch (const std::exception& e) {
-      spdlog::error("shutdown: undoing throttles failed: {}", e.what());
-    }
-  }
-  if (supervisor_) supervisor_->stop_all();
-  save_state();
-  if (metrics_) metrics_->stop();
-  if (server_) server_->stop();
+  HandlerOutput out;
+  if (handler_) guarded("shutdown: undoing throttles", [&] { out = handler_->shutdown(now); });
+  for (const auto& a : out.actions) guarded("shutdown: action record", [&] { emit_action(a); });
+  if (supervisor_) guarded("shutdown: stopping services", [&] { supervisor_->stop_all(); });
+  guarded("shutdown: saving the open faults", [&] { save_state(); });
+  if (metrics_) guarded("shutdown: metrics", [&] { metrics_->stop(); });
+  if (server_) guarded("shutdown: socket", [&] { server_->stop(); });
   if (own_events_out_ && events_out_) std::fclose(events_out_);
   if (exits_out_) std::fclose(exits_out_);
 }
@@ -352,11 +370,15 @@ void Service::count_and_log_events() {
                                 {"execs", p.execs},
                                 {"io_read_bytes", p.io_read_bytes},
                                 {"io_write_bytes", p.io_write_bytes},
+                                {"io_cancelled_write_bytes", p.io_cancelled_write_bytes},
+                                {"io_submit_read_bytes", p.io_submit_read_bytes},
+                                {"io_submit_write_bytes", p.io_submit_write_bytes},
                                 {"io_read_reqs", p.io_read_reqs},
                                 {"io_write_reqs", p.io_write_reqs},
+                                {"dirty_throttle_ns", p.dirty_throttle_ns},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
-    std::string text = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = safe_dump(j);
     std::fputs(text.c_str(), exits_out_);
     std::fputc('\n', exits_out_);
   }
@@ -364,7 +386,7 @@ void Service::count_and_log_events() {
 }
 
 void Service::publish(const nlohmann::ordered_json& line) {
-  std::string text = line.dump();
+  std::string text = safe_dump(line);
   if (events_out_) {
     std::fputs(text.c_str(), events_out_);
     std::fputc('\n', events_out_);
@@ -388,7 +410,7 @@ void Service::emit_fault(const FaultRecord& r) {
   if (open) {
     spdlog::log(r.severity == Severity::Critical ? spdlog::level::critical : spdlog::level::warn,
                 "fault {} rule={} pid={} comm={} evidence={}", cls, r.rule, r.culprit.tgid, r.comm,
-                r.evidence.dump());
+                safe_dump(r.evidence));
     alerter_->fault_opened(r);
   } else {
     spdlog::info("resolved {} rule={} pid={} comm={}", cls, r.rule, r.culprit.tgid, r.comm);
@@ -448,7 +470,6 @@ Target Service::target_of(const FaultRecord& f) {
   t.key = f.culprit;
   t.comm = f.comm;
   t.cgroup = f.cgroup;
-  t.unit = f.unit;
   // As it is now (the cache may hold what /proc said before an exec), while it lives.
   ProcInfo pi = actuator_->alive(f.culprit) ? infos_.fresh(f.culprit.tgid) : infos_.info(f.culprit);
   if (pi.found) {
@@ -457,6 +478,7 @@ Target Service::target_of(const FaultRecord& f) {
     if (!pi.cgroup.empty()) t.cgroup = pi.cgroup;
     if (!pi.comm.empty()) t.comm = pi.comm;  // a prctl rename the probe did not see
   }
+  set_unit(t, t.cgroup);
   if (auto svc = actuator_->service_of(t)) t.service = *svc;
   return t;
 }
@@ -479,7 +501,7 @@ void Service::remember_new_processes() {
     t.comm = pi.comm.empty() ? comm : pi.comm;
     t.exe = pi.exe;
     t.cgroup = pi.cgroup;
-    t.unit = unit_of_cgroup(pi.cgroup);
+    set_unit(t, pi.cgroup);
     t.uid = pi.uid;
     if (handler_->policy_for(t)) actuator_->remember(t);
   }
@@ -511,7 +533,10 @@ void Service::tick(uint64_t now) {
   hw_inputs_->prepare(now, events_);
   // Each record goes out as soon as its rule decided it: a crash does not
   // wait for the threshold detectors.
-  auto records = engine_->tick(now, changed_, events_, [this](const FaultRecord& r) { emit_fault(r); });
+  // One record that cannot be written costs that record, not the tick.
+  auto records = engine_->tick(now, changed_, events_, [this](const FaultRecord& r) {
+    guarded("fault record", [&] { emit_fault(r); }, &records_failed_);
+  });
   count_and_log_events();
   events_.clear();
 
@@ -520,14 +545,14 @@ void Service::tick(uint64_t now) {
   Resolver resolver(*this);
   auto out = handler_->on_tick(now, records, engine_->open_faults(), resolver);
   // A recovery verdict explains the escalation that follows it at the same tick.
-  for (const auto& r : out.recoveries) emit_recovery(r);
-  for (const auto& a : out.actions) emit_action(a);
+  for (const auto& r : out.recoveries) guarded("recovery record", [&] { emit_recovery(r); }, &records_failed_);
+  for (const auto& a : out.actions) guarded("action record", [&] { emit_action(a); }, &records_failed_);
   alerter_->tick(now);
 
   ticks_++;
   if (state_dirty_) {
-    save_state();
-    state_dirty_ = false;
+    state_dirty_ = false;  // not retried every tick if it fails: the next change writes it again
+    guarded("saving the open faults", [&] { save_state(); });
   }
   if (now - last_prune_ns_ >= 10'000'000'000ull) {
     infos_.prune();
@@ -645,6 +670,10 @@ nlohmann::json Service::build_status() const {
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
+  s["io_bytes_from"] = probe_->io_bytes_from();
+  // how the processes alive at start got their slots: task_iter, or proc (and why)
+  s["seed"] = seed_status_json(probe_->seed_status());
+  s["runq_blame"] = probe_->runq_blame_fd() >= 0 ? "cpu_runners" : "top_cpu_consumer: " + probe_->runq_blame_reason();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();
   auto d = probe_->drops();
@@ -690,7 +719,7 @@ nlohmann::json Service::build_status() const {
       for (const auto& st : steps) a.push_back(st.text);
       on[fault_class_name(cls)] = a;
     }
-    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}});
+    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}, {"user_units", p.user_units}});
   }
   s["policies"] = pols;
   nlohmann::json svcs = nlohmann::json::array();
@@ -716,6 +745,7 @@ nlohmann::json Service::build_status() const {
                  {"sent", alerter_ ? alerter_->sent() : 0},
                  {"suppressed", alerter_ ? alerter_->suppressed() : 0},
                  {"forward_failures", alerter_ ? alerter_->forward_failures() : 0}};
+  s["limits"] = limits_status({infos_.stats(), server_.get(), records_failed_.load(), ticks_failed_.load()});
   s["metrics_listen"] = config_.daemon.metrics_listen;
   if (server_) {
     auto ss = server_->stats();
@@ -743,7 +773,7 @@ std::string Service::view_json() {
     // Serialized here, on the asking thread, once per view.
     std::shared_ptr<const DaemonView> v = view_;
     g.unlock();
-    std::string text = view_to_json(*v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string text = safe_dump(view_to_json(*v));
     g.lock();
     if (view_ == v) {
       view_json_ = std::move(text);
@@ -768,7 +798,7 @@ void Service::save_state() {
   j["boot_id"] = boot_id();
   j["open"] = nlohmann::json::array();
   for (const auto& f : engine_->open_faults()) j["open"].push_back(fault_state_to_json(f));
-  if (!write_atomic(config_.daemon.state_dir + "/open-faults.json", j.dump()))
+  if (!write_atomic(config_.daemon.state_dir + "/open-faults.json", safe_dump(j)))
     spdlog::warn("cannot write {}/open-faults.json: {}", config_.daemon.state_dir, std::strerror(errno));
 }
 
@@ -782,6 +812,7 @@ void Service::load_state(uint64_t now) {
     return;
   }
   if (j.value("boot_id", "") != boot_id()) return;  // another boot: those processes are gone
+  unescape_json_strings(j);  // names are kept escaped (safe_dump): the model holds the bytes
   std::vector<FaultRecord> open;
   for (const auto& f : j.value("open", nlohmann::json::array()))
     if (auto r = fault_state_from_json(f)) open.push_back(*r);
@@ -822,12 +853,14 @@ void Service::do_reload() {
 int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   const uint64_t period = uint64_t(config_.sample_interval.count());
   supervisor_->configure(config_.services);
-  spdlog::info("faultprobed: probe {}, {} rules, sampling every {}{}", took_over_ ? "took over" : "attached",
+  // (not "probe attached": that line, below, says the first view is ready)
+  spdlog::info("faultprobed: probe {}, {} rules, sampling every {}{}", took_over_ ? "taken over" : "loaded",
                config_.rules.size(), format_duration(config_.sample_interval), opts_.dry_run ? " (dry run)" : "");
-  // The e2e tests and scripts wait for this line.
+  guarded("the first tick", [&] { tick(monotonic_now_ns()); });
+  guarded("the first view", [&] { rebuild_view(monotonic_now_ns()); });
+  // The e2e tests and scripts wait for this line: after the first view, so
+  // that a status asked for right after it is whole (not the empty object).
   spdlog::info("faultprobed: probe attached");
-  tick(monotonic_now_ns());
-  rebuild_view(monotonic_now_ns());
   malloc_trim(0);  // what loading the probe (the kernel's BTF, parsed twice) left free
   sd::ready(std::string("monitoring: ") + std::to_string(engine_->table().size()) + " processes, " +
             std::to_string(config_.rules.size()) + " rules, " + std::to_string(config_.policies.size()) +
@@ -837,7 +870,7 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
   while (!stop.load()) {
     if (reload.exchange(false)) {
       sd::status("reloading " + opts_.config_path);
-      do_reload();
+      guarded("SIGHUP reload", [&] { do_reload(); });
       sd::status("reloaded " + opts_.config_path);
     }
     uint64_t now = monotonic_now_ns();
@@ -848,18 +881,14 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       auto wait = std::chrono::milliseconds((std::max(until, now) - now + 999'999) / 1'000'000);
       probe_->poll(events_, wait);
       if (!urgent(events_) && monotonic_now_ns() < next) {
-        if (throttle_ && throttle_->next_deadline_ns() <= monotonic_now_ns()) throttle_->tick(monotonic_now_ns());
+        if (throttle_ && throttle_->next_deadline_ns() <= monotonic_now_ns())
+          guarded("throttle duty cycle", [&] { throttle_->tick(monotonic_now_ns()); });
         continue;
       }
     }  // tick() drains whatever poll() did not
     now = monotonic_now_ns();
-    try {
-      tick(now);
-    } catch (const std::exception& e) {
-      // A bug must cost one tick, not the monitoring of the host.
-      spdlog::error("tick failed, continuing: {}", e.what());
-      events_.clear();
-    }
+    // A bug must cost one tick, not the monitoring of the host.
+    if (!guarded("tick", [&] { tick(now); }, &ticks_failed_)) events_.clear();
     watchdog.ping_if_due(now);
     if (now >= next) next += period;
     if (next + period < now) next = now + period;  // fell behind (suspend, stall): do not burst

@@ -20,7 +20,9 @@
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
+#include "detect/memory_budget.h"
 #include "probe/probe.h"
+#include "probe/loader/runq_blame.h"
 #include "procinfo.h"
 #include "report/view.h"
 #include "server/server.h"
@@ -28,16 +30,18 @@
 
 namespace fp {
 
-// ProcInfoCache behind the detectors' interface.
+// ProcInfoCache behind the detectors' interface. The daemon never shows a
+// command line (respawn reads its own): it does not read them at all.
 class CachedProcInfo : public ProcInfoSource {
  public:
   const ProcInfo& info(const ProcKey& k) override { return cache_.get(k); }
   ProcInfo fresh(uint32_t pid) const { return cache_.read(pid); }
   void prune() { cache_.prune(); }
   size_t size() const { return cache_.size(); }
+  ProcInfoCache::Stats stats() const { return cache_.stats(); }
 
  private:
-  ProcInfoCache cache_;
+  ProcInfoCache cache_{"/proc", ProcInfoCacheOptions{0, size_t(16) << 20}};
 };
 
 struct ServiceOptions {
@@ -99,6 +103,8 @@ class Service : public ServerProvider {
   std::unique_ptr<Probe> probe_;
   CachedProcInfo infos_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
+  std::unique_ptr<CgroupMemoryBudget> memory_budget_;  // memory_leak's forecast
   EventBatch events_;
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   std::vector<const fp_proc*> changed_;
@@ -153,6 +159,8 @@ class Service : public ServerProvider {
   uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
   double sample_hz_ = 0;
   bool state_dirty_ = false;
+  std::atomic<uint64_t> records_failed_{0};  // records an exception kept from going out (status)
+  std::atomic<uint64_t> ticks_failed_{0};
   bool took_over_ = false;
   size_t adopted_ = 0;
 };

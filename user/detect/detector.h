@@ -12,9 +12,13 @@
 #include "config/config.h"
 #include "detect/fault.h"
 #include "detect/history.h"
+#include "detect/protection.h"
 #include "procinfo.h"
 
 namespace fp {
+
+class RunqBlameSource;  // detect/locate_runq.h
+class MemoryBudgetSource;  // detect/memory_budget.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -39,7 +43,13 @@ struct World {
   ProcInfoSource* infos = nullptr;
   HostInfo host;
   uint32_t self_tgid = 0;  // faultprobe's own process: never a culprit
-  const std::vector<std::string>* protected_comms = nullptr;  // never culprits (Config.protected_comms)
+  const Protection* protection = nullptr;  // protected_comms: never culprits (detect/protection.h)
+  // Run-queue waits charged per CPU to who ran meanwhile (the probe's, when it
+  // has them): runq_starvation's culprits. Null: it blames the top CPU consumer.
+  RunqBlameSource* runq_blame = nullptr;
+  // The memory left to a process (its memory cgroup's, else the host's):
+  // memory_leak's forecast. Null: no forecast, only the slow-leak window.
+  MemoryBudgetSource* memory_budget = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -1,5 +1,6 @@
-// CPU rules: a process burning cores (cpu_runaway), and processes waiting on
-// the run queue because another one holds the CPUs (runq_starvation).
+// CPU rule: a process burning cores (cpu_runaway). Processes waiting on the
+// run queue because another one holds their CPU (runq_starvation) are in
+// detectors_runq.cpp.
 #include <algorithm>
 
 #include "detect/detectors.h"
@@ -51,64 +52,8 @@ class CpuRunawayDetector final : public RuleDetector {
   FindingCache cache_;
 };
 
-// A culprit that holds a meaningful part of the CPUs: half a core, or more
-// than anyone else (victims included). Below that, the waits have no single
-// cause to name.
-constexpr double kMinCulpritCores = 0.5;
-
-// Victims: run-queue wait p99 above the limit with at least `count` waits in
-// the window. Culprit: the top CPU consumer of the same window that is not a
-// victim and may be blamed.
-class RunqStarvationDetector final : public RuleDetector {
- public:
-  using RuleDetector::RuleDetector;
-
-  void evaluate(const World& w, std::vector<Finding>& out) override {
-    const uint64_t win = window_ns(rule_);
-    std::vector<Victim> suffering = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
-      std::optional<Victim> v;
-      if (d.delta.runq_waits < rule_.count) return v;
-      double p99 = runq_p99_ms(d);
-      if (level_of(p99, rule_) != Level::None) v = Victim{s.key, s.comm, p99, d.delta.runq_waits};
-      return v;
-    });
-    if (!cpu_) cpu_.emplace(Resource::Cpu, win);
-    cpu_->refresh(w);
-    if (suffering.empty()) return;
-
-    // Sorted worst first: the first victim decides the level.
-    Level level = level_of(suffering.front().value, rule_);
-    std::vector<Victim> victims;
-    for (const Victim& v : suffering) {
-      if (level == Level::Weak || level_of(v.value, rule_) == Level::Strong) victims.push_back(v);
-    }
-
-    // Everyone who waits is excluded, also those only in the hysteresis band.
-    std::optional<Culprit> c = cpu_->top(w, victim_keys(suffering));
-    if (!c || (c->rate() < kMinCulpritCores && !c->largest)) return;
-    const ProcState* s = w.procs->find(c->key);
-    if (s == nullptr || !rule_matches(rule_, *s, w)) return;
-
-    nlohmann::json ev = rule_evidence(rule_, "victim_runq_p99_ms", suffering.front().value);
-    ev.update(culprit_evidence(*c));
-    ev["culprit_cores"] = round4(c->rate());
-    ev["victims"] = victims_evidence(victims, "runq_p99_ms", "waits");
-    Finding f = make_finding(rule_, c->key, level, std::move(ev));
-    f.victims = victim_pids(victims);
-    out.push_back(std::move(f));
-  }
-
- private:
-  VictimIndex victims_;
-  std::optional<ConsumerIndex> cpu_;
-};
-
 }  // namespace
 
 std::unique_ptr<Detector> make_cpu_runaway(const RuleConfig& r) { return std::make_unique<CpuRunawayDetector>(r); }
-
-std::unique_ptr<Detector> make_runq_starvation(const RuleConfig& r) {
-  return std::make_unique<RunqStarvationDetector>(r);
-}
 
 }  // namespace fp

@@ -224,6 +224,9 @@ class OomKillDetector : public EventDetector {
         f.evidence["anon_rss_kb"] = o.anon_rss_kb;
         f.evidence["file_rss_kb"] = o.file_rss_kb;
         f.evidence["shmem_rss_kb"] = o.shmem_rss_kb;
+        // the thread the kernel marked, when it is not the process's leader, and how it was mapped
+        if (o.tid != 0 && o.tid != o.victim.tgid) f.evidence["tid"] = o.tid;
+        f.evidence["tgid_from"] = oom_tgid_from_name(o.tgid_from);
         out.push_back(std::move(f));
       }
     }

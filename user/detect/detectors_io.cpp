@@ -12,8 +12,13 @@ namespace {
 constexpr double kStormMinShare = 0.5;
 constexpr double kStormVictimP99Ms = 50;
 
-// Metric: the culprit's IO rate (MB/s). A big copy alone is no storm: without
-// a victim there is no finding, whatever the rate.
+// Metric: the culprit's IO rate (MB/s): the bytes it read and wrote by the
+// kernel's task IO accounting, so a buffered writer is named, not the flusher
+// that writes its pages back. A big copy alone is no storm: without a victim
+// there is no finding, whatever the rate. Victims are judged by the latency
+// of the requests they submitted themselves; kernel threads are none (the
+// flusher's and the journal's requests carry others' IO, the storm's own
+// writeback among it: their latency is the storm, not a victim of it).
 class IoStormDetector final : public RuleDetector {
  public:
   using RuleDetector::RuleDetector;
@@ -25,7 +30,7 @@ class IoStormDetector final : public RuleDetector {
     bytes_->refresh(w);
     std::vector<Victim> slow = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
       std::optional<Victim> v;
-      if (d.delta.io_reqs < rule_.count) return v;
+      if (d.delta.io_reqs < rule_.count || (s.flags & FP_PROC_KTHREAD) != 0) return v;
       double p99 = io_p99_ms(d);
       if (p99 >= kStormVictimP99Ms) v = Victim{s.key, s.comm, p99, d.delta.io_reqs};
       return v;
@@ -46,6 +51,13 @@ class IoStormDetector final : public RuleDetector {
 
     nlohmann::json ev = rule_evidence(rule_, "io_mb_per_s", mb_per_s);
     ev.update(culprit_evidence(*c));
+    // How it wrote: what it submitted itself (a buffered writer's pages go
+    // out through the flusher) and how long dirty-page throttling held it.
+    const WindowDelta cw = w.procs->window(*s, w.now_ns, win);
+    ev["culprit_read_bytes"] = cw.delta.io_read_bytes;
+    ev["culprit_write_bytes"] = cw.delta.io_write_bytes;
+    ev["culprit_submitted_bytes"] = cw.delta.io_submit_bytes;
+    ev["culprit_dirty_throttle_ms"] = round4(static_cast<double>(cw.delta.dirty_throttle_ns) / kNsPerMsec);
     ev["min_share"] = kStormMinShare;
     ev["victim_p99_ms"] = kStormVictimP99Ms;
     ev["victims"] = victims_evidence(victims, "io_p99_ms", "requests");

@@ -9,10 +9,6 @@
 namespace fp {
 namespace {
 
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 bool is_hex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
 
 // The classes an urgent tick is for (the daemon wakes on their events).
@@ -21,19 +17,6 @@ bool urgent_class(FaultClass c) {
 }
 
 }  // namespace
-
-std::string unit_of_cgroup(std::string_view cgroup) {
-  std::string_view found;
-  size_t pos = 0;
-  while (pos <= cgroup.size()) {
-    size_t slash = cgroup.find('/', pos);
-    std::string_view comp = cgroup.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-    if (ends_with(comp, ".service") || ends_with(comp, ".scope")) found = comp;
-    if (slash == std::string_view::npos) break;
-    pos = slash + 1;
-  }
-  return std::string(found);
-}
 
 std::string container_of_cgroup(std::string_view cgroup) {
   // A run of exactly 64 hex digits, not part of a longer run. The runtimes
@@ -66,6 +49,7 @@ Engine::Engine(Config cfg, HostInfo host, ProcInfoSource& infos, uint32_t self_t
       host_(host),
       infos_(infos),
       self_tgid_(self_tgid),
+      protection_(cfg_.protected_comms),
       table_(host.page_size),
       tracker_([this](FaultRecord& r) { annotate(r); }) {
   build_detectors();
@@ -104,6 +88,7 @@ void Engine::reload(const Config& cfg) {
   };
   tracker_.retire(keep, 0, "rule removed", deferred_);
   cfg_ = cfg;
+  protection_.set_entries(cfg_.protected_comms);
   build_detectors();
 }
 
@@ -121,8 +106,17 @@ void Engine::annotate(FaultRecord& r) const {
       r.cgroup = info->cgroup;
     }
   }
-  r.unit = unit_of_cgroup(r.cgroup);
+  SystemdUnit unit = systemd_unit_of(r.cgroup);
+  r.unit = unit.name;
+  r.unit_user = unit.user;
   r.container = container_of_cgroup(r.cgroup);
+  // Evasion is visible: a culprit that named itself like a protected
+  // process says so in its fault.
+  if (r.kind == FaultRecord::Kind::Fault && r.culprit.tgid != 0 && r.evidence.is_object()) {
+    const bool alive = s != nullptr && !s->exited;
+    if (std::string why = protection_.pretender(r.culprit, r.comm, alive); !why.empty())
+      r.evidence["not_protected"] = why;
+  }
 }
 
 bool Engine::blameable(const ProcKey& k, const World& w) const {
@@ -168,7 +162,9 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.infos = &infos_;
   w.host = host_;
   w.self_tgid = self_tgid_;
-  w.protected_comms = &cfg_.protected_comms;
+  w.protection = &protection_;
+  w.runq_blame = runq_blame_;
+  w.memory_budget = memory_budget_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

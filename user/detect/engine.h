@@ -14,15 +14,13 @@
 #include "detect/detector.h"
 #include "detect/fault.h"
 #include "detect/history.h"
+#include "detect/systemd_unit.h"
 #include "detect/tracker.h"
 #include "probe/sample.h"
 #include "procinfo.h"
 
 namespace fp {
 
-// The systemd unit a cgroup path names: its last component ending in
-// ".service" or ".scope", "" if none.
-std::string unit_of_cgroup(std::string_view cgroup);
 // The container id in a cgroup path: a 64-hex-digit id as docker
 // (docker-<id>.scope, /docker/<id>), containerd (cri-containerd-<id>.scope),
 // CRI-O (crio-<id>.scope) and podman (libpod-<id>.scope) write it; the last
@@ -68,9 +66,17 @@ class Engine {
   // Returns how many were taken over.
   size_t adopt_open_faults(const std::vector<FaultRecord>& open, uint64_t now_ns);
 
+  // Where runq_starvation learns who held a victim's CPU (World::runq_blame); not owned.
+  void set_runq_blame(RunqBlameSource* src) { runq_blame_ = src; }
+  // Where memory_leak's forecast learns the memory left to a process (World::memory_budget); not owned.
+  void set_memory_budget(MemoryBudgetSource* src) { memory_budget_ = src; }
+
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
   const Config& config() const { return cfg_; }
+  // How protected_comms finds a live process's executable (tests inject one;
+  // default: /proc).
+  void set_exe_lookup(Protection::ExeLookup lookup) { protection_ = Protection(cfg_.protected_comms, std::move(lookup)); }
 
  private:
   void build_detectors();
@@ -81,6 +87,9 @@ class Engine {
   HostInfo host_;
   ProcInfoSource& infos_;
   uint32_t self_tgid_;
+  Protection protection_;
+  RunqBlameSource* runq_blame_ = nullptr;
+  MemoryBudgetSource* memory_budget_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -70,6 +70,7 @@ struct FaultRecord {
   std::string comm;
   std::string cgroup;         // cgroup path ("" if unknown)
   std::string unit;           // systemd unit ("" if none)
+  std::optional<uint32_t> unit_user;  // uid whose user manager owns `unit`; nullopt: the system manager's
   std::string container;      // container id ("" if none)
   std::vector<uint32_t> victims;
   nlohmann::json evidence = nlohmann::json::object();  // the numbers that decided it
@@ -85,7 +86,7 @@ struct FaultRecord {
 
 // The JSON line of the event stream (issue contract):
 // {"time": RFC3339 UTC with ms, "kind": "fault"|"resolved", "class", "severity", "rule", "pid",
-//  "comm", "cgroup", "victims": [...], "evidence": {...}} (+ "start_ns", "unit", "container",
+//  "comm", "cgroup", "victims": [...], "evidence": {...}} (+ "start_ns", "unit", "unit_user" (a user unit), "container",
 //  "duration_ms" for resolved). `realtime_ns` is the wall-clock time of the record.
 nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns);
 

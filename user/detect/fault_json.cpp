@@ -30,6 +30,7 @@ nlohmann::ordered_json fault_to_json(const FaultRecord& r, uint64_t realtime_ns)
   j["evidence"] = nlohmann::ordered_json(r.evidence);  // keys sorted (nlohmann::json's order)
   j["start_ns"] = r.culprit.start_ns;
   j["unit"] = r.unit;
+  if (r.unit_user) j["unit_user"] = *r.unit_user;  // a user manager's unit, not the system's
   j["container"] = r.container;
   if (r.kind == FaultRecord::Kind::Resolved) {
     uint64_t ms = r.mono_ns > r.opened_mono_ns ? (r.mono_ns - r.opened_mono_ns) / 1'000'000ull : 0;
@@ -50,6 +51,7 @@ nlohmann::json fault_state_to_json(const FaultRecord& r) {
   j["comm"] = r.comm;
   j["cgroup"] = r.cgroup;
   j["unit"] = r.unit;
+  if (r.unit_user) j["unit_user"] = *r.unit_user;
   j["container"] = r.container;
   j["victims"] = r.victims;
   j["evidence"] = r.evidence;
@@ -79,6 +81,7 @@ std::optional<FaultRecord> fault_state_from_json(const nlohmann::json& j) {
     r.comm = j.value("comm", "");
     r.cgroup = j.value("cgroup", "");
     r.unit = j.value("unit", "");
+    if (auto it = j.find("unit_user"); it != j.end() && it->is_number_unsigned()) r.unit_user = it->get<uint32_t>();
     r.container = j.value("container", "");
     r.victims = j.value("victims", std::vector<uint32_t>{});
     r.evidence = j.value("evidence", nlohmann::json::object());

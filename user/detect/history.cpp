@@ -38,7 +38,7 @@ constexpr uint64_t Metrics::*kMetricFields[] = {
     &Metrics::forks,          &Metrics::execs,          &Metrics::io_read_bytes,
     &Metrics::io_write_bytes, &Metrics::io_reqs,        &Metrics::io_lat_ns,   &Metrics::io_errors,
     &Metrics::page_faults,    &Metrics::reclaim_ns,     &Metrics::reclaims,    &Metrics::rss_bytes,
-    &Metrics::fatal_signals,  &Metrics::oom_victim};
+    &Metrics::fatal_signals,  &Metrics::oom_victim,     &Metrics::io_submit_bytes, &Metrics::dirty_throttle_ns};
 constexpr size_t kNumMetrics = std::size(kMetricFields);
 constexpr size_t kRssIndex = 17;
 static_assert(sizeof(Metrics) == kNumMetrics * sizeof(uint64_t), "a Metrics field is missing from kMetricFields");
@@ -373,6 +373,8 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
   m.rss_bytes = rss_bytes_of(p, page_size);
   m.fatal_signals = p.fatal_signals;
   m.oom_victim = p.oom_victim;
+  m.io_submit_bytes = p.io_submit_read_bytes + p.io_submit_write_bytes;
+  m.dirty_throttle_ns = p.dirty_throttle_ns;
   return m;
 }
 

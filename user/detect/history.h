@@ -26,10 +26,15 @@ struct Metrics {
   uint64_t dstate_ns = 0;            // finished D-states plus the ongoing one up to ts
   uint64_t dstate_ongoing_ns = 0;    // gauge: current D-state length at ts (0: none)
   uint64_t forks = 0, execs = 0;
+  // io_*_bytes: what the process caused (task IO accounting, /proc/PID/io's
+  // read_bytes/write_bytes); io_submit_bytes, io_reqs, io_lat_ns, io_errors:
+  // the block requests it submitted (a buffered writer's go to the flusher).
   uint64_t io_read_bytes = 0, io_write_bytes = 0, io_reqs = 0, io_lat_ns = 0, io_errors = 0;
   uint64_t page_faults = 0, reclaim_ns = 0, reclaims = 0;
   uint64_t rss_bytes = 0;            // gauge
   uint64_t fatal_signals = 0, oom_victim = 0;
+  uint64_t io_submit_bytes = 0;      // read + write bytes of the requests it submitted
+  uint64_t dirty_throttle_ns = 0;    // paused in dirty-page balancing
 };
 
 // ts_ns: the sample's CLOCK_MONOTONIC time (for dstate_ongoing_ns).

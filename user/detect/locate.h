@@ -30,7 +30,7 @@ inline bool idle_in_window(const ProcState& s, uint64_t now_ns, uint64_t window_
 // What a culprit is blamed for using.
 enum class Resource {
   Cpu,           // on-CPU ns
-  IoBytes,       // block IO bytes read + written
+  IoBytes,       // bytes read + written by the process (task IO accounting: a buffered writer's own)
   MemoryGrowth,  // net RSS growth in bytes (0 when RSS shrank)
   PageFaults,    // user page faults
 };

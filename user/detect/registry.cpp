@@ -38,10 +38,10 @@ bool may_blame(const ProcState& s, const World& w) {
   if (s.key.tgid == 0 || s.key.tgid == 1) return false;
   if ((s.flags & FP_PROC_KTHREAD) != 0) return false;
   if (w.self_tgid != 0 && s.key.tgid == w.self_tgid) return false;
-  if (w.protected_comms != nullptr &&
-      std::find(w.protected_comms->begin(), w.protected_comms->end(), s.comm) != w.protected_comms->end()) {
-    return false;
-  }
+  // By name and executable, while it runs: a process that named itself like
+  // a protected one is blamed (its fault says so, Engine::annotate), and one
+  // that is gone cannot be checked, so its crash is reported.
+  if (w.protection != nullptr && !s.exited && w.protection->protects(s.key, s.comm)) return false;
   return true;
 }
 
@@ -63,7 +63,11 @@ bool rule_matches(const RuleConfig& r, const ProcState& s, const World& w) {
   if (info == nullptr) return false;
   if (m.exe && !glob(*m.exe, info->exe)) return false;
   if (m.cgroup && !glob(*m.cgroup, info->cgroup)) return false;
-  if (m.unit && !glob(*m.unit, unit_of_cgroup(info->cgroup))) return false;
+  if (m.unit) {
+    // Rules name system units; a user unit's name is the user's to choose.
+    SystemdUnit unit = systemd_unit_of(info->cgroup);
+    if (unit.user || !glob(*m.unit, unit.name)) return false;
+  }
   if (m.uid && *m.uid != info->uid) return false;
   return true;
 }

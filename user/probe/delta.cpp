@@ -73,6 +73,11 @@ ProcDelta make_delta(const fp_proc* before, uint64_t ts_before, const fp_proc& a
   d.threads = sub(a.threads, b.threads);
   d.io_read_bytes = sub(a.io_read_bytes, b.io_read_bytes);
   d.io_write_bytes = sub(a.io_write_bytes, b.io_write_bytes);
+  d.io_cancelled_write_bytes = sub(a.io_cancelled_write_bytes, b.io_cancelled_write_bytes);
+  d.io_submit_read_bytes = sub(a.io_submit_read_bytes, b.io_submit_read_bytes);
+  d.io_submit_write_bytes = sub(a.io_submit_write_bytes, b.io_submit_write_bytes);
+  d.dirty_throttle_ns = sub(a.dirty_throttle_ns, b.dirty_throttle_ns);
+  d.dirty_throttles = sub(a.dirty_throttles, b.dirty_throttles);
   d.io_read_reqs = sub(a.io_read_reqs, b.io_read_reqs);
   d.io_write_reqs = sub(a.io_write_reqs, b.io_write_reqs);
   d.io_lat_ns = sub(a.io_lat_ns, b.io_lat_ns);

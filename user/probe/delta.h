@@ -28,8 +28,14 @@ struct ProcDelta {
   uint64_t dstate_max_ns = 0;
   uint64_t dstate_ongoing_ns = 0;  // how long the current D-state has lasted at the end (0: none)
   uint64_t forks = 0, execs = 0, threads = 0;
-  uint64_t io_read_bytes = 0, io_write_bytes = 0, io_read_reqs = 0, io_write_reqs = 0;
+  // Bytes the process caused (task IO accounting, as /proc/PID/io: buffered
+  // writes when dirtied, by the writer); the submitter's bytes where the
+  // kernel has none.
+  uint64_t io_read_bytes = 0, io_write_bytes = 0, io_cancelled_write_bytes = 0;
+  // Block requests the process submitted: their bytes, counts, latency, errors.
+  uint64_t io_submit_read_bytes = 0, io_submit_write_bytes = 0, io_read_reqs = 0, io_write_reqs = 0;
   uint64_t io_lat_ns = 0, io_lat_max_ns = 0, io_lat_p99_ns = 0, io_errors = 0;
+  uint64_t dirty_throttle_ns = 0, dirty_throttles = 0;  // paused in dirty-page balancing
   uint64_t page_faults = 0, reclaim_ns = 0, reclaims = 0;
   uint64_t rss_bytes = 0;          // gauge at the end of the interval (at exit for exited ones)
   uint64_t oom_victim = 0, fatal_signals = 0;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "faultprobe/abi.h"
+#include "probe/event_decode.h"
 
 namespace fp {
 namespace {
@@ -14,13 +15,6 @@ std::string hex(uint64_t v) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
-}
-
-template <typename T>
-bool take(const void* data, size_t size, T& out) {
-  if (size < sizeof(T)) return false;
-  std::memcpy(&out, data, sizeof(T));
-  return true;
 }
 
 HwEvent base(const fp_event_hdr& h, HwEvent::Source src) {
@@ -203,40 +197,14 @@ bool is_hw_event_type(uint32_t type) { return type >= FP_EV_HW_MCE && type <= FP
 
 bool decode_hw_event(const void* data, size_t size, EventBatch& out) {
   fp_event_hdr h;
-  if (!take(data, size, h)) return false;
+  if (!read_record(data, size, h)) return false;
   switch (h.type) {
-    case FP_EV_HW_MCE: {
-      fp_mce_event m;
-      if (!take(data, size, m)) return false;
-      out.hw.push_back(decode_mce(m));
-      return true;
-    }
-    case FP_EV_HW_MEMORY: {
-      fp_mc_event m;
-      if (!take(data, size, m)) return false;
-      out.hw.push_back(decode_mc(m));
-      return true;
-    }
-    case FP_EV_HW_PCIE: {
-      fp_aer_event a;
-      if (!take(data, size, a)) return false;
-      out.hw.push_back(decode_aer(a));
-      return true;
-    }
-    case FP_EV_HW_DISK: {
-      fp_disk_event d;
-      if (!take(data, size, d)) return false;
-      out.hw.push_back(decode_disk(d));
-      return true;
-    }
-    case FP_EV_HW_THERMAL: {
-      fp_thermal_event t;
-      if (!take(data, size, t)) return false;
-      out.hw.push_back(decode_thermal(t));
-      return true;
-    }
-    default:
-      return false;
+    case FP_EV_HW_MCE: return append_as<fp_mce_event>(data, size, out.hw, decode_mce);
+    case FP_EV_HW_MEMORY: return append_as<fp_mc_event>(data, size, out.hw, decode_mc);
+    case FP_EV_HW_PCIE: return append_as<fp_aer_event>(data, size, out.hw, decode_aer);
+    case FP_EV_HW_DISK: return append_as<fp_disk_event>(data, size, out.hw, decode_disk);
+    case FP_EV_HW_THERMAL: return append_as<fp_thermal_event>(data, size, out.hw, decode_thermal);
+    default: return false;
   }
 }
 

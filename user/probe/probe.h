@@ -1,5 +1,9 @@
 // The kernel probe: loads the BPF programs, reads the per-process counters
 // (an mmap-ed array, no syscalls per process) and drains the event ring buffer.
+// Implemented in probe/loader/ (libbpf): probe.cpp (start, load, attach),
+// pin.cpp (pinning, takeover), slots.cpp (the slot window and refresh),
+// ring.cpp (events), stats.cpp (drops, occupancy), kernel.cpp (what the
+// kernel offers; the attach choice itself is probe/attach.h).
 #pragma once
 
 #include <array>
@@ -11,7 +15,9 @@
 #include <vector>
 
 #include "faultprobe/abi.h"
+#include "probe/attach.h"
 #include "probe/sample.h"
+#include "probe/seed.h"
 #include "util/result.h"
 
 struct faultprobe;  // the bpftool skeleton
@@ -33,9 +39,18 @@ struct ProbeOptions {
   // counts them (to exercise that path; it is what kernels without
   // CONFIG_SCHED_INFO get).
   bool runq_from_wakeups = false;
+  // Count io_read_bytes/io_write_bytes from the block requests' submitter
+  // even where the kernel keeps task IO accounting (to exercise that path;
+  // it is what kernels without CONFIG_TASK_IO_ACCOUNTING get).
+  bool io_from_submitter = false;
+  // Charge run-queue waits, CPU by CPU, to who ran meanwhile (bpf/runq_blame.bpf.h),
+  // where the kernel keeps sched_info; off: runq_starvation blames the top CPU consumer.
+  bool runq_blame = true;
   // How often each CPU closes its running task's on-CPU interval, so that a
   // task that never switches out still shows CPU time. 0 disables it.
   uint32_t cpu_tick_ms = 50;
+  // How every process alive at the start gets its slot (probe/seed.h).
+  SeedMode seed = SeedMode::Auto;
   // bpffs directory to pin the probe in ("" = no pinning: the probe dies with
   // this object). With one, maps and links are pinned there and a later
   // start with the same directory takes the running probe over (see
@@ -45,29 +60,6 @@ struct ProbeOptions {
 
 // Where faultprobed pins its probe.
 inline constexpr const char* kDefaultPinDir = "/sys/fs/bpf/faultprobe";
-
-// NotNeeded: the kernel counts what the hook would (sched_wakeup when
-// sched_info gives the run-queue waits): not loaded, nothing missing.
-enum class AttachMode { TpBtf, RawTp, Tracepoint, Unavailable, NotNeeded };
-const char* attach_mode_name(AttachMode m);
-
-struct HookStatus {
-  std::string name;        // tracepoint name, e.g. "sched_switch"
-  std::string feeds;       // what it counts, e.g. "cpu_ns, runq_wait, nvcsw, nivcsw, dstate"
-  bool required = false;
-  AttachMode mode = AttachMode::Unavailable;
-  std::string reason;      // why it is unavailable
-};
-
-// One hardware fault source (bpf/hw.bpf.c) and whether this kernel has it.
-struct HwSourceStatus {
-  std::string name;         // "mce", "memory", "pcie", "disk", "thermal", "thermal_trip"
-  std::string tracepoint;   // "mce:mce_record"
-  std::string fault_class;  // "hw_mce"
-  bool available = false;
-  std::string mode;         // attach mode, "unavailable"
-  std::string reason;       // why not (or how, for a fallback)
-};
 
 using DropCounts = std::array<uint64_t, FP_DROP_NR>;
 
@@ -139,7 +131,18 @@ class Probe {
       if (h.name == "sched_wakeup") return h.mode == AttachMode::NotNeeded;
     return false;
   }
-  // Counters whose hooks could not be attached on this kernel.
+  // IO bytes (io_read_bytes, io_write_bytes) from the kernel's per-task IO
+  // accounting, charged to whoever caused the IO as /proc/PID/io does;
+  // false: from the block requests' submitter (no task IO accounting).
+  bool io_bytes_from_task() const { return task_io_; }
+  // The same for status and reports: "task_io_accounting" or "submitter".
+  const char* io_bytes_from() const { return task_io_ ? "task_io_accounting" : "submitter"; }
+  // The per-CPU run-queue blame tables (bpf/runq_blame.bpf.h; read with
+  // RunqBlameReader), -1 when they are off; why they are off.
+  int runq_blame_fd() const { return runq_blame_ ? fds_.runq_cpu : -1; }
+  const std::string& runq_blame_reason() const { return runq_blame_reason_; }
+  // Counters whose hooks could not be attached on this kernel (and the task
+  // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
   // The hardware fault sources, available or not.
   std::vector<HwSourceStatus> hardware_sources() const;
@@ -162,6 +165,8 @@ class Probe {
   MappedBytes mapped_bytes() const;
   // When the probe was first attached; after a takeover, the original time.
   uint64_t attached_at_ns() const { return attached_at_ns_; }
+  // How the processes alive at the start were given their slots (load or takeover).
+  const SeedStatus& seed_status() const { return seed_; }
   // Whether this object took over a pinned probe (counters continue) rather
   // than loading one, and whether the probe is pinned at all.
   bool took_over() const { return took_over_; }
@@ -176,7 +181,9 @@ class Probe {
   Result<void> map_views();
   Result<int> attach_hook(const HookStatus& st, int prog_fd, const std::string& tracefs);
   void attach_cpu_tick(uint32_t period_ms);
+  void seed(SeedMode mode);  // seed.cpp
   static int on_event(void* ctx, void* data, size_t size);
+  void resolve_oom_victim(OomRecord& o) const;
 
   struct SkelDeleter {
     void operator()(struct faultprobe* s) const;
@@ -185,7 +192,7 @@ class Probe {
   // a takeover (there is no skeleton then).
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
-        drops = -1, dirty = -1, bss = -1, thread_ts = -1;
+        drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;
@@ -198,7 +205,16 @@ class Probe {
   uint32_t cpu_tick_links_ = 0;
   bool thread_ts_ = false;
   bool runq_sched_info_ = false;
+  bool task_io_ = false;
+  bool runq_blame_ = false;
+  std::string runq_blame_reason_;
   bool took_over_ = false;
+  // Seeding (seed.cpp): the task iterator's link (-1: none; why not in
+  // seed_iter_reason_), the pass's counters in .bss, what the pass did.
+  int seed_link_ = -1;
+  std::string seed_iter_reason_;
+  const volatile fp_seed_stats* seed_stats_ = nullptr;
+  SeedStatus seed_;
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;

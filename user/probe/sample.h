@@ -40,10 +40,14 @@ struct SignalRecord {
 
 struct OomRecord {
   uint64_t ts_ns = 0;
-  ProcKey victim;
+  ProcKey victim;          // the process, whichever of its threads the kernel marked
   std::string comm;
   uint64_t total_vm_kb = 0, anon_rss_kb = 0, file_rss_kb = 0, shmem_rss_kb = 0;
+  uint32_t tid = 0;        // the thread the kernel marked (0: not known)
+  uint32_t tgid_from = 0;  // how the process was found from it: FP_OOM_TGID_*
 };
+// "unresolved", "leader", "current", "sigkill", "proc" for FP_OOM_TGID_*.
+const char* oom_tgid_from_name(uint32_t how);
 
 struct HangRecord {
   uint64_t ts_ns = 0;

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <string>
 
+#include "util/text.h"
+
 namespace fp {
 
 const char* drop_reason_name(unsigned reason) {
@@ -16,6 +18,7 @@ const char* drop_reason_name(unsigned reason) {
     case FP_DROP_IO_UNSEEN: return "io_unseen_start";
     case FP_DROP_IO_ORPHANED: return "io_orphaned";
     case FP_DROP_EXIT_UNSEEN: return "exit_unseen";
+    case FP_DROP_RUNQ_SLOT_TAKEN: return "runq_slot_taken";
     default: return "unknown";
   }
 }
@@ -62,12 +65,17 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
         {"threads_created", d.threads},
         {"io_read_bytes", d.io_read_bytes},
         {"io_write_bytes", d.io_write_bytes},
+        {"io_cancelled_write_bytes", d.io_cancelled_write_bytes},
+        {"io_submit_read_bytes", d.io_submit_read_bytes},
+        {"io_submit_write_bytes", d.io_submit_write_bytes},
         {"io_read_reqs", d.io_read_reqs},
         {"io_write_reqs", d.io_write_reqs},
         {"io_lat_ns", d.io_lat_ns},
         {"io_lat_max_ns", d.io_lat_max_ns},
         {"io_lat_p99_ns", d.io_lat_p99_ns},
         {"io_errors", d.io_errors},
+        {"dirty_throttle_ns", d.dirty_throttle_ns},
+        {"dirty_throttles", d.dirty_throttles},
         {"page_faults", d.page_faults},
         {"reclaim_ns", d.reclaim_ns},
         {"reclaims", d.reclaims},
@@ -87,6 +95,8 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
   }
   json out = {{"interval_ns", r.interval_ns}, {"drops", drops}, {"processes", procs}};
   out["unavailable"] = r.unavailable;
+  out["io_bytes_from"] = r.io_bytes_from;
+  if (!r.seed.is_null()) out["seed"] = r.seed;
   return out;
 }
 
@@ -131,6 +141,8 @@ std::string snapshot_to_table(const SnapshotReport& r, size_t max_rows) {
     out += line;
   }
   for (const auto& u : r.unavailable) out += "unavailable on this kernel: " + u + "\n";
+  if (r.seed.is_object() && r.seed.value("method", "") == "proc")
+    out += "seeded from /proc (" + r.seed.value("reason", "") + "): D-states older than the probe are not shown\n";
   std::snprintf(line, sizeof(line), "%7s %-16s %6s %8s %8s %7s %7s %8s %7s %7s %8s %4s %7s %7s %-9s\n",
                 "PID", "COMM", "CPU%", "RUNQms", "RQp99ms", "VCSW", "IVCSW", "Dms", "IO_R", "IO_W",
                 "IOp99ms", "ERR", "FAULTS", "RSS", "STATE");
@@ -149,9 +161,9 @@ std::string snapshot_to_table(const SnapshotReport& r, size_t max_rows) {
       state = "D";
     }
     std::snprintf(line, sizeof(line),
-                  "%7u %-16.16s %6.1f %8s %8s %7" PRIu64 " %7" PRIu64 " %8s %7s %7s %8s %4" PRIu64
+                  "%7u %s %6.1f %8s %8s %7" PRIu64 " %7" PRIu64 " %8s %7s %7s %8s %4" PRIu64
                   " %7" PRIu64 " %7s %-9s\n",
-                  d.key.tgid, d.comm.c_str(), 100.0 * double(d.cpu_ns) / interval,
+                  d.key.tgid, fit_columns(d.comm, 16, true).c_str(), 100.0 * double(d.cpu_ns) / interval,
                   ms(d.runq_wait_ns).c_str(), ms(d.runq_wait_p99_ns).c_str(), d.nvcsw, d.nivcsw,
                   ms(d.dstate_ns).c_str(), human_bytes(d.io_read_bytes).c_str(),
                   human_bytes(d.io_write_bytes).c_str(), ms(d.io_lat_p99_ns).c_str(), d.io_errors,

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "report/top_groups.h"
 #include "report/view.h"
 
 namespace fp {
@@ -36,10 +37,15 @@ struct Column {
   bool left;  // text columns are left-aligned, numbers right-aligned
 };
 const std::vector<Column>& top_columns();
-// The column titles and one row, each cell padded (or cut) to its width,
-// single spaces between cells.
+// Cells padded (or cut) to their columns' widths, single spaces between
+// them, no trailing blanks.
+std::string format_cells(const std::vector<Column>& cols, const std::vector<std::string>& cells);
+// The column titles and one row of the process table.
 std::string format_table_header();
 std::string format_row(const ProcessRow& r);
+
+// One row per process (as top and htop), or one per unit/cgroup (as systemd-cgtop).
+enum class ViewMode { Processes, Groups };
 
 class TopModel {
  public:
@@ -50,15 +56,32 @@ class TopModel {
 
   void set_sort(SortKey k);
   SortKey sort() const { return sort_; }
-  // Case-insensitive substring of COMM; "" shows everything.
+  // Case-insensitive substring of COMM (of the group name in the group
+  // view); "" shows everything.
   void set_filter(std::string f);
   const std::string& filter() const { return filter_; }
+  // Every process (the default, idle ones included), or only those that did
+  // something in the window or are in D now.
+  void set_hide_idle(bool hide);
+  bool hide_idle() const { return hide_idle_; }
+  // Processes, or their groups. Switching keeps the selected process's group
+  // selected, and back.
+  void set_mode(ViewMode m);
+  ViewMode mode() const { return mode_; }
+  // Only the processes of one group (group_of() name; "" = all).
+  void set_group_filter(std::string g);
+  const std::string& group_filter() const { return group_filter_; }
 
   // The rows shown, in order (pointers into view().procs, valid until the next set_view).
   const std::vector<const ProcessRow*>& rows() const { return shown_; }
+  // The group rows shown, in order (valid until the next set_view or filter change).
+  const std::vector<const GroupRow*>& groups() const { return shown_groups_; }
+  // Rows of the current mode's list.
+  size_t list_size() const { return mode_ == ViewMode::Groups ? shown_groups_.size() : shown_.size(); }
   // -1 when nothing is shown.
   int selected() const { return selected_; }
-  const ProcessRow* selected_row() const;
+  const ProcessRow* selected_row() const;   // null in the group view
+  const GroupRow* selected_group() const;   // null in the process view
   void move_selection(int delta);  // clamped to the list
   void select_first();
   void select_last();
@@ -73,16 +96,30 @@ class TopModel {
   // `max_faults` lines, then "... N more").
   std::vector<std::string> header_lines(const std::string& source, size_t max_faults) const;
   // One plain-text frame (batch mode): header, blank line, table header and
-  // at most `max_rows` rows (0: all).
+  // at most `max_rows` rows (0: all) of the current mode.
   std::string frame_text(const std::string& source, size_t max_faults, size_t max_rows) const;
+  // The current mode's table header and its i-th shown row.
+  std::string table_header() const;
+  std::string table_row(size_t i) const;
 
  private:
-  void rebuild(uint32_t keep_pid);
+  // What stays selected across a rebuild: a process, or a group.
+  struct Keep {
+    uint32_t pid = 0;
+    std::string group;
+  };
+  Keep keep() const;
+  void rebuild(const Keep& keep);
+  void sort_groups();
 
   DaemonView view_;
   SortKey sort_ = SortKey::State;
-  std::string filter_;
+  ViewMode mode_ = ViewMode::Processes;
+  bool hide_idle_ = false;
+  std::string filter_, group_filter_;
   std::vector<const ProcessRow*> shown_;
+  std::vector<GroupRow> groups_;
+  std::vector<const GroupRow*> shown_groups_;
   int selected_ = -1;
   size_t top_ = 0;
 };

@@ -60,6 +60,7 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   r.cpu_total_ns = s.now.cpu_ns;
   r.faults_per_s = double(d.page_faults) / span_s;
   r.reclaim_ms = double(d.reclaim_ns) / kNsPerMs;
+  r.dirty_throttle_ms = double(d.dirty_throttle_ns) / kNsPerMs;
   r.rss_bytes = w.rss_end;
   r.forks_per_s = double(d.forks) / span_s;
 }
@@ -129,6 +130,8 @@ std::vector<ProcessRow> build_rows(const ProcessTable& table, uint64_t now_ns, u
       fill_active(r, s, table.window(s, now_ns, window_ns), window_ns);
     else
       fill_idle(r, s, now_ns, window_ns);
+    r.idle = !did_something && !r.in_dstate;
+    r.kernel = (s.flags & FP_PROC_KTHREAD) != 0;
     auto f = fault_of.find(s.key);
     const FaultRecord* fault = f == fault_of.end() ? nullptr : f->second;
     r.state = row_state(fault, throttled_set.count(r.pid) > 0, restarted_set.count(r.pid) > 0);
@@ -279,13 +282,16 @@ json row_to_json(const ProcessRow& r) {
           {"io_write_bps", r.io_write_bps},
           {"io_lat_p99_ms", r.io_lat_p99_ms},
           {"io_errors", r.io_errors},
+          {"dirty_throttle_ms", r.dirty_throttle_ms},
           {"cpu_total_ns", r.cpu_total_ns},
           {"faults_per_s", r.faults_per_s},
           {"reclaim_ms", r.reclaim_ms},
           {"rss_bytes", r.rss_bytes},
           {"forks_per_s", r.forks_per_s},
           {"state", r.state},
-          {"evidence", r.evidence}};
+          {"evidence", r.evidence},
+          {"idle", r.idle},
+          {"kernel", r.kernel}};
 }
 
 // Lenient field readers: a missing field or one of the wrong type leaves the
@@ -332,6 +338,7 @@ ProcessRow row_from_json(const json& j) {
   read(j, "io_write_bps", r.io_write_bps);
   read(j, "io_lat_p99_ms", r.io_lat_p99_ms);
   read(j, "io_errors", r.io_errors);
+  read(j, "dirty_throttle_ms", r.dirty_throttle_ms);
   read(j, "cpu_total_ns", r.cpu_total_ns);
   read(j, "faults_per_s", r.faults_per_s);
   read(j, "reclaim_ms", r.reclaim_ms);
@@ -339,6 +346,8 @@ ProcessRow row_from_json(const json& j) {
   read(j, "forks_per_s", r.forks_per_s);
   read(j, "state", r.state);
   r.evidence = member(j, "evidence");
+  read(j, "idle", r.idle);
+  read(j, "kernel", r.kernel);
   return r;
 }
 

@@ -31,9 +31,12 @@ struct ProcessRow {
   double runq_p99_ms = 0;     // run-queue wait p99 over the window (0 if no waits)
   double dstate_ms = 0;       // D-state time in the window (ms), ongoing included
   bool in_dstate = false;     // in uninterruptible sleep now
+  // What the process read and wrote (task IO accounting, as iotop: a
+  // buffered writer is charged its bytes, not the flusher that writes them).
   double io_read_bps = 0, io_write_bps = 0;
-  double io_lat_p99_ms = 0;
-  uint64_t io_errors = 0;     // cumulative
+  double io_lat_p99_ms = 0;   // of the block requests it submitted itself
+  uint64_t io_errors = 0;     // cumulative, of the requests it submitted
+  double dirty_throttle_ms = 0;  // paused in dirty-page balancing in the window (ms)
   uint64_t cpu_total_ns = 0;  // cumulative CPU time the probe counted (since the probe was loaded)
   double faults_per_s = 0;    // user page faults
   double reclaim_ms = 0;      // direct-reclaim stall in the window (ms)
@@ -41,6 +44,8 @@ struct ProcessRow {
   double forks_per_s = 0;
   std::string state = "ok";   // "ok", the open fault's class, "throttled", "restarted"
   nlohmann::json evidence;    // of the open fault, null when none
+  bool idle = false;          // did nothing in the window (its counters did not move) and is not in D
+  bool kernel = false;        // a kernel thread
 };
 
 struct HostStats {

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/text.h"
+
 namespace fp {
 namespace {
 
@@ -85,7 +87,7 @@ Client::~Client() {
 Result<nlohmann::json> Client::request(const nlohmann::json& req, std::chrono::milliseconds timeout) {
   if (fd_ < 0) return Error{EBADF, "not connected"};
   auto deadline = SteadyClock::now() + timeout;
-  std::string line = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  std::string line = safe_dump(req) + "\n";
   size_t sent = 0;
   int send_err = 0;
   while (sent < line.size()) {
@@ -116,7 +118,7 @@ Result<nlohmann::json> Client::request(const nlohmann::json& req, std::chrono::m
     return Error{ETIMEDOUT, "no reply from faultprobed within " + std::to_string(timeout.count()) + " ms"};
   }
   nlohmann::json& j = **reply;
-  if (!j.is_object() || !j.contains("ok")) return Error{EPROTO, "unexpected reply from faultprobed: " + j.dump()};
+  if (!j.is_object() || !j.contains("ok")) return Error{EPROTO, "unexpected reply from faultprobed: " + safe_dump(j)};
   if (j["ok"] != true) {
     std::string msg = j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>()
                                                                     : "faultprobed refused the request";

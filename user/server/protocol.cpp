@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/text.h"
+
 namespace fp {
 
 const char* command_name(Command c) {
@@ -95,10 +97,8 @@ Result<Request> parse_request(std::string_view line, size_t max_bytes) {
   } else if (cmd == "events") {
     r.cmd = Command::Events;
   } else {
-    // The name came from the client: dump() escapes it and replaces bad UTF-8.
-    return bad("unknown cmd " +
-               nlohmann::json(cmd).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-               " (expected ping, view, snapshot, status or events)");
+    // The name came from the client: quoted and escaped like any string we did not choose.
+    return bad("unknown cmd " + safe_dump(nlohmann::json(cmd)) + " (expected ping, view, snapshot, status or events)");
   }
 
   if (auto it = j.find("backlog"); it != j.end()) {
@@ -119,7 +119,7 @@ std::string error_reply(std::string_view message) {
   nlohmann::json j;
   j["ok"] = false;
   j["error"] = std::string(message);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return safe_dump(j) + "\n";  // a parse error quotes the client's bytes
 }
 
 }  // namespace fp

@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/listen.h"
+#include "util/text.h"
 
 #ifndef FAULTPROBE_VERSION
 #define FAULTPROBE_VERSION "unknown"
@@ -45,6 +46,9 @@ struct Conn {
   size_t out_bytes = 0;   // unsent bytes in out
   size_t out_cap = 0;     // followers: out_bytes above this drops the client
   Clock::time_point last_progress;
+  // Connect, a whole request, or output read: a client with nothing of that
+  // for idle_timeout (and not following) is dropped.
+  Clock::time_point last_activity;
   bool follower = false;
   uint64_t next_seq = 0;  // followers: the next event to send
   bool read_eof = false;
@@ -77,6 +81,7 @@ struct SocketServer::Impl {
   std::deque<std::pair<uint64_t, Line>> ring;  // (seq, line), oldest first
   uint64_t next_seq = 0;
   size_t ring_cap = kMinRing;
+  size_t ring_bytes = 0;
   std::atomic<bool> wake_pending{false};
   PeerCheck peer_check;  // guarded by mu
 
@@ -84,15 +89,18 @@ struct SocketServer::Impl {
   std::unordered_map<int, std::unique_ptr<Conn>> conns;
   uint64_t delivered_up_to = 0;  // next_seq at the last delivery pass
   size_t followers = 0;
+  size_t total_out = 0;  // unsent bytes of every client
 
   struct {
     std::atomic<uint64_t> accepted{0}, refused{0}, malformed{0}, truncated{0}, dropped_slow{0}, dropped_behind{0},
-        requests{0}, events_published{0}, clients_now{0}, followers_now{0};
+        dropped_idle{0}, dropped_memory{0}, backlog_dropped{0}, backlog_bytes{0}, outbuf_bytes{0}, requests{0},
+        events_published{0}, clients_now{0}, followers_now{0};
   } st;
 
   Impl(const ServerOptions& o, ServerProvider& p) : opts(o), provider(p) {}
 
   void run();
+  bool run_once(std::vector<epoll_event>& evs);  // false: stop the thread
   void accept_all();
   void handle(Conn& c, uint32_t events);
   void read_input(Conn& c);
@@ -101,11 +109,15 @@ struct SocketServer::Impl {
   void queue(Conn& c, Line line);
   void queue(Conn& c, std::string line) { queue(c, std::make_shared<const std::string>(std::move(line))); }
   bool flush(Conn& c);
+  // Whether `bytes` more unsent output would pass max_total_outbuf.
+  bool over_total(size_t bytes) const { return total_out + bytes > opts.max_total_outbuf; }
+  void refuse_busy(Conn& c);
   void deliver_events();
   void update_interest(Conn& c);
   void kill(Conn& c) { c.dead = true; }
   void reap();
   void check_stalls();
+  void check_idle();
   void close_all();
 };
 
@@ -160,6 +172,7 @@ void SocketServer::stop() {
 }
 
 const std::string& SocketServer::path() const { return impl_->opts.path; }
+const ServerOptions& SocketServer::options() const { return impl_->opts; }
 
 void SocketServer::set_peer_check(PeerCheck check) {
   std::lock_guard lk(impl_->mu);
@@ -175,6 +188,11 @@ SocketServer::Stats SocketServer::stats() const {
   s.truncated = st.truncated;
   s.dropped_slow = st.dropped_slow;
   s.dropped_behind = st.dropped_behind;
+  s.dropped_idle = st.dropped_idle;
+  s.dropped_memory = st.dropped_memory;
+  s.backlog_dropped = st.backlog_dropped;
+  s.backlog_bytes = st.backlog_bytes;
+  s.outbuf_bytes = st.outbuf_bytes;
   s.requests = st.requests;
   s.events_published = st.events_published;
   s.clients_now = st.clients_now;
@@ -197,8 +215,19 @@ void SocketServer::publish_event(std::string_view json_line) {
   auto line = std::make_shared<const std::string>(std::move(text));
   {
     std::lock_guard lk(s.mu);
+    s.ring_bytes += line->size();
     s.ring.emplace_back(s.next_seq++, std::move(line));
-    while (s.ring.size() > s.ring_cap) s.ring.pop_front();
+    while (s.ring.size() > s.ring_cap) {
+      s.ring_bytes -= s.ring.front().second->size();
+      s.ring.pop_front();
+    }
+    // The newest stays whatever its size: publish never fails.
+    while (s.ring_bytes > s.opts.max_backlog_bytes && s.ring.size() > 1) {
+      s.ring_bytes -= s.ring.front().second->size();
+      s.ring.pop_front();
+      s.st.backlog_dropped++;
+    }
+    s.st.backlog_bytes = s.ring_bytes;
   }
   s.st.events_published++;
   // One wake-up per delivery pass is enough: the thread clears the flag before
@@ -212,43 +241,62 @@ void SocketServer::publish_event(std::string_view json_line) {
 void SocketServer::Impl::run() {
   std::vector<epoll_event> evs(64);
   while (!stopping) {
-    bool pending_output = false;
-    for (auto& [fd, c] : conns) pending_output |= c->out_bytes > 0;
-    int timeout = pending_output ? 1000 : -1;  // stall checks need a clock only then
-    int n = ::epoll_wait(epfd, evs.data(), int(evs.size()), timeout);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("socket API: epoll_wait: {}", std::strerror(errno));
-      break;
+    // Nothing may leave this thread: an exception here (bad_alloc while a
+    // client's reply is built, a bug) is logged and the loop goes on.
+    try {
+      if (!run_once(evs)) break;
+    } catch (const std::exception& e) {
+      spdlog::error("socket API: {} (continuing)", e.what());
     }
-    for (int i = 0; i < n; i++) {
-      int fd = evs[size_t(i)].data.fd;
-      if (fd == listen.fd) {
-        accept_all();
-      } else if (fd == wakefd) {
-        // Consume the wake-up before clearing the flag: a publish after the
-        // clear writes a new one, a publish before it is in the ring already
-        // when deliver_events() looks.
-        uint64_t v;
-        (void)!::read(wakefd, &v, sizeof v);
-        wake_pending = false;
-      } else if (auto it = conns.find(fd); it != conns.end() && !it->second->dead) {
-        // Whatever one client's input provokes (bad_alloc, a bug) must not
-        // end the daemon: that client goes, the others stay.
-        try {
-          handle(*it->second, evs[size_t(i)].events);
-        } catch (const std::exception& e) {
-          spdlog::error("socket API: dropping pid {} after an error: {}", it->second->pid, e.what());
-          kill(*it->second);
-        }
+  }
+}
+
+bool SocketServer::Impl::run_once(std::vector<epoll_event>& evs) {
+  // Idle clients are looked for this often (at most once a second).
+  const int idle_tick_ms = int(std::clamp<int64_t>(opts.idle_timeout.count() / 4, 10, 1000));
+  bool pending_output = false, requesters = false;
+  for (auto& [fd, c] : conns) {
+    pending_output |= c->out_bytes > 0;
+    requesters |= !c->follower;
+  }
+  // Stall and idle checks need a clock only then.
+  int timeout = pending_output ? 1000 : -1;
+  if (requesters) timeout = timeout < 0 ? idle_tick_ms : std::min(timeout, idle_tick_ms);
+  int n = ::epoll_wait(epfd, evs.data(), int(evs.size()), timeout);
+  if (n < 0) {
+    if (errno == EINTR) return true;
+    spdlog::error("socket API: epoll_wait: {}", std::strerror(errno));
+    return false;
+  }
+  for (int i = 0; i < n; i++) {
+    int fd = evs[size_t(i)].data.fd;
+    if (fd == listen.fd) {
+      accept_all();
+    } else if (fd == wakefd) {
+      // Consume the wake-up before clearing the flag: a publish after the
+      // clear writes a new one, a publish before it is in the ring already
+      // when deliver_events() looks.
+      uint64_t v;
+      (void)!::read(wakefd, &v, sizeof v);
+      wake_pending = false;
+    } else if (auto it = conns.find(fd); it != conns.end() && !it->second->dead) {
+      // Whatever one client's input provokes (bad_alloc, a bug) must not
+      // end the daemon: that client goes, the others stay.
+      try {
+        handle(*it->second, evs[size_t(i)].events);
+      } catch (const std::exception& e) {
+        spdlog::error("socket API: dropping pid {} after an error: {}", it->second->pid, e.what());
+        kill(*it->second);
       }
     }
-    deliver_events();
-    if (pending_output) check_stalls();
-    // Closing only here keeps a closed fd number from being reused by an
-    // accept() while events for the old client are still in this batch.
-    reap();
   }
+  deliver_events();
+  if (pending_output) check_stalls();
+  if (requesters) check_idle();
+  // Closing only here keeps a closed fd number from being reused by an
+  // accept() while events for the old client are still in this batch.
+  reap();
+  return true;
 }
 
 void SocketServer::Impl::accept_all() {
@@ -299,7 +347,7 @@ void SocketServer::Impl::accept_all() {
     c->fd = fd;
     c->uid = cred.uid;
     c->pid = cred.pid;
-    c->last_progress = Clock::now();
+    c->last_progress = c->last_activity = Clock::now();
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.fd = fd;
@@ -387,6 +435,7 @@ void SocketServer::Impl::process_requests(Conn& c) {
     }
     c.in.erase(0, nl + 1);
     st.requests++;
+    c.last_activity = Clock::now();
     serve(c, *req);
     // Usually the whole reply fits the socket buffer at once: then go on with
     // any request already buffered (no further EPOLLIN may come for it).
@@ -398,10 +447,7 @@ void SocketServer::Impl::process_requests(Conn& c) {
 }
 
 void SocketServer::Impl::serve(Conn& c, const Request& r) {
-  auto dump = [](const nlohmann::json& j) {
-    // Process names and paths need not be UTF-8.
-    return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  };
+  auto dump = [](const nlohmann::json& j) { return safe_dump(j) + "\n"; };  // names and paths are bytes
   try {
     switch (r.cmd) {
       case Command::Ping:
@@ -413,6 +459,7 @@ void SocketServer::Impl::serve(Conn& c, const Request& r) {
           queue(c, error_reply("internal error: the daemon's view is not one JSON line"));
           return;
         }
+        if (over_total(view.size() + 24)) return refuse_busy(c);
         std::string reply;
         reply.reserve(view.size() + 24);
         reply += R"({"ok":true,"view":)";
@@ -421,9 +468,12 @@ void SocketServer::Impl::serve(Conn& c, const Request& r) {
         queue(c, std::move(reply));
         return;
       }
-      case Command::Status:
-        queue(c, dump({{"ok", true}, {"status", provider.status()}}));
+      case Command::Status: {
+        std::string reply = dump({{"ok", true}, {"status", provider.status()}});
+        if (over_total(reply.size())) return refuse_busy(c);
+        queue(c, std::move(reply));
         return;
+      }
       case Command::Events: {
         std::vector<Line> backlog;
         {
@@ -432,6 +482,9 @@ void SocketServer::Impl::serve(Conn& c, const Request& r) {
           for (size_t i = ring.size() - n; i < ring.size(); i++) backlog.push_back(ring[i].second);
           c.next_seq = next_seq;
         }
+        size_t bytes = 0;
+        for (const auto& l : backlog) bytes += l->size();
+        if (over_total(bytes)) return refuse_busy(c);
         queue(c, std::string("{\"ok\":true}\n"));
         for (auto& l : backlog) queue(c, std::move(l));
         if (r.follow) {
@@ -457,7 +510,18 @@ void SocketServer::Impl::serve(Conn& c, const Request& r) {
 void SocketServer::Impl::queue(Conn& c, Line line) {
   if (c.out_bytes == 0) c.last_progress = Clock::now();  // the stall clock starts with the output
   c.out_bytes += line->size();
+  total_out += line->size();
+  st.outbuf_bytes = total_out;
   c.out.push_back(std::move(line));
+}
+
+// Over max_total_outbuf: a short error instead of the reply, and hang up.
+void SocketServer::Impl::refuse_busy(Conn& c) {
+  st.dropped_memory++;
+  spdlog::warn("socket API: refusing a reply to pid {}: {} bytes are unsent to clients already (limit {})", c.pid,
+               total_out, opts.max_total_outbuf);
+  queue(c, error_reply("faultprobed is busy: too much output is waiting for clients to read it; try again"));
+  c.close_after_flush = true;
 }
 
 // Writes what the socket takes. False when the client is gone.
@@ -478,9 +542,11 @@ bool SocketServer::Impl::flush(Conn& c) {
       kill(c);
       return false;
     }
-    c.last_progress = Clock::now();
+    c.last_progress = c.last_activity = Clock::now();
     size_t left = size_t(n);
     c.out_bytes -= left;
+    total_out -= left;
+    st.outbuf_bytes = total_out;
     while (left > 0) {
       size_t avail = c.out.front()->size() - c.out_off;
       if (left >= avail) {
@@ -531,6 +597,13 @@ void SocketServer::Impl::deliver_events() {
         kill(c);
         break;
       }
+      if (!c.dead && over_total(line->size()) && flush(c) && over_total(line->size())) {
+        st.dropped_memory++;
+        spdlog::warn("socket API: dropping follower pid {}: {} bytes are unsent to clients (limit {})", c.pid,
+                     total_out, opts.max_total_outbuf);
+        kill(c);
+        break;
+      }
       if (c.dead) break;
       queue(c, line);
       c.next_seq = seq + 1;
@@ -569,12 +642,24 @@ void SocketServer::Impl::check_stalls() {
   }
 }
 
+void SocketServer::Impl::check_idle() {
+  auto now = Clock::now();
+  for (auto& [fd, c] : conns) {
+    if (c->dead || c->follower || c->out_bytes > 0 || now - c->last_activity < opts.idle_timeout) continue;
+    st.dropped_idle++;
+    spdlog::info("socket API: dropping pid {}: no request for {} ms", c->pid, opts.idle_timeout.count());
+    kill(*c);
+  }
+}
+
 void SocketServer::Impl::reap() {
   for (auto it = conns.begin(); it != conns.end();) {
     if (!it->second->dead) {
       ++it;
       continue;
     }
+    total_out -= it->second->out_bytes;
+    st.outbuf_bytes = total_out;
     if (it->second->follower) followers--;
     ::close(it->first);  // also removes it from the epoll set
     it = conns.erase(it);
@@ -587,6 +672,8 @@ void SocketServer::Impl::close_all() {
   for (auto& [fd, c] : conns) ::close(fd);
   conns.clear();
   followers = 0;
+  total_out = 0;
+  st.outbuf_bytes = 0;
   st.clients_now = 0;
   st.followers_now = 0;
   if (listen.fd >= 0) {

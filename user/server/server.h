@@ -4,8 +4,11 @@
 //
 // Bounded everywhere: a request line (max_request), the number of clients
 // (max_clients), each client's unsent output (max_outbuf; a follower that
-// does not read is disconnected rather than buffered without end), and the
-// event backlog. publish_event() never waits for a client.
+// does not read is disconnected rather than buffered without end), all
+// clients' unsent output together (max_total_outbuf), the time a client may
+// sit without a request (idle_timeout), and the event backlog, in events and
+// in bytes. Every drop is counted in stats(). publish_event() never waits
+// for a client.
 #pragma once
 
 #include <sys/types.h>
@@ -34,6 +37,17 @@ struct ServerOptions {
   size_t max_clients = 64;
   size_t max_outbuf = size_t(1) << 20;      // unsent bytes per follower before it is dropped
   size_t backlog_events = 1000;             // recent events kept for `events --backlog N`
+  // The events kept for followers and the backlog, in bytes (their lines
+  // carry names and paths of any length); the oldest go first.
+  size_t max_backlog_bytes = size_t(8) << 20;
+  // Unsent bytes of every client together: a reply (a view is MBs at 10,000
+  // processes) to a client that does not read is held once per client, so
+  // past this a new reply is refused ("busy") and a follower dropped.
+  size_t max_total_outbuf = size_t(64) << 20;
+  // A client that is not following and has not sent a whole request, nor
+  // read what it was sent, for this long is dropped (it holds a slot of
+  // max_clients). `faultprobe top` asks every second.
+  std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
   // A client whose pending output has not moved for this long is dropped
   // (a reader that stopped reading a large reply holds memory and a slot).
   std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};
@@ -79,6 +93,11 @@ class SocketServer {
     uint64_t truncated = 0;         // client closed in the middle of a request line
     uint64_t dropped_slow = 0;      // followers/readers dropped for not reading
     uint64_t dropped_behind = 0;    // followers dropped because the server fell a whole ring behind
+    uint64_t dropped_idle = 0;      // clients dropped after idle_timeout without a request
+    uint64_t dropped_memory = 0;    // replies refused / followers dropped over max_total_outbuf
+    uint64_t backlog_dropped = 0;   // events pushed out of the backlog early by max_backlog_bytes
+    uint64_t backlog_bytes = 0;     // what the backlog holds now
+    uint64_t outbuf_bytes = 0;      // unsent bytes of every client now
     uint64_t requests = 0;          // well-formed requests served
     uint64_t events_published = 0;
     uint64_t clients_now = 0;
@@ -93,6 +112,7 @@ class SocketServer {
   void set_peer_check(PeerCheck check);
 
   const std::string& path() const;
+  const ServerOptions& options() const;
 
  private:
   struct Impl;  // server.cpp

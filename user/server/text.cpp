@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "util/text.h"
+
 namespace fp {
 namespace {
 
@@ -56,7 +58,9 @@ std::string scalar_text(const Json& v, std::string_view key = {}) {
   switch (v.type()) {
     case Json::value_t::null: return "-";
     case Json::value_t::boolean: return v.get<bool>() ? "yes" : "no";
-    case Json::value_t::string: return v.get<std::string>();
+    // What the daemon sends is escaped already; this keeps a raw byte from
+    // any other source (an older daemon, a local probe) off the terminal.
+    case Json::value_t::string: return display_text(v.get_ref<const std::string&>());
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
     case Json::value_t::number_float: {
@@ -66,14 +70,14 @@ std::string scalar_text(const Json& v, std::string_view key = {}) {
       if (v.is_number_float()) return number_text(d);
       return v.dump();
     }
-    default: return v.dump(-1, ' ', false, Json::error_handler_t::replace);
+    default: return safe_dump(v);
   }
 }
 
 // "a=1 b=x c.d=2": an object on one line, nested objects flattened.
 void flat(const Json& obj, const std::string& prefix, std::string& out) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
-    std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    std::string key = prefix.empty() ? display_text(it.key()) : prefix + "." + display_text(it.key());
     if (it->is_object()) {
       flat(*it, key, out);
       continue;
@@ -83,7 +87,7 @@ void flat(const Json& obj, const std::string& prefix, std::string& out) {
     out += '=';
     if (it->is_array()) {
       std::string items;
-      for (const auto& e : *it) items += (items.empty() ? "" : ",") + (e.is_object() ? e.dump() : scalar_text(e));
+      for (const auto& e : *it) items += (items.empty() ? "" : ",") + (e.is_object() ? safe_dump(e) : scalar_text(e));
       out += "[" + items + "]";
     } else {
       out += scalar_text(*it, it.key());
@@ -97,8 +101,9 @@ bool all_scalars(const Json& arr) {
 
 void render(const Json& v, int indent, std::string& out);
 
-void render_entry(const std::string& key, const Json& v, int indent, std::string& out) {
+void render_entry(const std::string& raw_key, const Json& v, int indent, std::string& out) {
   std::string pad(size_t(indent), ' ');
+  const std::string key = display_text(raw_key);
   if (v.is_object()) {
     if (v.empty()) {
       out += pad + key + ": (none)\n";
@@ -138,7 +143,7 @@ void render(const Json& v, int indent, std::string& out) {
       for (const char* k : {"name", "hook", "map", "rule", "policy", "service"}) {
         auto it = rest.find(k);
         if (it != rest.end() && it->is_string()) {
-          head = it->get<std::string>();
+          head = display_text(it->get_ref<const std::string&>());
           rest.erase(k);
           break;
         }
@@ -153,7 +158,7 @@ void render(const Json& v, int indent, std::string& out) {
 }
 
 std::string title(const std::string& key) {
-  std::string t = key;
+  std::string t = display_text(key);
   std::replace(t.begin(), t.end(), '_', ' ');
   if (!t.empty() && t[0] >= 'a' && t[0] <= 'z') t[0] = char(t[0] - 'a' + 'A');
   if (t == "Criu") t = "CRIU";
@@ -241,7 +246,7 @@ std::string event_to_text(const Json& e, size_t width) {
   summary = start == std::string::npos ? "" : summary.substr(start);
   std::string line = std::string(head) + "  " + summary;
   while (!line.empty() && line.back() == ' ') line.pop_back();
-  if (width > 3 && line.size() > width) line = line.substr(0, width - 3) + "...";
+  if (width > 3) return cut_columns(line, width);  // by code point: never half a UTF-8 sequence
   return line;
 }
 

@@ -15,7 +15,7 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& path) {
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty() && ::mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST)
     return Error::from_errno(errno, "cannot create the lock directory " + parent.string());
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Error::from_errno(errno, "cannot open the lock file " + path);
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
@@ -31,6 +31,7 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& path) {
     std::string who = pid > 0 ? "pid " + std::to_string(pid) + ", lock " + path : "lock " + path;
     return Error{EBUSY, "faultprobed is already running (" + who + ")"};
   }
+  (void)!::fchmod(fd, 0600);  // root's only: a file an older daemon made 0644 is tightened too
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != ssize_t(pid.size())) {
     int err = errno;

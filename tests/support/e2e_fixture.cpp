@@ -3,11 +3,13 @@
 #include "../time_scale.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,8 +29,6 @@ std::string temp_dir() {
   return d ? d : "/tmp";
 }
 
-namespace {
-
 pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) {
   pid_t pid = fork();
   if (pid != 0) return pid;
@@ -42,7 +42,21 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
   _exit(127);
 }
 
-}  // namespace
+bool has_victim(const nlohmann::json& fault, uint32_t pid) {
+  for (const auto& v : fault["victims"])
+    if (v.is_number_unsigned() && v.get<uint32_t>() == pid) return true;
+  return false;
+}
+
+std::string io_dir() {
+  const char* env = std::getenv("FP_TEST_IO_DIR");
+  if (env && *env) return env;
+  for (std::string d : {fs::current_path().string(), std::string("/var/tmp"), std::string("/root")}) {
+    struct statfs sfs {};
+    if (statfs(d.c_str(), &sfs) == 0 && sfs.f_type != TMPFS_MAGIC && sfs.f_type != OVERLAYFS_SUPER_MAGIC) return d;
+  }
+  return fs::current_path().string();
+}
 
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto end = std::chrono::steady_clock::now() + fp::test::scaled(timeout);
@@ -51,6 +65,40 @@ bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeo
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return pred();
+}
+
+std::optional<nlohmann::json> first_match(const std::vector<nlohmann::json>& records,
+                                          const std::function<bool(const nlohmann::json&)>& pred) {
+  for (const auto& r : records)
+    if (pred(r)) return r;
+  return std::nullopt;
+}
+
+int connect_unix(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_line(int fd, std::chrono::milliseconds timeout) {
+  std::string buf;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    char tmp[65536];
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) break;
+    buf.append(tmp, size_t(n));
+  }
+  return buf;
 }
 
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout) {
@@ -80,7 +128,7 @@ int run_capture(const std::vector<std::string>& argv, std::string* out, std::chr
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args) {
+Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_args, const std::string& daemon_keys) {
   dir_ = temp_dir();
   std::string cfg = dir_ + "/faultprobe.toml";
   std::string text = config_toml;
@@ -88,7 +136,7 @@ Daemon::Daemon(const std::string& config_toml, std::vector<std::string> extra_ar
     pin_dir_ = "/sys/fs/bpf/fp-e2e-" + fs::path(dir_).filename().string();
     text += "\n[daemon]\nsocket = \"" + socket_path() + "\"\nlock_path = \"" + dir_ +
             "/faultprobed.lock\"\nstate_dir = \"" + dir_ + "/state\"\nlog_dir = \"" + dir_ +
-            "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n";
+            "/logs\"\npin_dir = \"" + pin_dir_ + "\"\n" + daemon_keys + "\n";
   }
   std::ofstream(cfg) << text;
   if (!pin_dir_.empty()) {
@@ -152,31 +200,14 @@ Daemon::~Daemon() {
 }
 
 nlohmann::json Daemon::query(const nlohmann::json& req) const {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = connect_unix(socket_path());
   if (fd < 0) return nullptr;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::string path = socket_path();
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close(fd);
-    return nullptr;
-  }
   std::string line = req.dump() + "\n";
   if (write(fd, line.data(), line.size()) != ssize_t(line.size())) {
     close(fd);
     return nullptr;
   }
-  std::string buf;
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (buf.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char tmp[65536];
-    ssize_t n = read(fd, tmp, sizeof tmp);
-    if (n <= 0) break;
-    buf.append(tmp, size_t(n));
-  }
+  std::string buf = read_line(fd, std::chrono::seconds(5));
   close(fd);
   auto nl = buf.find('\n');
   if (nl == std::string::npos) return nullptr;
@@ -213,16 +244,7 @@ std::vector<nlohmann::json> Daemon::records() const {
 std::optional<nlohmann::json> Daemon::wait_record(const std::function<bool(const nlohmann::json&)>& pred,
                                                   std::chrono::milliseconds timeout) const {
   std::optional<nlohmann::json> found;
-  wait_for(
-      [&] {
-        for (auto& r : records())
-          if (pred(r)) {
-            found = r;
-            return true;
-          }
-        return false;
-      },
-      timeout);
+  wait_for([&] { return (found = first_match(records(), pred)).has_value(); }, timeout);
   return found;
 }
 
@@ -251,10 +273,12 @@ int Daemon::stop() {
   return status;
 }
 
-FaultGen::FaultGen(std::vector<std::string> args) {
+FaultGen::FaultGen(std::vector<std::string> args) : FaultGen(FP_FAULTGEN_BIN, std::move(args)) {}
+
+FaultGen::FaultGen(std::string program, std::vector<std::string> args) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return;
-  args.insert(args.begin(), FP_FAULTGEN_BIN);
+  args.insert(args.begin(), std::move(program));
   pid_ = spawn(args, fds[1], -1);
   close(fds[1]);
   out_fd_ = fds[0];

@@ -1,7 +1,9 @@
 // Pinning the probe in bpffs so that it outlives the daemon: a restarted
 // faultprobed (crash, upgrade, kill -9) takes the running probe over and its
-// counters continue. This file holds the on-disk layout and the bpffs
-// plumbing; the Probe decides what to pin and when to take over.
+// counters continue. This header holds the on-disk layout and the bpffs
+// plumbing; pin.cpp also holds the Probe's side of it: Probe::pin (what a
+// freshly loaded probe pins) and Probe::take_over (adopting the pins). When
+// to do either is Probe::start's choice (probe.cpp).
 //
 // Layout of a pin directory (default /sys/fs/bpf/faultprobe):
 //   map_<name>        every map of the object (proc_slots, events, bss, ...)
@@ -20,8 +22,10 @@ namespace fp::pin {
 
 inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // bump when PinMeta or the probe's maps change (2: 32 hooks; 3: + thread_ts, sizes as asked;
-// 4: fp_thread.faults, no page_fault_user/rss_stat programs)
-inline constexpr uint32_t kMetaFormat = 4;
+// 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: task IO accounting (fp_proc and
+// fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
+// fp_oom_event.tid; 7: + runq_cpu map, runq_blame)
+inline constexpr uint32_t kMetaFormat = 7;
 inline constexpr int kMaxHooks = 32;
 
 struct PinnedHook {
@@ -49,7 +53,12 @@ struct PinMeta {
   uint32_t loader_pid;      // who loaded it (for the log)
   uint64_t attached_at_ns;  // CLOCK_MONOTONIC when first attached: the counters' origin
   uint32_t nhooks;
-  uint32_t _pad1;
+  uint8_t task_io;            // IO bytes from the kernel's task IO accounting (else the submitter's)
+  uint8_t io_from_submitter;  // ProbeOptions::io_from_submitter, as asked
+  uint8_t seed_iter;          // link_seed_iter: the task iterator that seeds at a takeover
+  uint8_t runq_blame_asked;   // ProbeOptions::runq_blame
+  uint8_t runq_blame;         // run-queue blame is on (asked, and the kernel allows it)
+  uint8_t _pad1[3];
   PinnedHook hooks[kMaxHooks];
 };
 

@@ -1,5 +1,6 @@
 // End-to-end tests: the real daemon (real probe) against faults from faultgen.
-// Binaries come from the build (FP_FAULTPROBED_BIN, FP_FAULTGEN_BIN).
+// Binaries come from the build (FP_FAULTPROBED_BIN, FP_FAULTGEN_BIN). Part
+// of the support library that tests/e2e and tests/vm share.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -15,6 +16,14 @@
 
 namespace fp::e2e {
 
+// The start of a test's config: samples every 100 ms (a test takes seconds)
+// and the anomaly rule off (it needs minutes of baseline).
+inline const std::string kBase = R"(
+sample_interval = "100ms"
+[rules.anomaly]
+enabled = false
+)";
+
 std::string temp_dir();
 
 // faultprobed --foreground --config CFG --events-json FILE, started and
@@ -24,7 +33,9 @@ std::string temp_dir();
 // --detach-probe), so tests never meet each other's (or a real daemon's).
 class Daemon {
  public:
-  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {});
+  // daemon_keys: TOML lines added to the generated [daemon] table.
+  explicit Daemon(const std::string& config_toml, std::vector<std::string> extra_args = {},
+                  const std::string& daemon_keys = "");
   ~Daemon();
   bool ready() const { return ready_; }
   pid_t pid() const { return pid_; }
@@ -65,6 +76,9 @@ class Daemon {
 class FaultGen {
  public:
   explicit FaultGen(std::vector<std::string> args);
+  // Any program (argv[0] a path) whose first stdout line is faultgen's
+  // {"culprit": PID, ...}: a copy of faultgen under another name, a script.
+  FaultGen(std::string program, std::vector<std::string> args);
   ~FaultGen();
   bool started() const { return culprit_ != 0; }
   uint32_t culprit() const { return culprit_; }
@@ -93,10 +107,31 @@ std::string slurp(const std::string& path);
 // An action record of `type` with `result` (for `pid`, or any when 0).
 bool is_action(const nlohmann::json& r, const std::string& type, const std::string& result, uint32_t pid);
 
+// Whether a fault record lists `pid` among its victims.
+bool has_victim(const nlohmann::json& fault, uint32_t pid);
+// Starts a command (argv[0] a path) with stdout/stderr on the given fds (-1:
+// inherited); it is killed if the test process dies.
+pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd);
+
 // Runs a command (argv[0] a path) and returns its exit status and stdout.
 int run_capture(const std::vector<std::string>& argv, std::string* out, std::chrono::milliseconds timeout);
 
+// As in the BPF tests: a directory on a real block device for O_DIRECT
+// (FP_TEST_IO_DIR, else the first of the working directory, /var/tmp and
+// /root that is not tmpfs or overlay).
+std::string io_dir();
+
 // Polls `pred` every 20 ms until it holds or `timeout` passes.
 bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout);
+
+// The first record that satisfies `pred`, if any.
+std::optional<nlohmann::json> first_match(const std::vector<nlohmann::json>& records,
+                                          const std::function<bool(const nlohmann::json&)>& pred);
+
+// A connected UNIX stream socket (the daemon's API), -1 on failure.
+int connect_unix(const std::string& path);
+// Reads until a newline, EOF or `timeout`: the line with its newline, or
+// what came before the end.
+std::string read_line(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace fp::e2e
