@@ -22,6 +22,16 @@ constexpr uint64_t kLeakMinGrowthBytes = uint64_t{64} << 20;
 // in a few of the span's steps, not in 80 % of them.
 constexpr uint64_t kForecastSpanNs = 10'000'000'000ull;
 
+// The climb's fields, the same for the window and the forecast.
+void add_growth(nlohmann::json& ev, const WindowDelta& d) {
+  ev["rss_start_bytes"] = d.rss_start;
+  ev["rss_end_bytes"] = d.rss_end;
+  ev["growth_bytes"] = d.rss_end - d.rss_start;
+  ev["min_growth_bytes"] = kLeakMinGrowthBytes;
+  ev["growing_fraction"] = round4(d.rss_growing_fraction);
+  ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+}
+
 class MemoryLeakDetector final : public RuleDetector {
  public:
   using RuleDetector::RuleDetector;
@@ -44,12 +54,7 @@ class MemoryLeakDetector final : public RuleDetector {
       }
       if (level == Level::None || !may_accuse(rule_, s, w)) return f;
       nlohmann::json ev = rule_evidence(rule_, "rss_growth_mb_per_s", mb_per_s);
-      ev["rss_start_bytes"] = d.rss_start;
-      ev["rss_end_bytes"] = d.rss_end;
-      ev["growth_bytes"] = growth;
-      ev["min_growth_bytes"] = kLeakMinGrowthBytes;
-      ev["growing_fraction"] = round4(d.rss_growing_fraction);
-      ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+      add_growth(ev, d);
       ev["opened_by"] = "window";
       f = make_finding(rule_, s.key, level, std::move(ev));
       return f;
@@ -79,12 +84,7 @@ class MemoryLeakDetector final : public RuleDetector {
                    {"usage_bytes", b->usage_bytes},
                    {"available_bytes", b->available_bytes}};
     ev["span_s"] = round4(double(d.span_ns) / 1e9);
-    ev["rss_start_bytes"] = d.rss_start;
-    ev["rss_end_bytes"] = d.rss_end;
-    ev["growth_bytes"] = growth;
-    ev["min_growth_bytes"] = kLeakMinGrowthBytes;
-    ev["growing_fraction"] = round4(d.rss_growing_fraction);
-    ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+    add_growth(ev, d);
     f = make_finding(rule_, s.key, Level::Strong, std::move(ev));
     return f;
   }
