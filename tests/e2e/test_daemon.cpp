@@ -160,6 +160,8 @@ TEST(Daemon, StatusAndEventsFollow) {
   EXPECT_TRUE(st.contains("hooks")) << out;
   EXPECT_TRUE(st.contains("criu")) << out;
   EXPECT_TRUE(st.contains("drops")) << out;
+  // The build's version, the one --version prints (CMake's project(VERSION)).
+  EXPECT_EQ(st.value("version", ""), FAULTPROBE_VERSION) << out;
   // this kernel keeps task IO accounting: IO bytes are charged to whoever caused them
   EXPECT_EQ(st.value("io_bytes_from", ""), "task_io_accounting") << out;
   // The memory breakdown; only the slots read lately are mapped, not the whole array.

@@ -645,7 +645,7 @@ void Service::rebuild_view(uint64_t now) {
 nlohmann::json Service::build_status() const {
   nlohmann::json s;
   s["pid"] = getpid();
-  s["version"] = "0.1.0";
+  s["version"] = FAULTPROBE_VERSION;
   s["config"] = config_.source;
   s["dry_run"] = opts_.dry_run;
   s["uptime_s"] = double(monotonic_now_ns() - started_ns_) / 1e9;
