@@ -127,7 +127,7 @@ const Expected kTable[] = {
     {FaultClass::Crash, 1, 1, 0s, 0s, 10s, 0, Severity::Critical},
     {FaultClass::CrashLoop, 3, 3, 60s, 0s, 60s, 3, Severity::Critical},
     {FaultClass::Hang, 20, 20, 0s, 0s, 0s, 0, Severity::Warning},
-    {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 0, Severity::Critical},
+    {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 64, Severity::Critical},
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
@@ -350,13 +350,13 @@ TEST(ConfigErrors, TomlSyntax) {
 TEST(ConfigErrors, UnknownKeyInOverride) {
   EXPECT_EQ(error_of("# faultprobe\n[rules.cpu_runaway]\ntreshold = 0.5\n", "x.toml"),
             "x.toml:3:1: unknown key \"treshold\" in [rules.cpu_runaway]; expected one of: enabled, severity, "
-            "threshold, resolve, for, window, clear, count, match");
+            "threshold, resolve, for, window, clear, count, horizon, match");
 }
 
 TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
   EXPECT_EQ(error_of("[[rule]]\nname = \"a\"\nclass = \"hang\"\n  limit = 3\n"),
             "t.toml:4:3: unknown key \"limit\" in [[rule]] \"a\"; expected one of: name, class, enabled, severity, "
-            "threshold, resolve, for, window, clear, count, match");
+            "threshold, resolve, for, window, clear, count, horizon, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
             "unit, uid, service");

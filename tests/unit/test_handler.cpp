@@ -929,3 +929,35 @@ TEST(Handler, ForgetsDeadProcessesAndOldCases) {
 
 }  // namespace
 }  // namespace fp
+
+namespace fp {
+namespace {
+
+// A fork bomb's fault lists its group; the members change while it is open
+// (the tracker refreshes the open record): each action acts on who is in it
+// then, through one action of the ladder (one token, one budget unit).
+TEST(Handler, AGroupFaultActsOnTheGroupAsItIsNow) {
+  Rig rig(R"(
+[[policy]]
+name = "bombs"
+match = { comm = "batch-*" }
+on.fork_bomb = ["throttle:pids=32", "kill"]
+recovery_window = "5s"
+)");
+  rig.open_fault(100, FaultClass::ForkBomb);
+  rig.open[{key(100), FaultClass::ForkBomb}].group = {key(100), key(101), key(102)};
+  rig.emitted.back().group = {key(100), key(101), key(102)};
+  HandlerOutput out = rig.at(0);
+  ASSERT_EQ(rig.act.calls.size(), 1u);
+  EXPECT_EQ(rig.act.calls[0].what, "throttle");
+  EXPECT_EQ(rig.act.calls[0].target.group, (std::vector<ProcKey>{key(100), key(101), key(102)}));
+  // The bomb bred on: the open record now lists other members.
+  rig.open[{key(100), FaultClass::ForkBomb}].group = {key(103), key(104)};
+  out = rig.run(1, 6);
+  ASSERT_EQ(rig.act.calls.size(), 2u);
+  EXPECT_EQ(rig.act.calls[1].what, "kill");
+  EXPECT_EQ(rig.act.calls[1].target.group, (std::vector<ProcKey>{key(103), key(104)}));
+}
+
+}  // namespace
+}  // namespace fp

@@ -27,6 +27,9 @@ struct Target {
   std::optional<uint32_t> unit_user;  // `unit` is a unit of this uid's user manager, not the system's
   uint32_t uid = 0;
   std::string service;  // name of the [[service]] that owns it, "" if none
+  // A group fault's members (fork_bomb): kill and throttle act on the whole
+  // group (key is then one of them, or the group's exited originator).
+  std::vector<ProcKey> group;
 };
 
 // Sets t.unit and t.unit_user from a cgroup path (systemd_unit_of).

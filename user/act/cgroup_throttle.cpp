@@ -212,6 +212,43 @@ Result<std::string> CgroupThrottle::undo(ThrottleEntry& e) {
   return join(notes, "; ");
 }
 
+Result<std::string> CgroupThrottle::add_members(const ProcKey& key, const std::vector<pid_t>& pids) {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return Error{ENOENT, "pid " + std::to_string(key.tgid) + " is not throttled"};
+  size_t moved = 0, gone = 0;
+  std::vector<std::string> failed;
+  for (pid_t pid : pids) {
+    if (pid == pid_t(key.tgid)) continue;
+    bool in = true;
+    for (const ThrottlePlace& p : it->second.places) {
+      auto m = ops().move(pid, dir_of(p.hierarchy, p.group));
+      if (m.ok()) continue;
+      in = false;
+      if (m.error().code == ESRCH)
+        ++gone;
+      else
+        failed.push_back("pid " + std::to_string(pid) + ": " + m.error().message);
+      break;
+    }
+    moved += in;
+  }
+  std::string detail = std::to_string(moved) + " other member(s) of the group moved in";
+  if (gone != 0) detail += ", " + std::to_string(gone) + " had exited";
+  if (!failed.empty()) detail += "; not moved: " + join(failed, "; ");
+  spdlog::info("throttle ({}): group of pid {}: {}", name(), key.tgid, detail);
+  return detail;
+}
+
+bool CgroupThrottle::members_left(const ProcKey& key) const {
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return false;
+  for (const ThrottlePlace& p : it->second.places) {
+    auto pids = ops().pids(dir_of(p.hierarchy, p.group));
+    if (pids.ok() && !pids->empty()) return true;
+  }
+  return false;
+}
+
 Result<std::string> CgroupThrottle::release(const ProcKey& key) {
   auto it = entries_.find(key);
   if (it == entries_.end())

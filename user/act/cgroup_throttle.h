@@ -60,6 +60,8 @@ struct ControlWrite {
 class CgroupThrottle : public ThrottleBackend {
  public:
   Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) override;
+  Result<std::string> add_members(const ProcKey& key, const std::vector<pid_t>& pids) override;
+  bool members_left(const ProcKey& key) const override;
   Result<std::string> release(const ProcKey& key) override;
   bool throttled(const ProcKey& key) const override { return entries_.count(key) > 0; }
   std::vector<ProcKey> throttled_keys() const override;

@@ -178,6 +178,12 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
       open_case(now_ns, f, resolve);
   }
 
+  // A group fault's members change while it is open (a fork bomb breeds):
+  // its actions act on who is in the group now.
+  for (const FaultRecord& f : open)
+    if (!f.group.empty())
+      if (auto it = cases_.find({f.culprit, f.cls}); it != cases_.end()) it->second.target.group = f.group;
+
   // Open / resolve edges.
   for (auto& [key, c] : cases_) {
     const bool now_open = open_now.count(key) != 0;
@@ -231,6 +237,26 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
 void Handler::open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& resolve) {
   Target t = resolve.resolve(f);
   t.key = f.culprit;  // the detector's identity is the one the actuator must re-check
+  if (t.group.empty()) t.group = f.group;
+  // A group fault may name a member that is gone by now (a fork bomb's
+  // members come and go): a policy selects the group by what a live member
+  // is (its exe, cgroup, unit, uid).
+  if (!t.group.empty() && t.exe.empty() && t.cgroup.empty() && t.unit.empty()) {
+    constexpr size_t kAsk = 8;  // the oldest first: the likeliest to be there still
+    for (size_t i = 0; i < t.group.size() && i < kAsk; ++i) {
+      FaultRecord m = f;
+      m.culprit = t.group[i];
+      m.comm.clear();
+      Target mt = resolve.resolve(m);
+      if (mt.exe.empty() && mt.cgroup.empty() && mt.unit.empty()) continue;
+      t.exe = mt.exe;
+      t.cgroup = mt.cgroup;
+      t.unit = mt.unit;
+      t.uid = mt.uid;
+      if (t.comm.empty()) t.comm = mt.comm;
+      break;
+    }
+  }
   const PolicyConfig* p = policy_for(t, f.cls);
   if (!p) return;  // alert only
   act_.remember(t);

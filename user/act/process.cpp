@@ -161,8 +161,8 @@ Result<ProcStat> parse_proc_stat(std::string_view content) {
   };
   if (field(3).size() != 1) return Error{EINVAL, "bad state field in stat line"};
   st.state = field(3)[0];
-  if (!number(4, st.ppid) || !number(9, st.flags) || !number(22, st.starttime_ticks)) {
-    return Error{EINVAL, "bad ppid, flags or starttime in stat line"};
+  if (!number(4, st.ppid) || !number(6, st.session) || !number(9, st.flags) || !number(22, st.starttime_ticks)) {
+    return Error{EINVAL, "bad ppid, session, flags or starttime in stat line"};
   }
   uint64_t utime = 0, stime = 0;
   if (number(14, utime) && number(15, stime)) st.cpu_ticks = utime + stime;
@@ -301,18 +301,10 @@ Result<std::string> ProcessHandle::terminate(milliseconds grace) {
                who + " still runs " + std::to_string(kKillWait.count()) + " ms after SIGKILL (uninterruptible sleep?)"};
 }
 
-// ---- kill_tree ----
+// ---- scanning and freezing ----
 
-namespace {
-
-struct ScanEntry {
-  pid_t ppid;
-  std::string comm;
-  uint64_t start_ticks;
-};
-
-std::map<pid_t, ScanEntry> scan_proc(const std::string& proc_root) {
-  std::map<pid_t, ScanEntry> out;
+std::map<pid_t, ProcStat> scan_processes(const std::string& proc_root) {
+  std::map<pid_t, ProcStat> out;
   DIR* dir = ::opendir(proc_root.c_str());
   if (!dir) return out;
   while (dirent* de = ::readdir(dir)) {
@@ -321,17 +313,14 @@ std::map<pid_t, ScanEntry> scan_proc(const std::string& proc_root) {
     auto [end, ec] = std::from_chars(name, name + std::strlen(name), pid);
     if (ec != std::errc() || *end != '\0' || pid <= 0) continue;
     auto st = read_proc_stat(pid, proc_root);
-    if (st) out.emplace(pid, ScanEntry{st->ppid, st->comm, st->starttime_ticks});
+    if (st) out.emplace(pid, std::move(*st));
   }
   ::closedir(dir);
   return out;
 }
 
-// Waits (bounded) until every member shows as stopped or dead in /proc: a
-// stopped process cannot fork, and the children it forked before stopping
-// are in /proc by then, so the next scan is complete.
-void wait_stopped(const std::vector<ProcessHandle>& members, const std::string& proc_root) {
-  const auto deadline = steady_clock::now() + milliseconds(200);
+void wait_stopped(const std::vector<ProcessHandle>& members, const std::string& proc_root, milliseconds limit) {
+  const auto deadline = steady_clock::now() + limit;
   for (;;) {
     bool all = true;
     for (const auto& m : members) {
@@ -346,7 +335,7 @@ void wait_stopped(const std::vector<ProcessHandle>& members, const std::string& 
   }
 }
 
-}  // namespace
+// ---- kill_tree ----
 
 Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root, const RefuseFn& refuse) {
   auto root_stat = read_proc_stat(pid_t(root.tgid), proc_root);
@@ -370,9 +359,9 @@ Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root,
   for (int round = 0; round < 64; ++round) {
     wait_stopped(members, proc_root);
     bool grew = false;
-    for (const auto& [pid, e] : scan_proc(proc_root)) {
+    for (const auto& [pid, e] : scan_processes(proc_root)) {
       if (!member_pids.count(e.ppid) || member_pids.count(pid) || skipped_pids.count(pid)) continue;
-      ProcKey key{uint32_t(pid), start_ticks_to_mono_ns(e.start_ticks)};
+      ProcKey key{uint32_t(pid), start_ticks_to_mono_ns(e.starttime_ticks)};
       auto h = ProcessHandle::open(key, proc_root);
       if (!h) continue;  // exited (or replaced) since the scan
       if (refuse) {

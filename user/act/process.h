@@ -8,9 +8,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "probe/sample.h"
 #include "util/result.h"
@@ -26,6 +28,7 @@ struct ProcStat {
   std::string comm;
   char state = '?';
   pid_t ppid = 0;
+  pid_t session = 0;             // field 6
   uint32_t flags = 0;            // field 9, PF_* bits
   uint64_t cpu_ticks = 0;        // fields 14 + 15 (utime + stime, every thread), clock ticks
   uint64_t starttime_ticks = 0;  // field 22, clock ticks since boot (CLOCK_BOOTTIME)
@@ -92,6 +95,14 @@ class ProcessHandle {
   int fd_ = -1;
   ProcKey key_;
 };
+
+// Every process in PROC_ROOT by pid (those that vanish during the scan are left out).
+std::map<pid_t, ProcStat> scan_processes(const std::string& proc_root = "/proc");
+// Waits, at most `limit`, until every member shows as stopped or dead in
+// /proc: a stopped process cannot fork, and the children it forked before
+// stopping are in /proc by then, so the next scan is complete.
+void wait_stopped(const std::vector<ProcessHandle>& members, const std::string& proc_root,
+                  std::chrono::milliseconds limit = std::chrono::milliseconds(200));
 
 // Returns a reason when a process must be left alone (SafetyGuard::refuse fits).
 using RefuseFn = std::function<std::optional<std::string>(const ProcKey&, std::string_view comm)>;

@@ -2,11 +2,13 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "act/process_group.h"
 #include "act/spawn.h"
 
 namespace fp {
@@ -46,8 +48,44 @@ std::string who(const Target& t) { return t.comm + " (pid " + std::to_string(t.k
 // through its name: there is nothing left to hit by mistake.
 std::optional<std::string> RealActuator::refuse(const Target& t) const {
   if (!d_.safety) return std::nullopt;
-  if (!const_cast<RealActuator*>(this)->alive(t.key)) return d_.safety->refuse_gone(t.key, t.comm);
+  if (!process_alive(t.key)) return d_.safety->refuse_gone(t.key, t.comm);
   return d_.safety->refuse(t.key, t.comm);
+}
+
+RefuseFn RealActuator::member_check() const {
+  return [this](const ProcKey& k, std::string_view comm) {
+    return d_.safety ? d_.safety->refuse(k, comm) : std::nullopt;
+  };
+}
+
+// The members a group action starts from: the detector's list and the
+// process the fault names (when it is still there).
+std::vector<ProcKey> RealActuator::seeds_of(const Target& t) {
+  std::vector<ProcKey> seeds = t.group;
+  if (std::find(seeds.begin(), seeds.end(), t.key) == seeds.end()) seeds.push_back(t.key);
+  return seeds;
+}
+
+ActionOutcome RealActuator::throttle_group(const Target& t, const ThrottleLimits& limits) {
+  // Stopped first, so no member forks a child outside the group while they move.
+  auto g = stop_group(seeds_of(t), d_.proc_root, member_check());
+  if (!g) return failed(g.error().message);
+  const bool named_in = std::any_of(g->members.begin(), g->members.end(), [&](const auto& m) { return m.key() == t.key; });
+  if (!named_in) {
+    continue_group(*g);
+    return failed(who(t) + " exited before its group was stopped");
+  }
+  std::vector<pid_t> pids;
+  for (const auto& m : g->members) pids.push_back(pid_t(m.key().tgid));
+  // The one the fault names is throttled as any process; the others join it.
+  auto r = d_.throttle->throttle(t.key, limits);
+  Result<std::string> joined = r ? d_.throttle->add_members(t.key, pids) : Result<std::string>(r.error());
+  if (r && !joined) (void)d_.throttle->release(t.key);  // half a group held is no throttle of the group
+  continue_group(*g);
+  if (!r) return failed(r.error().message);
+  if (!joined) return failed(joined.error().message);
+  return ok(*r + "; " + *joined + " (" + std::to_string(g->members.size()) + " stopped in " +
+            std::to_string(g->rounds) + " round(s)" + (g->converged ? "" : ", not converged") + ")");
 }
 
 std::optional<std::string> RealActuator::service_of(const Target& t) const {
@@ -65,6 +103,12 @@ ActionOutcome RealActuator::throttle(const Target& t, const ThrottleLimits& limi
   std::string why;
   if (!d_.throttle->supports(limits, &why)) return failed(std::string(d_.throttle->name()) + " cannot: " + why);
   if (auto r = refuse(t)) return skipped(*r);
+  if (!t.group.empty()) {
+    if (dry_run)
+      return dry("stop the fork group of " + who(t) + " (" + describe_group(seeds_of(t), d_.proc_root) +
+                 ") and throttle it to " + describe_limits(limits) + " (" + d_.throttle->name() + ")");
+    return throttle_group(t, limits);
+  }
   if (dry_run)
     return dry("throttle " + who(t) + " to " + describe_limits(limits) + " (" + d_.throttle->name() + ")");
   // The pidfd pins the process while we check it is the one the probe saw.
@@ -157,11 +201,21 @@ ActionOutcome RealActuator::restore(const Target& t, bool dry_run) {
 }
 
 ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
+  if (!t.group.empty()) {
+    // The one the fault names may be gone (a bomb's members come and go):
+    // the group is still there, and each member goes through the safety check.
+    if (process_alive(t.key))
+      if (auto r = refuse(t)) return skipped(*r);
+    if (dry_run)
+      return dry("stop and SIGKILL the fork group of " + who(t) + ": " + describe_group(seeds_of(t), d_.proc_root) +
+                 ", with the children and reparented generations found meanwhile");
+    auto r = kill_group(seeds_of(t), d_.proc_root, member_check());
+    if (!r) return failed(r.error().message);
+    return ok(*r);
+  }
   if (auto r = refuse(t)) return skipped(*r);
   if (dry_run) return dry("SIGKILL " + who(t) + " and its descendants");
-  auto r = kill_tree(t.key, d_.proc_root, [this](const ProcKey& k, std::string_view comm) {
-    return d_.safety ? d_.safety->refuse(k, comm) : std::nullopt;
-  });
+  auto r = kill_tree(t.key, d_.proc_root, member_check());
   if (!r) return failed(r.error().message);
   return ok(*r);
 }
@@ -192,7 +246,7 @@ void RealActuator::note_open_faults(const std::vector<FaultRecord>& open) {
   for (const FaultRecord& f : open) {
     // A dead process's fault (a crash stays open for its clear period) says
     // nothing about the state of the replacement that checkpoints now.
-    if (f.culprit.tgid == 0 || !alive(f.culprit)) continue;
+    if (f.culprit.tgid == 0 || !process_alive(f.culprit)) continue;
     Target t;
     t.key = f.culprit;
     if (auto svc = service_of(t)) faulty.insert(*svc);
@@ -200,9 +254,14 @@ void RealActuator::note_open_faults(const std::vector<FaultRecord>& open) {
   d_.supervisor->set_faulty(faulty);
 }
 
-bool RealActuator::alive(const ProcKey& k) {
+bool RealActuator::process_alive(const ProcKey& k) const {
   auto st = process_start_ns(pid_t(k.tgid), d_.proc_root);
   return st && same_start(k.start_ns, *st);
+}
+
+bool RealActuator::alive(const ProcKey& k) {
+  // A group throttle lives on while its group does, whoever it was named after.
+  return process_alive(k) || (d_.throttle && d_.throttle->throttled(k) && d_.throttle->members_left(k));
 }
 
 void RealActuator::tick(uint64_t now_ns) {

@@ -1,7 +1,8 @@
 // The daemon's Actuator: every action through the safety checks and pidfds,
 // throttles through the chosen cgroup (or signal) backend, restarts through
 // the supervisor ([[service]]s), systemd (unit processes) or a respawn of
-// the captured argv/cwd/env/user (anything else).
+// the captured argv/cwd/env/user (anything else). A target with a group
+// (fork_bomb) is killed or throttled as a whole (act/process_group.h).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +65,11 @@ class RealActuator : public Actuator {
  private:
   ActionOutcome restart_service(const std::string& name, const Target& t, bool from_checkpoint, bool dry_run);
   std::optional<std::string> refuse(const Target& t) const;
+  // The safety check each member of a group or tree goes through.
+  RefuseFn member_check() const;
+  static std::vector<ProcKey> seeds_of(const Target& t);
+  ActionOutcome throttle_group(const Target& t, const ThrottleLimits& limits);
+  bool process_alive(const ProcKey& k) const;
   RealActuatorDeps d_;
   // Respawned processes whose identity is known only once they started.
   std::map<ProcKey, std::string> respawned_;

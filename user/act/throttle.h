@@ -13,6 +13,9 @@
 // Not thread-safe: one caller (the daemon loop) drives a backend.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <limits>
 #include <memory>
@@ -55,6 +58,21 @@ class ThrottleBackend {
   // limits no longer in l are lifted). Returns what was done, e.g.
   // "cpu.max=20000 100000 in /app.service (its own cgroup, where it is alone)".
   virtual Result<std::string> throttle(const ProcKey& key, const ThrottleLimits& l) = 0;
+  // A group (fork_bomb's) after key was throttled: moves `pids` (its other
+  // members, stopped by the caller so none forks meanwhile) to where key's
+  // limits are, so the whole group is under them; release puts them back
+  // with key (a cgroup where key was alone keeps them: there is no other
+  // place of theirs on record). Only backends that move processes can.
+  virtual Result<std::string> add_members(const ProcKey& key, const std::vector<pid_t>& pids) {
+    (void)key, (void)pids;
+    return Error{EOPNOTSUPP, std::string(name()) + " cannot throttle a group of processes"};
+  }
+  // Whether key's throttle still holds processes: a group's throttle lives
+  // on after the process it is named after has exited.
+  virtual bool members_left(const ProcKey& key) const {
+    (void)key;
+    return false;
+  }
   // Undoes the throttle: the old limit values come back, the process goes
   // back where it was, groups made for it are removed. A process that exited
   // meanwhile just gets its groups removed.

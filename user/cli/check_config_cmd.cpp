@@ -110,6 +110,10 @@ nlohmann::ordered_json config_json(const std::string& path, const Config& cfg) {
     jr["clear"] = format_duration(r.clear);
     jr["clear_ns"] = r.clear.count();
     jr["count"] = r.count;
+    if (r.cls == FaultClass::MemoryLeak) {  // the leak forecast's look-ahead (0s: off)
+      jr["horizon"] = format_duration(r.horizon);
+      jr["horizon_ns"] = r.horizon.count();
+    }
     jr["match"] = match_json(r.match);
     j["rules"].push_back(std::move(jr));
   }

@@ -64,7 +64,7 @@ const Builtin kBuiltins[] = {
     {FaultClass::Crash,           1,      1,      false, 0s,   0s,   10s,  0,    C},  // event
     {FaultClass::CrashLoop,       3,      3,      false, 60s,  0s,   60s,  3,    C},  // crashes of one service
     {FaultClass::Hang,            20,     20,     false, 0s,   0s,   0s,   0,    W},  // ongoing D-state s
-    {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   0,    C},  // forks/s of a tree
+    {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   64,   C},  // forks/s of a group; min size
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
@@ -95,6 +95,8 @@ RuleConfig rule_from(const Builtin& b) {
   r.window = b.window;
   r.clear = b.clear;
   r.count = b.count;
+  // The leak forecast looks 10 minutes ahead: time enough to act before the OOM killer does.
+  if (b.cls == FaultClass::MemoryLeak) r.horizon = 600s;
   return r;
 }
 
@@ -173,10 +175,10 @@ const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_co
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve", "for",
-                                                 "window",  "clear",    "count",     "match"};
+                                                 "window",  "clear",    "count",     "horizon", "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
                                                       "threshold", "resolve", "for", "window",
-                                                      "clear",  "count", "match"};
+                                                      "clear",  "count", "horizon", "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -406,6 +408,11 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
     } else if (k == "count") {
       if (auto v = integer(node, k, std::numeric_limits<uint32_t>::max(), "a non-negative integer"))
         r.count = static_cast<uint32_t>(*v);
+    } else if (k == "horizon") {
+      if (r.cls != FaultClass::MemoryLeak)
+        error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
+      else if (auto d = duration(node, k))
+        r.horizon = *d;
     } else if (k == "match") {
       apply_match(node, r.match, where);
     } else if (added && (k == "name" || k == "class")) {

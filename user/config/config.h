@@ -37,7 +37,12 @@ struct RuleConfig {
   std::chrono::nanoseconds hold{0};     // `for`: how long the condition must hold before opening
   std::chrono::nanoseconds window{std::chrono::seconds(10)};  // span the metric is computed over
   std::chrono::nanoseconds clear{std::chrono::seconds(0)};    // how long it must stay clear to resolve
-  uint32_t count = 0;               // class-specific count (crash_loop: crashes in window; io: min requests)
+  uint32_t count = 0;               // class-specific count (crash_loop: crashes in window; io: min requests;
+                                    // fork_bomb: live members of a breeding group that open it whatever its rate)
+  // memory_leak: a steady climb whose slope would exhaust the memory left to
+  // the process (its memory cgroup's limit, else the host's MemAvailable)
+  // within `horizon` opens it early; 0 turns the forecast off.
+  std::chrono::nanoseconds horizon{0};
   ProcessMatch match;
 };
 

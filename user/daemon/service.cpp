@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "act/cgroup.h"
+#include "act/cgroup_ops.h"
 #include "act/spawn.h"
 #include "daemon/limits_status.h"
 #include "daemon/notify.h"
@@ -224,6 +225,8 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
     spdlog::info("run-queue blame unavailable ({}): runq_starvation blames the top CPU consumer",
                  s->probe_->runq_blame_reason());
   }
+  s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
+  s->engine_->set_memory_budget(s->memory_budget_.get());
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",

@@ -20,6 +20,7 @@
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
+#include "detect/memory_budget.h"
 #include "probe/probe.h"
 #include "probe/loader/runq_blame.h"
 #include "procinfo.h"
@@ -103,6 +104,7 @@ class Service : public ServerProvider {
   CachedProcInfo infos_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
+  std::unique_ptr<CgroupMemoryBudget> memory_budget_;  // memory_leak's forecast
   EventBatch events_;
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   std::vector<const fp_proc*> changed_;

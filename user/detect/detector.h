@@ -18,6 +18,7 @@
 namespace fp {
 
 class RunqBlameSource;  // detect/locate_runq.h
+class MemoryBudgetSource;  // detect/memory_budget.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -46,6 +47,9 @@ struct World {
   // Run-queue waits charged per CPU to who ran meanwhile (the probe's, when it
   // has them): runq_starvation's culprits. Null: it blames the top CPU consumer.
   RunqBlameSource* runq_blame = nullptr;
+  // The memory left to a process (its memory cgroup's, else the host's):
+  // memory_leak's forecast. Null: no forecast, only the slow-leak window.
+  MemoryBudgetSource* memory_budget = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.
@@ -62,6 +66,11 @@ struct Finding {
   // Hardware findings: the device (culprit is {0, 0}) and the victims' identities.
   std::string subject;
   std::vector<ProcKey> victim_keys;
+  // A group fault (fork_bomb): it goes on when the process it names exits
+  // (it resolves when the findings stop, not at that exit), and `group` lists
+  // the group's live members, all of which a group action acts on.
+  bool outlives_culprit = false;
+  std::vector<ProcKey> group;
 };
 
 class Detector {

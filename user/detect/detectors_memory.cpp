@@ -4,6 +4,7 @@
 
 #include "detect/detectors.h"
 #include "detect/locate.h"
+#include "detect/memory_budget.h"
 #include "detect/threshold.h"
 
 namespace fp {
@@ -14,12 +15,32 @@ namespace {
 // rate over the window stays above `resolve`.
 constexpr double kLeakMinGrowingFraction = 0.8;
 constexpr uint64_t kLeakMinGrowthBytes = uint64_t{64} << 20;
+// The forecast: the same steady climb over a short span opens the leak at
+// once when its slope would exhaust the memory left to the process (its
+// cgroup's limit, else the host's) within the rule's horizon. A process that
+// allocates once and plateaus (a heap sized at start, a cache warm-up) grows
+// in a few of the span's steps, not in 80 % of them.
+constexpr uint64_t kForecastSpanNs = 10'000'000'000ull;
+
+// The climb's fields, the same for the window and the forecast.
+void add_growth(nlohmann::json& ev, const WindowDelta& d) {
+  ev["rss_start_bytes"] = d.rss_start;
+  ev["rss_end_bytes"] = d.rss_end;
+  ev["growth_bytes"] = d.rss_end - d.rss_start;
+  ev["min_growth_bytes"] = kLeakMinGrowthBytes;
+  ev["growing_fraction"] = round4(d.rss_growing_fraction);
+  ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+}
 
 class MemoryLeakDetector final : public RuleDetector {
  public:
   using RuleDetector::RuleDetector;
 
   void evaluate(const World& w, std::vector<Finding>& out) override {
+    if (rule_.horizon.count() > 0 && w.memory_budget != nullptr) {
+      forecast_.refresh(w, kForecastSpanNs, [&](const ProcState& s, const WindowDelta& d) { return forecast(w, s, d); });
+      forecast_.emit(out);  // before the window's: the tracker keeps the first of equal rank
+    }
     const uint64_t win = window_ns(rule_);
     cache_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
       std::optional<Finding> f;
@@ -33,12 +54,8 @@ class MemoryLeakDetector final : public RuleDetector {
       }
       if (level == Level::None || !may_accuse(rule_, s, w)) return f;
       nlohmann::json ev = rule_evidence(rule_, "rss_growth_mb_per_s", mb_per_s);
-      ev["rss_start_bytes"] = d.rss_start;
-      ev["rss_end_bytes"] = d.rss_end;
-      ev["growth_bytes"] = growth;
-      ev["min_growth_bytes"] = kLeakMinGrowthBytes;
-      ev["growing_fraction"] = round4(d.rss_growing_fraction);
-      ev["min_growing_fraction"] = kLeakMinGrowingFraction;
+      add_growth(ev, d);
+      ev["opened_by"] = "window";
       f = make_finding(rule_, s.key, level, std::move(ev));
       return f;
     });
@@ -46,7 +63,34 @@ class MemoryLeakDetector final : public RuleDetector {
   }
 
  private:
+  std::optional<Finding> forecast(const World& w, const ProcState& s, const WindowDelta& d) const {
+    std::optional<Finding> f;
+    if (!d.full || d.rss_end <= d.rss_start) return f;
+    const uint64_t growth = d.rss_end - d.rss_start;
+    if (growth < kLeakMinGrowthBytes || d.rss_growing_fraction < kLeakMinGrowingFraction) return f;
+    if (!may_accuse(rule_, s, w)) return f;
+    auto b = w.memory_budget->budget(s.key, w.now_ns);
+    if (!b) return f;
+    const double bytes_per_s = per_sec(growth, d.span_ns);
+    const double tte_s = double(b->available_bytes) / bytes_per_s;
+    const double horizon_s = std::chrono::duration<double>(rule_.horizon).count();
+    if (tte_s > horizon_s) return f;
+    nlohmann::json ev = rule_evidence(rule_, "rss_growth_mb_per_s", bytes_per_s / kBytesPerMB);
+    ev["opened_by"] = "forecast";
+    ev["time_to_exhaustion_s"] = round4(tte_s);
+    ev["horizon_s"] = round4(horizon_s);
+    ev["limit"] = {{"name", b->limit},
+                   {"limit_bytes", b->limit_bytes},
+                   {"usage_bytes", b->usage_bytes},
+                   {"available_bytes", b->available_bytes}};
+    ev["span_s"] = round4(double(d.span_ns) / 1e9);
+    add_growth(ev, d);
+    f = make_finding(rule_, s.key, Level::Strong, std::move(ev));
+    return f;
+  }
+
   FindingCache cache_;
+  FindingCache forecast_;
 };
 
 // Victims: direct-reclaim stall share of the window. Culprit: whoever grew RSS

@@ -164,6 +164,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.self_tgid = self_tgid_;
   w.protection = &protection_;
   w.runq_blame = runq_blame_;
+  w.memory_budget = memory_budget_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

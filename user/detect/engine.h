@@ -68,6 +68,8 @@ class Engine {
 
   // Where runq_starvation learns who held a victim's CPU (World::runq_blame); not owned.
   void set_runq_blame(RunqBlameSource* src) { runq_blame_ = src; }
+  // Where memory_leak's forecast learns the memory left to a process (World::memory_budget); not owned.
+  void set_memory_budget(MemoryBudgetSource* src) { memory_budget_ = src; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -87,6 +89,7 @@ class Engine {
   uint32_t self_tgid_;
   Protection protection_;
   RunqBlameSource* runq_blame_ = nullptr;
+  MemoryBudgetSource* memory_budget_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -79,6 +79,9 @@ struct FaultRecord {
   // "sda" or "cpu 0 bank 4"; one open fault per (rule, culprit, subject).
   std::string subject;
   std::vector<ProcKey> victim_keys;  // victims with their start times (policies act on them)
+  // A group fault's live members (fork_bomb), refreshed while it is open; a
+  // kill or throttle acts on all of them.
+  std::vector<ProcKey> group;
 };
 
 // The JSON line of the event stream (issue contract):

@@ -23,6 +23,7 @@ void refresh(FaultRecord& r, const Finding& f) {
         std::find(r.victim_keys.begin(), r.victim_keys.end(), k) == r.victim_keys.end())
       r.victim_keys.push_back(k);
   r.evidence = f.evidence;
+  r.group = f.group;  // a group fault's members as they are now: who a group action acts on
 }
 
 uint64_t ns_of(std::chrono::nanoseconds d) { return d.count() > 0 ? static_cast<uint64_t>(d.count()) : 0; }
@@ -83,7 +84,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     r.culprit = k;
     r.evidence = f.evidence;
     r.subject = f.subject;
-    refresh(r, f);  // victims, bounded
+    refresh(r, f);  // victims, bounded; a group's members
     if (annotate_) annotate_(r);
     out.push_back(r);
   };
@@ -96,7 +97,8 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     auto bit = best.find(Who{k, std::get<2>(it->first)});
     const Finding* f = bit == best.end() ? nullptr : bit->second;
     if (bit != best.end()) best.erase(bit);
-    const bool culprit_gone = !exit_ok && gone(table, k);
+    // A group fault goes on while its findings do, whoever of it exits.
+    const bool culprit_gone = !exit_ok && gone(table, k) && (f == nullptr || !f->outlives_culprit);
 
     if (s.open) {
       if (culprit_gone && !exit_ok) {
@@ -128,7 +130,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
   for (const auto& [who, f] : best) {
     const ProcKey& k = who.first;
     if (rank(*f) < 2) continue;  // weak findings never open a fault
-    if (!exit_ok && !f->immediate && gone(table, k)) continue;
+    if (!exit_ok && !f->immediate && !f->outlives_culprit && gone(table, k)) continue;
     State& s = states_[Key{rule.name, k, who.second}];
     s.cls = rule.cls;
     s.pending_since = now_ns;

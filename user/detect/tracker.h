@@ -7,7 +7,8 @@
 //   open --no finding for rule.clear--> idle                        (emits "resolved")
 //   open --culprit exited--> idle                                   (emits "resolved", reason "process exited";
 //                                                                    not for crash/crash_loop/oom_kill,
-//                                                                    where the exit is the fault)
+//                                                                    where the exit is the fault, nor while
+//                                                                    a group finding (outlives_culprit) goes on)
 // At most one open fault per (rule, culprit, subject). Hardware classes
 // (is_hardware_class) never resolve because a process exited. The "fault" line is the
 // finding that opened it; while it stays open, the victims of later findings join it
