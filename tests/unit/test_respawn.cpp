@@ -262,6 +262,11 @@ TEST_F(RespawnFakeProc, RegistryRemembersFailuresAndSkipsOtherProcesses) {
   reg.remember(key(200));
   EXPECT_EQ(reg.find(key(200)), nullptr);
   EXPECT_EQ(reg.failure(key(200)), "pid 200 has no command line (kernel thread or zombie): nothing to respawn");
+  // Caught mid-exec: offered again (under its new name), it is captured.
+  std::ofstream(root_ / "200" / "cmdline", std::ios::binary) << "sleep\0"s;
+  reg.remember(key(200));
+  EXPECT_NE(reg.find(key(200)), nullptr);
+  EXPECT_EQ(reg.size(), 1u);
 
   ProcKey other = key(201);
   other.start_ns += 1'000'000'000ull;  // the pid belongs to another process now

@@ -228,7 +228,13 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root, si
 }
 
 void RespawnRegistry::remember(const ProcKey& key) {
-  if (entries_.count(key)) return;
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    // A capture that failed while the process was exec'ing (no command line
+    // yet) gets another look when it is offered again (under its new name);
+    // one refused for its size does not.
+    if (it->second.spec || it->second.oversize) return;
+    erase(it);
+  }
   // The pid must be that process before and after the reads: a pid reused in
   // between would otherwise give us someone else's command line.
   if (auto v = verify_process(key, proc_root_); !v) {
@@ -249,6 +255,7 @@ void RespawnRegistry::remember(const ProcKey& key) {
     e.error = spec.error().message;
     e.bytes = sizeof(Entry) + e.error.size();
     if (spec.error().code == E2BIG) {
+      e.oversize = true;
       ++oversize_;
       spdlog::info("respawn: pid {} will not be respawned: {}", key.tgid, e.error);
     } else {

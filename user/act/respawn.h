@@ -62,9 +62,10 @@ class RespawnRegistry {
                            size_t max_bytes = kDefaultMaxBytes)
       : proc_root_(std::move(proc_root)), capacity_(capacity ? capacity : 1), max_bytes_(max_bytes) {}
 
-  // Captures once per process (later calls for a known key do nothing). A
-  // capture that fails is remembered as the reason, so it is not retried on
-  // every sample. The oldest entries are dropped beyond the capacity or the
+  // Captures once per process (later calls for a captured key do nothing). A
+  // capture that fails is remembered as the reason (failure()); a later call
+  // tries again (the daemon offers a process once per name: an exec), except
+  // after a refusal for size. The oldest entries are dropped beyond the capacity or the
   // byte bound.
   void remember(const ProcKey& key);
   // Drops a process known to be dead (and not to be respawned).
@@ -81,6 +82,7 @@ class RespawnRegistry {
   struct Entry {
     std::optional<SpawnSpec> spec;
     std::string error;
+    bool oversize = false;  // refused for its size: not captured again
     size_t bytes = 0;
     std::list<ProcKey>::iterator order;
   };
