@@ -17,6 +17,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "../time_scale.h"
@@ -285,22 +286,44 @@ class DirtyLimited {
         target_ = dev_;
         return;
       }
+      // Before 6.2 there is no per-device strict limit: lower the host's dirty
+      // limit for the length of the test instead (restored by the destructor),
+      // so the loop device's writer is paused however idle the rest is.
+      if (limit_host_dirty_bytes()) {
+        target_ = dev_;
+        return;
+      }
     }
     cg_ = std::make_unique<TestCgroup>("memory", "fp_test_dirty_" + std::to_string(getpid()));
     if (cg_->v2() && cg_->set("memory.max", "", std::to_string(32u << 20))) target_ = file_.path;
   }
   ~DirtyLimited() {
+    if (!saved_vm_.empty())
+      for (const auto& [path, value] : saved_vm_)
+        if (value != "0") write(path, value);  // the non-zero one of bytes/ratio is the setting
     if (!dev_.empty()) run("losetup -d " + dev_);
   }
   // Where to write ("" when neither way works here).
   const std::string& target() const { return target_; }
   bool admit(pid_t pid) const { return !cg_ || cg_->add(pid); }
   std::string why() const {
-    return "no loop device with strict_limit (losetup, kernels >= 6.2) and no cgroup v2 memory controller (" +
+    return "no loop device (losetup) and no cgroup v2 memory controller (" +
            (cg_ ? cg_->where() : std::string("-")) + ")";
   }
 
  private:
+  bool limit_host_dirty_bytes() {
+    const char* keys[] = {"/proc/sys/vm/dirty_bytes", "/proc/sys/vm/dirty_ratio", "/proc/sys/vm/dirty_background_bytes",
+                          "/proc/sys/vm/dirty_background_ratio"};
+    for (const char* k : keys) {
+      std::ifstream in(k);
+      std::string v;
+      if (!(in >> v)) return false;
+      saved_vm_.emplace_back(k, v);
+    }
+    return write("/proc/sys/vm/dirty_background_bytes", std::to_string(1u << 20)) &&
+           write("/proc/sys/vm/dirty_bytes", std::to_string(4u << 20));
+  }
   static bool write(const std::string& path, const std::string& v) {
     std::ofstream out(path);
     out << v;
@@ -309,6 +332,7 @@ class DirtyLimited {
   }
   ScratchFile backing_, file_;
   std::string dev_, target_;
+  std::vector<std::pair<std::string, std::string>> saved_vm_;  // host dirty limits to restore
   std::unique_ptr<TestCgroup> cg_;
 };
 

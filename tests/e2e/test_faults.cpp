@@ -166,7 +166,7 @@ count = 10
 // fails on main since F1's seeding and F3's run-queue blame were merged
 // together (no runq_starvation at all within 60 s; the faultgen variant above
 // and the BPF RunqBlame.* tests pass). Not yet understood: re-enable with the fix.
-TEST(E2E, DISABLED_RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
+TEST(E2E, RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
   // RT throttling keeps CPU 1 alive for everything else while the spinner runs.
   long runtime = read_long("/proc/sys/kernel/sched_rt_runtime_us");
   ASSERT_TRUE(runtime >= 0 && runtime < read_long("/proc/sys/kernel/sched_rt_period_us"))
@@ -186,8 +186,24 @@ TEST(E2E, DISABLED_RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
 
   auto f = d.wait_fault("runq_starvation", spid, 60s);
   ASSERT_TRUE(f) << describe(d.records()) << slurp(dir + "/spinner.log");
-  EXPECT_TRUE(has_victim(*f, vpid)) << f->dump();
-  const json& ev = (*f)["evidence"];
+  // The fault may open on another waiter of CPU 1 first (a kernel thread that
+  // waited a tick earlier); the victim joins the open fault when it qualifies.
+  json open;
+  const bool joined = wait_for([&] {
+    auto r = d.query({{"cmd", "view"}});
+    if (!r.is_object() || !r.contains("view")) return false;
+    for (const auto& o : r["view"]["open_faults"]) {
+      if (o.value("class", "") != "runq_starvation" || o.value("pid", 0u) != spid || !has_victim(o, vpid)) continue;
+      for (const auto& v : o["evidence"]["victims"])  // the latest evidence names it too
+        if (v.value("pid", 0u) == vpid) {
+          open = o;
+          return true;
+        }
+    }
+    return false;
+  }, 60s);
+  ASSERT_TRUE(joined) << f->dump() << describe(d.records());
+  const json& ev = open["evidence"];
   EXPECT_EQ(ev["attribution"], "cpu_runners") << ev.dump();
   EXPECT_EQ(ev["culprit"]["policy"], "SCHED_FIFO") << ev.dump();
   EXPECT_EQ(ev["culprit"]["rt_priority"], 10) << ev.dump();
@@ -197,7 +213,8 @@ TEST(E2E, DISABLED_RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
   for (const auto& v : ev["victims"]) {
     if (v["pid"] != vpid) continue;
     listed = true;
-    EXPECT_EQ(v["cpus"], json::array({1})) << v.dump();
+    // most of its wait on CPU 1 (before taskset's exec it may have waited on another)
+    EXPECT_EQ(v["cpus"][0], 1) << v.dump();
     EXPECT_EQ(v["runners"][0]["pid"], spid) << v.dump();
   }
   EXPECT_TRUE(listed) << ev.dump();

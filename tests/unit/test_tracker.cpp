@@ -93,6 +93,36 @@ TEST(FaultTracker, OpensAfterHoldNotBefore) {
   EXPECT_EQ(h.tracker.open_faults().size(), 1u);
 }
 
+TEST(FaultTracker, LaterVictimsJoinTheOpenFaultAndItsEvidenceIsTheLatest) {
+  Harness h(rule(FaultClass::RunqStarvation, 0s, 5s, "runq_starvation"));
+  h.add(proc(100, 1));
+  Finding first = strong(kA, 1.0);
+  first.victims = {83};  // a kernel thread that waited first
+  first.victim_keys = {ProcKey{83, 3}};
+  ASSERT_EQ(h.tick({first}).size(), 1u);
+  Finding later = strong(kA, 3.0);
+  later.victims = {300, 83};
+  later.victim_keys = {ProcKey{300, 4}, ProcKey{83, 3}};
+  EXPECT_EQ(h.ticks(3, {later}), 0u);  // no second line
+  auto open = h.tracker.open_faults();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].victims, (std::vector<uint32_t>{83, 300}));
+  EXPECT_EQ(open[0].victim_keys, (std::vector<ProcKey>{ProcKey{83, 3}, ProcKey{300, 4}}));
+  EXPECT_EQ(open[0].evidence["value"], 3.0);
+  EXPECT_EQ(h.all[0].evidence["value"], 1.0);  // the emitted line stays the opening finding
+  // The resolved line lists every victim the fault hurt.
+  h.ticks(60, {});
+  ASSERT_EQ(h.all.size(), 2u);
+  EXPECT_EQ(h.all[1].kind, FaultRecord::Kind::Resolved);
+  EXPECT_EQ(h.all[1].victims, (std::vector<uint32_t>{83, 300}));
+  // Bounded: a fault over a whole host keeps its first kMaxVictims victims.
+  Finding many = strong(kA);
+  for (uint32_t v = 1000; v < 1000 + 2 * FaultTracker::kMaxVictims; ++v) many.victims.push_back(v);
+  ASSERT_EQ(h.tick({many}).size(), 1u);
+  h.tick({many});
+  EXPECT_EQ(h.tracker.open_faults()[0].victims.size(), FaultTracker::kMaxVictims);
+}
+
 TEST(FaultTracker, ShortSpikesNeverOpen) {
   Harness h(rule(FaultClass::CpuRunaway, 5s, 5s));
   h.add(proc(100, 1));

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "config/config.h"
+#include "config/known_keys.h"
 #include "util/duration.h"
 #include "util/text.h"
 
@@ -184,6 +185,14 @@ int run_check_config(const std::string& path, bool json) {
   std::string out = json ? dump(config_json(path, *cfg)) + "\n" : config_table(path, *cfg);
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
+  return 0;
+}
+
+int run_list_config_keys() {
+  for (const KnownKeys& section : known_config_keys())
+    for (std::string_view key : section.keys)
+      std::printf("%s%s%.*s\n", section.section.c_str(), section.section.empty() ? "" : ".",
+                  static_cast<int>(key.size()), key.data());
   return 0;
 }
 

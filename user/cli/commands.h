@@ -52,5 +52,7 @@ int run_events(const EventsOptions& opts);
 
 // Validates a config file: 0 and a summary when valid, 2 and FILE:LINE:COL errors when not.
 int run_check_config(const std::string& path, bool json);
+// check-config --list-keys: every key the config parser knows, one SECTION.KEY a line.
+int run_list_config_keys();
 
 }  // namespace fp

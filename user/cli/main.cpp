@@ -29,6 +29,7 @@ struct DurationValidator : public CLI::Validator {
 int main(int argc, char** argv) {
   CLI::App app{"faultprobe: per-process kernel fault counters from eBPF", "faultprobe"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", FAULTPROBE_VERSION);
   int verbosity = 0;
   app.add_flag("-v,--verbose", verbosity, "more logging (repeat for libbpf debug)");
 
@@ -65,10 +66,13 @@ int main(int argc, char** argv) {
   top->add_flag("-g,--groups", top_opts.groups, "one row per systemd unit / cgroup, as systemd-cgtop (key C toggles)");
 
   std::string config_file;
-  bool config_json = false;
+  bool config_json = false, list_keys = false;
   auto* check = app.add_subcommand("check-config", "validate a faultprobed config file");
-  check->add_option("file", config_file, "the TOML file")->required();
-  check->add_flag("--json", config_json, "print the effective rules as JSON");
+  auto* list_keys_opt =
+      check->add_flag("--list-keys", list_keys, "print every config key the parser knows (SECTION.KEY) and exit");
+  // A FILE or --list-keys, one of the two.
+  check->add_option("file", config_file, "the TOML file")->excludes(list_keys_opt);
+  check->add_flag("--json", config_json, "print the effective rules as JSON")->excludes(list_keys_opt);
 
   fp::StatusOptions status_opts;
   auto* status = app.add_subcommand("status", "ask the running faultprobed for its status");
@@ -88,13 +92,23 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "faultprobe: %s\n\n%s", e.what(), app.help().c_str());
     return 2;
   }
   fp::init_logging(verbosity);
 
-  if (check->parsed()) return fp::run_check_config(config_file, config_json);
+  if (check->parsed()) {
+    if (list_keys) return fp::run_list_config_keys();
+    if (config_file.empty()) {
+      std::fprintf(stderr, "faultprobe: check-config: a FILE (or --list-keys) is required\n\n%s",
+                   check->help().c_str());
+      return 2;
+    }
+    return fp::run_check_config(config_file, config_json);
+  }
   if (top->parsed()) {
     top_opts.interval = fp::parse_duration(top_interval).value();
     top_opts.source = top_local    ? fp::TopOptions::Source::Local

@@ -609,4 +609,12 @@ Result<Config> load_config_file(const std::string& path) {
   return parse_config(text, path);
 }
 
+std::vector<KnownKeys> known_config_keys() {
+  using namespace config_parse;
+  std::vector<KnownKeys> out = {{"", kTopKeys}, {"rules.CLASS", kRuleKeys}, {"rule", kAddedRuleKeys},
+                                {"match", kMatchKeys}};
+  for (auto& s : section_keys()) out.push_back(std::move(s));
+  return out;
+}
+
 }  // namespace fp

@@ -522,4 +522,9 @@ std::optional<uint64_t> Parser::count(const toml::node& n, std::string_view key,
   return v;
 }
 
+std::vector<KnownKeys> section_keys() {
+  return {{"policy", kPolicyKeys}, {"service", kServiceKeys}, {"checkpoint", kCheckpointKeys},
+          {"limits", kLimitsKeys}, {"daemon", kDaemonKeys},   {"hardware", kHardwareKeys}};
+}
+
 }  // namespace fp::config_parse

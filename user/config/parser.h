@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "config/config.h"
+#include "config/known_keys.h"
 
 namespace fp::config_parse {
 
@@ -26,6 +27,8 @@ std::string number_text(double v);               // shortest form
 std::string describe(const toml::node& n);       // what the user wrote: "10", 10, true, a table
 std::string join(const std::vector<std::string_view>& items);
 std::string class_names();                       // every fault class, comma-separated
+// The action sections' keys (config_sections.cpp) for known_config_keys().
+std::vector<KnownKeys> section_keys();
 
 class Parser {
  public:

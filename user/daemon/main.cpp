@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   bool detach = false;
   std::string pin_dir, lock_path;
   fp::ServiceOptions opts;
+  app.set_version_flag("--version", FAULTPROBE_VERSION);
   app.add_flag("-v,--verbose", verbosity, "more logging (repeat for libbpf debug)");
   app.add_flag("--foreground", foreground, "stay in the foreground (the only mode for now)");
   app.add_option("-c,--config", opts.config_path,
@@ -89,6 +90,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "faultprobed: %s\n\n%s", e.what(), app.help().c_str());

@@ -194,6 +194,15 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
     if (ec) return Error{ec.value(), "cannot create the state directory " + dc.state_dir + ": " + ec.message()};
   }
 
+  // CRIU's own start-up check runs before the probe is attached: on kernels
+  // its version does not know (CRIU 3.17 on >= 6.13) a child of `criu check`
+  // dies of SIGSEGV, and a probe already attached reported that as a crash
+  // at every start of the daemon. (A probe taken over from a pin is attached
+  // already: then that crash is still seen, with comm "criu".)
+  s->runner_ = std::make_unique<RealCommandRunner>();
+  s->criu_ = std::make_unique<CriuBackend>();
+  s->criu_status_ = s->criu_->probe();
+
   ProbeOptions popts;
   popts.force_raw_tp = opts.force_raw_tp;
   popts.pin_dir = dc.pin_dir;
@@ -273,14 +282,7 @@ Result<void> Service::start_actions(int* exit_code) {
   }
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
-  runner_ = std::make_unique<RealCommandRunner>();
   systemd_ = std::make_unique<SystemdControl>(*runner_);
-  criu_ = std::make_unique<CriuBackend>();
-  criu_status_ = criu_->probe();
-  if (criu_status_.available)
-    spdlog::info("CRIU {} works on this kernel", criu_status_.version);
-  else
-    spdlog::info("CRIU unavailable: {}", criu_status_.reason);
   spawner_ = std::make_unique<RealSpawner>();
   SupervisorOptions so;
   so.log_dir = dc.log_dir;
@@ -655,7 +657,7 @@ void Service::rebuild_view(uint64_t now) {
 nlohmann::json Service::build_status() const {
   nlohmann::json s;
   s["pid"] = getpid();
-  s["version"] = "0.1.0";
+  s["version"] = FAULTPROBE_VERSION;
   s["config"] = config_.source;
   s["dry_run"] = opts_.dry_run;
   s["uptime_s"] = double(monotonic_now_ns() - started_ns_) / 1e9;

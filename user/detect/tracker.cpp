@@ -13,6 +13,18 @@ bool gone(const ProcessTable& table, const ProcKey& k) {
   return s == nullptr || s->exited;
 }
 
+// An open fault seen again: later victims join it, its evidence is the latest.
+void refresh(FaultRecord& r, const Finding& f) {
+  for (uint32_t v : f.victims)
+    if (r.victims.size() < FaultTracker::kMaxVictims && std::find(r.victims.begin(), r.victims.end(), v) == r.victims.end())
+      r.victims.push_back(v);
+  for (const ProcKey& k : f.victim_keys)
+    if (r.victim_keys.size() < FaultTracker::kMaxVictims &&
+        std::find(r.victim_keys.begin(), r.victim_keys.end(), k) == r.victim_keys.end())
+      r.victim_keys.push_back(k);
+  r.evidence = f.evidence;
+}
+
 uint64_t ns_of(std::chrono::nanoseconds d) { return d.count() > 0 ? static_cast<uint64_t>(d.count()) : 0; }
 
 }  // namespace
@@ -69,10 +81,9 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     r.severity = std::max(rule.severity, f.severity);
     r.rule = rule.name;
     r.culprit = k;
-    r.victims = f.victims;
     r.evidence = f.evidence;
     r.subject = f.subject;
-    r.victim_keys = f.victim_keys;
+    refresh(r, f);  // victims, bounded
     if (annotate_) annotate_(r);
     out.push_back(r);
   };
@@ -95,6 +106,7 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
       }
       if (f != nullptr) {
         s.last_seen = now_ns;
+        refresh(s.record, *f);
       } else if (now_ns - std::min(now_ns, s.last_seen) >= clear) {
         out.push_back(resolved(s, now_ns, "cleared"));
         it = states_.erase(it);

@@ -9,8 +9,12 @@
 //                                                                    not for crash/crash_loop/oom_kill,
 //                                                                    where the exit is the fault)
 // At most one open fault per (rule, culprit, subject). Hardware classes
-// (is_hardware_class) never resolve because a process exited. The open record (victims,
-// evidence, severity) is the one of the finding that opened it.
+// (is_hardware_class) never resolve because a process exited. The "fault" line is the
+// finding that opened it; while it stays open, the victims of later findings join it
+// (up to kMaxVictims; the resolved line lists every victim the fault hurt) and its
+// evidence is the latest finding's (open_faults(): what is true now). A fault that
+// opens on its first victim (a kernel thread that waited first) still names the
+// process that suffers most a tick later.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +63,8 @@ class FaultTracker {
   size_t open_count() const;
   // Whether a class's fault outlives its culprit's exit (crash, crash_loop, oom_kill).
   static bool exit_is_the_fault(FaultClass c);
+  // Victims one fault record keeps (the first ones win).
+  static constexpr size_t kMaxVictims = 64;
 
  private:
   struct State {
@@ -66,7 +72,7 @@ class FaultTracker {
     FaultClass cls = FaultClass::Anomaly;  // the rule's class when the state began
     uint64_t pending_since = 0;  // first tick of the current run of strong findings
     uint64_t last_seen = 0;      // last tick with any finding (open faults)
-    FaultRecord record;          // the opening record (open faults)
+    FaultRecord record;          // the opening record, its victims grown and evidence refreshed
   };
   // (rule, culprit, subject): hardware faults have no culprit process and
   // are told apart by their device (Finding::subject); "" for the others.
