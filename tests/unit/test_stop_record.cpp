@@ -15,17 +15,14 @@
 #include "act/process.h"
 #include "act/spawn.h"
 #include "../time_scale.h"
+#include "result_or.h"
 
 namespace fp {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A Result's value, or `fallback` on error.
-template <class T>
-T or_else(const Result<T>& r, T fallback) {
-  return r.ok() ? r.value() : fallback;
-}
+using test::or_else;
 
 using namespace std::chrono_literals;
 
