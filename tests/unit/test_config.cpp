@@ -175,6 +175,18 @@ TEST(ParseConfig, EmptyFileIsTheDefaults) {
   }
 }
 
+// What a restarted daemon needs is kept where systemd does not empty it on a
+// restart (RuntimeDirectory=/run/faultprobe is; StateDirectory= is not); the
+// lock and the socket belong in /run.
+TEST(ParseConfig, StateOutlivesARestartOfTheUnit) {
+  Config d = default_config();
+  EXPECT_EQ(d.daemon.state_dir, "/var/lib/faultprobe");
+  EXPECT_EQ(d.daemon.lock_path.rfind("/run/faultprobe/", 0), 0u);
+  EXPECT_EQ(d.daemon.socket_path.rfind("/run/faultprobe/", 0), 0u);
+  EXPECT_EQ(d.daemon.throttle_backend, "auto");
+  EXPECT_EQ(parsed("[daemon]\nthrottle_backend = \"signal\"\n").daemon.throttle_backend, "signal");
+}
+
 // ---- what a config can set ----
 
 TEST(ParseConfig, TopLevelKeys) {

@@ -81,7 +81,7 @@ TEST(PackagedConfig, CommentedValuesAreTheBuiltInDefaults) {
   FP_SAME(limits.global_per_minute);
   for (auto field : {&DaemonConfig::syslog_forward, &DaemonConfig::socket_path, &DaemonConfig::socket_group,
                      &DaemonConfig::metrics_listen, &DaemonConfig::pin_dir, &DaemonConfig::lock_path,
-                     &DaemonConfig::state_dir, &DaemonConfig::log_dir})
+                     &DaemonConfig::state_dir, &DaemonConfig::log_dir, &DaemonConfig::throttle_backend})
     EXPECT_EQ(c.daemon.*field, d.daemon.*field);
   for (auto field : {&DaemonConfig::syslog_burst, &DaemonConfig::metrics_top_n, &DaemonConfig::max_procs})
     EXPECT_EQ(c.daemon.*field, d.daemon.*field);

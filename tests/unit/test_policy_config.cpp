@@ -517,7 +517,9 @@ TEST(PolicyConfigErrors, LimitsAndDaemon) {
   EXPECT_EQ(error_of("[daemon]\npid_file = \"/run/x\"\n"),
             "t.toml:2:1: unknown key \"pid_file\" in [daemon]; expected one of: syslog, syslog_forward, syslog_burst, "
             "syslog_per, socket, socket_group, metrics_listen, metrics_top_n, pin_dir, lock_path, state_dir, log_dir, "
-            "max_procs");
+            "max_procs, throttle_backend");
+  EXPECT_EQ(error_of("[daemon]\nthrottle_backend = \"freezer\"\n"),
+            "t.toml:2:20: \"throttle_backend\" must be \"auto\" or \"signal\" (got \"freezer\")");
 }
 
 TEST(PolicyConfigErrors, TheEarliestMistakeIsReported) {

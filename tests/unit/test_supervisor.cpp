@@ -3,6 +3,7 @@
 #include "act/supervisor.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -131,6 +132,9 @@ class SupervisorTest : public ::testing::Test {
     o.on_event = [this](const SupervisorEvent& e) { events.push_back(e); };
     o.start_of = [](pid_t pid) { return static_cast<uint64_t>(pid) * 10; };
     o.criu = &criu;
+    o.verify_restored = [this](pid_t pid, uint64_t began, const std::string& cmd) {
+      return verify_restored(pid, began, cmd);
+    };
     sup = std::make_unique<Supervisor>(clock, spawner, std::move(o));
   }
 
@@ -174,6 +178,9 @@ class SupervisorTest : public ::testing::Test {
     return criu_respond(argv, out);
   }};
   std::vector<SupervisorEvent> events;
+  // The fake CRIU restores fake pids: accepted, unless a test puts the real check back.
+  std::function<Result<void>(pid_t, uint64_t, const std::string&)> verify_restored =
+      [](pid_t, uint64_t, const std::string&) -> Result<void> { return {}; };
   std::unique_ptr<Supervisor> sup;
 };
 
@@ -461,6 +468,60 @@ TEST_F(AppCheckpointTest, CrashRestartPassesTheNewestCheckpoint) {
   EXPECT_NE(last_event(K::Started)->detail.find("ckpt-7"), std::string::npos);
 }
 
+// A checkpoint directory others can write (or reach through a symlink) could
+// hand the service a state someone else chose: refused, and the reason said.
+TEST_F(AppCheckpointTest, WorldWritableOrSymlinkedDirectoryIsRefused) {
+  sup->configure({cfg});
+  write_ckpt("ckpt-1", 1);
+  fs::permissions(ckdir, fs::perms::all);  // 0777
+  crash_and_restart("counter");
+  ASSERT_EQ(spawner.spawned(), 2u);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), "<unset>");
+  const SupervisorEvent* rf = last_event(K::RestoreFailed);
+  ASSERT_NE(rf, nullptr);
+  EXPECT_NE(rf->detail.find("checkpoint directory " + ckdir.string() + " is not trusted: " + ckdir.string() +
+                            " is writable by others"),
+            std::string::npos)
+      << rf->detail;
+
+}
+
+TEST_F(AppCheckpointTest, SymlinkedDirectoryIsRefused) {
+  const fs::path real_dir = dir.path / "real-ck";
+  fs::create_directory(real_dir);
+  std::ofstream(real_dir / "ckpt-1") << "1\n";
+  fs::create_symlink(real_dir, ckdir);
+  sup->configure({cfg});
+  crash_and_restart("counter");
+  ASSERT_EQ(spawner.spawned(), 2u);
+  EXPECT_EQ(env_of(spawner.last().spec, "FAULTPROBE_RESTORE_FROM"), "<unset>");
+  const SupervisorEvent* rf = last_event(K::RestoreFailed);
+  ASSERT_NE(rf, nullptr);
+  EXPECT_NE(rf->detail.find(ckdir.string() + " is a symlink"), std::string::npos) << rf->detail;
+}
+
+// The directory is handed to the service's user through an fd: a symlink put
+// where it should be never gets root to chown what it points at.
+TEST_F(AppCheckpointTest, ChownNeverFollowsALink) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root to chown";
+  const fs::path target = dir.path / "root-owned";
+  fs::create_directory(target);
+  fs::create_symlink(target, ckdir);
+  cfg.user = "nobody";
+  sup->configure({cfg});
+  struct stat sb {};
+  ASSERT_EQ(lstat(target.c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_uid, 0u);  // not nobody's
+  ASSERT_EQ(spawner.spawned(), 1u);  // the service starts anyway, with no restore from there
+
+  // A real directory is handed over.
+  fs::remove(ckdir);
+  crash_and_restart("counter");
+  ASSERT_EQ(spawner.spawned(), 2u);
+  ASSERT_EQ(stat(ckdir.c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_uid, 65534u);
+}
+
 TEST_F(AppCheckpointTest, NoCheckpointYetIsAPlainStart) {
   sup->configure({cfg});
   crash_and_restart("counter");
@@ -601,6 +662,58 @@ TEST_F(CriuSupervisorTest, DumpsOnScheduleAndRestoresTheNewestImage) {
   EXPECT_EQ(status_of("db").pid, 4321);
   EXPECT_EQ(sup->service_of(4321), "db");
   EXPECT_NE(last_event(K::Started)->detail.find("restored from " + newest), std::string::npos);
+}
+
+// CRIU restores as root what the images say: a directory a non-root user can
+// write is never restored from.
+TEST_F(CriuSupervisorTest, ImagesInADirectoryOthersCanWriteAreNotRestored) {
+  make_criu_work();
+  sup->configure({cfg});
+  advance_ms(1000);  // one dump
+  ASSERT_EQ(status_of("db").last_checkpoint, cfg.checkpoint.dir + "/000001");
+  fs::permissions(cfg.checkpoint.dir, fs::perms::group_write, fs::perm_options::add);
+  criu_calls.clear();
+  EXPECT_EQ(sup->restart("db", true, false).result, ActionResult::Ok);
+  advance_ms(100);
+  for (const auto& c : criu_calls) EXPECT_NE(c[1], "restore");
+  const SupervisorEvent* rf = last_event(K::RestoreFailed);
+  ASSERT_NE(rf, nullptr);
+  EXPECT_NE(rf->detail.find("is writable by its group"), std::string::npos) << rf->detail;
+  EXPECT_EQ(spawner.spawned(), 2u);  // a plain start instead
+  // Nor are new images written there.
+  advance_ms(1000);
+  ASSERT_NE(last_event(K::CheckpointFailed), nullptr);
+  EXPECT_NE(last_event(K::CheckpointFailed)->detail.find("not trusted"), std::string::npos);
+}
+
+// A restore.pid names a process: one that ran before the restore (here the
+// test itself) is someone else's, and is neither adopted nor ever signalled.
+TEST_F(CriuSupervisorTest, RestorePidNamingAnotherProcessIsNotAdopted) {
+  make_criu_work();
+  const pid_t self = getpid();
+  criu_respond = [self](const std::vector<std::string>& argv, std::string* out) -> Result<int> {
+    if (argv[1] == "--version") *out = "Version: 4.1\n";
+    if (argv[1] == "dump") std::ofstream(fs::path(argv[5]) / "core.img") << "x";
+    if (argv[1] == "restore") std::ofstream(argv[7]) << self << "\n";
+    return 0;
+  };
+  verify_restored = [](pid_t pid, uint64_t began, const std::string& cmd) {
+    return verify_restored_process(pid, began, cmd);
+  };
+  sup->configure({cfg});
+  advance_ms(1000);
+  EXPECT_EQ(sup->restart("db", true, false).result, ActionResult::Ok);
+  advance_ms(100);
+  ASSERT_EQ(criu_calls.back()[1], "restore");
+  for (const auto& p : spawner.procs) EXPECT_FALSE(p.adopted);
+  const SupervisorEvent* rf = last_event(K::RestoreFailed);
+  ASSERT_NE(rf, nullptr);
+  EXPECT_NE(rf->detail.find("restore.pid names pid " + std::to_string(self) +
+                            ", which started before the restore: not adopted"),
+            std::string::npos)
+      << rf->detail;
+  EXPECT_NE(status_of("db").pid, self);
+  EXPECT_EQ(spawner.spawned(), 2u);
 }
 
 TEST_F(SupervisorTest, StopAllStopsEverything) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <string>
@@ -68,6 +69,58 @@ TEST_F(Systemd, BadUnitNamesAreRefusedWithoutRunningAnything) {
   }
   EXPECT_FALSE(sd.restart(std::string(250, 'a') + ".service").ok());
   EXPECT_EQ(runner_.calls.size(), 1u);  // only --force.service
+}
+
+// A respawn under systemd is a transient service of its own: systemd forks
+// it, so the daemon's sandbox does not reach it; ids, groups, OOM priority,
+// cwd, environment and argv are passed as they were captured.
+TEST_F(Systemd, TransientUnitCarriesTheCapturedIdentity) {
+  SystemdControl sd(runner_, run_dir_.string(), 7s);
+  SpawnSpec spec;
+  spec.argv = {"/usr/bin/python3", "-c", "print('a b')"};
+  spec.cwd = "/srv/app dir";
+  spec.env = {{"PATH", "/usr/bin"}, {"X", "1=2"}};
+  spec.uid = 1000;
+  spec.gid = 100;
+  spec.groups = std::vector<gid_t>{100, 27};
+  spec.oom_score_adj = 200;
+  spec.log_path = "/home/u/out.log";
+  spec.log_as_user = true;
+  auto r = sd.start_transient("faultprobe-respawn-42-1.service", spec);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r, "faultprobe-respawn-42-1.service");
+  ASSERT_EQ(runner_.calls.size(), 1u);
+  EXPECT_EQ(runner_.calls[0],
+            (Argv{"systemd-run", "--unit=faultprobe-respawn-42-1.service", "--service-type=exec", "--collect",
+                  "--quiet", "--no-ask-password", "--uid=1000", "--gid=100",
+                  "--property=SupplementaryGroups=100 27", "--property=OOMScoreAdjust=200",
+                  "--working-directory=/srv/app dir", "--setenv=PATH=/usr/bin", "--setenv=X=1=2", "--",
+                  "/usr/bin/python3", "-c", "print('a b')"}));
+  // The old stdout file is not reopened: PID 1 would open it as root.
+  for (const auto& a : runner_.calls[0]) EXPECT_EQ(a.find("out.log"), std::string::npos) << a;
+
+  // No groups at all is said as such (an empty assignment), not left to the user database.
+  spec.groups = std::vector<gid_t>{};
+  auto argv = SystemdControl::transient_argv("u.service", spec);
+  ASSERT_TRUE(argv.ok());
+  EXPECT_NE(std::find(argv->begin(), argv->end(), "--property=SupplementaryGroups="), argv->end());
+}
+
+TEST_F(Systemd, TransientUnitRefusesWhatItCannotPass) {
+  SystemdControl sd(runner_, run_dir_.string());
+  SpawnSpec spec;
+  spec.argv = {"/bin/true"};
+  EXPECT_FALSE(sd.start_transient("x.scope", spec).ok());  // a scope would keep our sandbox
+  EXPECT_FALSE(sd.start_transient("$(id).service", spec).ok());
+  spec.env = {{"BIG", std::string(200 * 1024, 'x')}};
+  auto r = sd.start_transient("ok.service", spec);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("environment variable BIG cannot be passed"), std::string::npos);
+  EXPECT_TRUE(runner_.calls.empty());
+  fs::remove_all(run_dir_);
+  spec.env.clear();
+  EXPECT_FALSE(sd.start_transient("ok.service", spec).ok());  // no systemd
+  EXPECT_TRUE(runner_.calls.empty());
 }
 
 TEST(UnitName, Valid) {

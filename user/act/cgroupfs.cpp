@@ -106,6 +106,8 @@ Result<std::vector<pid_t>> read_group_pids(const std::string& dir) {
   return pids;
 }
 
+// By pid, as cgroup.procs takes it: callers check the process through a
+// pidfd first (RealActuator::throttle states the race that leaves).
 Result<void> move_process(pid_t tgid, const std::string& dir) {
   return write_control(dir + "/cgroup.procs", std::to_string(tgid));
 }

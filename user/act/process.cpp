@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
@@ -21,6 +22,8 @@
 #include <spdlog/spdlog.h>
 
 #include "act/spawn.h"
+#include "act/stop_record.h"
+#include "util/keepalive.h"
 
 namespace fp {
 namespace {
@@ -274,10 +277,14 @@ bool ProcessHandle::wait_exit(milliseconds timeout) const {
     // Rounded up: poll must not return before the deadline.
     auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
     if (left.count() < 0) left = milliseconds(0);
+    // Slices of at most 500 ms: the watchdog is pinged while a grace runs out.
+    const milliseconds slice = std::min(left, milliseconds(500));
+    if (slice.count() > 0) keepalive();
     pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, int(left.count()));
+    int r = ::poll(&p, 1, int(slice.count()));
     if (r > 0) return (p.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
-    if (r == 0) return false;
+    if (r == 0 && slice == left) return false;
+    if (r == 0) continue;
     if (errno != EINTR) return false;
   }
 }
@@ -337,7 +344,14 @@ void wait_stopped(const std::vector<ProcessHandle>& members, const std::string& 
 
 // ---- kill_tree ----
 
-Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root, const RefuseFn& refuse) {
+Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root, const RefuseFn& refuse,
+                              StopRecord* stops) {
+  // Written down before they are stopped; a failure to write costs the
+  // crash-safety of the next few milliseconds, not the kill.
+  auto record = [&](const std::vector<ProcKey>& keys) {
+    if (!stops || keys.empty()) return;
+    if (auto r = stops->add(keys); !r) spdlog::warn("kill_tree: cannot record the stopped pids: {}", r.error().message);
+  };
   auto root_stat = read_proc_stat(pid_t(root.tgid), proc_root);
   if (!root_stat) return root_stat.error();
   if (refuse) {
@@ -345,7 +359,11 @@ Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root,
   }
   auto root_handle = ProcessHandle::open(root, proc_root);
   if (!root_handle) return root_handle.error();
-  if (auto r = root_handle->signal(SIGSTOP); !r) return r.error();
+  record({root});
+  if (auto r = root_handle->signal(SIGSTOP); !r) {
+    if (stops) stops->clear();
+    return r.error();
+  }
 
   std::vector<ProcessHandle> members;
   members.push_back(std::move(root_handle.value()));
@@ -358,7 +376,7 @@ Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root,
   // killed as far as it was found.
   for (int round = 0; round < 64; ++round) {
     wait_stopped(members, proc_root);
-    bool grew = false;
+    std::vector<ProcessHandle> fresh;
     for (const auto& [pid, e] : scan_processes(proc_root)) {
       if (!member_pids.count(e.ppid) || member_pids.count(pid) || skipped_pids.count(pid)) continue;
       ProcKey key{uint32_t(pid), start_ticks_to_mono_ns(e.starttime_ticks)};
@@ -371,9 +389,17 @@ Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root,
           continue;
         }
       }
-      if (!h->signal(SIGSTOP)) continue;
-      member_pids.insert(pid);
-      members.push_back(std::move(h.value()));
+      fresh.push_back(std::move(h.value()));
+    }
+    if (fresh.empty()) break;
+    std::vector<ProcKey> keys;
+    for (const auto& h : fresh) keys.push_back(h.key());
+    record(keys);
+    bool grew = false;
+    for (auto& h : fresh) {
+      if (!h.signal(SIGSTOP)) continue;
+      member_pids.insert(pid_t(h.key().tgid));
+      members.push_back(std::move(h));
       grew = true;
     }
     if (!grew) break;
@@ -384,6 +410,8 @@ Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root,
   for (auto& m : members) {
     if (auto r = m.signal(SIGKILL); !r && r.error().code != ESRCH) failed.push_back(r.error().message);
   }
+  // A SIGKILLed process is no longer stopped: nothing for a successor to continue.
+  if (stops) stops->clear();
   const auto deadline = steady_clock::now() + ProcessHandle::kKillWait;
   std::vector<pid_t> survivors;
   for (auto& m : members) {

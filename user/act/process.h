@@ -19,6 +19,8 @@
 
 namespace fp {
 
+class StopRecord;
+
 // PF_KTHREAD from include/linux/sched.h: the task is a kernel thread.
 inline constexpr uint32_t kPfKthread = 0x00200000;
 
@@ -114,8 +116,11 @@ using RefuseFn = std::function<std::optional<std::string>(const ProcKey&, std::s
 // and the rest after it. Descendants `refuse` objects to are left alone with
 // their subtrees (and named in the detail). Descendants already reparented
 // away from the tree (orphans of an exited middle process) cannot be found.
+// `stops` (when given) has each process written down before it is stopped and
+// is cleared once all are killed: a daemon that dies in between leaves the
+// record for the next one to continue them (act/stop_record.h).
 Result<std::string> kill_tree(const ProcKey& root, const std::string& proc_root = "/proc",
-                              const RefuseFn& refuse = nullptr);
+                              const RefuseFn& refuse = nullptr, StopRecord* stops = nullptr);
 
 // Signals through verified pidfds; the real implementation of the throttler's
 // Signaller (user/act/throttle.h) for the SIGSTOP/SIGCONT duty cycle.

@@ -1,6 +1,8 @@
 #include "act/real_actuator.h"
 
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -112,6 +114,12 @@ ActionOutcome RealActuator::throttle(const Target& t, const ThrottleLimits& limi
   if (dry_run)
     return dry("throttle " + who(t) + " to " + describe_limits(limits) + " (" + d_.throttle->name() + ")");
   // The pidfd pins the process while we check it is the one the probe saw.
+  // The race that remains: cgroup.procs takes a pid, not a pidfd (the kernel
+  // moves existing processes by pid only), so the backend writes the pid
+  // after this check. Should the process exit, be reaped by its parent and
+  // its pid be reused by another process in between (a full pid wrap within
+  // microseconds), that process would be moved instead: into a group below
+  // the same parent (throttle in place), so under the same limits as before.
   auto h = ProcessHandle::open(t.key, d_.proc_root);
   if (!h) return failed(h.error().message);
   auto r = d_.throttle->throttle(t.key, limits);
@@ -169,25 +177,99 @@ ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
   }
   std::string argv0 = spec->argv.empty() ? "?" : spec->argv[0];
   if (dry_run) return dry("terminate " + who(t) + " and respawn " + argv0);
-  std::string ended = "had already exited";
+  if (pending_.count(t.key)) return skipped(who(t) + " is already being respawned");
   if (alive(t.key)) {
+    // Asynchronous, like a service restart: the loop must not wait out a
+    // grace period (six processes ignoring SIGTERM would stall it for 30 s).
     auto h = ProcessHandle::open(t.key, d_.proc_root);
     if (!h) return failed(h.error().message);
-    auto r = h->terminate(d_.grace);
-    if (!r) return failed(r.error().message);
-    ended = *r;
+    if (!h->exited()) {
+      if (auto r = h->signal(SIGTERM); !r && r.error().code != ESRCH) return failed(r.error().message);
+      (void)h->signal(SIGCONT);  // a stopped process acts on SIGTERM only once continued
+      pending_.emplace(t.key, PendingRespawn{std::move(h).value(), *spec, 0, 0});
+      d_.respawn->forget(t.key);
+      return ok("SIGTERM sent to " + who(t) + " (SIGKILL after " + std::to_string(d_.grace.count()) +
+                " ms); " + argv0 + " is respawned once it is gone");
+    }
   }
   SpawnSpec copy = *spec;
-  auto s = spawn_process(copy);
-  if (!s) return failed(who(t) + " " + ended + "; respawn failed: " + s.error().message);
-  ProcKey nk = s->key;
-  if (nk.start_ns == 0)
-    if (auto st = process_start_ns(s->pid, d_.proc_root)) nk.start_ns = *st;
-  nk.tgid = uint32_t(s->pid);
-  if (s->pidfd >= 0) close(s->pidfd);
   d_.respawn->forget(t.key);
-  respawned_[nk] = argv0;
-  return ok(who(t) + " " + ended + "; respawned " + argv0 + " as pid " + std::to_string(s->pid), nk);
+  std::string detail;
+  auto nk = spawn_replacement(t.key, copy, &detail);
+  if (!nk) return failed(who(t) + " had already exited; respawn failed: " + nk.error().message);
+  replacements_.erase(t.key);  // the handler follows new_key at once
+  return ok(who(t) + " had already exited; " + detail, *nk);
+}
+
+// Starts the replacement: under systemd as a transient unit (systemd forks
+// it, so nothing of this unit's sandbox reaches it), else as our child (kept
+// for reaping). Recorded as old's replacement.
+Result<ProcKey> RealActuator::spawn_replacement(const ProcKey& old, const SpawnSpec& spec, std::string* detail) {
+  const std::string argv0 = spec.argv.empty() ? "?" : spec.argv[0];
+  if (d_.under_systemd && d_.systemd && d_.systemd->available()) {
+    const std::string unit =
+        "faultprobe-respawn-" + std::to_string(old.tgid) + "-" + std::to_string(++transient_seq_) + ".service";
+    auto r = d_.systemd->start_transient(unit, spec);
+    if (!r) return r.error();
+    *detail = "respawned " + argv0 + " as " + *r;
+    // Its pid is systemd's to know; the handler follows the fault's exit instead.
+    return ProcKey{};
+  }
+  auto s = spawn_process(spec);
+  if (!s) return s.error();
+  if (!s->warning.empty()) spdlog::warn("respawn of {}: {}", argv0, s->warning);
+  ProcKey nk = s->key;
+  if (auto st = process_start_ns(s->pid, d_.proc_root)) nk.start_ns = *st;
+  nk.tgid = uint32_t(s->pid);
+  if (d_.probe_key)
+    if (auto k = d_.probe_key(nk.tgid)) nk = *k;
+  children_[s->pid] = s->pidfd;
+  replacements_[old] = nk;
+  *detail = "respawned " + argv0 + " as pid " + std::to_string(s->pid) +
+            (s->warning.empty() ? "" : " (" + s->warning + ")");
+  return nk;
+}
+
+void RealActuator::advance_respawns(uint64_t now_ns) {
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    PendingRespawn& p = it->second;
+    const std::string who_old = "pid " + std::to_string(it->first.tgid);
+    if (p.kill_at_ns == 0) p.kill_at_ns = now_ns + uint64_t(d_.grace.count()) * 1'000'000ull;
+    if (p.old.exited()) {
+      std::string detail;
+      if (auto r = spawn_replacement(it->first, p.spec, &detail); r)
+        spdlog::info("{} is gone; {}", who_old, detail);
+      else
+        spdlog::error("{} is gone; respawn failed: {}", who_old, r.error().message);
+      it = pending_.erase(it);
+      continue;
+    }
+    if (p.give_up_ns == 0 && now_ns >= p.kill_at_ns) {
+      spdlog::warn("{} ignored SIGTERM for {} ms; SIGKILL", who_old, d_.grace.count());
+      (void)p.old.signal(SIGKILL);
+      p.give_up_ns = now_ns + uint64_t(ProcessHandle::kKillWait.count()) * 1'000'000ull;
+    } else if (p.give_up_ns != 0 && now_ns >= p.give_up_ns) {
+      spdlog::error("{} still runs {} ms after SIGKILL (uninterruptible sleep?): not respawned", who_old,
+                    ProcessHandle::kKillWait.count());
+      it = pending_.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+void RealActuator::reap_children() {
+  for (auto it = children_.begin(); it != children_.end();) {
+    siginfo_t info{};
+    // P_PIDFD (3): waits for exactly this child; WNOHANG never blocks the loop.
+    if (waitid(static_cast<idtype_t>(3), static_cast<id_t>(it->second), &info, WEXITED | WNOHANG) == 0 &&
+        info.si_pid == 0) {
+      ++it;  // still running
+      continue;
+    }
+    close(it->second);
+    it = children_.erase(it);
+  }
 }
 
 ActionOutcome RealActuator::restore(const Target& t, bool dry_run) {
@@ -215,7 +297,7 @@ ActionOutcome RealActuator::kill(const Target& t, bool dry_run) {
   }
   if (auto r = refuse(t)) return skipped(*r);
   if (dry_run) return dry("SIGKILL " + who(t) + " and its descendants");
-  auto r = kill_tree(t.key, d_.proc_root, member_check());
+  auto r = kill_tree(t.key, d_.proc_root, member_check(), d_.stops);
   if (!r) return failed(r.error().message);
   return ok(*r);
 }
@@ -225,6 +307,14 @@ void RealActuator::remember(const Target& t) {
 }
 
 std::optional<ProcKey> RealActuator::replacement_of(const ProcKey& old) {
+  if (auto it = replacements_.find(old); it != replacements_.end()) {
+    ProcKey k = it->second;
+    // The probe's spelling of its start time, once the probe has seen it.
+    if (d_.probe_key)
+      if (auto pk = d_.probe_key(k.tgid)) k = *pk;
+    replacements_.erase(it);
+    return k;
+  }
   if (!d_.supervisor || !d_.probe_key) return std::nullopt;
   auto name = d_.supervisor->service_of(old.tgid);
   if (!name) return std::nullopt;
@@ -264,7 +354,13 @@ bool RealActuator::alive(const ProcKey& k) {
   return process_alive(k) || (d_.throttle && d_.throttle->throttled(k) && d_.throttle->members_left(k));
 }
 
+RealActuator::~RealActuator() {
+  for (const auto& [pid, fd] : children_) close(fd);
+}
+
 void RealActuator::tick(uint64_t now_ns) {
+  advance_respawns(now_ns);
+  reap_children();
   if (d_.throttle && d_.throttle->next_deadline_ns() <= now_ns) d_.throttle->tick(now_ns);
   if (d_.supervisor) d_.supervisor->tick(now_ns);
 }

@@ -11,11 +11,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "act/actuator.h"
 #include "act/process.h"
 #include "act/respawn.h"
 #include "act/safety.h"
+#include "act/stop_record.h"
 #include "act/supervisor.h"
 #include "act/systemd.h"
 #include "act/throttle.h"
@@ -36,11 +38,24 @@ struct RealActuatorDeps {
   // The probe's identity of a live pid (its start time as the probe has it,
   // which /proc only gives to a clock tick), nullopt if the probe has none.
   std::function<std::optional<ProcKey>(uint32_t)> probe_key;
+  // The daemon runs as a systemd unit: respawns start as transient units of
+  // their own (SystemdControl::start_transient), outside the daemon's sandbox.
+  bool under_systemd = false;
+  // Where kill_tree writes down what it stops before it kills (state_dir); may be null.
+  StopRecord* stops = nullptr;
 };
 
 class RealActuator : public Actuator {
  public:
   explicit RealActuator(RealActuatorDeps deps) : d_(std::move(deps)) {}
+  // Closes the pidfds of respawned children (they keep running: a respawn
+  // outlives the daemon, as it would have without it).
+  ~RealActuator() override;
+  RealActuator(const RealActuator&) = delete;
+  RealActuator& operator=(const RealActuator&) = delete;
+  // Respawns waiting for their old process to exit, and children not reaped yet.
+  size_t pending_respawns() const { return pending_.size(); }
+  size_t children() const { return children_.size(); }
 
   ActionOutcome throttle(const Target& t, const ThrottleLimits& limits, bool dry_run) override;
   ActionOutcome unthrottle(const Target& t, bool dry_run) override;
@@ -71,8 +86,24 @@ class RealActuator : public Actuator {
   ActionOutcome throttle_group(const Target& t, const ThrottleLimits& limits);
   bool process_alive(const ProcKey& k) const;
   RealActuatorDeps d_;
-  // Respawned processes whose identity is known only once they started.
-  std::map<ProcKey, std::string> respawned_;
+  // A respawn waits for its old process off the loop: SIGTERM at once, then
+  // tick() spawns once it exited, or sends SIGKILL after the grace.
+  struct PendingRespawn {
+    ProcessHandle old;
+    SpawnSpec spec;
+    uint64_t kill_at_ns = 0;     // 0: set at the first tick
+    uint64_t give_up_ns = 0;     // after SIGKILL: how long it may take to die
+  };
+  Result<ProcKey> spawn_replacement(const ProcKey& old, const SpawnSpec& spec, std::string* detail);
+  void advance_respawns(uint64_t now_ns);
+  void reap_children();
+
+  std::map<ProcKey, PendingRespawn> pending_;
+  // Respawned processes by the process they replace, until the handler asks (replacement_of).
+  std::map<ProcKey, ProcKey> replacements_;
+  // Our children (respawns), reaped as they exit so none stays a zombie.
+  std::map<pid_t, int> children_;  // pid -> pidfd
+  uint64_t transient_seq_ = 0;
 };
 
 }  // namespace fp

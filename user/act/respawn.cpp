@@ -1,6 +1,5 @@
 #include "act/respawn.h"
 
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,6 +47,29 @@ bool status_id(std::string_view status, std::string_view field, uint32_t& out) {
 }
 
 // cmdline is each argument followed by a NUL.
+// The "Groups:" line of /proc/PID/status: the supplementary groups, maybe none.
+std::optional<std::vector<gid_t>> status_groups(std::string_view status) {
+  size_t pos = status.find("\nGroups:");
+  if (pos == std::string_view::npos) return std::nullopt;
+  std::string_view line = status.substr(pos + 8);
+  line = line.substr(0, line.find('\n'));
+  std::vector<gid_t> out;
+  const char* p = line.data();
+  const char* end = p + line.size();
+  while (p < end) {
+    if (*p == ' ' || *p == '\t') {
+      ++p;
+      continue;
+    }
+    gid_t g = 0;
+    auto [next, ec] = std::from_chars(p, end, g);
+    if (ec != std::errc()) return std::nullopt;
+    out.push_back(g);
+    p = next;
+  }
+  return out;
+}
+
 std::vector<std::string> split_cmdline(std::string_view raw) {
   if (!raw.empty() && raw.back() == '\0') raw.remove_suffix(1);
   std::vector<std::string> out;
@@ -106,7 +128,16 @@ std::string resolve_argv0(const std::string& argv0, const std::string& cwd, cons
 
 }  // namespace
 
-Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root) {
+size_t spawn_spec_bytes(const SpawnSpec& spec) {
+  constexpr size_t kPerString = sizeof(std::string);
+  size_t n = sizeof(SpawnSpec) + spec.cwd.size() + spec.user.size() + spec.log_path.size();
+  for (const auto& a : spec.argv) n += kPerString + a.size();
+  for (const auto& [k, v] : spec.env) n += 2 * kPerString + k.size() + v.size();
+  if (spec.groups) n += spec.groups->size() * sizeof(gid_t);
+  return n;
+}
+
+Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root, size_t max_bytes) {
   const std::string dir = proc_root + "/" + std::to_string(pid);
   const std::string who = "pid " + std::to_string(pid);
   auto fail = [&](const Error& e, const std::string& what) {
@@ -117,7 +148,8 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root) {
   if (!st) return st.error();
   if (st->flags & kPfKthread) return Error{EINVAL, who + " is a kernel thread: nothing to respawn"};
 
-  auto cmdline = read_small_file(dir + "/cmdline", 4u << 20);
+  // One byte over the bound is enough to know it is over.
+  auto cmdline = read_small_file(dir + "/cmdline", max_bytes + 1);
   if (!cmdline) return fail(cmdline.error(), "the command line");
   if (cmdline->empty())
     return Error{EINVAL, who + " has no command line (kernel thread or zombie): nothing to respawn"};
@@ -144,8 +176,16 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root) {
     return Error{EINVAL, who + " runs in another mount namespace (" + *mnt + "): cannot respawn it here"};
   }
 
-  auto environ = read_small_file(dir + "/environ", 4u << 20);
+  if (cmdline->size() > max_bytes) {
+    return Error{E2BIG, "the command line of " + who + " is above " + std::to_string(max_bytes) +
+                            " bytes: not kept, it will not be respawned"};
+  }
+  auto environ = read_small_file(dir + "/environ", max_bytes - cmdline->size() + 1);
   if (!environ) return fail(environ.error(), "the environment");
+  if (cmdline->size() + environ->size() > max_bytes) {
+    return Error{E2BIG, "the command line and environment of " + who + " are above " +
+                            std::to_string(max_bytes) + " bytes: not kept, it will not be respawned"};
+  }
   auto status = read_small_file(dir + "/status");
   if (!status) return fail(status.error(), "the status");
 
@@ -156,11 +196,17 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root) {
   }
   spec.uid = uid;
   spec.gid = gid;
-  passwd pw{};
-  passwd* found = nullptr;
-  std::vector<char> buf(16384);
-  if (::getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) == 0 && found && found->pw_gid == gid) {
-    spec.user = found->pw_name;
+  // The groups it has, not the ones the group database gives its user now.
+  spec.groups = status_groups(*status);
+  if (!spec.groups) return Error{EINVAL, "no Groups: line in " + dir + "/status"};
+  // Its own OOM priority (a fake /proc tree may not have one: the default 0).
+  if (auto adj = read_small_file(dir + "/oom_score_adj", 32)) {
+    int v = 0;
+    std::string_view text(*adj);
+    if (!text.empty() && text.front() == '-') text.remove_prefix(1);
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec == std::errc() && p != text.data() && v >= 0 && v <= 1000)
+      spec.oom_score_adj = adj->front() == '-' ? -v : v;
   }
 
   spec.argv = split_cmdline(*cmdline);
@@ -173,13 +219,22 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root) {
   if (auto out = read_link_path(dir + "/fd/1");
       out && !out->empty() && out->front() == '/' && !ends_with(*out, kDeleted)) {
     struct stat sb {};
-    if (::stat(out->c_str(), &sb) == 0 && S_ISREG(sb.st_mode)) spec.log_path = *out;
+    if (::stat(out->c_str(), &sb) == 0 && S_ISREG(sb.st_mode)) {
+      spec.log_path = *out;
+      spec.log_as_user = true;  // a path the user chose: opened as them (spawn.h)
+    }
   }
   return spec;
 }
 
 void RespawnRegistry::remember(const ProcKey& key) {
-  if (entries_.count(key)) return;
+  if (auto it = entries_.find(key); it != entries_.end()) {
+    // A capture that failed while the process was exec'ing (no command line
+    // yet) gets another look when it is offered again (under its new name);
+    // one refused for its size does not.
+    if (it->second.spec || it->second.oversize) return;
+    erase(it);
+  }
   // The pid must be that process before and after the reads: a pid reused in
   // between would otherwise give us someone else's command line.
   if (auto v = verify_process(key, proc_root_); !v) {
@@ -192,27 +247,40 @@ void RespawnRegistry::remember(const ProcKey& key) {
     return;
   }
 
-  while (entries_.size() >= capacity_) {
-    entries_.erase(order_.front());
-    order_.pop_front();
-  }
-  order_.push_back(key);
   Entry e;
-  e.order = std::prev(order_.end());
   if (spec) {
+    e.bytes = spawn_spec_bytes(*spec);
     e.spec = std::move(spec.value());
   } else {
     e.error = spec.error().message;
-    spdlog::debug("respawn: pid {} cannot be respawned: {}", key.tgid, e.error);
+    e.bytes = sizeof(Entry) + e.error.size();
+    if (spec.error().code == E2BIG) {
+      e.oversize = true;
+      ++oversize_;
+      spdlog::info("respawn: pid {} will not be respawned: {}", key.tgid, e.error);
+    } else {
+      spdlog::debug("respawn: pid {} cannot be respawned: {}", key.tgid, e.error);
+    }
   }
+  while (!entries_.empty() && (entries_.size() >= capacity_ || bytes_ + e.bytes > max_bytes_)) {
+    erase(entries_.find(order_.front()));
+    ++evicted_;
+  }
+  order_.push_back(key);
+  e.order = std::prev(order_.end());
+  bytes_ += e.bytes;
   entries_.emplace(key, std::move(e));
+}
+
+void RespawnRegistry::erase(std::map<ProcKey, Entry>::iterator it) {
+  bytes_ -= it->second.bytes;
+  order_.erase(it->second.order);
+  entries_.erase(it);
 }
 
 void RespawnRegistry::forget(const ProcKey& key) {
   auto it = entries_.find(key);
-  if (it == entries_.end()) return;
-  order_.erase(it->second.order);
-  entries_.erase(it);
+  if (it != entries_.end()) erase(it);
 }
 
 const SpawnSpec* RespawnRegistry::find(const ProcKey& key) const {

@@ -1,11 +1,13 @@
 // Starting a process as the config (or a captured process) says: argv, cwd,
-// environment, user; in a new session, stdio to /dev/null or a log file, with
-// a pidfd so later signals can never hit a reused pid.
+// environment, user, supplementary groups, oom_score_adj; in a new session,
+// stdio to /dev/null or a log file, with a pidfd so later signals can never
+// hit a reused pid.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,13 +26,27 @@ struct SpawnSpec {
   std::string user;
   uid_t uid = 0;
   gid_t gid = 0;
+  // Supplementary groups exactly (a respawn: what /proc/PID/status said the
+  // process had); nullopt = the user's from the group database, or just gid.
+  std::optional<std::vector<gid_t>> groups;
+  // Written to /proc/self/oom_score_adj before exec: a process started by the
+  // daemon must not inherit the daemon's own -900 (OOMScoreAdjust=).
+  int oom_score_adj = 0;
   std::string log_path;  // stdout+stderr appended here; "" = /dev/null
+  // Where log_path came from. false: the config (a path in the root-owned
+  // log_dir), opened by the daemon before the fork, never through a symlink.
+  // true: a path a user chose (a respawned process's old stdout), opened in
+  // the child after it became that user, never through a symlink, so it can
+  // reach nothing the user could not open; when it cannot be opened the
+  // output goes to /dev/null and Spawned::warning says why.
+  bool log_as_user = false;
 };
 
 struct Spawned {
   pid_t pid = -1;
   int pidfd = -1;        // owned by the caller (close it)
   ProcKey key;           // pid + start time as the probe spells it (start_ns = task start, CLOCK_MONOTONIC)
+  std::string warning;   // a non-fatal problem (the log could not be opened as the user), "" = none
 };
 
 // Forks and execs. Fails (without leaving a child) when the user, cwd or

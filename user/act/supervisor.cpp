@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -15,6 +17,9 @@
 #include <tuple>
 
 #include <spdlog/spdlog.h>
+
+#include "act/checkpoint_trust.h"
+#include "util/keepalive.h"
 
 namespace fp {
 
@@ -59,21 +64,37 @@ void set_env(std::vector<std::pair<std::string, std::string>>& env, const std::s
   env.emplace_back(key, value);
 }
 
-// mkdir -p, and for a service running as `user` its checkpoint directory must
-// be writable by it.
-void ensure_dir(const std::string& dir, const std::string& owner) {
+// mkdir -p of the daemon's own (configured) log directory.
+void ensure_dir(const std::string& dir) {
   if (dir.empty()) return;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    spdlog::warn("cannot create {}: {}", dir, ec.message());
-    return;
+  if (ec) spdlog::warn("cannot create {}: {}", dir, ec.message());
+}
+
+// Who may own a service's checkpoint directory besides root: its user.
+struct DirOwner {
+  std::optional<uid_t> uid;  // nullopt: root only
+  gid_t gid = 0;
+};
+DirOwner owner_of(const ServiceConfig& c) {
+  DirOwner o;
+  if (c.user.empty()) return o;
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwnam_r(c.user.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found) {
+    o.uid = found->pw_uid;
+    o.gid = found->pw_gid;
   }
-  if (owner.empty()) return;
-  if (const passwd* pw = getpwnam(owner.c_str())) {
-    if (chown(dir.c_str(), pw->pw_uid, pw->pw_gid) != 0)
-      spdlog::warn("cannot chown {} to {}: {}", dir, owner, std::strerror(errno));
-  }
+  return o;
+}
+
+// Real monotonic time (not the supervisor's Clock): compared with /proc start times.
+uint64_t real_monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
 }
 
 }  // namespace
@@ -180,15 +201,22 @@ void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
   if (from_checkpoint && cp.backend == CheckpointConfig::Backend::Criu) {
     std::string why;
     RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
+    // Whatever a restore makes starts after this.
+    const uint64_t began = real_monotonic_ns();
     if (opts_.criu == nullptr) {
       why = "no CRIU backend";
     } else if (!opts_.criu->status().available) {
       why = "CRIU unavailable: " + opts_.criu->status().reason;
+    } else if (auto trusted = open_trusted_dir(cp.dir, std::nullopt); !trusted) {
+      // CRIU restores as root what the images say: only root may have written them.
+      why = trusted.error().message;
     } else if (!pick.checkpoint) {
       s.choice.used(pick);
       spdlog::info("service {}: clean start, no CRIU image to trust: {}", s.cfg.name, pick.why);
     } else if (auto pid = opts_.criu->restore(pick.checkpoint->path); !pid) {
       why = pid.error().message;
+    } else if (auto v = opts_.verify_restored(*pid, began, s.cfg.command.empty() ? "" : s.cfg.command[0]); !v) {
+      why = v.error().message;
     } else if (auto adopted = spawner_.adopt(*pid); !adopted) {
       why = "restored pid " + std::to_string(*pid) + " but " + adopted.error().message;
     } else {
@@ -198,23 +226,34 @@ void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
     }
     if (!why.empty()) emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore"});
   } else if (from_checkpoint && cp.backend == CheckpointConfig::Backend::App) {
-    RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
-    s.choice.used(pick);
-    if (pick.checkpoint) {
-      restore_from = pick.checkpoint->path;
-      started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from + pick_note(pick);
+    // Owned by root or the service's user, writable by nobody else, no symlinks on the way.
+    if (auto trusted = open_trusted_dir(cp.dir, owner_of(s.cfg).uid); !trusted) {
+      emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0,
+            trusted.error().message + "; starting without restore"});
     } else {
-      started_detail = "clean start" + pick_note(pick);
-      spdlog::info("service {}: no checkpoint to trust in {} ({}); starting without one", s.cfg.name, cp.dir,
-                   pick.why);
+      RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
+      s.choice.used(pick);
+      if (pick.checkpoint) {
+        restore_from = pick.checkpoint->path;
+        started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from + pick_note(pick);
+      } else {
+        started_detail = "clean start" + pick_note(pick);
+        spdlog::info("service {}: no checkpoint to trust in {} ({}); starting without one", s.cfg.name, cp.dir,
+                     pick.why);
+      }
     }
   } else if (from_checkpoint) {
     spdlog::info("service {}: no checkpoint backend configured; starting without restore", s.cfg.name);
   }
 
   if (!proc) {
-    if (!opts_.log_dir.empty()) ensure_dir(opts_.log_dir, "");
-    if (cp.backend == CheckpointConfig::Backend::App) ensure_dir(cp.dir, s.cfg.user);
+    if (!opts_.log_dir.empty()) ensure_dir(opts_.log_dir);
+    if (cp.backend == CheckpointConfig::Backend::App) {
+      // Made (or checked) without following a link, and handed to the user by fd.
+      const DirOwner o = owner_of(s.cfg);
+      if (auto d = ensure_trusted_dir(cp.dir, o.uid, o.gid); !d)
+        spdlog::warn("service {}: {}", s.cfg.name, d.error().message);
+    }
     auto r = spawner_.spawn(spec_for(s, restore_from));
     if (!r) {
       s.last_exit = "start failed: " + r.error().message;
@@ -329,6 +368,11 @@ void Supervisor::maybe_dump(Service& s, uint64_t now) {
       !opts_.criu->status().available || now < s.next_dump_ns)
     return;
   s.next_dump_ns = now + ns(s.cfg.checkpoint.every);
+  // Root writes the images: into a directory only root can write, or not at all.
+  if (auto d = ensure_trusted_dir(s.cfg.checkpoint.dir, std::nullopt, 0); !d) {
+    emit({SupervisorEvent::Kind::CheckpointFailed, s.cfg.name, s.pid, 0, 0, d.error().message});
+    return;
+  }
   // Blocks the loop for as long as criu runs (bounded by its timeout): a dump
   // freezes the service anyway, and keeping it synchronous keeps the image
   // and the process state consistent with what tick() sees.
@@ -423,6 +467,12 @@ ActionOutcome Supervisor::restart(const std::string& name, bool from_checkpoint,
     out.restore_source = restore_source_name(pick.source);
     if (cp.backend == CheckpointConfig::Backend::Criu && (opts_.criu == nullptr || !opts_.criu->status().available)) {
       source = " (CRIU unavailable: plain start)";
+      out.restore_source = restore_source_name(RestoreChoice::Source::Clean);
+    } else if (cp.backend != CheckpointConfig::Backend::None &&
+               !open_trusted_dir(cp.dir, cp.backend == CheckpointConfig::Backend::App
+                                             ? std::optional<uid_t>(owner_of(s.cfg).uid)
+                                             : std::nullopt)) {
+      source = " (" + cp.dir + " is not a trusted checkpoint directory: plain start)";
       out.restore_source = restore_source_name(RestoreChoice::Source::Clean);
     } else if (cp.backend == CheckpointConfig::Backend::None) {
       source = " (no checkpoint backend: plain start)";
@@ -585,6 +635,7 @@ void Supervisor::stop_all() {
       }
       break;
     }
+    keepalive();  // a grace of many seconds: the watchdog still hears from us
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   std::erase_if(services_, [](const auto& kv) { return kv.second.remove; });

@@ -19,6 +19,7 @@
 
 #include "act/action.h"
 #include "act/checkpoint.h"
+#include "act/checkpoint_trust.h"
 #include "act/clock.h"
 #include "act/restore_choice.h"
 #include "act/spawner.h"
@@ -71,6 +72,12 @@ struct SupervisorOptions {
   std::function<uint64_t(pid_t)> start_of;
   // CRIU, probed by the caller (criu->probe()); nullptr = no CRIU backend.
   CriuBackend* criu = nullptr;
+  // Checks the pid a CRIU restore.pid names before it is adopted (and later
+  // signalled): started since `restore_began_ns`, running `command0`.
+  std::function<Result<void>(pid_t pid, uint64_t restore_began_ns, const std::string& command0)> verify_restored =
+      [](pid_t pid, uint64_t began, const std::string& command0) {
+        return verify_restored_process(pid, began, command0);
+      };
   std::function<void(const SupervisorEvent&)> on_event;
 };
 

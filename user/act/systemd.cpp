@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "act/process.h"
+#include "util/keepalive.h"
 
 extern char** environ;
 
@@ -128,8 +129,10 @@ Result<int> RealCommandRunner::run(const std::vector<std::string>& argv, millise
       break;
     }
     std::array<pollfd, 2> fds{pollfd{eof ? -1 : rd.fd, POLLIN, 0}, pollfd{pidfd.fd, POLLIN, 0}};
-    // Without a pidfd, look at the exit every 10 ms.
-    int wait_ms = pidfd.fd >= 0 ? int(left.count()) : int(std::min<long long>(left.count(), 10));
+    // Without a pidfd, look at the exit every 10 ms; with one, wake at least
+    // every 500 ms for the watchdog (a criu dump may take a minute).
+    keepalive();
+    int wait_ms = int(std::min<long long>(left.count(), pidfd.fd >= 0 ? 500 : 10));
     int r = ::poll(fds.data(), fds.size(), wait_ms);
     if (r < 0 && errno != EINTR) return Error::from_errno(errno, "poll");
     if (r > 0 && fds[0].revents) eof = !drain();
@@ -188,9 +191,13 @@ Result<std::string> SystemdControl::systemctl(const std::string& unit, std::vect
   if (!available()) return Error{ENOENT, "systemd is not running (no " + run_dir_ + ")"};
   argv.push_back("--");
   argv.push_back(unit);
+  return run_checked(argv, join(argv), done);
+}
+
+Result<std::string> SystemdControl::run_checked(const std::vector<std::string>& argv, const std::string& what,
+                                                const std::string& done) {
   std::string output;
   auto rc = runner_.run(argv, timeout_, &output);
-  const std::string what = join(argv);
   if (!rc) return Error{rc.error().code, what + ": " + rc.error().message};
   if (*rc != 0) {
     std::string out = tail_line(output);
@@ -215,6 +222,57 @@ Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {
   const char* abbrev = ::sigabbrev_np(signal);
   std::string name = abbrev ? std::string("SIG") + abbrev : std::to_string(signal);
   return systemctl(unit, {"systemctl", "kill", "--signal=" + name}, "sent " + name + " to the processes of " + unit);
+}
+
+}  // namespace fp
+
+namespace fp {
+
+Result<std::vector<std::string>> SystemdControl::transient_argv(const std::string& unit, const SpawnSpec& spec) {
+  // The kernel's MAX_ARG_STRLEN: one argument longer than this cannot be exec'd.
+  constexpr size_t kMaxArg = 128 * 1024;
+  if (!valid_unit_name(unit) || unit.size() < 8 || unit.compare(unit.size() - 8, 8, ".service") != 0)
+    return Error{EINVAL, "not a transient service name: \"" + unit + "\""};
+  if (spec.argv.empty() || spec.argv[0].empty()) return Error{EINVAL, "respawn: empty command"};
+  std::vector<std::string> a = {"systemd-run", "--unit=" + unit, "--service-type=exec", "--collect", "--quiet",
+                                "--no-ask-password"};
+  if (!spec.user.empty()) {
+    a.push_back("--uid=" + spec.user);
+  } else {
+    a.push_back("--uid=" + std::to_string(spec.uid));
+    a.push_back("--gid=" + std::to_string(spec.gid));
+  }
+  if (spec.groups) {
+    std::string g;
+    for (gid_t x : *spec.groups) g += (g.empty() ? "" : " ") + std::to_string(x);
+    // An empty assignment resets the list: no supplementary groups.
+    a.push_back("--property=SupplementaryGroups=" + g);
+  }
+  a.push_back("--property=OOMScoreAdjust=" + std::to_string(spec.oom_score_adj));
+  a.push_back("--working-directory=" + (spec.cwd.empty() ? std::string("/") : spec.cwd));
+  for (const auto& [k, v] : spec.env) {
+    std::string kv = "--setenv=" + k + "=" + v;
+    if (kv.size() > kMaxArg || kv.find('\0') != std::string::npos)
+      return Error{EINVAL, "environment variable " + k + " cannot be passed to systemd-run (" +
+                               std::to_string(kv.size()) + " bytes)"};
+    a.push_back(std::move(kv));
+  }
+  a.push_back("--");
+  for (const auto& arg : spec.argv) {
+    if (arg.size() > kMaxArg) return Error{EINVAL, "an argument of " + spec.argv[0] + " is above 128 KiB"};
+    a.push_back(arg);
+  }
+  return a;
+}
+
+Result<std::string> SystemdControl::start_transient(const std::string& unit, const SpawnSpec& spec) {
+  auto argv = transient_argv(unit, spec);
+  if (!argv) return argv.error();
+  if (!available()) return Error{ENOENT, "systemd is not running (no " + run_dir_ + ")"};
+  // The environment stays out of logs and errors: it may hold secrets.
+  auto r = run_checked(*argv, "systemd-run --unit=" + unit + " -- " + spec.argv[0], unit);
+  if (!r) return r.error();
+  return unit;
 }
 
 }  // namespace fp

@@ -1,5 +1,6 @@
 // Restarting a systemd unit's process through systemd (systemctl), so the
-// service manager stays in charge of it, and the command runner behind it.
+// service manager stays in charge of it, starting a respawn as a transient
+// unit (systemd-run), and the command runner behind them.
 #pragma once
 
 #include <chrono>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "act/spawn.h"
 #include "util/result.h"
 
 namespace fp {
@@ -55,8 +57,24 @@ class SystemdControl {
   // `systemctl kill --signal=SIGNAME -- UNIT`: every process of the unit.
   Result<std::string> kill(const std::string& unit, int signal);
 
+  // A respawn as a transient service of its own: `systemd-run --unit=UNIT
+  // --service-type=exec --collect -p User=UID -p Group=GID -p
+  // SupplementaryGroups=... -p OOMScoreAdjust=N --working-directory=CWD
+  // --setenv=K=V... -- ARGV`. systemd forks it, so nothing of faultprobed's
+  // own sandbox (mount namespace, capability bounding set, seccomp filter,
+  // its cgroup) reaches it; a --scope would run it from our process and keep
+  // all of that. Its output goes to the journal: the file the old process
+  // wrote to is not reopened (a path the user chose; PID 1 would open it).
+  // Refused (EINVAL): a bad unit name, an environment entry systemd-run
+  // cannot pass (a NUL, or one argument above 128 KiB). Returns "UNIT".
+  Result<std::string> start_transient(const std::string& unit, const SpawnSpec& spec);
+  // The argv start_transient runs (for tests and the dry-run detail).
+  static Result<std::vector<std::string>> transient_argv(const std::string& unit, const SpawnSpec& spec);
+
  private:
   Result<std::string> systemctl(const std::string& unit, std::vector<std::string> argv, const std::string& done);
+  Result<std::string> run_checked(const std::vector<std::string>& argv, const std::string& what,
+                                  const std::string& done);
 
   CommandRunner& runner_;
   std::string run_dir_;

@@ -1,16 +1,14 @@
 #include "act/throttle_state.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <filesystem>
 #include <map>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "act/cgroupfs.h"
+#include "util/atomic_file.h"
 #include "util/text.h"
 
 namespace fp {
@@ -127,41 +125,9 @@ Result<void> save_throttle_state(const std::string& path, const ThrottleState& s
   // dump() would throw on one that is not UTF-8.
   std::string text = safe_dump(j, 2) + "\n";
 
-  std::error_code ec;
-  auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (ec) return Error::from_errno(ec.value(), "creating " + parent.string());
-
   // Atomic replace: a reader (or the next daemon) sees the old table or the
   // new one, never half of one.
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Error::from_errno(errno, "creating " + tmp);
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Error::from_errno(err, "writing " + tmp);
-    }
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return Error::from_errno(err, "syncing " + tmp);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return Error::from_errno(err, "renaming " + tmp + " to " + path);
-  }
-  return {};
+  return write_file_atomic(path, text);
 }
 
 }  // namespace fp

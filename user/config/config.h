@@ -133,9 +133,14 @@ struct DaemonConfig {
   uint32_t metrics_top_n = 20;              // per-process series per resource
   std::string pin_dir = "/sys/fs/bpf/faultprobe";
   std::string lock_path = "/run/faultprobe/faultprobed.lock";
-  std::string state_dir = "/run/faultprobe";    // open faults and throttles kept across a daemon restart
+  // Open faults and throttles kept across a daemon restart: under /var/lib, not
+  // /run, which systemd empties when the unit restarts (RuntimeDirectory=).
+  std::string state_dir = "/var/lib/faultprobe";
   std::string log_dir = "/var/log/faultprobe";  // supervised services' stdout/stderr (<name>.log)
   uint32_t max_procs = 0;                   // probe slots; 0 = sized from the machine at start
+  // "auto": cgroup v2, else v1, else the SIGSTOP/SIGCONT duty cycle; "signal":
+  // the duty cycle always (no cgroup is touched; cpu limits only).
+  std::string throttle_backend = "auto";
 };
 
 // [hardware]: the hardware fault sources. The kernel ones are loaded when

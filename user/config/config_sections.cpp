@@ -24,7 +24,7 @@ const std::vector<std::string_view> kDaemonKeys = {"syslog",       "syslog_forwa
                                                    "syslog_per",   "socket",         "socket_group",
                                                    "metrics_listen", "metrics_top_n", "pin_dir",
                                                    "lock_path",    "state_dir",      "log_dir",
-                                                   "max_procs"};
+                                                   "max_procs",    "throttle_backend"};
 
 constexpr uint64_t kMaxBudget = 1'000'000;          // actions per process per hour
 constexpr uint64_t kMaxActionsPerMinute = 1'000'000;
@@ -394,13 +394,18 @@ void Parser::daemon(const toml::node& n, Config& cfg, const toml::node*& metrics
     } else if (k == "lock_path") {
       if (auto v = absolute_path(node, k, "\"/run/faultprobe/faultprobed.lock\"")) d.lock_path = *v;
     } else if (k == "state_dir") {
-      if (auto v = path_or_off(node, k, "\"/run/faultprobe\" (\"\" = keep nothing)")) d.state_dir = *v;
+      if (auto v = path_or_off(node, k, "\"/var/lib/faultprobe\" (\"\" = keep nothing)")) d.state_dir = *v;
     } else if (k == "log_dir") {
       if (auto v = absolute_path(node, k, "\"/var/log/faultprobe\"")) d.log_dir = *v;
     } else if (k == "max_procs") {
       if (auto v = count(node, k, 0, 1u << 22, "the probe's per-process slots (0 = twice the processes alive at start, "
                                                "at least 16384, at most pid_max)"))
         d.max_procs = static_cast<uint32_t>(*v);
+    } else if (k == "throttle_backend") {
+      if (auto v = string(node, k, "\"auto\" or \"signal\""); v && (*v == "auto" || *v == "signal"))
+        d.throttle_backend = *v;
+      else if (v)
+        error(node, "\"throttle_backend\" must be \"auto\" or \"signal\" (got \"" + *v + "\")");
     } else {
       unknown_key(key, "[daemon]", kDaemonKeys);
     }

@@ -28,6 +28,15 @@ nlohmann::json limits_status(const LimitsInputs& in) {
                            {"dropped_slow", st.dropped_slow},
                            {"refused", st.refused}};
   }
+  if (in.respawn) {
+    const auto& r = *in.respawn;
+    j["respawn_specs"] = {{"entries", r.entries},
+                          {"bytes", r.bytes},
+                          {"max_bytes", r.max_bytes},
+                          {"max_spec_bytes", kMaxSpawnSpecBytes},
+                          {"evicted", r.evicted},
+                          {"refused_oversize", r.oversize}};
+  }
   j["records_failed"] = in.records_failed;
   j["ticks_failed"] = in.ticks_failed;
   return j;

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
+#include "act/respawn.h"
 #include "procinfo.h"
 #include "server/server.h"
 
@@ -17,6 +19,7 @@ struct LimitsInputs {
   const SocketServer* server = nullptr;  // null: no socket
   uint64_t records_failed = 0;           // records an exception kept from going out
   uint64_t ticks_failed = 0;
+  std::optional<RespawnRegistry::Stats> respawn;  // captured respawn specs (none without handling)
 };
 
 nlohmann::json limits_status(const LimitsInputs& in);

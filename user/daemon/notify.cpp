@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,8 @@
 #include <cstring>
 
 #include <spdlog/spdlog.h>
+
+#include "util/keepalive.h"
 
 namespace fp::sd {
 namespace {
@@ -68,6 +71,30 @@ Watchdog::Watchdog() {
   uint64_t usec = env_u64("WATCHDOG_USEC"), pid = env_u64("WATCHDOG_PID");
   if (usec > 0 && (std::getenv("WATCHDOG_PID") == nullptr || pid == uint64_t(getpid())))
     interval_ns_ = usec * 1000 / 2;
+}
+
+namespace {
+Watchdog* g_keepalive_watchdog = nullptr;  // the loop thread's, while installed
+
+void keepalive_ping() {
+  if (g_keepalive_watchdog == nullptr) return;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  g_keepalive_watchdog->ping_if_due(uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec));
+}
+}  // namespace
+
+void Watchdog::install_keepalive() {
+  if (!enabled()) return;
+  g_keepalive_watchdog = this;
+  set_keepalive(&keepalive_ping);
+}
+
+Watchdog::~Watchdog() {
+  if (g_keepalive_watchdog == this) {
+    set_keepalive(nullptr);
+    g_keepalive_watchdog = nullptr;
+  }
 }
 
 void Watchdog::ping_if_due(uint64_t now_ns) {

@@ -16,12 +16,20 @@ void status(const std::string& text);
 void stopping();
 
 // WatchdogSec= support: pings at half the interval systemd asked for, from
-// the sampling loop, so a wedged loop gets the daemon restarted.
+// the sampling loop, so a wedged loop gets the daemon restarted. Long waits
+// on the loop's thread (util/keepalive.h: a helper command, a shutdown grace)
+// ping too once install_keepalive() made this the hook: they are work, not a
+// wedge, and each has its own timeout.
 class Watchdog {
  public:
   Watchdog();  // reads WATCHDOG_USEC/WATCHDOG_PID
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
   bool enabled() const { return interval_ns_ != 0; }
   void ping_if_due(uint64_t now_ns);
+  // Makes fp::keepalive() ping this watchdog (CLOCK_MONOTONIC) until destroyed.
+  void install_keepalive();
 
  private:
   uint64_t interval_ns_ = 0;  // half of WATCHDOG_USEC

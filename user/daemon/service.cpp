@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +18,7 @@
 
 #include "act/cgroup.h"
 #include "act/cgroup_ops.h"
+#include "act/signal_throttle.h"
 #include "act/spawn.h"
 #include "daemon/limits_status.h"
 #include "daemon/notify.h"
@@ -269,9 +271,18 @@ Result<void> Service::start_actions(int* exit_code) {
     PidfdSignaller& p_;
   };
   signaller_ = std::make_unique<Adapter>(*signaller_impl_);
-  CgroupLayout layout = detect_cgroups();
-  throttle_ = choose_throttle_backend(layout, *signaller_, clock_, &throttle_why_,
-                                      dc.state_dir.empty() ? "" : dc.state_dir + "/throttles.json");
+  // A predecessor killed while it froze a tree (kill_tree) left those
+  // processes stopped: continue them before anything else is done.
+  stops_ = std::make_unique<StopRecord>(dc.state_dir.empty() ? "" : dc.state_dir + "/stopped.json");
+  stops_->continue_recorded([this](const ProcKey& k, int sig) { return signaller_impl_->send(k, sig); });
+  const std::string throttle_state = dc.state_dir.empty() ? "" : dc.state_dir + "/throttles.json";
+  if (dc.throttle_backend == "signal") {
+    throttle_why_ = "throttle_backend = \"signal\" in the config";
+    throttle_ = std::make_unique<SignalDutyCycle>(*signaller_, clock_, 1'000'000'000ull, throttle_state);
+    spdlog::info("throttle backend: signal ({})", throttle_why_);
+  } else {
+    throttle_ = choose_throttle_backend(detect_cgroups(), *signaller_, clock_, &throttle_why_, throttle_state);
+  }
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
   systemd_ = std::make_unique<SystemdControl>(*runner_);
@@ -295,6 +306,10 @@ Result<void> Service::start_actions(int* exit_code) {
   deps.supervisor = supervisor_.get();
   deps.systemd = systemd_.get();
   deps.respawn = respawn_.get();
+  deps.stops = stops_.get();
+  // A unit's processes carry INVOCATION_ID: then respawns go to systemd
+  // (transient units), so they do not inherit this unit's sandbox.
+  deps.under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
   deps.ancestors = [this](uint32_t pid) {
     std::vector<uint32_t> out;
     if (const ProcState* s = engine_->table().find_pid(pid))
@@ -749,7 +764,8 @@ nlohmann::json Service::build_status() const {
                  {"sent", alerter_ ? alerter_->sent() : 0},
                  {"suppressed", alerter_ ? alerter_->suppressed() : 0},
                  {"forward_failures", alerter_ ? alerter_->forward_failures() : 0}};
-  s["limits"] = limits_status({infos_.stats(), server_.get(), records_failed_.load(), ticks_failed_.load()});
+  s["limits"] = limits_status({infos_.stats(), server_.get(), records_failed_.load(), ticks_failed_.load(),
+                               respawn_ ? std::optional(respawn_->stats()) : std::nullopt});
   s["metrics_listen"] = config_.daemon.metrics_listen;
   if (server_) {
     auto ss = server_->stats();
@@ -870,6 +886,7 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
             std::to_string(config_.rules.size()) + " rules, " + std::to_string(config_.policies.size()) +
             " policies");
   sd::Watchdog watchdog;
+  watchdog.install_keepalive();
   uint64_t next = monotonic_now_ns() + period;
   while (!stop.load()) {
     if (reload.exchange(false)) {

@@ -123,6 +123,7 @@ class Service : public ServerProvider {
   std::string throttle_why_;
   std::unique_ptr<SafetyGuard> safety_;
   std::unique_ptr<RespawnRegistry> respawn_;
+  std::unique_ptr<StopRecord> stops_;
   std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<SystemdControl> systemd_;
   std::unique_ptr<CriuBackend> criu_;
