@@ -90,11 +90,29 @@ TEST(LeakForecast, BeyondTheHorizonWaitsForTheWindow) {
   s.set_load(500, Load{.cores = 0.1, .rss_bytes = 700'000});  // 7 MB/s: 20 GiB last ~50 min
   s.run(40);
   EXPECT_EQ(s.seen[500].strong, 0) << "a slope that needs 50 min is the window's to judge";
-  budget.set(2 * kGiB);  // the memory left shrinks (others took it): 5 min now
+  // The memory left shrinks (others took it): 1 min now, within 4 times the
+  // 40 s climb seen (a forecast reaches no further than that).
+  budget.set(400 * kMiB);
   s.run(2);
   const Finding* f = s.finding_for(500);
   ASSERT_NE(f, nullptr);
   EXPECT_EQ(f->evidence["opened_by"], "forecast");
+  EXPECT_LE(f->evidence["time_to_exhaustion_s"].get<double>(), 4 * f->evidence["climb_s"].get<double>());
+}
+
+TEST(LeakForecast, ACompilerThatGrowsFastThenStopsStaysClean) {
+  // Measured beside a build: cc1plus grew 477 MB in 10 s with 23 GB free, a
+  // forecast of ~8 min, inside the 10 min horizon; then it finished.
+  Sim s;
+  FixedBudget budget(23 * kGiB);
+  s.world.memory_budget = &budget;
+  s.add(make_memory_leak(forecast_rule()));
+  s.spawn(500, "cc1plus");
+  s.set_load(500, Load{.cores = 0.9, .rss_bytes = 4'770'000});  // 47.7 MB/s
+  s.run(14);
+  s.set_load(500, Load{.cores = 0.9});
+  s.run(20);
+  EXPECT_EQ(s.seen[500].strong, 0) << "a 14 s climb does not forecast 8 minutes";
 }
 
 TEST(LeakForecast, AllocateOnceAndPlateauStaysClean) {
