@@ -148,6 +148,7 @@ class ForkBombDetector final : public RuleDetector {
   struct GroupState {
     ProcKey culprit;
     bool matches = false;  // the rule's match, checked when it was chosen (it may be gone since)
+    uint64_t named_ns = 0;     // when the culprit was named
     uint64_t last_seen_ns = 0;
   };
 
@@ -262,6 +263,7 @@ class ForkBombDetector final : public RuleDetector {
     const ProcState* preferred = pick_culprit(trees, members, gd.forkers);
     if (const ProcState* next = rename(w, st, trees, preferred, listed)) {
       st.culprit = next->key;
+      st.named_ns = w.now_ns;
       st.matches = rule_matches(rule_, *next, w);
     }
     if (st.culprit.tgid == 0) return;
@@ -315,9 +317,16 @@ class ForkBombDetector final : public RuleDetector {
   //    that forks fast too): a tree names its root, as it always did.
   //  - The one named is gone or left the group, and the group has a head
   //    again (the root of a tree of two forkers or more): that root.
+  // Only until the rule's hold (or window) has passed under the name: from then on a
+  // fault may be open under it, and a new name would resolve it ("process
+  // exited") and open a second one for the same bomb. The group's actions
+  // reach its live members whoever is named.
   const ProcState* rename(const World& w, const GroupState& st, const std::vector<Tree>& trees,
                           const ProcState* preferred, const std::set<ProcKey>& listed) {
     if (st.culprit.tgid == 0) return preferred;
+    // (At least a window: the tree's shape is known only once its rates are.)
+    const uint64_t settle = uint64_t(std::max(rule_.hold.count(), rule_.window.count()));
+    if (w.now_ns - std::min(w.now_ns, st.named_ns) >= settle) return nullptr;
     for (const Tree& tr : trees)
       for (const Forker* f : tr.members)
         if (f->s->key == st.culprit) return tr.root->key != st.culprit ? tr.root : nullptr;
@@ -338,15 +347,17 @@ class ForkBombDetector final : public RuleDetector {
     auto older = [](const ProcState* a, const ProcState* b) {
       return a->key.start_ns != b->key.start_ns ? a->key.start_ns < b->key.start_ns : a->key.tgid < b->key.tgid;
     };
+    // a root that exited this tick (the table keeps it one tick) names nobody who can be acted on
     for (const Tree& tr : trees)
-      if (lineage_.member(tr.root->key) && (best == nullptr || older(tr.root, best))) best = tr.root;
+      if (!tr.root->exited && lineage_.member(tr.root->key) && (best == nullptr || older(tr.root, best)))
+        best = tr.root;
     if (best != nullptr) return best;
     const Forker* fastest = nullptr;
     for (const Forker* f : forkers)
       if (fastest == nullptr || f->rate > fastest->rate) fastest = f;
     for (const Tree& tr : trees)
       for (const Forker* f : tr.members)
-        if (f == fastest) return tr.root;
+        if (f == fastest && !tr.root->exited) return tr.root;
     for (const ProcState* s : members)
       if (best == nullptr || older(s, best)) best = s;
     return best;
