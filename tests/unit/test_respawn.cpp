@@ -356,8 +356,18 @@ TEST_F(RespawnFakeProc, ThousandProcessesWithHugeEnvironmentsStayUnderTheBound) 
   ASSERT_NE(reg.find(key(kFirst + 2 * kCount - 1)), nullptr);  // the newest is kept whole
   EXPECT_GE(reg.find(key(kFirst + 2 * kCount - 1))->env.size(), 9u);
   // What the process holds grew by the bound, not by the 4 GiB + 900 MiB it was offered.
-  EXPECT_LT(rss1 - rss0, long(RespawnRegistry::kDefaultMaxBytes / 1024) + 24 * 1024)
-      << "RSS grew " << (rss1 - rss0) << " KiB";
+  // (Not under AddressSanitizer: its allocator keeps up to 256 MiB of freed
+  // memory in quarantine, so RSS says nothing about what the registry holds;
+  // the byte bound above is checked in every build.)
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr bool kRssMeansHeld = false;
+#else
+  constexpr bool kRssMeansHeld = true;
+#endif
+  if (kRssMeansHeld) {
+    EXPECT_LT(rss1 - rss0, long(RespawnRegistry::kDefaultMaxBytes / 1024) + 24 * 1024)
+        << "RSS grew " << (rss1 - rss0) << " KiB";
+  }
   std::printf("respawn registry: %zu entries, %zu bytes (bound %zu), %llu evicted, %llu refused; RSS +%ld KiB\n",
               st.entries, st.bytes, st.max_bytes, (unsigned long long)st.evicted, (unsigned long long)st.oversize,
               rss1 - rss0);
