@@ -166,12 +166,7 @@ count = 10
 // fails on main since F1's seeding and F3's run-queue blame were merged
 // together (no runq_starvation at all within 60 s; the faultgen variant above
 // and the BPF RunqBlame.* tests pass). Not yet understood: re-enable with the fix.
-// Switched off again (open, issue 14 item 3): it passes alone (10/10 at load
-// 6-11 on 2026-12-07) but failed in the full e2e sequence right after
-// E2E.RunqStarvation: no runq_starvation in 60 s, and the only record was a
-// cpu_runaway of the victim (the lower pid) at 1.05 cores, so the FIFO
-// spinner did not hold CPU 1 then. Cause not found yet.
-TEST(E2E, DISABLED_RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
+TEST(E2E, RunqStarvationNamesAFifoSpinnerThatAlsoWaits) {
   // RT throttling keeps CPU 1 alive for everything else while the spinner runs.
   long runtime = read_long("/proc/sys/kernel/sched_rt_runtime_us");
   ASSERT_TRUE(runtime >= 0 && runtime < read_long("/proc/sys/kernel/sched_rt_period_us"))

@@ -70,10 +70,29 @@ TEST(RunqStarvation, TooFewWaitsMakeNoVictim) {
   s.set_load(200, Load{.cores = 0.01});
   s.run(1);
   for (int i = 0; i < 120; ++i) {
-    s.set_load(201, Load{.runq_waits = i % 10 == 0 ? 1u : 0u, .runq_wait_ns = 300 * kMs});
+    s.set_load(201, Load{.runq_waits = i % 10 == 0 ? 1u : 0u, .runq_wait_ns = i % 10 == 0 ? 300 * kMs : 0});
     s.tick();
   }
   EXPECT_TRUE(s.seen.empty());
+}
+
+TEST(RunqStarvation, FewWaitsThatFillTheWindowMakeAVictim) {
+  // A CFS process beside an RT spinner on its CPU: one 50 ms slice a second,
+  // so one 950 ms wait a second, 10 in the window (count = 20), 95 % of it waiting.
+  Sim s;
+  s.add(make_runq_starvation(runq_rule()));
+  s.spawn(100, "spinner");
+  s.spawn(200, "victim");
+  s.set_load(100, Load{.cores = 0.95});
+  s.run(1);
+  for (int i = 0; i < 120; ++i) {
+    s.set_load(200, Load{.cores = 0.05, .runq_waits = i % 10 == 0 ? 1u : 0u,
+                         .runq_wait_ns = i % 10 == 0 ? 950 * kMs : 0});
+    s.tick();
+  }
+  ASSERT_FALSE(s.findings.empty());
+  EXPECT_EQ(s.findings[0].culprit, s.key(100));
+  EXPECT_EQ(s.findings[0].victims, (std::vector<uint32_t>{200}));
 }
 
 TEST(RunqStarvation, WeakInTheHysteresisBand) {

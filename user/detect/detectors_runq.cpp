@@ -25,6 +25,9 @@ constexpr double kMinWaitShare = 0.25;
 // A culprit (top-consumer fallback) that holds a meaningful part of the CPUs:
 // half a core, or more than anyone else (victims included).
 constexpr double kMinCulpritCores = 0.5;
+// A victim that spent this share of the window waiting on the run queue
+// needs no minimum count of waits.
+constexpr double kStarvedShareOfWindow = 0.5;
 // Runners listed in the evidence, per victim.
 constexpr size_t kRunnersShown = 4;
 
@@ -55,7 +58,11 @@ class RunqStarvationDetector final : public RuleDetector {
     const uint64_t win = window_ns(rule_);
     std::vector<Victim> suffering = victims_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
       std::optional<Victim> v;
-      if (d.delta.runq_waits < rule_.count) return v;
+      // `count` waits make a p99; a process that waited most of the window
+      // in a few long waits (a CFS task beside an RT spinner gets one 50 ms
+      // slice a second) starves the most and is a victim however few they are.
+      const bool starved = double(d.delta.runq_wait_ns) >= kStarvedShareOfWindow * double(win);
+      if (d.delta.runq_waits < rule_.count && !(starved && d.delta.runq_waits > 0)) return v;
       double p99 = runq_p99_ms(d);
       if (level_of(p99, rule_) != Level::None) v = Victim{s.key, s.comm, p99, d.delta.runq_waits};
       return v;
