@@ -421,7 +421,11 @@ void Service::emit_fault(const FaultRecord& r) {
   } else {
     counters_.resolved_by_class[cls]++;
   }
-  state_dirty_ = true;
+  // Written ahead of the line: a daemon killed right after telling the world
+  // of a fault must find it open at its restart (else it tells it twice).
+  // The engine's open set already has this record (it decided it before
+  // calling here); the file is small and written without fsync.
+  guarded("saving the open faults", [&] { save_state(); });
   // The event stream first: its followers' latency need not include the log and syslog writes.
   publish(fault_to_json(r, realtime_now_ns()));
   if (open) {
@@ -568,10 +572,6 @@ void Service::tick(uint64_t now) {
   alerter_->tick(now);
 
   ticks_++;
-  if (state_dirty_) {
-    state_dirty_ = false;  // not retried every tick if it fails: the next change writes it again
-    guarded("saving the open faults", [&] { save_state(); });
-  }
   if (now - last_prune_ns_ >= 10'000'000'000ull) {
     infos_.prune();
     last_prune_ns_ = now;

@@ -159,7 +159,6 @@ class Service : public ServerProvider {
   uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;
   uint64_t started_ns_ = 0, last_rate_ns_ = 0, last_rate_ticks_ = 0;
   double sample_hz_ = 0;
-  bool state_dirty_ = false;
   std::atomic<uint64_t> records_failed_{0};  // records an exception kept from going out (status)
   std::atomic<uint64_t> ticks_failed_{0};
   bool took_over_ = false;
