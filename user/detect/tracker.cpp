@@ -82,9 +82,8 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
     r.severity = std::max(rule.severity, f.severity);
     r.rule = rule.name;
     r.culprit = k;
-    r.evidence = f.evidence;
     r.subject = f.subject;
-    refresh(r, f);  // victims, bounded; a group's members
+    refresh(r, f);  // evidence, victims (bounded), a group's members
     if (annotate_) annotate_(r);
     out.push_back(r);
   };
