@@ -7,7 +7,9 @@
 #include <sys/prctl.h>
 
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -81,6 +83,26 @@ int vfork_hang(VforkHang* h) {
   return 0;
 }
 
+// IRQ and steal time so far, all CPUs (/proc/stat, USER_HZ ticks -> ns).
+uint64_t irq_and_steal_ns() {
+  FILE* f = std::fopen("/proc/stat", "r");
+  if (!f) return 0;
+  unsigned long long v[8] = {};
+  const int n = std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+                            &v[5], &v[6], &v[7]);
+  std::fclose(f);
+  if (n < 8) return 0;
+  return (v[5] + v[6] + v[7]) * (1'000'000'000ull / uint64_t(sysconf(_SC_CLK_TCK)));
+}
+
+bool under_hypervisor() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return line.find(" hypervisor") != std::string::npos;
+  return false;
+}
+
 }  // namespace
 
 // The whole host, from the first sample: every process /proc lists after
@@ -120,12 +142,21 @@ TEST(Seed, EveryProcessOfTheHostHasASlotAfterLoad) {
 TEST(Seed, DstateThatBeganBeforeTheProbeCountsFromItsRealStart) {
   VforkHang* h = shared<VforkHang>();
   ASSERT_NE(h, nullptr);
+  const uint64_t irq_steal_before = irq_and_steal_ns();
   Child c([h] { return vfork_hang(h); });
   const uint32_t pid = uint32_t(c.pid());
   c.release();
   ASSERT_TRUE(wait_until([&] { return proc_state(pid) == 'D'; }, 3s)) << "no D state: " << proc_state(pid);
   const uint64_t seen_d_ns = mono_ns();
   const uint64_t start_ns = h->before_ns.load();
+  // The start comes out early by the IRQ and steal time of the sleeper's last
+  // run (the task clock leaves them out): bounded here by all of it on the
+  // host while the child went to sleep, plus one USER_HZ tick of rounding
+  // where it can be nonzero (a guest: CI's 6.1 VM saw 7 ms of it).
+  const uint64_t irq_steal = irq_and_steal_ns() - irq_steal_before;
+  const uint64_t early_ok =
+      2'000'000ull + irq_steal +
+      ((irq_steal || under_hypervisor()) ? 1'000'000'000ull / uint64_t(sysconf(_SC_CLK_TCK)) : 0);
   // make the sleep clearly older than the probe
   ASSERT_TRUE(wait_until([&] { return mono_ns() - start_ns > 1'000'000'000ull; }, 3s));
 
@@ -140,18 +171,21 @@ TEST(Seed, DstateThatBeganBeforeTheProbeCountsFromItsRealStart) {
   EXPECT_EQ(slot->dstate_active, 1);
   // From its last switch-out: after `before_ns`, no later than when /proc
   // showed it in D, give or take the conversion's bound (one 4 ms tick; 10 ms
-  // allowed) and the IRQ time of its last run.
-  EXPECT_GE(slot->dstate_since_ns + 2'000'000ull, start_ns) << "since " << slot->dstate_since_ns;
+  // allowed) and the IRQ and steal time of its last run (early_ok).
+  EXPECT_GE(slot->dstate_since_ns + early_ok, start_ns)
+      << "since " << slot->dstate_since_ns << ", IRQ+steal meanwhile " << irq_steal << " ns";
   EXPECT_LE(slot->dstate_since_ns, seen_d_ns + 10'000'000ull) << "since " << slot->dstate_since_ns;
-  std::printf("[ measured ] the sleep began %+.3f ms after the vfork call, %.3f ms before /proc showed D\n",
-              (double(slot->dstate_since_ns) - double(start_ns)) / 1e6,
-              (double(seen_d_ns) - double(slot->dstate_since_ns)) / 1e6);
+  std::printf(
+      "[ measured ] the sleep began %+.3f ms after the vfork call, %.3f ms before /proc showed D (IRQ+steal %.3f ms)\n",
+      (double(slot->dstate_since_ns) - double(start_ns)) / 1e6,
+      (double(seen_d_ns) - double(slot->dstate_since_ns)) / 1e6, double(irq_steal) / 1e6);
   Sample none;
   none.ts_ns = first.ts_ns;
   uint64_t ongoing = 0;
   for (const auto& d : compute_deltas(none, first, {}, 4096))
     if (d.key.tgid == pid) ongoing = d.dstate_ongoing_ns;
-  EXPECT_GE(ongoing, first.ts_ns - seen_d_ns) << "the first sample shows the sleep from its start";
+  // (the start may come out late by the conversion's bound, as above)
+  EXPECT_GE(ongoing + 10'000'000ull, first.ts_ns - seen_d_ns) << "the first sample shows the sleep from its start";
   EXPECT_GE(ongoing, 1'000'000'000ull);
 
   // The sleep ends (and the child exits): it is accounted from the real start.
@@ -171,7 +205,7 @@ TEST(Seed, DstateThatBeganBeforeTheProbeCountsFromItsRealStart) {
       << "no exit event";
   EXPECT_EQ(last->dstate_active, 0);
   EXPECT_EQ(last->dstate_since_ns, 0u);
-  EXPECT_GE(last->dstate_ns + 2'000'000ull, release_ns - start_ns) << "finished D " << last->dstate_ns;
+  EXPECT_GE(last->dstate_ns + early_ok, release_ns - start_ns) << "finished D " << last->dstate_ns;
   EXPECT_EQ(last->dstate_max_ns, last->dstate_ns) << "one sleep";
   munmap(h, sizeof(*h));
 }
