@@ -9,21 +9,15 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <ctime>
 
 #include <spdlog/spdlog.h>
 
+#include "util/clock.h"
 #include "util/duration.h"
 #include "util/guard.h"
 
 namespace fp {
 namespace {
-
-uint64_t realtime_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 std::string local_hostname() {
   char buf[256] = {};

@@ -1,6 +1,5 @@
 #include "cli/top_source.h"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,23 +7,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/clock.h"
+
 namespace fp {
 namespace {
 
 constexpr uint64_t kRateWindowNs = 1'000'000'000ull;  // the rows' rate window
 constexpr size_t kTickCostSamples = 256;              // ticks behind the tick-cost percentiles
-
-uint64_t realtime_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
-
-uint64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 std::string host_name() {
   char buf[256] = {};

@@ -1,10 +1,7 @@
 #include "daemon/service.h"
 
-#include <fcntl.h>
 #include <malloc.h>
-#include <sys/stat.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,28 +17,16 @@
 #include "act/cgroup_ops.h"
 #include "act/signal_throttle.h"
 #include "act/spawn.h"
-#include "daemon/limits_status.h"
 #include "daemon/notify.h"
+#include "daemon/state_store.h"
 #include "report/snapshot_report.h"
+#include "util/clock.h"
 #include "util/duration.h"
 #include "util/guard.h"
-#include "util/memory_usage.h"
 #include "util/text.h"
 
 namespace fp {
 namespace {
-
-uint64_t realtime_now_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
-
-uint64_t thread_cpu_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
 
 HostInfo host_info() {
   HostInfo h;
@@ -61,42 +46,12 @@ HostInfo host_info() {
   return h;
 }
 
-std::string boot_id() {
-  std::ifstream in("/proc/sys/kernel/random/boot_id");
-  std::string id;
-  std::getline(in, id);
-  return id;
-}
-
 // Events that cannot wait for the next tick: a crash, an OOM kill, a hang.
 bool urgent(const EventBatch& b) {
   if (!b.signals.empty() || !b.ooms.empty() || !b.hangs.empty()) return true;
   for (const auto& e : b.exits)
     if (e.exit_code != 0) return true;
   return false;
-}
-
-// Writes `text` to `path` atomically (tmp + rename), readable by root only:
-// it names other users' processes.
-bool write_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return false;
-  bool ok = ::fchmod(fd, 0600) == 0;  // a .tmp left by an older daemon keeps its mode otherwise
-  for (size_t done = 0; ok && done < text.size();) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += size_t(n);
-  }
-  ok = ::close(fd) == 0 && ok;
-  return ok && std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-double percentile_us(std::vector<uint64_t> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return double(v[std::min(v.size() - 1, size_t(q * double(v.size())))]) / 1000.0;
 }
 
 int supervisor_severity(SupervisorEvent::Kind k) {
@@ -125,36 +80,6 @@ class Service::Resolver : public TargetResolver {
  private:
   Service& s_;
 };
-
-Result<void> check_config_file_safe(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return Error::from_errno(errno, "cannot read the config file " + path);
-  if (!S_ISREG(st.st_mode)) return Error{EINVAL, path + " is not a regular file"};
-  if (st.st_mode & S_IWOTH)
-    return Error{EPERM, path + " is world-writable: refusing a config that decides what faultprobed may kill "
-                               "(chmod o-w " + path + ")"};
-  if ((st.st_mode & S_IWGRP) && st.st_gid != 0)
-    return Error{EPERM, path + " is writable by group " + std::to_string(st.st_gid) +
-                            ": refusing it (chmod g-w " + path + ")"};
-  if (st.st_uid != 0 && st.st_uid != geteuid())
-    return Error{EPERM, path + " is owned by uid " + std::to_string(st.st_uid) + ", not root: refusing it"};
-  return {};
-}
-
-Result<Config> load_service_config(const ServiceOptions& opts) {
-  Config cfg;
-  if (opts.config_path.empty()) {
-    cfg = default_config();
-  } else {
-    if (auto safe = check_config_file_safe(opts.config_path); !safe) return safe.error();
-    auto c = load_config_file(opts.config_path);
-    if (!c) return c.error();
-    cfg = std::move(c).value();
-  }
-  if (opts.pin_dir) cfg.daemon.pin_dir = *opts.pin_dir;
-  if (opts.lock_path) cfg.daemon.lock_path = *opts.lock_path;
-  return cfg;
-}
 
 Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int* exit_code) {
   std::unique_ptr<Service> s(new Service());
@@ -533,14 +458,6 @@ void Service::remember_new_processes() {
   if (seen_.size() > 100000) seen_.clear();  // bounded anyway; a re-offer is harmless
 }
 
-namespace {
-// A client that asked for the view within this time keeps the rows coming
-// (`faultprobe top` asks every second).
-constexpr uint64_t kViewWantedNs = 5'000'000'000ull;
-// A view older than this is rebuilt for a request rather than served.
-constexpr uint64_t kViewFreshNs = 1'500'000'000ull;
-}  // namespace
-
 void Service::tick(uint64_t now) {
   uint64_t cpu0 = thread_cpu_ns();
   // Always consume: clean exits are submitted without a wake-up, and the
@@ -580,7 +497,7 @@ void Service::tick(uint64_t now) {
   tick_cost_ns_.push_back(cost);
   if (tick_cost_ns_.size() > 1000) tick_cost_ns_.erase(tick_cost_ns_.begin(), tick_cost_ns_.begin() + 500);
   // Once a second for status; at once when a client waits for a fresh view.
-  if (now - last_view_ns_ >= 1'000'000'000ull || (view_wanted(now) && now - view_built_ns_ >= kViewFreshNs))
+  if (now - last_view_ns_ >= 1'000'000'000ull || (view_wanted(now) && board_.stale(now)))
     rebuild_view(now);
   if (now - last_health_ns_ >= 60'000'000'000ull) {
     uint64_t drops = 0;
@@ -594,249 +511,15 @@ void Service::tick(uint64_t now) {
   }
 }
 
-
-bool Service::view_wanted(uint64_t now) const {
-  if (metrics_) return true;
-  uint64_t asked = view_wanted_ns_.load(std::memory_order_relaxed);
-  return asked != 0 && now - std::min(now, asked) < kViewWantedNs;
-}
-
-void Service::rebuild_view(uint64_t now) {
-  auto v = std::make_shared<DaemonView>();
-  v->realtime_ns = realtime_now_ns();
-  v->window_ns = 1'000'000'000ull;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  v->hostname = host;
-  v->host = host_sampler_.sample(now);
-  if (last_rate_ns_ != 0 && now > last_rate_ns_) {
-    sample_hz_ = double(ticks_ - last_rate_ticks_) * 1e9 / double(now - last_rate_ns_);
-    if (ticks_ > last_rate_ticks_)
-      changed_per_tick_ = double(changed_total_ - last_rate_changed_) / double(ticks_ - last_rate_ticks_);
-  }
-  last_rate_changed_ = changed_total_;
-  last_rate_ns_ = now;
-  last_rate_ticks_ = ticks_;
-  nlohmann::json st = build_status();
-  last_view_ns_ = now;
-  const bool rows = view_wanted(now);
-  if (rows) {
-    ProbeHealth& h = v->health;
-    h.drops = probe_->drops();
-    for (auto d : h.drops) h.drops_total += d;
-    h.sample_hz = sample_hz_;
-    h.ticks = ticks_;
-    h.tick_us_p50 = percentile_us(tick_cost_ns_, 0.5);
-    h.tick_us_p99 = percentile_us(tick_cost_ns_, 0.99);
-    h.procs_tracked = engine_->table().size();
-    h.max_procs = probe_->max_procs();
-    h.malformed_events = probe_->malformed_events();
-    auto open = engine_->open_faults();
-    std::vector<uint32_t> throttled, restarted;
-    for (const auto& k : handler_->throttled()) throttled.push_back(k.tgid);
-    for (const auto& k : handler_->restarted()) restarted.push_back(k.tgid);
-    v->procs = build_rows(engine_->table(), now, v->window_ns, infos_, open, throttled, restarted);
-    for (const auto& f : open) v->open_faults.push_back(fault_to_json(f, v->realtime_ns));
-    v->counters = counters_;
-    v->counters.syslog_sent = alerter_->sent();
-    v->counters.syslog_suppressed = alerter_->suppressed();
-    v->counters.syslog_forward_failures = alerter_->forward_failures();
-    v->status = st;
-  }
-  {
-    std::lock_guard<std::mutex> g(view_mu_);
-    status_json_ = std::move(st);
-    if (rows) {
-      view_ = v;
-      ++view_gen_;
-      view_built_ns_ = now;
-    }
-  }
-  if (rows) {
-    view_cv_.notify_all();
-    if (metrics_) metrics_->publish(v);
-  }
-}
-
-nlohmann::json Service::build_status() const {
-  nlohmann::json s;
-  s["pid"] = getpid();
-  s["version"] = FAULTPROBE_VERSION;
-  s["config"] = config_.source;
-  s["dry_run"] = opts_.dry_run;
-  s["uptime_s"] = double(monotonic_now_ns() - started_ns_) / 1e9;
-  s["took_over_probe"] = took_over_;
-  s["adopted_open_faults"] = adopted_;
-  nlohmann::json hooks = nlohmann::json::array();
-  for (const auto& hk : probe_->hooks())
-    hooks.push_back({{"name", hk.name},
-                     {"mode", attach_mode_name(hk.mode)},
-                     {"required", hk.required},
-                     {"feeds", hk.feeds},
-                     {"reason", hk.reason}});
-  s["hooks"] = hooks;
-  nlohmann::json hw = nlohmann::json::array();
-  for (const auto& hs : probe_->hardware_sources())
-    hw.push_back({{"name", hs.name},
-                  {"tracepoint", hs.tracepoint},
-                  {"class", hs.fault_class},
-                  {"available", hs.available},
-                  {"mode", hs.mode},
-                  {"reason", hs.reason}});
-  s["hardware_sources"] = hw;
-  s["hardware"] = hw_inputs_->status();
-  s["cpu_tick"] = probe_->cpu_tick_attached();
-  s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
-  s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";
-  s["io_bytes_from"] = probe_->io_bytes_from();
-  // how the processes alive at start got their slots: task_iter, or proc (and why)
-  s["seed"] = seed_status_json(probe_->seed_status());
-  s["runq_blame"] = probe_->runq_blame_fd() >= 0 ? "cpu_runners" : "top_cpu_consumer: " + probe_->runq_blame_reason();
-  s["unavailable_counters"] = probe_->unavailable_counters();
-  nlohmann::json drops = nlohmann::json::object();
-  auto d = probe_->drops();
-  for (unsigned i = 0; i < d.size(); ++i) drops[drop_reason_name(i)] = d[i];
-  s["drops"] = drops;
-  s["events_received"] = {{"exits", exits_received_},
-                           {"signals", signals_received_},
-                           {"ooms", ooms_received_},
-                           {"hangs", hangs_received_}};
-  s["maps"] = {{"proc_slots_max", probe_->max_procs()},
-               {"proc_slots_high_water", probe_->slots_high_water()},
-               {"processes_tracked", engine_->table().size()},
-               {"history_bytes", engine_->table().memory_bytes()},
-               {"pin_dir", config_.daemon.pin_dir}};
-  // Where the daemon's RSS goes: the kernel's and malloc's view, the probe's
-  // maps mapped here, the detectors' per-process history, the /proc cache.
-  nlohmann::json mem = memory_usage_json(memory_usage());
-  auto mapped = probe_->mapped_bytes();
-  mem["probe_slots_mapped_bytes"] = mapped.slots;
-  mem["probe_ring_mapped_bytes"] = mapped.ring;
-  mem["probe_other_mapped_bytes"] = mapped.other;
-  mem["mirror_bytes"] = probe_->slots().size() * sizeof(fp_proc);
-  mem["history_bytes"] = engine_->table().memory_bytes();
-  mem["procinfo_cached"] = infos_.size();
-  s["memory"] = mem;
-  s["sampling"] = {{"interval_ms", double(config_.sample_interval.count()) / 1e6},
-                   {"achieved_hz", sample_hz_},
-                   {"ticks", ticks_},
-                   {"tick_cpu_us_p50", percentile_us(tick_cost_ns_, 0.5)},
-                   {"tick_cpu_us_p99", percentile_us(tick_cost_ns_, 0.99)},
-                   // the probe's changed slots per tick (mean over the last second): the
-                   // detectors' per-tick work follows this, not the processes tracked
-                   {"changed_per_tick", changed_per_tick_}};
-  nlohmann::json rules = nlohmann::json::array();
-  for (const auto& r : config_.rules)
-    rules.push_back({{"name", r.name}, {"class", fault_class_name(r.cls)}, {"enabled", r.enabled}});
-  s["rules"] = rules;
-  nlohmann::json pols = nlohmann::json::array();
-  for (const auto& p : config_.policies) {
-    nlohmann::json on = nlohmann::json::object();
-    for (const auto& [cls, steps] : p.on) {
-      nlohmann::json a = nlohmann::json::array();
-      for (const auto& st : steps) a.push_back(st.text);
-      on[fault_class_name(cls)] = a;
-    }
-    pols.push_back({{"name", p.name}, {"on", on}, {"dry_run", p.dry_run}, {"user_units", p.user_units}});
-  }
-  s["policies"] = pols;
-  nlohmann::json svcs = nlohmann::json::array();
-  for (const auto& st : supervisor_->status())
-    svcs.push_back({{"name", st.name},
-                    {"state", st.state},
-                    {"pid", st.pid},
-                    {"restarts", st.restarts},
-                    {"failures_in_window", st.failures_in_window},
-                    {"last_exit", st.last_exit},
-                    {"checkpoint", st.checkpoint_backend},
-                    {"last_checkpoint", st.last_checkpoint},
-                    {"suspect_checkpoints", st.suspect_checkpoints}});
-  s["services"] = svcs;
-  s["actions"] = counters_.actions;
-  s["faults_opened"] = counters_.faults_by_class;
-  s["open_faults"] = engine_->open_faults().size();
-  s["throttle_backend"] = throttle_ ? throttle_->name() : "none";
-  if (!throttle_why_.empty()) s["throttle_backend_reason"] = throttle_why_;
-  s["criu"] = {{"available", criu_status_.available},
-               {"version", criu_status_.version},
-               {"reason", criu_status_.reason}};
-  s["syslog"] = {{"sinks", alerter_ ? alerter_->sinks() : std::vector<std::string>{}},
-                 {"sent", alerter_ ? alerter_->sent() : 0},
-                 {"suppressed", alerter_ ? alerter_->suppressed() : 0},
-                 {"forward_failures", alerter_ ? alerter_->forward_failures() : 0}};
-  s["limits"] = limits_status({infos_.stats(), server_.get(), records_failed_.load(), ticks_failed_.load(),
-                               respawn_ ? std::optional(respawn_->stats()) : std::nullopt});
-  s["metrics_listen"] = config_.daemon.metrics_listen;
-  if (server_) {
-    auto ss = server_->stats();
-    s["socket"] = {{"path", server_->path()},
-                   {"clients", ss.clients_now},
-                   {"followers", ss.followers_now},
-                   {"refused", ss.refused},
-                   {"malformed", ss.malformed},
-                   {"dropped_slow", ss.dropped_slow}};
-  }
-  return s;
-}
-
-std::string Service::view_json() {
-  const uint64_t asked = monotonic_now_ns();
-  view_wanted_ns_.store(asked, std::memory_order_relaxed);
-  std::unique_lock<std::mutex> g(view_mu_);
-  // Rows are built only while wanted: the first request (or one after a
-  // pause) waits for the sampling thread's next tick, at most a second.
-  view_cv_.wait_until(g, std::chrono::steady_clock::now() + std::chrono::seconds(1), [&] {
-    return view_ != nullptr && asked - std::min(asked, view_built_ns_) < kViewFreshNs;
-  });
-  if (view_ == nullptr) return "{}";
-  if (view_json_gen_ != view_gen_) {
-    // Serialized here, on the asking thread, once per view.
-    std::shared_ptr<const DaemonView> v = view_;
-    g.unlock();
-    std::string text = safe_dump(view_to_json(*v));
-    g.lock();
-    if (view_ == v) {
-      view_json_ = std::move(text);
-      view_json_gen_ = view_gen_;
-    } else {
-      return text;
-    }
-  }
-  return view_json_;
-}
-
-nlohmann::json Service::status() {
-  std::lock_guard<std::mutex> g(view_mu_);
-  return status_json_;
-}
-
-// Open faults go to <state_dir>/open-faults.json whenever the set changes,
-// with the boot they belong to (monotonic times mean nothing across boots).
+// The open set is written whenever it changes (state_store.h).
 void Service::save_state() {
   if (config_.daemon.state_dir.empty() || !engine_) return;
-  nlohmann::json j;
-  j["boot_id"] = boot_id();
-  j["open"] = nlohmann::json::array();
-  for (const auto& f : engine_->open_faults()) j["open"].push_back(fault_state_to_json(f));
-  if (!write_atomic(config_.daemon.state_dir + "/open-faults.json", safe_dump(j)))
-    spdlog::warn("cannot write {}/open-faults.json: {}", config_.daemon.state_dir, std::strerror(errno));
+  save_open_faults(config_.daemon.state_dir, engine_->open_faults());
 }
 
 void Service::load_state(uint64_t now) {
   if (config_.daemon.state_dir.empty()) return;
-  std::ifstream in(config_.daemon.state_dir + "/open-faults.json");
-  if (!in) return;
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    spdlog::warn("ignoring a malformed {}/open-faults.json", config_.daemon.state_dir);
-    return;
-  }
-  if (j.value("boot_id", "") != boot_id()) return;  // another boot: those processes are gone
-  unescape_json_strings(j);  // names are kept escaped (safe_dump): the model holds the bytes
-  std::vector<FaultRecord> open;
-  for (const auto& f : j.value("open", nlohmann::json::array()))
-    if (auto r = fault_state_from_json(f)) open.push_back(*r);
-  adopted_ = engine_->adopt_open_faults(open, now);
+  adopted_ = engine_->adopt_open_faults(load_open_faults(config_.daemon.state_dir), now);
   if (adopted_) spdlog::info("took over {} open faults from the previous run", adopted_);
 }
 

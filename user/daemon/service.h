@@ -3,10 +3,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -17,6 +15,8 @@
 #include "alert/metrics.h"
 #include "alert/syslog.h"
 #include "config/config.h"
+#include "daemon/service_config.h"
+#include "daemon/status.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
@@ -43,25 +43,6 @@ class CachedProcInfo : public ProcInfoSource {
  private:
   ProcInfoCache cache_{"/proc", ProcInfoCacheOptions{0, size_t(16) << 20}};
 };
-
-struct ServiceOptions {
-  std::string config_path;       // "" = built-in defaults
-  std::string events_json;       // "" = none, "-" = stdout, else a file appended to
-  std::string exits_json;        // "" = none, else every exit record's final counters, one JSON line each (bench)
-  bool dry_run = false;
-  bool force_raw_tp = false;
-  // Command-line overrides of the config's [daemon] pin_dir and lock_path.
-  std::optional<std::string> pin_dir;   // bpffs dir the probe is pinned in / taken over from ("" = none)
-  std::optional<std::string> lock_path;
-};
-
-// The config a daemon with these options runs (the file, or the built-ins),
-// with the command-line overrides applied. Errors are the config's.
-Result<Config> load_service_config(const ServiceOptions& opts);
-
-// The config file must not be writable by anyone but root (as sshd insists):
-// it decides which processes the daemon may kill.
-Result<void> check_config_file_safe(const std::string& path);
 
 class Service : public ServerProvider {
  public:
@@ -94,7 +75,7 @@ class Service : public ServerProvider {
   void save_state();
   void load_state(uint64_t now);
   void do_reload();
-  nlohmann::json build_status() const;
+  nlohmann::json build_status() const;  // status.cpp, with rebuild_view
   Target target_of(const FaultRecord& f);
 
   ServiceOptions opts_;
@@ -139,19 +120,7 @@ class Service : public ServerProvider {
   std::unique_ptr<SocketServer> server_;
   std::unique_ptr<MetricsServer> metrics_;
   HostSampler host_sampler_;
-  // The view's rows (one per process) are built only while a client wants
-  // them (a `view` request in the last kViewWantedNs, or a metrics server),
-  // and serialized on the requesting thread: at 10,000 processes rows and
-  // JSON cost tens of ms and MB, which the sampling thread should not pay
-  // for nobody.
-  mutable std::mutex view_mu_;
-  std::condition_variable view_cv_;
-  std::shared_ptr<const DaemonView> view_;       // newest view with rows (null: none yet)
-  std::string view_json_;                        // view_ serialized, "" until first asked
-  uint64_t view_gen_ = 0, view_json_gen_ = 0;    // views built; the one view_json_ was made from
-  uint64_t view_built_ns_ = 0;                   // when view_ was built (monotonic)
-  std::atomic<uint64_t> view_wanted_ns_{0};      // last request (monotonic), 0: never
-  nlohmann::json status_json_ = nlohmann::json::object();
+  StatusBoard board_;  // status and view, from the sampling thread to the socket server's (status.h)
   Counters counters_;
   std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
   uint64_t changed_total_ = 0, last_rate_changed_ = 0;  // slots the probe reported changed, summed over ticks
