@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "act/spawner.h"
+#include "util/fd.h"
 
 namespace fp {
 
@@ -43,23 +44,6 @@ struct Identity {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
-};
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
 };
 
 // The user's uid, primary gid and supplementary groups (what initgroups would

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "util/fd.h"
 #include "util/result.h"
 
 namespace fp {
@@ -31,7 +32,7 @@ class InstanceLock {
 
  private:
   InstanceLock(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  int fd_ = -1;
+  Fd fd_;
   std::string path_;
 };
 
