@@ -6,33 +6,18 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <fstream>
 #include <iterator>
 #include <string_view>
+
+#include "util/file.h"
+#include "util/proc_status.h"
 
 namespace fp {
 namespace {
 
-// The whole file, or what was read before an error (the process may exit
-// between reads: /proc then fails reads with ESRCH, which an istream turns
-// into an exception thrown from its iterator). /proc files report size 0,
-// so read until EOF. Plain read(2): no exceptions, no surprises.
-// At most `limit` bytes are read: what a process put there is its choice.
-std::string read_file(const std::string& path, size_t limit = 64 * 1024) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string out;
-  char buf[4096];
-  while (out.size() < limit) {
-    ssize_t n = ::read(fd, buf, std::min(sizeof(buf), limit - out.size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, size_t(n));
-  }
-  ::close(fd);
-  return out;
-}
+// What a /proc file holds is the process's choice: at most this much of it
+// (what was read before an error: the process may exit between reads).
+constexpr size_t kProcFileCap = 64 * 1024;
 
 std::string read_link(const std::string& path) {
   std::string buf(256, '\0');
@@ -60,27 +45,6 @@ bool has_token(std::string_view list, std::string_view token) {
     if (comma == std::string_view::npos) return false;
     list.remove_prefix(comma + 1);
   }
-}
-
-// First unsigned number after `field` ("Uid:", "PPid:") at the start of a line of /proc/PID/status.
-bool status_field(std::string_view status, std::string_view field, uint32_t& out) {
-  size_t pos = 0;
-  while (pos < status.size()) {
-    size_t eol = status.find('\n', pos);
-    std::string_view line = status.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    if (line.substr(0, field.size()) == field) {
-      line.remove_prefix(field.size());
-      while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-      uint32_t v = 0;
-      auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), v);
-      if (ec != std::errc() || ptr == line.data()) return false;
-      out = v;
-      return true;
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 1;
-  }
-  return false;
 }
 
 }  // namespace
@@ -139,11 +103,11 @@ ProcInfo ProcInfoCache::read(uint32_t pid) const {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return info;
   info.found = true;
-  info.comm = std::string(trim_newline(read_file(dir + "/comm")));
+  info.comm = std::string(trim_newline(read_file_partial(dir + "/comm", kProcFileCap)));
   info.exe = read_link(dir + "/exe");
   if (opts_.max_cmdline_bytes > 0) {
     // One byte more than kept tells a cut line from one that fits exactly.
-    std::string raw = read_file(dir + "/cmdline", opts_.max_cmdline_bytes + 1);
+    std::string raw = read_file_partial(dir + "/cmdline", opts_.max_cmdline_bytes + 1);
     if (raw.size() > opts_.max_cmdline_bytes) {
       raw.resize(opts_.max_cmdline_bytes);
       info.cmdline_truncated = true;
@@ -151,10 +115,10 @@ ProcInfo ProcInfoCache::read(uint32_t pid) const {
     }
     info.cmdline = join_cmdline(raw);
   }
-  info.cgroup = parse_cgroup_file(read_file(dir + "/cgroup", 256 * 1024));  // v1: a line per hierarchy
-  std::string status = read_file(dir + "/status");
-  status_field(status, "Uid:", info.uid);
-  status_field(status, "PPid:", info.ppid);
+  info.cgroup = parse_cgroup_file(read_file_partial(dir + "/cgroup", 256 * 1024));  // v1: a line per hierarchy
+  std::string status = read_file_partial(dir + "/status", kProcFileCap);
+  proc_status_number(status, "Uid:", info.uid);
+  proc_status_number(status, "PPid:", info.ppid);
   return info;
 }
 

@@ -11,6 +11,8 @@
 #include <charconv>
 #include <string_view>
 
+#include "util/file.h"
+
 namespace fp {
 
 bool on_cgroupfs(const std::string& path) {
@@ -19,25 +21,7 @@ bool on_cgroupfs(const std::string& path) {
   return st.f_type == CGROUP_SUPER_MAGIC || st.f_type == CGROUP2_SUPER_MAGIC;
 }
 
-Result<std::string> read_text(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno(errno, "opening " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Error::from_errno(err, "reading " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-  }
-  ::close(fd);
-  return out;
-}
+Result<std::string> read_text(const std::string& path) { return read_file(path, SIZE_MAX); }
 
 Result<void> write_control(const std::string& path, const std::string& value) {
   int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);

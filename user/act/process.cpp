@@ -23,6 +23,7 @@
 
 #include "act/spawn.h"
 #include "act/stop_record.h"
+#include "util/file.h"
 #include "util/keepalive.h"
 
 namespace fp {
@@ -91,29 +92,7 @@ int pidfd_signal(int pidfd, int sig) { return int(::syscall(SYS_pidfd_send_signa
 
 // ---- /proc readers ----
 
-Result<std::string> read_small_file(const std::string& path, size_t cap) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno(errno, "cannot open " + path);
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Error::from_errno(err, "cannot read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, size_t(n));
-    if (out.size() >= cap) {
-      out.resize(cap);
-      break;
-    }
-  }
-  ::close(fd);
-  return out;
-}
+Result<std::string> read_small_file(const std::string& path, size_t cap) { return read_file(path, cap); }
 
 Result<std::string> read_link_path(const std::string& path) {
   std::string buf(256, '\0');

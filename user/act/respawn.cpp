@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "act/process.h"
+#include "util/proc_status.h"
 
 namespace fp {
 namespace {
@@ -26,24 +27,6 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 std::string real_path(const std::string& path) {
   char buf[PATH_MAX];
   return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
-}
-
-// Real id (first number) of the "Uid:" or "Gid:" line of /proc/PID/status.
-bool status_id(std::string_view status, std::string_view field, uint32_t& out) {
-  size_t pos = 0;
-  while (pos < status.size()) {
-    size_t eol = status.find('\n', pos);
-    std::string_view line = status.substr(pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
-    if (line.substr(0, field.size()) == field) {
-      line.remove_prefix(field.size());
-      while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-      auto [ptr, ec] = std::from_chars(line.data(), line.data() + line.size(), out);
-      return ec == std::errc() && ptr != line.data();
-    }
-    if (eol == std::string_view::npos) break;
-    pos = eol + 1;
-  }
-  return false;
 }
 
 // cmdline is each argument followed by a NUL.
@@ -191,7 +174,7 @@ Result<SpawnSpec> capture_spawn_spec(pid_t pid, const std::string& proc_root, si
 
   SpawnSpec spec;
   uint32_t uid = 0, gid = 0;
-  if (!status_id(*status, "Uid:", uid) || !status_id(*status, "Gid:", gid)) {
+  if (!proc_status_number(*status, "Uid:", uid) || !proc_status_number(*status, "Gid:", gid)) {
     return Error{EINVAL, "no Uid:/Gid: line in " + dir + "/status"};
   }
   spec.uid = uid;

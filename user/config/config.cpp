@@ -4,9 +4,6 @@
 // The policy, service, limits and daemon sections are in config_sections.cpp.
 #include "config/config.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -19,6 +16,7 @@
 
 #include "config/parser.h"
 #include "util/duration.h"
+#include "util/file.h"
 
 namespace fp {
 namespace {
@@ -593,27 +591,11 @@ Result<Config> parse_config(std::string_view toml_text, std::string_view filenam
 
 Result<Config> load_config_file(const std::string& path) {
   const std::string what = "cannot read config file " + quote(path);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error::from_errno(errno, what);
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      return Error::from_errno(err, what);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigBytes) {
-      ::close(fd);
-      return Error{EFBIG, what + ": larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB"};
-    }
-  }
-  ::close(fd);
-  return parse_config(text, path);
+  auto text = read_file(path, kMaxConfigBytes + 1);
+  if (!text) return Error::from_errno(text.error().code, what);
+  if (text->size() > kMaxConfigBytes)
+    return Error{EFBIG, what + ": larger than " + std::to_string(kMaxConfigBytes >> 20) + " MiB"};
+  return parse_config(*text, path);
 }
 
 std::vector<KnownKeys> known_config_keys() {
