@@ -3,6 +3,7 @@
 // unit (systemd-run), and the command runner behind them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -33,6 +34,12 @@ class RealCommandRunner : public CommandRunner {
   static constexpr size_t kOutputCap = 64 * 1024;
   Result<int> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   std::string* output) override;
+  // A flag that ends a running command like a timeout once raised (checked
+  // twice a second): the action worker's shutdown bound (act/action_worker.h).
+  void set_cancel(const std::atomic<bool>* flag) { cancel_ = flag; }
+
+ private:
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // A unit name systemctl will take as one unit: [A-Za-z0-9:_.@\-]+ with a
