@@ -231,7 +231,8 @@ Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {
 
 namespace fp {
 
-Result<std::vector<std::string>> SystemdControl::transient_argv(const std::string& unit, const SpawnSpec& spec) {
+Result<std::vector<std::string>> SystemdControl::transient_argv(const std::string& unit, const SpawnSpec& spec,
+                                                               const std::vector<std::string>& properties) {
   // The kernel's MAX_ARG_STRLEN: one argument longer than this cannot be exec'd.
   constexpr size_t kMaxArg = 128 * 1024;
   if (!valid_unit_name(unit) || unit.size() < 8 || unit.compare(unit.size() - 8, 8, ".service") != 0)
@@ -252,6 +253,7 @@ Result<std::vector<std::string>> SystemdControl::transient_argv(const std::strin
     a.push_back("--property=SupplementaryGroups=" + g);
   }
   a.push_back("--property=OOMScoreAdjust=" + std::to_string(spec.oom_score_adj));
+  for (const auto& p : properties) a.push_back("--property=" + p);
   a.push_back("--working-directory=" + (spec.cwd.empty() ? std::string("/") : spec.cwd));
   for (const auto& [k, v] : spec.env) {
     std::string kv = "--setenv=" + k + "=" + v;
@@ -268,8 +270,9 @@ Result<std::vector<std::string>> SystemdControl::transient_argv(const std::strin
   return a;
 }
 
-Result<std::string> SystemdControl::start_transient(const std::string& unit, const SpawnSpec& spec) {
-  auto argv = transient_argv(unit, spec);
+Result<std::string> SystemdControl::start_transient(const std::string& unit, const SpawnSpec& spec,
+                                                    const std::vector<std::string>& properties) {
+  auto argv = transient_argv(unit, spec, properties);
   if (!argv) return argv.error();
   if (!available()) return Error{ENOENT, "systemd is not running (no " + run_dir_ + ")"};
   // The environment stays out of logs and errors: it may hold secrets.

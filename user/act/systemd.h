@@ -74,9 +74,13 @@ class SystemdControl {
   // wrote to is not reopened (a path the user chose; PID 1 would open it).
   // Refused (EINVAL): a bad unit name, an environment entry systemd-run
   // cannot pass (a NUL, or one argument above 128 KiB). Returns "UNIT".
-  Result<std::string> start_transient(const std::string& unit, const SpawnSpec& spec);
+  // `properties` ("StandardOutput=append:/var/log/...") are added as
+  // --property= (the caller's own values, not a user's).
+  Result<std::string> start_transient(const std::string& unit, const SpawnSpec& spec,
+                                      const std::vector<std::string>& properties = {});
   // The argv start_transient runs (for tests and the dry-run detail).
-  static Result<std::vector<std::string>> transient_argv(const std::string& unit, const SpawnSpec& spec);
+  static Result<std::vector<std::string>> transient_argv(const std::string& unit, const SpawnSpec& spec,
+                                                         const std::vector<std::string>& properties = {});
 
  private:
   Result<std::string> systemctl(const std::string& unit, std::vector<std::string> argv, const std::string& done);

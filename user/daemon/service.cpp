@@ -290,7 +290,13 @@ Result<void> Service::start_actions(int* exit_code) {
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
   systemd_ = std::make_unique<SystemdControl>(*runner_);
-  spawner_ = std::make_unique<RealSpawner>();
+  // A unit's processes carry INVOCATION_ID: then services and respawns go to
+  // systemd (transient units), so they do not inherit this unit's sandbox.
+  const bool under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
+  if (under_systemd)
+    spawner_ = std::make_unique<SystemdSpawner>(*systemd_, *runner_);
+  else
+    spawner_ = std::make_unique<RealSpawner>();
   SupervisorOptions so;
   so.log_dir = dc.log_dir;
   so.start_of = [](pid_t pid) -> uint64_t {
@@ -313,9 +319,7 @@ Result<void> Service::start_actions(int* exit_code) {
   deps.respawn = respawn_.get();
   deps.stops = stops_.get();
   deps.worker = worker_.get();
-  // A unit's processes carry INVOCATION_ID: then respawns go to systemd
-  // (transient units), so they do not inherit this unit's sandbox.
-  deps.under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
+  deps.under_systemd = under_systemd;
   deps.ancestors = [this](uint32_t pid) {
     std::vector<uint32_t> out;
     if (const ProcState* s = engine_->table().find_pid(pid))

@@ -14,6 +14,7 @@
 
 #include "act/handler.h"
 #include "act/real_actuator.h"
+#include "act/systemd_spawner.h"
 #include "alert/metrics.h"
 #include "alert/syslog.h"
 #include "config/config.h"
