@@ -219,6 +219,7 @@ nlohmann::json Service::build_status() const {
                     {"last_checkpoint", st.last_checkpoint},
                     {"suspect_checkpoints", st.suspect_checkpoints}});
   s["services"] = svcs;
+  s["action_worker"] = ActionWorker::to_json(worker_->stats());  // what runs off the loop now
   s["actions"] = counters_.actions;
   s["faults_opened"] = counters_.faults_by_class;
   s["open_faults"] = engine_->open_faults().size();
