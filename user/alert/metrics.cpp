@@ -108,6 +108,31 @@ std::vector<std::string> class_names(const std::map<std::string, uint64_t>& extr
   return names;
 }
 
+std::string json_text(const nlohmann::ordered_json& f, const char* key) {
+  auto it = f.find(key);
+  if (it == f.end()) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+// One series per open fault, so an alert can name the process (pid, comm)
+// and route on the severity: it appears when the fault opens and goes when
+// it resolves, which is what Prometheus turns into a firing and a resolved
+// alert. Bounded (a fleet's Prometheus must not drown in a storm of faults);
+// faultprobe_open_faults stays the exact count.
+constexpr size_t kMaxOpenFaultSeries = 100;
+
+void render_open_fault_series(Exposition& e, const DaemonView& v) {
+  e.family("faultprobe_open_fault", "gauge",
+           "1 for each open fault (at most 100), with its class, severity, rule and culprit pid and comm.");
+  size_t n = 0;
+  for (const auto& f : v.open_faults) {
+    if (n++ == kMaxOpenFaultSeries) break;
+    std::string cls = json_text(f, "class"), severity = json_text(f, "severity"), rule = json_text(f, "rule"),
+                pid = json_text(f, "pid"), comm = json_text(f, "comm");
+    e.sample({{"class", cls}, {"severity", severity}, {"rule", rule}, {"pid", pid}, {"comm", comm}}, uint64_t{1});
+  }
+}
+
 void render_faults(Exposition& e, const DaemonView& v) {
   e.family("faultprobe_faults_total", "counter", "Faults opened, by class.");
   for (const auto& c : class_names(v.counters.faults_by_class))
@@ -123,6 +148,7 @@ void render_faults(Exposition& e, const DaemonView& v) {
   }
   e.family("faultprobe_open_faults", "gauge", "Faults open now, by class.");
   for (const auto& c : class_names(open)) e.sample({{"class", c}}, lookup(open, c));
+  render_open_fault_series(e, v);
 }
 
 void render_actions(Exposition& e, const DaemonView& v) {
