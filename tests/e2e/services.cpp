@@ -23,9 +23,6 @@ namespace fp::e2e {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-namespace {
-
-// A fresh private directory; never "/tmp" itself (it is removed afterwards).
 std::string make_temp_dir(const char* prefix) {
   std::string tmpl = std::string("/tmp/") + prefix + "_XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -55,6 +52,8 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds dea
   }
   return pred();
 }
+
+namespace {
 
 bool tcp_accepts(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -187,6 +186,19 @@ void ChildProcess::stop(std::chrono::milliseconds grace) {
   pid_ = -1;
 }
 
+bool wait_ready(ChildProcess& proc, uint16_t port, std::chrono::milliseconds deadline) {
+  return wait_until(
+             [&] {
+               if (!proc.alive()) return true;
+               httplib::Client cli("127.0.0.1", port);
+               cli.set_connection_timeout(1s);
+               auto res = cli.Get("/-/ready");
+               return res && res->status == 200;
+             },
+             deadline) &&
+         proc.alive();
+}
+
 // ---- PrivateRsyslog ----
 
 PrivateRsyslog::PrivateRsyslog(std::chrono::milliseconds ready_deadline) {
@@ -255,32 +267,32 @@ std::optional<nlohmann::json> PrivateRsyslog::wait_record(const std::function<bo
 
 // ---- PrivatePrometheus ----
 
-PrivatePrometheus::PrivatePrometheus(const std::string& target, std::chrono::milliseconds ready_deadline) {
+PrivatePrometheus::PrivatePrometheus(const PrometheusSetup& setup, std::chrono::milliseconds ready_deadline) {
   dir_ = make_temp_dir("fp_prometheus");
   port_ = free_port(SOCK_STREAM);
   std::string conf = dir_ + "/prometheus.yml";
-  std::ofstream(conf) << "global:\n"
-                         "  scrape_interval: 1s\n"
-                         "  scrape_timeout: 1s\n"
-                         "  evaluation_interval: 1s\n"
-                         "scrape_configs:\n"
-                         "  - job_name: faultprobe\n"
-                         "    static_configs:\n"
-                         "      - targets: ['"
-                      << target << "']\n";
+  std::ofstream out(conf);
+  out << "global:\n"
+         "  scrape_interval: 1s\n"
+         "  scrape_timeout: 1s\n"
+         "  evaluation_interval: 1s\n";
+  if (!setup.rule_files.empty()) {
+    out << "rule_files:\n";
+    for (const auto& f : setup.rule_files) out << "  - '" << f << "'\n";
+  }
+  if (!setup.alertmanager.empty())
+    out << "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['" << setup.alertmanager << "']\n";
+  out << "scrape_configs:\n"
+         "  - job_name: faultprobe\n"
+         "    static_configs:\n"
+         "      - targets: [";
+  for (size_t i = 0; i < setup.targets.size(); ++i) out << (i ? ", '" : "'") << setup.targets[i] << "'";
+  out << "]\n";
+  out.close();
   proc_ = ChildProcess({"/usr/bin/prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir_ + "/data",
                         "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"},
                        dir_ + "/prometheus.log");
-  ok_ = wait_until(
-            [&] {
-              if (!proc_.alive()) return true;
-              httplib::Client cli("127.0.0.1", port_);
-              cli.set_connection_timeout(1s);
-              auto res = cli.Get("/-/ready");
-              return res && res->status == 200;
-            },
-            ready_deadline) &&
-        proc_.alive();
+  ok_ = wait_ready(proc_, port_, ready_deadline);
   if (!ok_) std::fprintf(stderr, "PrivatePrometheus did not get ready:\n%s\n", log().c_str());
 }
 
@@ -333,14 +345,14 @@ std::optional<double> PrivatePrometheus::wait_value(const std::string& promql,
   return found;
 }
 
-bool PrivatePrometheus::wait_target_up(std::chrono::milliseconds deadline) const {
+bool PrivatePrometheus::wait_target_up(std::chrono::milliseconds deadline, size_t targets_up) const {
   return wait_until(
       [&] {
         auto j = targets();
         if (!j) return false;
-        for (const auto& t : (*j)["data"]["activeTargets"])
-          if (t.value("health", "") == "up") return true;
-        return false;
+        size_t up = 0;
+        for (const auto& t : (*j)["data"]["activeTargets"]) up += t.value("health", "") == "up";
+        return up >= targets_up;
       },
       deadline);
 }

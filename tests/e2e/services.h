@@ -30,6 +30,15 @@ inline std::optional<std::string> wait_syslog_line(const std::string& log_file, 
   return wait_syslog_line(log_file, std::vector<std::string>{needle}, deadline, from_offset);
 }
 
+// A fresh private directory /tmp/PREFIX_XXXXXX for a service's config, data
+// and logs; remove_temp_dir() removes it (only under /tmp/fp_; kept with
+// FP_KEEP_TEMP set, for a look after a failure).
+std::string make_temp_dir(const char* prefix);
+void remove_temp_dir(const std::string& dir);
+// Polls `pred` every 50 ms until it holds or `deadline` passes (unscaled:
+// for services' start-up).
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline);
+
 // A port nobody listens on right now on 127.0.0.1 (SOCK_STREAM or SOCK_DGRAM).
 uint16_t free_port(int sock_type);
 
@@ -48,6 +57,10 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
 };
+
+// Until `proc` (a Prometheus server or an Alertmanager) answers 200 on
+// 127.0.0.1:port/-/ready; false if it exited or the deadline passed.
+bool wait_ready(ChildProcess& proc, uint16_t port, std::chrono::milliseconds deadline);
 
 // rsyslogd -n with its own config, pidfile and work directory in a temp dir:
 // imudp and imtcp on 127.0.0.1 (free ports) into one ruleset that writes
@@ -88,12 +101,24 @@ class PrivateRsyslog {
   bool ok_ = false;
 };
 
-// /usr/bin/prometheus scraping `target` ("127.0.0.1:PORT", path /metrics)
-// every second, storage in a temp dir, --web.listen-address on a free port.
-// The constructor returns once /-/ready answers 200 (ok() false otherwise).
+// What a PrivatePrometheus scrapes (job "faultprobe", path /metrics), the
+// rule files it evaluates and the Alertmanager it sends alerts to.
+struct PrometheusSetup {
+  std::vector<std::string> targets;     // "127.0.0.1:PORT"
+  std::vector<std::string> rule_files;  // absolute paths
+  std::string alertmanager;             // "127.0.0.1:PORT" or "" (none)
+};
+
+// /usr/bin/prometheus scraping its targets and evaluating its rules every
+// second, storage in a temp dir, --web.listen-address on a free port of
+// 127.0.0.1. The constructor returns once /-/ready answers 200 (ok() false
+// otherwise).
 class PrivatePrometheus {
  public:
   explicit PrivatePrometheus(const std::string& target,
+                             std::chrono::milliseconds ready_deadline = std::chrono::seconds(60))
+      : PrivatePrometheus(PrometheusSetup{{target}, {}, ""}, ready_deadline) {}
+  explicit PrivatePrometheus(const PrometheusSetup& setup,
                              std::chrono::milliseconds ready_deadline = std::chrono::seconds(60));
   ~PrivatePrometheus();
   PrivatePrometheus(const PrivatePrometheus&) = delete;
@@ -110,9 +135,11 @@ class PrivatePrometheus {
   // returns that value (nullopt at the deadline).
   std::optional<double> wait_value(const std::string& promql, const std::function<bool(double)>& pred,
                                    std::chrono::milliseconds deadline) const;
-  // Until the target's last scrape succeeded (health "up").
-  bool wait_target_up(std::chrono::milliseconds deadline) const;
+  // Until a target's (`targets` of them: every one's) last scrape succeeded (health "up").
+  bool wait_target_up(std::chrono::milliseconds deadline, size_t targets = 1) const;
   std::optional<nlohmann::json> targets() const;  // GET /api/v1/targets
+  // GET PATH (e.g. /api/v1/rules, /api/v1/alerts): the JSON answer, for checks and failure messages.
+  std::optional<nlohmann::json> api(const std::string& path) const { return get_json(path, {}); }
 
  private:
   std::optional<nlohmann::json> get_json(const std::string& path,
