@@ -1,7 +1,5 @@
 #include "alerting.h"
 
-#include <sys/socket.h>
-
 #include <cstdio>
 #include <fstream>
 
@@ -67,10 +65,9 @@ std::optional<ReceivedAlert> WebhookReceiver::wait_alert(const std::function<boo
 
 // ---- PrivateAlertmanager ----
 
-PrivateAlertmanager::PrivateAlertmanager(const std::string& webhook_url, std::chrono::milliseconds ready_deadline) {
-  dir_ = make_temp_dir("fp_alertmanager");
-  port_ = free_port(SOCK_STREAM);
-  std::string conf = dir_ + "/alertmanager.yml";
+PrivateAlertmanager::PrivateAlertmanager(const std::string& webhook_url, std::chrono::milliseconds ready_deadline)
+    : PrivateHttpService("alertmanager") {
+  std::string conf = dir() + "/alertmanager.yml";
   // group_by '...': every alert its own group, so each one is notified by
   // itself; group_wait 0s: at once; group_interval 1s: a change (its
   // resolution) a second after the last notification at the most.
@@ -87,30 +84,9 @@ PrivateAlertmanager::PrivateAlertmanager(const std::string& webhook_url, std::ch
                          "    webhook_configs:\n"
                          "      - url: '"
                       << webhook_url << "'\n        send_resolved: true\n";
-  proc_ = ChildProcess({"/usr/bin/prometheus-alertmanager", "--config.file=" + conf, "--storage.path=" + dir_ + "/data",
-                        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--cluster.listen-address=",
-                        "--log.level=info"},
-                       dir_ + "/alertmanager.log");
-  ok_ = wait_ready(proc_, port_, ready_deadline);
-  if (!ok_) std::fprintf(stderr, "PrivateAlertmanager did not get ready:\n%s\n", log().c_str());
-}
-
-PrivateAlertmanager::~PrivateAlertmanager() {
-  proc_.stop();
-  remove_temp_dir(dir_);
-}
-
-std::string PrivateAlertmanager::log() const { return slurp(dir_ + "/alertmanager.log"); }
-
-std::optional<nlohmann::json> PrivateAlertmanager::alerts() const {
-  httplib::Client cli("127.0.0.1", port_);
-  cli.set_connection_timeout(2s);
-  cli.set_read_timeout(10s);
-  auto res = cli.Get("/api/v2/alerts");
-  if (!res) return std::nullopt;
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
+  start({"/usr/bin/prometheus-alertmanager", "--config.file=" + conf, "--storage.path=" + dir() + "/data",
+         "--web.listen-address=" + address(), "--cluster.listen-address=", "--log.level=info"},
+        ready_deadline);
 }
 
 }  // namespace fp::e2e

@@ -57,27 +57,14 @@ class WebhookReceiver {
 
 // /usr/bin/prometheus-alertmanager routing every alert, one group per alert,
 // to a webhook at once (group_wait 0s, group_interval 1s, resolved
-// notifications on); API on a free port of 127.0.0.1, clustering off (it
-// would listen on every address), storage in a temp dir. The constructor
-// returns once /-/ready answers 200 (ok() false otherwise).
-class PrivateAlertmanager {
+// notifications on); API on 127.0.0.1 (address()), clustering off (it would
+// listen on every address), storage in its temp dir. Returns once ready
+// (ok() false otherwise).
+class PrivateAlertmanager : public PrivateHttpService {
  public:
   explicit PrivateAlertmanager(const std::string& webhook_url,
                                std::chrono::milliseconds ready_deadline = std::chrono::seconds(60));
-  ~PrivateAlertmanager();
-  PrivateAlertmanager(const PrivateAlertmanager&) = delete;
-  PrivateAlertmanager& operator=(const PrivateAlertmanager&) = delete;
-
-  bool ok() const { return ok_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::string log() const;
-  std::optional<nlohmann::json> alerts() const;  // GET /api/v2/alerts: what it holds now
-
- private:
-  std::string dir_;
-  uint16_t port_ = 0;
-  ChildProcess proc_;
-  bool ok_ = false;
+  std::optional<nlohmann::json> alerts() const { return get_json("/api/v2/alerts"); }  // what it holds now
 };
 
 }  // namespace fp::e2e

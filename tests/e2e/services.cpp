@@ -23,6 +23,9 @@ namespace fp::e2e {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
+namespace {
+
+// A fresh private directory; never "/tmp" itself (it is removed afterwards).
 std::string make_temp_dir(const char* prefix) {
   std::string tmpl = std::string("/tmp/") + prefix + "_XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -43,6 +46,8 @@ void remove_temp_dir(const std::string& dir) {
   std::error_code ec;
   fs::remove_all(dir, ec);
 }
+
+}  // namespace
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
@@ -186,19 +191,6 @@ void ChildProcess::stop(std::chrono::milliseconds grace) {
   pid_ = -1;
 }
 
-bool wait_ready(ChildProcess& proc, uint16_t port, std::chrono::milliseconds deadline) {
-  return wait_until(
-             [&] {
-               if (!proc.alive()) return true;
-               httplib::Client cli("127.0.0.1", port);
-               cli.set_connection_timeout(1s);
-               auto res = cli.Get("/-/ready");
-               return res && res->status == 200;
-             },
-             deadline) &&
-         proc.alive();
-}
-
 // ---- PrivateRsyslog ----
 
 PrivateRsyslog::PrivateRsyslog(std::chrono::milliseconds ready_deadline) {
@@ -265,12 +257,52 @@ std::optional<nlohmann::json> PrivateRsyslog::wait_record(const std::function<bo
   return found;
 }
 
+// ---- PrivateHttpService ----
+
+PrivateHttpService::PrivateHttpService(const std::string& name)
+    : name_(name), dir_(make_temp_dir(("fp_" + name).c_str())), port_(free_port(SOCK_STREAM)) {}
+
+PrivateHttpService::~PrivateHttpService() {
+  proc_.stop();
+  remove_temp_dir(dir_);
+}
+
+void PrivateHttpService::start(const std::vector<std::string>& argv, std::chrono::milliseconds ready_deadline) {
+  proc_ = ChildProcess(argv, dir_ + "/" + name_ + ".log");
+  ok_ = wait_until(
+            [&] {
+              if (!proc_.alive()) return true;
+              httplib::Client cli("127.0.0.1", port_);
+              cli.set_connection_timeout(1s);
+              auto res = cli.Get("/-/ready");
+              return res && res->status == 200;
+            },
+            ready_deadline) &&
+        proc_.alive();
+  if (!ok_) std::fprintf(stderr, "%s did not get ready:\n%s\n", name_.c_str(), log().c_str());
+}
+
+std::string PrivateHttpService::log() const { return slurp(dir_ + "/" + name_ + ".log"); }
+
+std::optional<nlohmann::json> PrivateHttpService::get_json(
+    const std::string& path, const std::vector<std::pair<std::string, std::string>>& params) const {
+  httplib::Client cli("127.0.0.1", port_);
+  cli.set_connection_timeout(2s);
+  cli.set_read_timeout(10s);
+  httplib::Params p;
+  for (const auto& [k, v] : params) p.emplace(k, v);
+  auto res = cli.Get(path, p, httplib::Headers{});
+  if (!res) return std::nullopt;
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  if (j.is_discarded()) return std::nullopt;
+  return j;
+}
+
 // ---- PrivatePrometheus ----
 
-PrivatePrometheus::PrivatePrometheus(const PrometheusSetup& setup, std::chrono::milliseconds ready_deadline) {
-  dir_ = make_temp_dir("fp_prometheus");
-  port_ = free_port(SOCK_STREAM);
-  std::string conf = dir_ + "/prometheus.yml";
+PrivatePrometheus::PrivatePrometheus(const PrometheusSetup& setup, std::chrono::milliseconds ready_deadline)
+    : PrivateHttpService("prometheus") {
+  std::string conf = dir() + "/prometheus.yml";
   std::ofstream out(conf);
   out << "global:\n"
          "  scrape_interval: 1s\n"
@@ -289,32 +321,9 @@ PrivatePrometheus::PrivatePrometheus(const PrometheusSetup& setup, std::chrono::
   for (size_t i = 0; i < setup.targets.size(); ++i) out << (i ? ", '" : "'") << setup.targets[i] << "'";
   out << "]\n";
   out.close();
-  proc_ = ChildProcess({"/usr/bin/prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir_ + "/data",
-                        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"},
-                       dir_ + "/prometheus.log");
-  ok_ = wait_ready(proc_, port_, ready_deadline);
-  if (!ok_) std::fprintf(stderr, "PrivatePrometheus did not get ready:\n%s\n", log().c_str());
-}
-
-PrivatePrometheus::~PrivatePrometheus() {
-  proc_.stop();
-  remove_temp_dir(dir_);
-}
-
-std::string PrivatePrometheus::log() const { return slurp(dir_ + "/prometheus.log"); }
-
-std::optional<nlohmann::json> PrivatePrometheus::get_json(
-    const std::string& path, const std::vector<std::pair<std::string, std::string>>& params) const {
-  httplib::Client cli("127.0.0.1", port_);
-  cli.set_connection_timeout(2s);
-  cli.set_read_timeout(10s);
-  httplib::Params p;
-  for (const auto& [k, v] : params) p.emplace(k, v);
-  auto res = cli.Get(path, p, httplib::Headers{});
-  if (!res) return std::nullopt;
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
-  return j;
+  start({"/usr/bin/prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir() + "/data",
+         "--web.listen-address=" + address(), "--log.level=info"},
+        ready_deadline);
 }
 
 std::optional<nlohmann::json> PrivatePrometheus::query(const std::string& promql) const {

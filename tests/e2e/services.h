@@ -30,11 +30,6 @@ inline std::optional<std::string> wait_syslog_line(const std::string& log_file, 
   return wait_syslog_line(log_file, std::vector<std::string>{needle}, deadline, from_offset);
 }
 
-// A fresh private directory /tmp/PREFIX_XXXXXX for a service's config, data
-// and logs; remove_temp_dir() removes it (only under /tmp/fp_; kept with
-// FP_KEEP_TEMP set, for a look after a failure).
-std::string make_temp_dir(const char* prefix);
-void remove_temp_dir(const std::string& dir);
 // Polls `pred` every 50 ms until it holds or `deadline` passes (unscaled:
 // for services' start-up).
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline);
@@ -57,10 +52,6 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
 };
-
-// Until `proc` (a Prometheus server or an Alertmanager) answers 200 on
-// 127.0.0.1:port/-/ready; false if it exited or the deadline passed.
-bool wait_ready(ChildProcess& proc, uint16_t port, std::chrono::milliseconds deadline);
 
 // rsyslogd -n with its own config, pidfile and work directory in a temp dir:
 // imudp and imtcp on 127.0.0.1 (free ports) into one ruleset that writes
@@ -109,24 +100,48 @@ struct PrometheusSetup {
   std::string alertmanager;             // "127.0.0.1:PORT" or "" (none)
 };
 
+// A server of the test's own (Prometheus, Alertmanager): a temp dir for its
+// config, data and log, a free port on 127.0.0.1 and its process, stopped
+// and removed with the object.
+class PrivateHttpService {
+ public:
+  PrivateHttpService(const PrivateHttpService&) = delete;
+  PrivateHttpService& operator=(const PrivateHttpService&) = delete;
+
+  bool ok() const { return ok_; }
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string log() const;
+  // GET PATH?PARAMS: the JSON answer, nullopt when the server did not answer
+  // or the answer was not JSON.
+  std::optional<nlohmann::json> get_json(const std::string& path,
+                                         const std::vector<std::pair<std::string, std::string>>& params = {}) const;
+
+ protected:
+  // NAME: the temp dir is /tmp/fp_NAME_XXXXXX, the output NAME.log in it.
+  explicit PrivateHttpService(const std::string& name);
+  ~PrivateHttpService();
+  // Runs argv (its output into the log) and waits until /-/ready answers 200;
+  // ok() says whether it did.
+  void start(const std::vector<std::string>& argv, std::chrono::milliseconds ready_deadline);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string name_, dir_;
+  uint16_t port_ = 0;
+  ChildProcess proc_;
+  bool ok_ = false;
+};
+
 // /usr/bin/prometheus scraping its targets and evaluating its rules every
-// second, storage in a temp dir, --web.listen-address on a free port of
-// 127.0.0.1. The constructor returns once /-/ready answers 200 (ok() false
-// otherwise).
-class PrivatePrometheus {
+// second, storage in its temp dir. Returns once ready (ok() false otherwise).
+class PrivatePrometheus : public PrivateHttpService {
  public:
   explicit PrivatePrometheus(const std::string& target,
                              std::chrono::milliseconds ready_deadline = std::chrono::seconds(60))
       : PrivatePrometheus(PrometheusSetup{{target}, {}, ""}, ready_deadline) {}
   explicit PrivatePrometheus(const PrometheusSetup& setup,
                              std::chrono::milliseconds ready_deadline = std::chrono::seconds(60));
-  ~PrivatePrometheus();
-  PrivatePrometheus(const PrivatePrometheus&) = delete;
-  PrivatePrometheus& operator=(const PrivatePrometheus&) = delete;
-
-  bool ok() const { return ok_; }
-  uint16_t port() const { return port_; }
-  std::string log() const;
 
   // GET /api/v1/query?query=PROMQL: the whole JSON answer, nullopt when the
   // server did not answer or the answer was not JSON.
@@ -138,16 +153,6 @@ class PrivatePrometheus {
   // Until a target's (`targets` of them: every one's) last scrape succeeded (health "up").
   bool wait_target_up(std::chrono::milliseconds deadline, size_t targets = 1) const;
   std::optional<nlohmann::json> targets() const;  // GET /api/v1/targets
-  // GET PATH (e.g. /api/v1/rules, /api/v1/alerts): the JSON answer, for checks and failure messages.
-  std::optional<nlohmann::json> api(const std::string& path) const { return get_json(path, {}); }
-
- private:
-  std::optional<nlohmann::json> get_json(const std::string& path,
-                                         const std::vector<std::pair<std::string, std::string>>& params) const;
-  std::string dir_;
-  uint16_t port_ = 0;
-  ChildProcess proc_;
-  bool ok_ = false;
 };
 
 }  // namespace fp::e2e

@@ -62,7 +62,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 std::string diagnose(const PrivatePrometheus& prom, const PrivateAlertmanager& am, const WebhookReceiver& hook) {
-  std::string out = "prometheus alerts: " + prom.api("/api/v1/alerts").value_or(json()).dump() +
+  std::string out = "prometheus alerts: " + prom.get_json("/api/v1/alerts").value_or(json()).dump() +
                     "\nalertmanager alerts: " + am.alerts().value_or(json()).dump() + "\nwebhook got:";
   for (const auto& a : hook.alerts()) out += "\n  " + a.alert.dump();
   return out + "\nalertmanager log:\n" + am.log();
@@ -100,10 +100,10 @@ TEST(Fleet, OneInstancesFaultReachesAlertmanagerWithItsLabelsAndResolves) {
   PrivatePrometheus prom(setup);
   ASSERT_TRUE(prom.ok()) << prom.log();
   ASSERT_TRUE(prom.wait_target_up(fp::test::scaled(60s), 3)) << prom.targets().value_or(json()).dump();
-  auto rules = prom.api("/api/v1/rules").value_or(json());
+  auto rules = prom.get_json("/api/v1/rules").value_or(json());
   ASSERT_NE(rules.dump().find("FaultprobeFault"), std::string::npos) << rules.dump() << prom.log();
   ASSERT_TRUE(wait_for(
-      [&] { return !prom.api("/api/v1/alertmanagers").value_or(json())["data"]["activeAlertmanagers"].empty(); },
+      [&] { return !prom.get_json("/api/v1/alertmanagers").value_or(json())["data"]["activeAlertmanagers"].empty(); },
       30s))
       << prom.log();
 
