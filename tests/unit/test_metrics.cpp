@@ -243,6 +243,21 @@ TEST(Metrics, OpenFaultSeriesNameTheCulprit) {
   Parsed none = parse(render_metrics(DaemonView{}, 20));
   EXPECT_EQ(none.types["faultprobe_open_fault"], "gauge");
   EXPECT_EQ(none.count("faultprobe_open_fault"), 0u);
+
+  // Hardware faults (pid 0) are told apart by their device; label sets that
+  // coincide anyway are one series with their count, never a duplicate.
+  DaemonView hw;
+  for (const char* dev : {"sda", "sdb", "sdb"})
+    hw.open_faults.push_back({{"class", "hw_disk_error"}, {"severity", "critical"}, {"rule", "hw_disk_error"},
+                              {"pid", 0}, {"comm", ""}, {"evidence", {{"device", dev}}}});
+  hw.open_faults.push_back({{"class", "io_latency"}, {"severity", "warning"}, {"rule", "io_latency"}, {"pid", 5},
+                            {"comm", "dd"}, {"evidence", {{"device", "8:0"}}}});
+  Parsed h = parse(render_metrics(hw, 20));
+  ASSERT_TRUE(h.errors.empty()) << h.errors.front();
+  EXPECT_EQ(h.count("faultprobe_open_fault"), 3u);
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sda"}})->value, "1");
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sdb"}})->value, "2");
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"pid", "5"}})->labels.count("device"), 0u);  // a process's fault
 }
 
 TEST(Metrics, TopNBoundsThePerProcessSeries) {
