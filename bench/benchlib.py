@@ -66,7 +66,7 @@ def need(*paths):
     for p in paths:
         if not (os.path.exists(p) or shutil.which(p)):
             die(f"{p} not found (build faultprobe with scripts/build, or FP_BUILD_DIR=...; "
-                f"packages: scripts/install-deps)")
+                f"packages: scripts/install-deps bench)")
 
 
 def temp_dir(prefix):
