@@ -19,6 +19,7 @@
 #include "act/process.h"
 #include "cpu_throttle.h"
 #include "e2e_fixture.h"
+#include "notify_socket.h"
 #include "../time_scale.h"
 
 using namespace std::chrono_literals;
@@ -107,53 +108,6 @@ cooldown = "120s"
 }
 
 namespace {
-
-// A fake NOTIFY_SOCKET: every datagram the daemon sends, with when it came.
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::string& path) : path_(path) {
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-    bound_ = fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    timeval tv{0, 100'000};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    reader_ = std::thread([this] {
-      char buf[4096];
-      while (!stop_) {
-        ssize_t n = recv(fd_, buf, sizeof buf, 0);
-        if (n <= 0) continue;
-        std::lock_guard<std::mutex> l(mu_);
-        got_.emplace_back(steady::now(), std::string(buf, size_t(n)));
-      }
-    });
-  }
-  ~NotifySocket() {
-    stop_ = true;
-    reader_.join();
-    close(fd_);
-    unlink(path_.c_str());
-  }
-  bool bound() const { return bound_; }
-  // When each WATCHDOG=1 came.
-  std::vector<steady::time_point> pings() const {
-    std::lock_guard<std::mutex> l(mu_);
-    std::vector<steady::time_point> out;
-    for (const auto& [t, m] : got_)
-      if (m.find("WATCHDOG=1") != std::string::npos) out.push_back(t);
-    return out;
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-  std::atomic<bool> stop_{false};
-  mutable std::mutex mu_;
-  std::vector<std::pair<steady::time_point, std::string>> got_;
-  std::thread reader_;
-};
 
 // Processes running `exe` (our copy of the shell): the test's, and the
 // daemon's respawns of them.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -126,8 +127,11 @@ ServiceConfig service(const std::string& name) {
 
 class SupervisorTest : public ::testing::Test {
  protected:
-  SupervisorTest() {
+  SupervisorTest() { make(nullptr); }
+  // (Re)builds the supervisor; with a worker, CRIU dumps run on it.
+  void make(ActionWorker* worker) {
     SupervisorOptions o;
+    o.worker = worker;
     o.log_dir = (dir.path / "logs").string();
     o.on_event = [this](const SupervisorEvent& e) { events.push_back(e); };
     o.start_of = [](pid_t pid) { return static_cast<uint64_t>(pid) * 10; };
@@ -714,6 +718,51 @@ TEST_F(CriuSupervisorTest, RestorePidNamingAnotherProcessIsNotAdopted) {
       << rf->detail;
   EXPECT_NE(status_of("db").pid, self);
   EXPECT_EQ(spawner.spawned(), 2u);
+}
+
+// With the action worker a dump runs off the loop: tick() returns while criu
+// runs, the service's exit is not reaped until the dump's result is in (its
+// pid cannot be reused under criu), and no second dump starts meanwhile.
+TEST_F(CriuSupervisorTest, ADumpRunsOffTheLoopAndHoldsTheReapUntilItsResultIsIn) {
+  make_criu_work();
+  ActionWorker worker;
+  make(&worker);
+  std::atomic<bool> in_dump{false}, open{false};
+  criu_respond = [&](const std::vector<std::string>& argv, std::string* out) -> Result<int> {
+    if (argv[1] == "dump") {
+      in_dump = true;
+      while (!open) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::ofstream(fs::path(argv[5]) / "core.img") << "x";
+    }
+    (void)out;
+    return 0;
+  };
+  sup->configure({cfg});
+  const pid_t pid = status_of("db").pid;
+  advance_ms(1000);  // the dump is due: queued, and tick() returned
+  for (int i = 0; i < 5000 && !in_dump; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(in_dump.load());
+  EXPECT_EQ(worker.stats().running, "criu dump of service db");
+  spawner.crash(pid);
+  advance_ms(1000);  // a dump is due again, and the process is gone: neither happens yet
+  EXPECT_EQ(last_event(K::Exited), nullptr);
+  EXPECT_EQ(status_of("db").state, "running");
+  open = true;
+  for (int i = 0; i < 5000 && worker.busy("service db"); ++i) {
+    worker.drain();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_FALSE(worker.busy("service db"));
+  ASSERT_NE(last_event(K::Checkpointed), nullptr);
+  EXPECT_EQ(last_event(K::Checkpointed)->detail, cfg.checkpoint.dir + "/000001");
+  EXPECT_EQ(last_event(K::Checkpointed)->pid, pid);
+  advance_ms(10);  // now the exit is seen
+  ASSERT_NE(last_event(K::Exited), nullptr);
+  EXPECT_EQ(last_event(K::Exited)->pid, pid);
+  size_t dumps = 0;
+  for (const auto& c : criu_calls) dumps += c[1] == "dump";
+  EXPECT_EQ(dumps, 1u);
+  worker.shutdown();
 }
 
 TEST_F(SupervisorTest, StopAllStopsEverything) {

@@ -136,6 +136,29 @@ ActionOutcome RealActuator::unthrottle(const Target& t, bool dry_run) {
   return ok(*r);
 }
 
+ActionOutcome RealActuator::systemd_call(const std::string& unit, const std::string& what,
+                                         std::function<Result<std::string>()> call) {
+  if (d_.worker == nullptr) {
+    auto r = call();
+    if (!r) return failed(r.error().message);
+    return ok(*r);
+  }
+  auto job = [call = std::move(call), what]() -> ActionWorker::Apply {
+    auto r = call();
+    return [r = std::move(r), what] {
+      if (!r) spdlog::error("systemd: {} failed: {}", what, r.error().message);
+    };
+  };
+  auto on_error = [what](const std::string& why) { spdlog::error("systemd: {}: {}", what, why); };
+  switch (d_.worker->submit("unit " + unit, what, std::move(job), std::move(on_error))) {
+    case ActionWorker::Submitted::Queued: return ok(what + ": queued, runs off the sampling loop");
+    case ActionWorker::Submitted::Busy: return skipped("a systemd call on " + unit + " is still under way");
+    case ActionWorker::Submitted::Full: return failed(what + ": the action queue is full");
+    case ActionWorker::Submitted::Stopped: break;
+  }
+  return failed(what + ": the daemon is stopping");
+}
+
 ActionOutcome RealActuator::restart_service(const std::string& name, const Target& t, bool from_checkpoint,
                                             bool dry_run) {
   (void)t;
@@ -159,14 +182,13 @@ ActionOutcome RealActuator::restart(const Target& t, bool dry_run) {
     if (t.unit_user) {
       const std::string uid = std::to_string(*t.unit_user);
       if (dry_run) return dry("systemctl --user -M " + uid + "@ restart " + t.unit);
-      auto r = d_.systemd->restart_user_unit(t.unit, *t.unit_user);
-      if (!r) return failed(r.error().message);
-      return ok(*r);
+      const uint32_t user = *t.unit_user;
+      return systemd_call(t.unit, "systemctl --user -M " + uid + "@ restart " + t.unit,
+                          [this, unit = t.unit, user] { return d_.systemd->restart_user_unit(unit, user); });
     }
     if (dry_run) return dry("systemctl restart " + t.unit);
-    auto r = d_.systemd->restart(t.unit);
-    if (!r) return failed(r.error().message);
-    return ok(*r);
+    return systemd_call(t.unit, "systemctl restart " + t.unit,
+                        [this, unit = t.unit] { return d_.systemd->restart(unit); });
   }
   // Respawn: the same argv, cwd, environment and user, captured while it ran.
   const SpawnSpec* spec = d_.respawn ? d_.respawn->find(t.key) : nullptr;
@@ -209,9 +231,11 @@ Result<ProcKey> RealActuator::spawn_replacement(const ProcKey& old, const SpawnS
   if (d_.under_systemd && d_.systemd && d_.systemd->available()) {
     const std::string unit =
         "faultprobe-respawn-" + std::to_string(old.tgid) + "-" + std::to_string(++transient_seq_) + ".service";
-    auto r = d_.systemd->start_transient(unit, spec);
-    if (!r) return r.error();
-    *detail = "respawned " + argv0 + " as " + *r;
+    if (auto a = SystemdControl::transient_argv(unit, spec); !a) return a.error();  // refused now, not later
+    ActionOutcome o = systemd_call(unit, "systemd-run --unit=" + unit + " -- " + argv0,
+                                   [this, unit, spec] { return d_.systemd->start_transient(unit, spec); });
+    if (o.result != ActionResult::Ok) return Error{EIO, o.detail};
+    *detail = "respawned " + argv0 + " as " + unit + (d_.worker ? " (queued)" : "");
     // Its pid is systemd's to know; the handler follows the fault's exit instead.
     return ProcKey{};
   }

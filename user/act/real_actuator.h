@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "act/action_worker.h"
 #include "act/actuator.h"
 #include "act/process.h"
 #include "act/respawn.h"
@@ -41,6 +42,9 @@ struct RealActuatorDeps {
   // The daemon runs as a systemd unit: respawns start as transient units of
   // their own (SystemdControl::start_transient), outside the daemon's sandbox.
   bool under_systemd = false;
+  // Where systemctl and systemd-run calls run, off the sampling loop
+  // (act/action_worker.h); nullptr: on the loop, waited for.
+  ActionWorker* worker = nullptr;
   // Where kill_tree writes down what it stops before it kills (state_dir); may be null.
   StopRecord* stops = nullptr;
 };
@@ -78,6 +82,10 @@ class RealActuator : public Actuator {
   std::optional<std::string> service_of(const Target& t) const;
 
  private:
+  // A systemd call on `unit`: queued on the worker (the outcome says so; a
+  // failure is logged when it comes back) or, without one, run here.
+  ActionOutcome systemd_call(const std::string& unit, const std::string& what,
+                             std::function<Result<std::string>()> call);
   ActionOutcome restart_service(const std::string& name, const Target& t, bool from_checkpoint, bool dry_run);
   std::optional<std::string> refuse(const Target& t) const;
   // The safety check each member of a group or tree goes through.

@@ -373,15 +373,41 @@ void Supervisor::maybe_dump(Service& s, uint64_t now) {
     emit({SupervisorEvent::Kind::CheckpointFailed, s.cfg.name, s.pid, 0, 0, d.error().message});
     return;
   }
-  // Blocks the loop for as long as criu runs (bounded by its timeout): a dump
-  // freezes the service anyway, and keeping it synchronous keeps the image
-  // and the process state consistent with what tick() sees.
-  auto r = opts_.criu->dump(s.pid, s.cfg.checkpoint.dir, s.cfg.checkpoint.keep);
+  if (opts_.worker == nullptr) {
+    dump_done(s.cfg.name, s.pid, opts_.criu->dump(s.pid, s.cfg.checkpoint.dir, s.cfg.checkpoint.keep));
+    return;
+  }
+  // Off the loop: a dump may take a minute. Until its result is applied,
+  // tick() does not reap the service (a zombie keeps its pid from being
+  // reused under criu), and so no restore starts beside it either.
+  CriuBackend* criu = opts_.criu;
+  const std::string name = s.cfg.name, dir = s.cfg.checkpoint.dir;
+  const pid_t pid = s.pid;
+  const uint32_t keep = s.cfg.checkpoint.keep;
+  auto job = [this, criu, name, dir, pid, keep]() -> ActionWorker::Apply {
+    auto r = criu->dump(pid, dir, keep);
+    return [this, name, pid, r = std::move(r)] { dump_done(name, pid, r); };
+  };
+  auto on_error = [this, name, pid](const std::string& why) { dump_done(name, pid, Error{EIO, why}); };
+  switch (opts_.worker->submit(dump_target(name), "criu dump of service " + name, job, on_error)) {
+    case ActionWorker::Submitted::Queued: break;
+    case ActionWorker::Submitted::Busy:
+      spdlog::warn("service {}: the previous criu dump is still under way; skipping this one", name);
+      break;
+    case ActionWorker::Submitted::Full:
+    case ActionWorker::Submitted::Stopped:
+      emit({SupervisorEvent::Kind::CheckpointFailed, name, pid, 0, 0, "the action worker refused the dump (queue full or stopping)"});
+      break;
+  }
+}
+
+void Supervisor::dump_done(const std::string& name, pid_t pid, const Result<std::string>& r) {
+  auto it = services_.find(name);
   if (r) {
-    s.last_image = *r;
-    emit({SupervisorEvent::Kind::Checkpointed, s.cfg.name, s.pid, 0, 0, *r});
+    if (it != services_.end()) it->second.last_image = r.value();
+    emit({SupervisorEvent::Kind::Checkpointed, name, pid, 0, 0, r.value()});
   } else {
-    emit({SupervisorEvent::Kind::CheckpointFailed, s.cfg.name, s.pid, 0, 0, r.error().message});
+    emit({SupervisorEvent::Kind::CheckpointFailed, name, pid, 0, 0, r.error().message});
   }
 }
 
@@ -432,7 +458,8 @@ void Supervisor::configure(const std::vector<ServiceConfig>& services) {
 void Supervisor::tick(uint64_t now) {
   for (auto it = services_.begin(); it != services_.end();) {
     Service& s = it->second;
-    if (s.pid > 0) {
+    const bool dumping = opts_.worker != nullptr && opts_.worker->busy(dump_target(s.cfg.name));
+    if (s.pid > 0 && !dumping) {
       if (auto status = spawner_.reap(s.pid, s.pidfd)) on_exit(s, now, *status);
     }
     if (s.state == State::Stopping && s.pid > 0 && !s.killed && now >= s.kill_at_ns) {
@@ -443,7 +470,7 @@ void Supervisor::tick(uint64_t now) {
       s.killed = true;
     }
     if (s.state == State::Backoff && now >= s.next_start_ns) start(s, now, s.restore_on_start);
-    if (s.state == State::Running) maybe_dump(s, now);
+    if (s.state == State::Running && !dumping) maybe_dump(s, now);
     if (s.remove) {
       spdlog::info("service {}: removed from the config", it->first);
       it = services_.erase(it);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "act/action.h"
+#include "act/action_worker.h"
 #include "act/checkpoint.h"
 #include "act/checkpoint_trust.h"
 #include "act/clock.h"
@@ -72,6 +73,9 @@ struct SupervisorOptions {
   std::function<uint64_t(pid_t)> start_of;
   // CRIU, probed by the caller (criu->probe()); nullptr = no CRIU backend.
   CriuBackend* criu = nullptr;
+  // Where CRIU dumps run, off the loop (act/action_worker.h); nullptr: on
+  // the loop (unit tests). The daemon drains it before tick().
+  ActionWorker* worker = nullptr;
   // Checks the pid a CRIU restore.pid names before it is adopted (and later
   // signalled): started since `restore_began_ns`, running `command0`.
   std::function<Result<void>(pid_t pid, uint64_t restore_began_ns, const std::string& command0)> verify_restored =
@@ -159,6 +163,9 @@ class Supervisor {
   void on_failure(Service& s, uint64_t now);
   void schedule_restart(Service& s, uint64_t now);
   void maybe_dump(Service& s, uint64_t now);
+  void dump_done(const std::string& name, pid_t pid, const Result<std::string>& r);
+  // The worker's target for a service's dumps: one at a time per service.
+  static std::string dump_target(const std::string& name) { return "service " + name; }
   SpawnSpec spec_for(const Service& s, const std::optional<std::string>& restore_from) const;
   void emit(SupervisorEvent e);
 

@@ -120,17 +120,19 @@ Result<int> RealCommandRunner::run(const std::vector<std::string>& argv, millise
   };
 
   const auto deadline = steady_clock::now() + timeout;
-  bool eof = false, exited = false, timed_out = false;
+  bool eof = false, exited = false, timed_out = false, cancelled = false;
   // Until it exits (not until EOF: it may close its output and go on running).
   while (!exited) {
     auto left = std::chrono::ceil<milliseconds>(deadline - steady_clock::now());
-    if (left.count() <= 0) {
+    if (left.count() <= 0 || (cancel_ && cancel_->load())) {
       timed_out = true;
+      cancelled = left.count() > 0;
       break;
     }
     std::array<pollfd, 2> fds{pollfd{eof ? -1 : rd.fd, POLLIN, 0}, pollfd{pidfd.fd, POLLIN, 0}};
     // Without a pidfd, look at the exit every 10 ms; with one, wake at least
-    // every 500 ms for the watchdog (a criu dump may take a minute).
+    // every 500 ms for the watchdog and the cancel flag (a criu dump may take
+    // a minute). keepalive() pings only on the loop's thread.
     keepalive();
     int wait_ms = int(std::min<long long>(left.count(), pidfd.fd >= 0 ? 500 : 10));
     int r = ::poll(fds.data(), fds.size(), wait_ms);
@@ -147,6 +149,7 @@ Result<int> RealCommandRunner::run(const std::vector<std::string>& argv, millise
     ::kill(-pid, SIGKILL);
     (void)reap(pid, what);
     if (output) *output = buffer;
+    if (cancelled) return Error{ECANCELED, what + " cancelled: the daemon is stopping (killed)"};
     return Error{ETIMEDOUT, what + " timed out after " + std::to_string(timeout.count()) + " ms (killed)"};
   }
   // Exited: take what it wrote, but do not wait for descendants that still hold the pipe.
@@ -228,7 +231,8 @@ Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {
 
 namespace fp {
 
-Result<std::vector<std::string>> SystemdControl::transient_argv(const std::string& unit, const SpawnSpec& spec) {
+Result<std::vector<std::string>> SystemdControl::transient_argv(const std::string& unit, const SpawnSpec& spec,
+                                                               const std::vector<std::string>& properties) {
   // The kernel's MAX_ARG_STRLEN: one argument longer than this cannot be exec'd.
   constexpr size_t kMaxArg = 128 * 1024;
   if (!valid_unit_name(unit) || unit.size() < 8 || unit.compare(unit.size() - 8, 8, ".service") != 0)
@@ -249,6 +253,7 @@ Result<std::vector<std::string>> SystemdControl::transient_argv(const std::strin
     a.push_back("--property=SupplementaryGroups=" + g);
   }
   a.push_back("--property=OOMScoreAdjust=" + std::to_string(spec.oom_score_adj));
+  for (const auto& p : properties) a.push_back("--property=" + p);
   a.push_back("--working-directory=" + (spec.cwd.empty() ? std::string("/") : spec.cwd));
   for (const auto& [k, v] : spec.env) {
     std::string kv = "--setenv=" + k + "=" + v;
@@ -265,8 +270,9 @@ Result<std::vector<std::string>> SystemdControl::transient_argv(const std::strin
   return a;
 }
 
-Result<std::string> SystemdControl::start_transient(const std::string& unit, const SpawnSpec& spec) {
-  auto argv = transient_argv(unit, spec);
+Result<std::string> SystemdControl::start_transient(const std::string& unit, const SpawnSpec& spec,
+                                                    const std::vector<std::string>& properties) {
+  auto argv = transient_argv(unit, spec, properties);
   if (!argv) return argv.error();
   if (!available()) return Error{ENOENT, "systemd is not running (no " + run_dir_ + ")"};
   // The environment stays out of logs and errors: it may hold secrets.

@@ -3,6 +3,7 @@
 // unit (systemd-run), and the command runner behind them.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -33,6 +34,12 @@ class RealCommandRunner : public CommandRunner {
   static constexpr size_t kOutputCap = 64 * 1024;
   Result<int> run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                   std::string* output) override;
+  // A flag that ends a running command like a timeout once raised (checked
+  // twice a second): the action worker's shutdown bound (act/action_worker.h).
+  void set_cancel(const std::atomic<bool>* flag) { cancel_ = flag; }
+
+ private:
+  const std::atomic<bool>* cancel_ = nullptr;
 };
 
 // A unit name systemctl will take as one unit: [A-Za-z0-9:_.@\-]+ with a
@@ -67,9 +74,13 @@ class SystemdControl {
   // wrote to is not reopened (a path the user chose; PID 1 would open it).
   // Refused (EINVAL): a bad unit name, an environment entry systemd-run
   // cannot pass (a NUL, or one argument above 128 KiB). Returns "UNIT".
-  Result<std::string> start_transient(const std::string& unit, const SpawnSpec& spec);
+  // `properties` ("StandardOutput=append:/var/log/...") are added as
+  // --property= (the caller's own values, not a user's).
+  Result<std::string> start_transient(const std::string& unit, const SpawnSpec& spec,
+                                      const std::vector<std::string>& properties = {});
   // The argv start_transient runs (for tests and the dry-run detail).
-  static Result<std::vector<std::string>> transient_argv(const std::string& unit, const SpawnSpec& spec);
+  static Result<std::vector<std::string>> transient_argv(const std::string& unit, const SpawnSpec& spec,
+                                                         const std::vector<std::string>& properties = {});
 
  private:
   Result<std::string> systemctl(const std::string& unit, std::vector<std::string> argv, const std::string& done);

@@ -200,8 +200,12 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   // dies of SIGSEGV, and a probe already attached reported that as a crash
   // at every start of the daemon. (A probe taken over from a pin is attached
   // already: then that crash is still seen, with comm "criu".)
-  s->runner_ = std::make_unique<RealCommandRunner>();
-  s->criu_ = std::make_unique<CriuBackend>();
+  s->worker_ = std::make_unique<ActionWorker>();
+  auto runner = std::make_unique<RealCommandRunner>();
+  runner->set_cancel(&s->worker_->cancel_flag());  // the worker's shutdown bound ends its command
+  s->criu_ = std::make_unique<CriuBackend>(
+      [r = runner.get()](const auto& argv, auto timeout, auto* out) { return r->run(argv, timeout, out); });
+  s->runner_ = std::move(runner);
   s->criu_status_ = s->criu_->probe();
 
   ProbeOptions popts;
@@ -286,7 +290,13 @@ Result<void> Service::start_actions(int* exit_code) {
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
   systemd_ = std::make_unique<SystemdControl>(*runner_);
-  spawner_ = std::make_unique<RealSpawner>();
+  // A unit's processes carry INVOCATION_ID: then services and respawns go to
+  // systemd (transient units), so they do not inherit this unit's sandbox.
+  const bool under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
+  if (under_systemd)
+    spawner_ = std::make_unique<SystemdSpawner>(*systemd_, *runner_);
+  else
+    spawner_ = std::make_unique<RealSpawner>();
   SupervisorOptions so;
   so.log_dir = dc.log_dir;
   so.start_of = [](pid_t pid) -> uint64_t {
@@ -294,6 +304,7 @@ Result<void> Service::start_actions(int* exit_code) {
     return s ? *s : 0;
   };
   so.criu = criu_status_.available ? criu_.get() : nullptr;
+  so.worker = worker_.get();
   so.on_event = [this](const SupervisorEvent& e) {
     guarded("service event", [&] { emit_service_event(e); }, &records_failed_);
   };
@@ -307,9 +318,8 @@ Result<void> Service::start_actions(int* exit_code) {
   deps.systemd = systemd_.get();
   deps.respawn = respawn_.get();
   deps.stops = stops_.get();
-  // A unit's processes carry INVOCATION_ID: then respawns go to systemd
-  // (transient units), so they do not inherit this unit's sandbox.
-  deps.under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
+  deps.worker = worker_.get();
+  deps.under_systemd = under_systemd;
   deps.ancestors = [this](uint32_t pid) {
     std::vector<uint32_t> out;
     if (const ProcState* s = engine_->table().find_pid(pid))
@@ -350,6 +360,8 @@ Service::~Service() {
   // Each step on its own: one that fails must not skip the others (or
   // std::terminate the daemon out of a destructor).
   uint64_t now = monotonic_now_ns();
+  // First: its jobs use what is destroyed below (the supervisor, criu, systemd).
+  if (worker_) guarded("shutdown: action worker", [&] { worker_->shutdown(); worker_->drain(); });
   HandlerOutput out;
   if (handler_) guarded("shutdown: undoing throttles", [&] { out = handler_->shutdown(now); });
   for (const auto& a : out.actions) guarded("shutdown: action record", [&] { emit_action(a); });
@@ -563,6 +575,7 @@ void Service::tick(uint64_t now) {
 
   remember_new_processes();
   actuator_->note_open_faults(engine_->open_faults());
+  worker_->drain();  // what finished off the loop (a criu dump, a systemctl call) lands before the supervisor's tick
   actuator_->tick(now);
   Resolver resolver(*this);
   auto out = handler_->on_tick(now, records, engine_->open_faults(), resolver);
@@ -752,6 +765,7 @@ nlohmann::json Service::build_status() const {
                     {"last_checkpoint", st.last_checkpoint},
                     {"suspect_checkpoints", st.suspect_checkpoints}});
   s["services"] = svcs;
+  s["action_worker"] = ActionWorker::to_json(worker_->stats());  // what runs off the loop now
   s["actions"] = counters_.actions;
   s["faults_opened"] = counters_.faults_by_class;
   s["open_faults"] = engine_->open_faults().size();

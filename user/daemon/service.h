@@ -14,6 +14,7 @@
 
 #include "act/handler.h"
 #include "act/real_actuator.h"
+#include "act/systemd_spawner.h"
 #include "alert/metrics.h"
 #include "alert/syslog.h"
 #include "config/config.h"
@@ -128,6 +129,7 @@ class Service : public ServerProvider {
   std::unique_ptr<SystemdControl> systemd_;
   std::unique_ptr<CriuBackend> criu_;
   CriuStatus criu_status_;
+  std::unique_ptr<ActionWorker> worker_;  // criu dumps, systemctl: off the loop
   std::unique_ptr<RealSpawner> spawner_;
   std::unique_ptr<Supervisor> supervisor_;
   std::unique_ptr<RealActuator> actuator_;

@@ -1,0 +1,109 @@
+#include "act/systemd_spawner.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+namespace fp {
+namespace {
+
+std::string service_name(const SpawnSpec& spec) {
+  for (const auto& [k, v] : spec.env)
+    if (k == "FAULTPROBE_SERVICE") return v;
+  return spec.argv.empty() ? "service" : spec.argv[0].substr(spec.argv[0].rfind('/') + 1);
+}
+
+// Whether /proc/PID/cgroup puts it in `unit` (any hierarchy, a path
+// component equal to the unit's name): the pid is the unit's, not a reuse.
+bool in_unit(const std::string& proc_root, pid_t pid, const std::string& unit) {
+  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    const std::string path = line.substr(line.find(':', line.find(':') + 1) + 1);
+    for (size_t at = 0; (at = path.find("/" + unit, at)) != std::string::npos; ++at) {
+      const size_t end = at + 1 + unit.size();
+      if (end == path.size() || path[end] == '/') return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string SystemdSpawner::unit_for(const std::string& service, uint64_t seq) {
+  std::string n = service.substr(0, 100);
+  for (char& c : n) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-';
+    if (!ok) c = '_';
+  }
+  return "faultprobe-svc-" + n + "-" + std::to_string(seq) + ".service";
+}
+
+Result<std::vector<std::string>> SystemdSpawner::argv_for(const std::string& unit, const SpawnSpec& spec) {
+  std::vector<std::string> props;
+  if (!spec.log_path.empty()) {
+    // Opened by PID 1, as root: a path in the daemon's root-owned log_dir
+    // (the config's), never one a user chose (log_as_user is a respawn's).
+    if (spec.log_as_user) return Error{EINVAL, "a service's log cannot be a path a user chose"};
+    props.push_back("StandardOutput=append:" + spec.log_path);
+    props.push_back("StandardError=append:" + spec.log_path);
+  }
+  auto a = SystemdControl::transient_argv(unit, spec, props);
+  if (!a) return a.error();
+  return a;
+}
+
+Result<pid_t> SystemdSpawner::main_pid(const std::string& unit) {
+  std::string out;
+  auto rc = runner_.run({"systemctl", "show", "-p", "MainPID", "--value", "--", unit}, timeout_, &out);
+  if (!rc) return Error{rc.error().code, "systemctl show " + unit + ": " + rc.error().message};
+  if (*rc != 0) return Error{EIO, "systemctl show " + unit + " failed (exit " + std::to_string(*rc) + ")"};
+  long pid = 0;
+  try {
+    pid = std::stol(out);
+  } catch (const std::exception&) {
+    pid = 0;
+  }
+  if (pid <= 0) return Error{ESRCH, unit + " has no main process (it exited at once?)"};
+  return pid_t(pid);
+}
+
+Result<Spawned> SystemdSpawner::spawn(const SpawnSpec& spec) {
+  const std::string unit = unit_for(service_name(spec), ++seq_);
+  auto argv = argv_for(unit, spec);
+  if (!argv) return argv.error();
+  if (!systemd_.available()) return Error{ENOENT, "systemd is not running"};
+  std::string out;
+  auto rc = runner_.run(*argv, timeout_, &out);
+  if (!rc) return Error{rc.error().code, "systemd-run --unit=" + unit + ": " + rc.error().message};
+  if (*rc != 0)
+    return Error{EIO, "systemd-run --unit=" + unit + " -- " + spec.argv[0] + " failed (exit " + std::to_string(*rc) +
+                          ")" + (out.empty() ? "" : ": " + out.substr(0, 400))};
+  // Pinned, then checked: a pid read from systemd could be reused between
+  // the two; one in the unit's cgroup after pidfd_open is the unit's.
+  Result<Spawned> s = Error{ESRCH, ""};
+  if (auto pid = main_pid(unit); !pid) {
+    s = pid.error();
+  } else if (s = adopt(*pid); s && !in_unit(proc_root_, *pid, unit)) {
+    release(s->pidfd);
+    s = Error{ESRCH, "pid " + std::to_string(*pid) + " is not in " + unit + " (it exited and the pid was reused?)"};
+  }
+  if (!s) {
+    (void)runner_.run({"systemctl", "stop", "--no-block", "--", unit}, timeout_, nullptr);  // nothing unsupervised
+    return Error{s.error().code, "service started as " + unit + " but not pinned: " + s.error().message};
+  }
+  spdlog::info("service {}: started as transient unit {}, main pid {}", service_name(spec), unit, s->pid);
+  return s;
+}
+
+Result<void> SystemdSpawner::signal(pid_t pid, int pidfd, int sig) {
+  if (pidfd < 0) return Error{EBADF, "no pidfd for pid " + std::to_string(pid)};
+  if (sys_pidfd_send_signal(pidfd, sig) != 0 && errno != ESRCH)
+    return Error::from_errno(errno, "pidfd_send_signal(" + std::to_string(pid) + ")");
+  return {};
+}
+
+}  // namespace fp
