@@ -17,6 +17,10 @@ install(TARGETS faultprobe RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/faultprobed.service DESTINATION /lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/faultprobe.toml DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/faultprobe)
 
+# Prometheus alerting and recording rules for a fleet (README: Many hosts).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/prometheus/faultprobe.rules.yml
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/faultprobe/prometheus)
+
 set(FP_MAN_PAGES faultprobe.8 faultprobed.8 faultprobe.toml.5)
 set(FP_GZIPPED)
 foreach(page IN LISTS FP_MAN_PAGES)

@@ -47,6 +47,8 @@ void remove_temp_dir(const std::string& dir) {
   fs::remove_all(dir, ec);
 }
 
+}  // namespace
+
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline) {
   auto end = std::chrono::steady_clock::now() + deadline;
   while (std::chrono::steady_clock::now() < end) {
@@ -55,6 +57,8 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds dea
   }
   return pred();
 }
+
+namespace {
 
 bool tcp_accepts(uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -253,24 +257,18 @@ std::optional<nlohmann::json> PrivateRsyslog::wait_record(const std::function<bo
   return found;
 }
 
-// ---- PrivatePrometheus ----
+// ---- PrivateHttpService ----
 
-PrivatePrometheus::PrivatePrometheus(const std::string& target, std::chrono::milliseconds ready_deadline) {
-  dir_ = make_temp_dir("fp_prometheus");
-  port_ = free_port(SOCK_STREAM);
-  std::string conf = dir_ + "/prometheus.yml";
-  std::ofstream(conf) << "global:\n"
-                         "  scrape_interval: 1s\n"
-                         "  scrape_timeout: 1s\n"
-                         "  evaluation_interval: 1s\n"
-                         "scrape_configs:\n"
-                         "  - job_name: faultprobe\n"
-                         "    static_configs:\n"
-                         "      - targets: ['"
-                      << target << "']\n";
-  proc_ = ChildProcess({"/usr/bin/prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir_ + "/data",
-                        "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"},
-                       dir_ + "/prometheus.log");
+PrivateHttpService::PrivateHttpService(const std::string& name)
+    : name_(name), dir_(make_temp_dir(("fp_" + name).c_str())), port_(free_port(SOCK_STREAM)) {}
+
+PrivateHttpService::~PrivateHttpService() {
+  proc_.stop();
+  remove_temp_dir(dir_);
+}
+
+void PrivateHttpService::start(const std::vector<std::string>& argv, std::chrono::milliseconds ready_deadline) {
+  proc_ = ChildProcess(argv, dir_ + "/" + name_ + ".log");
   ok_ = wait_until(
             [&] {
               if (!proc_.alive()) return true;
@@ -281,17 +279,12 @@ PrivatePrometheus::PrivatePrometheus(const std::string& target, std::chrono::mil
             },
             ready_deadline) &&
         proc_.alive();
-  if (!ok_) std::fprintf(stderr, "PrivatePrometheus did not get ready:\n%s\n", log().c_str());
+  if (!ok_) std::fprintf(stderr, "%s did not get ready:\n%s\n", name_.c_str(), log().c_str());
 }
 
-PrivatePrometheus::~PrivatePrometheus() {
-  proc_.stop();
-  remove_temp_dir(dir_);
-}
+std::string PrivateHttpService::log() const { return slurp(dir_ + "/" + name_ + ".log"); }
 
-std::string PrivatePrometheus::log() const { return slurp(dir_ + "/prometheus.log"); }
-
-std::optional<nlohmann::json> PrivatePrometheus::get_json(
+std::optional<nlohmann::json> PrivateHttpService::get_json(
     const std::string& path, const std::vector<std::pair<std::string, std::string>>& params) const {
   httplib::Client cli("127.0.0.1", port_);
   cli.set_connection_timeout(2s);
@@ -303,6 +296,34 @@ std::optional<nlohmann::json> PrivatePrometheus::get_json(
   auto j = nlohmann::json::parse(res->body, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
   return j;
+}
+
+// ---- PrivatePrometheus ----
+
+PrivatePrometheus::PrivatePrometheus(const PrometheusSetup& setup, std::chrono::milliseconds ready_deadline)
+    : PrivateHttpService("prometheus") {
+  std::string conf = dir() + "/prometheus.yml";
+  std::ofstream out(conf);
+  out << "global:\n"
+         "  scrape_interval: 1s\n"
+         "  scrape_timeout: 1s\n"
+         "  evaluation_interval: 1s\n";
+  if (!setup.rule_files.empty()) {
+    out << "rule_files:\n";
+    for (const auto& f : setup.rule_files) out << "  - '" << f << "'\n";
+  }
+  if (!setup.alertmanager.empty())
+    out << "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['" << setup.alertmanager << "']\n";
+  out << "scrape_configs:\n"
+         "  - job_name: faultprobe\n"
+         "    static_configs:\n"
+         "      - targets: [";
+  for (size_t i = 0; i < setup.targets.size(); ++i) out << (i ? ", '" : "'") << setup.targets[i] << "'";
+  out << "]\n";
+  out.close();
+  start({"/usr/bin/prometheus", "--config.file=" + conf, "--storage.tsdb.path=" + dir() + "/data",
+         "--web.listen-address=" + address(), "--log.level=info"},
+        ready_deadline);
 }
 
 std::optional<nlohmann::json> PrivatePrometheus::query(const std::string& promql) const {
@@ -333,14 +354,14 @@ std::optional<double> PrivatePrometheus::wait_value(const std::string& promql,
   return found;
 }
 
-bool PrivatePrometheus::wait_target_up(std::chrono::milliseconds deadline) const {
+bool PrivatePrometheus::wait_target_up(std::chrono::milliseconds deadline, size_t targets_up) const {
   return wait_until(
       [&] {
         auto j = targets();
         if (!j) return false;
-        for (const auto& t : (*j)["data"]["activeTargets"])
-          if (t.value("health", "") == "up") return true;
-        return false;
+        size_t up = 0;
+        for (const auto& t : (*j)["data"]["activeTargets"]) up += t.value("health", "") == "up";
+        return up >= targets_up;
       },
       deadline);
 }

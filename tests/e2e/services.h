@@ -30,6 +30,10 @@ inline std::optional<std::string> wait_syslog_line(const std::string& log_file, 
   return wait_syslog_line(log_file, std::vector<std::string>{needle}, deadline, from_offset);
 }
 
+// Polls `pred` every 50 ms until it holds or `deadline` passes (unscaled:
+// for services' start-up).
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds deadline);
+
 // A port nobody listens on right now on 127.0.0.1 (SOCK_STREAM or SOCK_DGRAM).
 uint16_t free_port(int sock_type);
 
@@ -88,20 +92,56 @@ class PrivateRsyslog {
   bool ok_ = false;
 };
 
-// /usr/bin/prometheus scraping `target` ("127.0.0.1:PORT", path /metrics)
-// every second, storage in a temp dir, --web.listen-address on a free port.
-// The constructor returns once /-/ready answers 200 (ok() false otherwise).
-class PrivatePrometheus {
+// What a PrivatePrometheus scrapes (job "faultprobe", path /metrics), the
+// rule files it evaluates and the Alertmanager it sends alerts to.
+struct PrometheusSetup {
+  std::vector<std::string> targets;     // "127.0.0.1:PORT"
+  std::vector<std::string> rule_files;  // absolute paths
+  std::string alertmanager;             // "127.0.0.1:PORT" or "" (none)
+};
+
+// A server of the test's own (Prometheus, Alertmanager): a temp dir for its
+// config, data and log, a free port on 127.0.0.1 and its process, stopped
+// and removed with the object.
+class PrivateHttpService {
  public:
-  explicit PrivatePrometheus(const std::string& target,
-                             std::chrono::milliseconds ready_deadline = std::chrono::seconds(60));
-  ~PrivatePrometheus();
-  PrivatePrometheus(const PrivatePrometheus&) = delete;
-  PrivatePrometheus& operator=(const PrivatePrometheus&) = delete;
+  PrivateHttpService(const PrivateHttpService&) = delete;
+  PrivateHttpService& operator=(const PrivateHttpService&) = delete;
 
   bool ok() const { return ok_; }
   uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string log() const;
+  // GET PATH?PARAMS: the JSON answer, nullopt when the server did not answer
+  // or the answer was not JSON.
+  std::optional<nlohmann::json> get_json(const std::string& path,
+                                         const std::vector<std::pair<std::string, std::string>>& params = {}) const;
+
+ protected:
+  // NAME: the temp dir is /tmp/fp_NAME_XXXXXX, the output NAME.log in it.
+  explicit PrivateHttpService(const std::string& name);
+  ~PrivateHttpService();
+  // Runs argv (its output into the log) and waits until /-/ready answers 200;
+  // ok() says whether it did.
+  void start(const std::vector<std::string>& argv, std::chrono::milliseconds ready_deadline);
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string name_, dir_;
+  uint16_t port_ = 0;
+  ChildProcess proc_;
+  bool ok_ = false;
+};
+
+// /usr/bin/prometheus scraping its targets and evaluating its rules every
+// second, storage in its temp dir. Returns once ready (ok() false otherwise).
+class PrivatePrometheus : public PrivateHttpService {
+ public:
+  explicit PrivatePrometheus(const std::string& target,
+                             std::chrono::milliseconds ready_deadline = std::chrono::seconds(60))
+      : PrivatePrometheus(PrometheusSetup{{target}, {}, ""}, ready_deadline) {}
+  explicit PrivatePrometheus(const PrometheusSetup& setup,
+                             std::chrono::milliseconds ready_deadline = std::chrono::seconds(60));
 
   // GET /api/v1/query?query=PROMQL: the whole JSON answer, nullopt when the
   // server did not answer or the answer was not JSON.
@@ -110,17 +150,9 @@ class PrivatePrometheus {
   // returns that value (nullopt at the deadline).
   std::optional<double> wait_value(const std::string& promql, const std::function<bool(double)>& pred,
                                    std::chrono::milliseconds deadline) const;
-  // Until the target's last scrape succeeded (health "up").
-  bool wait_target_up(std::chrono::milliseconds deadline) const;
+  // Until a target's (`targets` of them: every one's) last scrape succeeded (health "up").
+  bool wait_target_up(std::chrono::milliseconds deadline, size_t targets = 1) const;
   std::optional<nlohmann::json> targets() const;  // GET /api/v1/targets
-
- private:
-  std::optional<nlohmann::json> get_json(const std::string& path,
-                                         const std::vector<std::pair<std::string, std::string>>& params) const;
-  std::string dir_;
-  uint16_t port_ = 0;
-  ChildProcess proc_;
-  bool ok_ = false;
 };
 
 }  // namespace fp::e2e

@@ -30,7 +30,8 @@ for f in /usr/sbin/faultprobed /usr/bin/faultprobe /lib/systemd/system/faultprob
          /usr/share/man/man5/faultprobe.toml.5.gz \
          /usr/share/doc/faultprobe/README.md /usr/share/doc/faultprobe/config.md \
          /usr/share/doc/faultprobe/rules.md /usr/share/doc/faultprobe/socket-api.md \
-         /usr/share/doc/faultprobe/copyright /usr/share/doc/faultprobe/changelog.Debian.gz; do
+         /usr/share/doc/faultprobe/copyright /usr/share/doc/faultprobe/changelog.Debian.gz \
+         /usr/share/faultprobe/prometheus/faultprobe.rules.yml; do
   grep -qxF "$f" "$scratch/files" || bad "the package lacks $f"
 done
 
@@ -97,6 +98,8 @@ for bin in usr/sbin/faultprobed usr/bin/faultprobe; do
 done
 "$scratch/root/usr/bin/faultprobe" check-config "$scratch/root/etc/faultprobe/faultprobe.toml" >/dev/null \
   || bad "check-config refuses the packaged config"
+promtool check rules "$scratch/root/usr/share/faultprobe/prometheus/faultprobe.rules.yml" >/dev/null \
+  || bad "promtool refuses the packaged Prometheus rules"
 for page in "$scratch"/root/usr/share/man/man*/*.gz; do
   gzip -t "$page" || bad "$page is not gzip"
 done

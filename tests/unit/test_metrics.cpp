@@ -219,6 +219,47 @@ TEST(Metrics, ParsesAndCarriesTheCounters) {
   EXPECT_EQ(p.find("faultprobe_processes_exported", {})->value, "2");
 }
 
+// One series per open fault names its culprit and severity (what an alert
+// carries to Alertmanager); bounded, while faultprobe_open_faults stays exact.
+TEST(Metrics, OpenFaultSeriesNameTheCulprit) {
+  DaemonView v;
+  v.open_faults.push_back(
+      {{"class", "crash_loop"}, {"severity", "critical"}, {"rule", "crash_loop"}, {"pid", 31}, {"comm", "svc \"a\""}});
+  for (uint32_t i = 0; i < 150; ++i)
+    v.open_faults.push_back(
+        {{"class", "hang"}, {"severity", "warning"}, {"rule", "hang"}, {"pid", 1000 + i}, {"comm", "dd"}});
+  Parsed p = parse(render_metrics(v, 20));
+  ASSERT_TRUE(p.errors.empty()) << p.errors.front();
+  EXPECT_EQ(p.types["faultprobe_open_fault"], "gauge");
+  const Sample* s = p.find("faultprobe_open_fault", {{"pid", "31"}});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->labels, (std::map<std::string, std::string>{
+                           {"class", "crash_loop"}, {"severity", "critical"}, {"rule", "crash_loop"}, {"pid", "31"},
+                           {"comm", "svc \"a\""}}));
+  EXPECT_EQ(s->value, "1");
+  EXPECT_EQ(p.count("faultprobe_open_fault"), 100u);
+  EXPECT_EQ(p.find("faultprobe_open_faults", {{"class", "hang"}})->value, "150");
+
+  Parsed none = parse(render_metrics(DaemonView{}, 20));
+  EXPECT_EQ(none.types["faultprobe_open_fault"], "gauge");
+  EXPECT_EQ(none.count("faultprobe_open_fault"), 0u);
+
+  // Hardware faults (pid 0) are told apart by their device; label sets that
+  // coincide anyway are one series with their count, never a duplicate.
+  DaemonView hw;
+  for (const char* dev : {"sda", "sdb", "sdb"})
+    hw.open_faults.push_back({{"class", "hw_disk_error"}, {"severity", "critical"}, {"rule", "hw_disk_error"},
+                              {"pid", 0}, {"comm", ""}, {"evidence", {{"device", dev}}}});
+  hw.open_faults.push_back({{"class", "io_latency"}, {"severity", "warning"}, {"rule", "io_latency"}, {"pid", 5},
+                            {"comm", "dd"}, {"evidence", {{"device", "8:0"}}}});
+  Parsed h = parse(render_metrics(hw, 20));
+  ASSERT_TRUE(h.errors.empty()) << h.errors.front();
+  EXPECT_EQ(h.count("faultprobe_open_fault"), 3u);
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sda"}})->value, "1");
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sdb"}})->value, "2");
+  EXPECT_EQ(h.find("faultprobe_open_fault", {{"pid", "5"}})->labels.count("device"), 0u);  // a process's fault
+}
+
 TEST(Metrics, TopNBoundsThePerProcessSeries) {
   DaemonView v;
   // 1000 processes; each resource ranks a different set on top.

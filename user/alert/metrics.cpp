@@ -1,6 +1,7 @@
 #include "alert/metrics.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <functional>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "act/action.h"
+#include "detect/fault.h"
 #include "report/snapshot_report.h"
 #include "util/text.h"
 
@@ -108,6 +110,45 @@ std::vector<std::string> class_names(const std::map<std::string, uint64_t>& extr
   return names;
 }
 
+std::string json_text(const nlohmann::ordered_json& f, const char* key) {
+  auto it = f.find(key);
+  if (it == f.end()) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+// One series per open fault, so an alert can name the process (pid, comm)
+// and route on the severity: it appears when the fault opens and goes when
+// it resolves, which is what Prometheus turns into a firing and a resolved
+// alert. A hardware fault (pid 0) adds its device, the fault's subject: two
+// disks' errors are two faults. Label sets that still coincide are one
+// series counting them (a duplicate series would spoil the scrape). Bounded
+// (a fleet's Prometheus must not drown in a storm of faults);
+// faultprobe_open_faults stays the exact count.
+constexpr size_t kMaxOpenFaultSeries = 100;
+
+void render_open_fault_series(Exposition& e, const DaemonView& v) {
+  using Labels = std::array<std::string, 6>;  // class, severity, rule, pid, comm, device
+  std::vector<std::pair<Labels, uint64_t>> series;
+  for (const auto& f : v.open_faults) {
+    Labels l{json_text(f, "class"), json_text(f, "severity"), json_text(f, "rule"), json_text(f, "pid"),
+             json_text(f, "comm"), ""};
+    auto cls = parse_fault_class(l[0]);
+    if (cls && is_hardware_class(*cls))
+      if (auto ev = f.find("evidence"); ev != f.end() && ev->is_object()) l[5] = json_text(*ev, "device");
+    auto same = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.first == l; });
+    if (same != series.end()) ++same->second;
+    else if (series.size() < kMaxOpenFaultSeries) series.emplace_back(std::move(l), 1);
+  }
+  e.family("faultprobe_open_fault", "gauge",
+           "Open faults (1 each; at most 100 series) by class, severity, rule, culprit pid and comm, and "
+           "device for hardware faults.");
+  for (const auto& [l, n] : series) {
+    std::vector<Label> labels = {{"class", l[0]}, {"severity", l[1]}, {"rule", l[2]}, {"pid", l[3]}, {"comm", l[4]}};
+    if (!l[5].empty()) labels.emplace_back("device", l[5]);
+    e.sample(labels, std::to_string(n));
+  }
+}
+
 void render_faults(Exposition& e, const DaemonView& v) {
   e.family("faultprobe_faults_total", "counter", "Faults opened, by class.");
   for (const auto& c : class_names(v.counters.faults_by_class))
@@ -123,6 +164,7 @@ void render_faults(Exposition& e, const DaemonView& v) {
   }
   e.family("faultprobe_open_faults", "gauge", "Faults open now, by class.");
   for (const auto& c : class_names(open)) e.sample({{"class", c}}, lookup(open, c));
+  render_open_fault_series(e, v);
 }
 
 void render_actions(Exposition& e, const DaemonView& v) {
