@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "detect/detector.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 
 namespace fp::sim {
 

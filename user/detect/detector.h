@@ -11,7 +11,7 @@
 
 #include "config/config.h"
 #include "detect/fault.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 #include "detect/protection.h"
 #include "procinfo.h"
 

@@ -13,7 +13,7 @@
 #include "config/config.h"
 #include "detect/detector.h"
 #include "detect/fault.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 #include "detect/systemd_unit.h"
 #include "detect/tracker.h"
 #include "probe/sample.h"

@@ -20,7 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "detect/history.h"
+#include "detect/process_table.h"
 
 namespace fp {
 

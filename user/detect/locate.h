@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "detect/detector.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 
 namespace fp {
 

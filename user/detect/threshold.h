@@ -12,7 +12,7 @@
 
 #include "config/config.h"
 #include "detect/detector.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 #include "detect/locate.h"
 
 namespace fp {

@@ -30,7 +30,7 @@
 #include "config/config.h"
 #include "detect/detector.h"
 #include "detect/fault.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 
 namespace fp {
 

@@ -13,7 +13,7 @@
 
 #include "detect/detector.h"
 #include "detect/fault.h"
-#include "detect/history.h"
+#include "detect/process_table.h"
 #include "faultprobe/abi.h"
 #include "procinfo.h"
 

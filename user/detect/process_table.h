@@ -1,5 +1,5 @@
-// Per-process history of counters, so detectors can ask "what did this
-// process do over the last 1 s / 10 s / 60 s" at every tick.
+// The process table: per-process history of counters, so detectors can ask
+// "what did this process do over the last 1 s / 10 s / 60 s" at every tick.
 #pragma once
 
 #include <array>
@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "detect/counter_ring.h"
 #include "faultprobe/abi.h"
 #include "probe/hist.h"
 #include "probe/sample.h"
@@ -144,41 +145,7 @@ class ProcessTable {
   std::vector<const ProcState*> ancestors(const ProcState& s, size_t max_depth = 32) const;
 
  private:
-  // A ring of points, oldest first, each stored as its difference from the
-  // point before it: time delta, a bit mask of the values that changed and
-  // their zigzag LEB128 deltas, then the payload length (2 bytes, so the
-  // ring can be walked from either end). The newest point's absolute values
-  // are the process's latest (ProcState.now, or raw's histograms), and older
-  // ones are recovered by walking back from it; the oldest step's delta is
-  // never used. A busy process's steps take ~30 bytes instead of 168.
-  struct StepRing {
-    std::vector<uint8_t> bytes;  // steps from `head` on
-    uint32_t head = 0;
-    uint32_t count = 0;          // points
-    uint64_t front_ts = 0, back_ts = 0;
-    // The frame cursors (RingCursor) are kept in, counted since the ring began:
-    // the front point's sequence number, bytes erased from the front of
-    // `bytes`, and (coarse ring) points whose RSS rose from the point before,
-    // with whether the back point did.
-    uint32_t popped = 0, erased = 0, rises = 0;
-    bool back_rose = false;
-  };
-  // Where a window of one span starts in one ring: its base point (the
-  // newest at or before the window's start, or the oldest kept) with its
-  // values. As time goes on the base only moves forward, so the cursor steps
-  // forward over the points that left the window instead of walking the
-  // ring back from its newest point at every tick.
-  template <typename T, size_t N>
-  struct RingCursor {
-    bool valid = false;
-    bool at_back = false;     // the base was the newest point (a replace_back() may change it)
-    uint32_t seq = 0;         // the base's sequence number
-    uint32_t next_at = 0;     // where the step to the next point begins (erased-relative)
-    uint32_t rises_upto = 0;  // rises of the points up to the base (same frame as StepRing::rises)
-    uint64_t ts = 0;          // the base's time
-    uint64_t t0 = 0;          // the window start it was sought for
-    std::array<T, N> v{};     // values at the base
-  };
+  // The rings and their cursors: detect/counter_ring.h.
   static constexpr size_t kMetricValues = sizeof(Metrics) / sizeof(uint64_t);
   using MetricCursor = RingCursor<uint64_t, kMetricValues>;
   using HistCursor = RingCursor<uint32_t, FP_HIST_SLOTS>;  // the probe's buckets are 32 bits

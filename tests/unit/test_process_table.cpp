@@ -1,4 +1,4 @@
-#include "detect/history.h"
+#include "detect/process_table.h"
 #include "probe/delta.h"
 
 #include <gtest/gtest.h>

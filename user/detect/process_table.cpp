@@ -1,4 +1,4 @@
-#include "detect/history.h"
+#include "detect/process_table.h"
 
 #include <algorithm>
 #include <array>
@@ -29,8 +29,7 @@ uint64_t bucket(uint64_t ts) { return ts == 0 ? 0 : (ts - 1) / kSec; }
 
 // ---- the values a ring stores, as a plain vector ---------------------------
 
-constexpr size_t kMaxValues = FP_HIST_SLOTS;
-using Vec = std::array<uint64_t, kMaxValues>;
+using Vec = RingValues;
 
 constexpr uint64_t Metrics::*kMetricFields[] = {
     &Metrics::cpu_ns,         &Metrics::runq_wait_ns,   &Metrics::runq_waits,  &Metrics::nvcsw,
@@ -40,9 +39,11 @@ constexpr uint64_t Metrics::*kMetricFields[] = {
     &Metrics::page_faults,    &Metrics::reclaim_ns,     &Metrics::reclaims,    &Metrics::rss_bytes,
     &Metrics::fatal_signals,  &Metrics::oom_victim,     &Metrics::io_submit_bytes, &Metrics::dirty_throttle_ns};
 constexpr size_t kNumMetrics = std::size(kMetricFields);
-constexpr size_t kRssIndex = 17;
 static_assert(sizeof(Metrics) == kNumMetrics * sizeof(uint64_t), "a Metrics field is missing from kMetricFields");
-static_assert(kNumMetrics <= kMaxValues);
+static_assert(kNumMetrics <= kRingMaxValues);
+// RSS: the value the metric rings count the rises of (WindowDelta::rss_growing_fraction).
+constexpr size_t kRssIndex = kRiseIndex;
+static_assert(kMetricFields[kRssIndex] == &Metrics::rss_bytes);
 
 Vec vec_of(const Metrics& m) {
   Vec v{};
@@ -73,249 +74,6 @@ Hist hist_of(const Vec& v) {
   Hist h{};
   for (size_t i = 0; i < FP_HIST_SLOTS; ++i) h[i] = v[i];
   return h;
-}
-
-// ---- step codec --------------------------------------------------------------
-
-void put_varint(uint8_t*& out, uint64_t v) {
-  while (v >= 0x80) {
-    *out++ = static_cast<uint8_t>(v | 0x80);
-    v >>= 7;
-  }
-  *out++ = static_cast<uint8_t>(v);
-}
-
-uint64_t get_varint(const uint8_t*& in) {
-  uint64_t v = 0;
-  for (unsigned shift = 0; shift < 64; shift += 7) {
-    uint8_t b = *in++;
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) break;
-  }
-  return v;
-}
-
-// Differences are taken modulo 2^64 and stored zigzagged, so a value that
-// went down (a gauge, a u32 histogram bucket that wrapped) costs a few bytes
-// and comes back exactly.
-uint64_t zigzag(uint64_t d) { return (d << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(d) >> 63); }
-uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
-
-struct Step {
-  uint64_t dt = 0;  // time since the previous point
-  Vec d{};          // value - previous value (mod 2^64), 0 where unchanged
-};
-
-// Longest payload: dt and mask (10 bytes each) plus 10 bytes per value.
-constexpr size_t kMaxPayload = 20 + 10 * kMaxValues;
-static_assert(kMaxPayload <= 0xffff);
-
-// Appends one step: payload, then its length (2 bytes, little endian).
-void append_step(std::vector<uint8_t>& bytes, uint64_t dt, const Vec& prev, const Vec& cur, size_t n) {
-  uint8_t buf[kMaxPayload + 2];
-  uint8_t* out = buf;
-  uint64_t mask = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (cur[i] != prev[i]) mask |= 1ull << i;
-  }
-  put_varint(out, dt);
-  put_varint(out, mask);
-  for (size_t i = 0; i < n; ++i) {
-    if ((mask >> i) & 1) put_varint(out, zigzag(cur[i] - prev[i]));
-  }
-  size_t len = static_cast<size_t>(out - buf);
-  *out++ = static_cast<uint8_t>(len);
-  *out++ = static_cast<uint8_t>(len >> 8);
-  size_t need = bytes.size() + len + 2;
-  // Grow by an eighth, not double: there are thousands of these rings.
-  if (need > bytes.capacity()) bytes.reserve(need + need / 8);
-  bytes.insert(bytes.end(), buf, out);
-}
-
-// Decodes the step whose payload starts at `p`; returns the end of the step.
-const uint8_t* decode_step(const uint8_t* p, size_t n, Step& st) {
-  st.dt = get_varint(p);
-  uint64_t mask = get_varint(p);
-  for (size_t i = 0; i < n; ++i) st.d[i] = (mask >> i) & 1 ? unzigzag(get_varint(p)) : 0;
-  return p + 2;
-}
-
-// Where the step that ends at byte `end` begins.
-size_t step_begin(const std::vector<uint8_t>& bytes, size_t end) {
-  size_t len = bytes[end - 2] | static_cast<size_t>(bytes[end - 1]) << 8;
-  return end - 2 - len;
-}
-
-// ---- rings (layout described in history.h) -----------------------------------
-
-// Whether the point `cur` after `prev` counts as an RSS rise (StepRing::rises;
-// meaningful in the metric rings only).
-bool rss_rose(const Vec& prev, const Vec& cur) { return cur[kRssIndex] > prev[kRssIndex]; }
-
-template <typename Ring>
-void ring_push(Ring& r, uint64_t ts, const Vec& prev, const Vec& cur, size_t n) {
-  if (r.count == 0) {
-    append_step(r.bytes, 0, cur, cur, n);  // the oldest step's delta is never used
-    r.front_ts = ts;
-    r.back_rose = false;
-  } else {
-    append_step(r.bytes, ts - r.back_ts, prev, cur, n);
-    r.back_rose = rss_rose(prev, cur);
-    r.rises += r.back_rose;
-  }
-  r.back_ts = ts;
-  ++r.count;
-}
-
-// Replaces the newest point (then at `old_back` values) by `cur` at `ts`.
-template <typename Ring>
-void ring_replace_back(Ring& r, uint64_t ts, const Vec& old_back, const Vec& cur, size_t n) {
-  if (r.count <= 1) {
-    if (r.count == 0) return ring_push(r, ts, cur, cur, n);
-    r.front_ts = r.back_ts = ts;
-    return;
-  }
-  size_t begin = step_begin(r.bytes, r.bytes.size());
-  Step st;
-  decode_step(r.bytes.data() + begin, n, st);
-  Vec prev{};
-  for (size_t i = 0; i < n; ++i) prev[i] = old_back[i] - st.d[i];
-  uint64_t prev_ts = r.back_ts - st.dt;
-  r.bytes.resize(begin);
-  append_step(r.bytes, ts - prev_ts, prev, cur, n);
-  r.back_ts = ts;
-  r.rises -= r.back_rose;
-  r.back_rose = rss_rose(prev, cur);
-  r.rises += r.back_rose;
-}
-
-template <typename Ring>
-void ring_pop_front(Ring& r, size_t n) {
-  Step st;
-  const uint8_t* base = r.bytes.data();
-  const uint8_t* second = decode_step(base + r.head, n, st);
-  const uint8_t* p = second;
-  r.front_ts += get_varint(p);  // the second step's dt
-  r.head = static_cast<uint32_t>(second - base);
-  --r.count;
-  ++r.popped;
-  // Compact once an eighth of the buffer is dead (a memmove of ~1-5 KB every few pops).
-  if (r.head >= 32 && r.head * 8 > r.bytes.size()) {
-    r.bytes.erase(r.bytes.begin(), r.bytes.begin() + r.head);
-    r.erased += r.head;
-    r.head = 0;
-    if (r.bytes.capacity() > r.bytes.size() + r.bytes.size() / 2 + 64) r.bytes.shrink_to_fit();
-  }
-}
-
-// Drops points no window needs: while the second oldest is at or before the
-// horizon, the oldest can go (the second is the base of the longest window).
-template <typename Ring>
-void ring_trim(Ring& r, uint64_t now, uint64_t keep, uint32_t cap, size_t n) {
-  uint64_t horizon = now > keep ? now - keep : 0;
-  while (r.count >= 2) {
-    Step st;
-    const uint8_t* p = decode_step(r.bytes.data() + r.head, n, st);
-    uint64_t second_ts = r.front_ts + get_varint(p);
-    if (second_ts > horizon && r.count <= cap) break;
-    ring_pop_front(r, n);
-  }
-}
-
-// Walks a ring from its newest point back, keeping the absolute values and time of the current point.
-template <typename Ring>
-struct Walker {
-  const Ring& r;
-  Vec v;            // values at the current point
-  uint64_t ts;      // its time
-  size_t index;     // its index, 0 = oldest
-  size_t end;       // end of its step in r.bytes
-
-  Walker(const Ring& ring, const Vec& newest)
-      : r(ring), v(newest), ts(ring.back_ts), index(ring.count - 1), end(ring.bytes.size()) {}
-
-  // Moves to the previous point; false at the oldest. Hot: applies only the
-  // values the step changed.
-  bool back() {
-    if (index == 0) return false;
-    size_t begin = step_begin(r.bytes, end);
-    const uint8_t* p = r.bytes.data() + begin;
-    ts -= get_varint(p);
-    for (uint64_t mask = get_varint(p); mask != 0; mask &= mask - 1) {
-      v[static_cast<size_t>(__builtin_ctzll(mask))] -= unzigzag(get_varint(p));
-    }
-    end = begin;
-    --index;
-    return true;
-  }
-  // Back to the newest point at or before t (or the oldest there is).
-  void back_to(uint64_t t) {
-    while (ts > t && back()) {
-    }
-  }
-};
-
-template <typename Ring>
-Walker(const Ring&, const Vec&) -> Walker<Ring>;
-
-// Brings `c` to the base of a window starting at `t0` in `r`: the newest
-// point at or before t0, or the oldest kept. `newest`: the values of r's
-// newest point. A cursor still valid for an earlier start steps forward over
-// the points that left the window since; otherwise (first use, a start that
-// went back, its base popped or the newest point, which replace_back() may
-// have changed since) it is found by walking back from the newest point.
-template <typename Ring, typename Cursor>
-void seek(const Ring& r, Cursor& c, uint64_t t0, const Vec& newest) {
-  const uint32_t back_seq = r.popped + r.count - 1;
-  const bool ok = c.valid && !c.at_back && t0 >= c.t0 && static_cast<uint32_t>(c.seq - r.popped) < r.count;
-  if (ok) {
-    while (c.seq != back_seq) {
-      const uint8_t* p = r.bytes.data() + static_cast<uint32_t>(c.next_at - r.erased);
-      const uint8_t* const begin = p;
-      const uint64_t dt = get_varint(p);
-      if (c.ts + dt > t0) break;
-      const uint64_t rss_before = c.v[kRssIndex];
-      // Differences mod 2^64 applied to 32-bit buckets come out exact mod 2^32.
-      for (uint64_t mask = get_varint(p); mask != 0; mask &= mask - 1)
-        c.v[static_cast<size_t>(__builtin_ctzll(mask))] +=
-            static_cast<typename decltype(c.v)::value_type>(unzigzag(get_varint(p)));
-      c.ts += dt;
-      ++c.seq;
-      c.next_at += static_cast<uint32_t>(p - begin) + 2;
-      if (c.v[kRssIndex] > rss_before) ++c.rises_upto;
-    }
-  } else {
-    Walker wk(r, newest);
-    uint32_t rises_after = 0;
-    while (wk.ts > t0 && wk.index > 0) {
-      const uint64_t after = wk.v[kRssIndex];
-      wk.back();
-      if (after > wk.v[kRssIndex]) ++rises_after;
-    }
-    c.valid = true;
-    c.seq = r.popped + static_cast<uint32_t>(wk.index);
-    c.next_at = r.erased + static_cast<uint32_t>(wk.end);
-    c.ts = wk.ts;
-    for (size_t i = 0; i < c.v.size(); ++i) c.v[i] = static_cast<typename decltype(c.v)::value_type>(wk.v[i]);
-    c.rises_upto = r.rises - rises_after;
-  }
-  c.t0 = t0;
-  c.at_back = c.seq == back_seq;
-}
-
-// The time of the point after the cursor's base; false if the base is the newest.
-template <typename Ring, typename Cursor>
-bool next_ts(const Ring& r, const Cursor& c, uint64_t& ts) {
-  if (c.seq == r.popped + r.count - 1) return false;
-  const uint8_t* p = r.bytes.data() + static_cast<uint32_t>(c.next_at - r.erased);
-  ts = c.ts + get_varint(p);
-  return true;
-}
-
-// The points after the cursor's base.
-template <typename Ring, typename Cursor>
-uint32_t points_after(const Ring& r, const Cursor& c) {
-  return r.popped + r.count - 1 - c.seq;
 }
 
 // The metrics a point recorded at `ts` stands for at a later time `t`, when
@@ -630,18 +388,18 @@ WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t n
   // The fine ring holds every change since its oldest point: exact whenever
   // it reaches back to t0 (or back to the process's first point).
   const bool use_fine = e.fine.count != 0 && (e.fine.front_ts <= t0 || e.fine.front_ts == s.first_seen_ns);
-  seek(e.coarse, cur.coarse, t0, latest);
+  ring_seek(e.coarse, cur.coarse, t0, latest);
   if (use_fine) {
     if (!cur.fine) cur.fine = std::make_unique<MetricCursor>();
-    seek(e.fine, *cur.fine, t0, latest);
+    ring_seek(e.fine, *cur.fine, t0, latest);
   }
   const MetricCursor& base = use_fine ? *cur.fine : cur.coarse;
   const StepRing& ring = use_fine ? e.fine : e.coarse;
   uint64_t next = 0;  // time of the point after the base
-  const bool have_next = next_ts(ring, base, next);
+  const bool have_next = ring_next_ts(ring, base, next);
 
   // RSS growth per 1 s step, over the coarse points inside the span.
-  const uint32_t steps = points_after(e.coarse, cur.coarse);
+  const uint32_t steps = ring_points_after(e.coarse, cur.coarse);
   const uint32_t grew = e.coarse.rises - cur.coarse.rises_upto;
   w.rss_growing_fraction = steps >= 2 ? static_cast<double>(grew) / static_cast<double>(steps) : 0.0;
   uint64_t start = t0;
@@ -672,14 +430,14 @@ WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t n
   w.rss_end = last.rss_bytes;
 
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
-  seek(e.runq, cur.runq, t0, vec_of(s.raw.runq_hist));
-  seek(e.io, cur.io, t0, vec_of(s.raw.io_lat_hist));
+  ring_seek(e.runq, cur.runq, t0, vec_of(s.raw.runq_hist));
+  ring_seek(e.io, cur.io, t0, vec_of(s.raw.io_lat_hist));
   w.runq_hist = hist_delta(hist_of(vec_of(s.raw.runq_hist)), hist_of(vec_of(cur.runq.v)));
   w.io_lat_hist = hist_delta(hist_of(vec_of(s.raw.io_lat_hist)), hist_of(vec_of(cur.io.v)));
   uint64_t hist_next = UINT64_MAX;  // the oldest histogram point after t0
   uint64_t t = 0;
-  if (next_ts(e.runq, cur.runq, t)) hist_next = std::min(hist_next, t);
-  if (next_ts(e.io, cur.io, t)) hist_next = std::min(hist_next, t);
+  if (ring_next_ts(e.runq, cur.runq, t)) hist_next = std::min(hist_next, t);
+  if (ring_next_ts(e.io, cur.io, t)) hist_next = std::min(hist_next, t);
   if (hist_next != UINT64_MAX) stable = std::min(stable, hist_next + span_ns);
   w.stable_until_ns = stable;
   return w;
@@ -692,7 +450,7 @@ std::pair<uint64_t, uint64_t> ProcessTable::rss_range(const ProcState& st, uint6
   const uint64_t t0 = now_ns > span_ns ? now_ns - span_ns : 0;
   const Vec latest = vec_of(s.now);
   const bool use_fine = e->fine.count != 0 && (e->fine.front_ts <= t0 || e->fine.front_ts == s.first_seen_ns);
-  Walker wk(use_fine ? e->fine : e->coarse, latest);
+  RingWalker wk(use_fine ? e->fine : e->coarse, latest);
   uint64_t lo = latest[kRssIndex], hi = latest[kRssIndex];
   while (wk.ts > t0 && wk.index > 0) {
     wk.back();
