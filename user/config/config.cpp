@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "config/parser.h"
+#include "faultprobe/abi.h"
 #include "util/duration.h"
 #include "util/file.h"
 

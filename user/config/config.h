@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "detect/fault.h"
+#include "detect/fault_class.h"
 #include "util/result.h"
 
 namespace fp {

@@ -5,7 +5,7 @@
 #include <array>
 #include <utility>
 
-#include "detect/fault.h"
+#include "detect/fault_class.h"
 
 namespace fp {
 namespace {
