@@ -76,8 +76,20 @@ bool all_threads_stopped(uint32_t pid) {
 std::optional<WriteReading> read_both(uint32_t pid) {
   if (kill(pid_t(pid), SIGSTOP) != 0) return std::nullopt;
   wait_until([&] { return all_threads_stopped(pid); }, 5s, 1ms);
-  auto slot = live_slot(pid);
+  // /proc shows 'T' from set_special_state(), before the stopping thread's
+  // schedule() (and the switch-out that charges its IO) has run: the full
+  // run of 2026-12-07 read the slot 2 MiB (one dd block) behind in that
+  // window. Stopped, /proc/PID/io no longer moves: wait for the charge to
+  // reach it (bounded; a probe that never catches up still fails below).
   auto io = proc_io(pid);
+  auto slot = live_slot(pid);
+  wait_until(
+      [&] {
+        io = proc_io(pid);
+        slot = live_slot(pid);
+        return slot && io && slot->io_write_bytes >= io->write_bytes;
+      },
+      200ms, 1ms);
   kill(pid_t(pid), SIGCONT);
   if (!slot || !io) return std::nullopt;
   return WriteReading{std::chrono::steady_clock::now(), slot->io_write_bytes, io->write_bytes};
