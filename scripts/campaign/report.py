@@ -61,10 +61,10 @@ def totals(agg, rows):
     return t
 
 
-def false_alarm_lines(alarms, seconds):
+def false_alarm_lines(alarms, seconds, rules="the campaign's rules"):
     rate = stats.poisson_rate(len(alarms), seconds)
-    out = ["clean load %d s: %d false alarms, %s per hour [95%% CI %.1f, %.1f]" % (
-        seconds, len(alarms), "%.1f" % rate[0], rate[1], rate[2]) if rate else "clean load: not run"]
+    out = ["clean load %d s, %s: %d false alarms, %s per hour [95%% CI %.1f, %.1f]" % (
+        seconds, rules, len(alarms), "%.1f" % rate[0], rate[1], rate[2]) if rate else "clean load: not run"]
     for fa in alarms:
         out.append("  false alarm: %s pid %s (%s) %s" % (fa.get("class"), fa.get("pid"), fa.get("comm"),
                                                          json.dumps(fa.get("evidence", {}))[:200]))

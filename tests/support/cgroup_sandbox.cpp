@@ -117,10 +117,11 @@ bool CgroupSandbox::limit_memory(uint64_t bytes) const {
   return set("memory", on_v2_.count("memory") ? "memory.max" : "memory.limit_in_bytes", std::to_string(bytes));
 }
 
-bool CgroupSandbox::limit_cpu(double share) const {
-  const auto quota = std::to_string(static_cast<long>(share * 100000));
-  if (on_v2_.count("cpu")) return set("cpu", "cpu.max", quota + " 100000");
-  return set("cpu", "cpu.cfs_period_us", "100000") && set("cpu", "cpu.cfs_quota_us", quota);
+bool CgroupSandbox::limit_cpu(double share, long period_us) const {
+  const auto quota = std::to_string(static_cast<long>(share * double(period_us)));
+  const auto period = std::to_string(period_us);
+  if (on_v2_.count("cpu")) return set("cpu", "cpu.max", quota + " " + period);
+  return set("cpu", "cpu.cfs_period_us", period) && set("cpu", "cpu.cfs_quota_us", quota);
 }
 
 uint64_t CgroupSandbox::oom_kills() const {

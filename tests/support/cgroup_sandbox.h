@@ -39,7 +39,7 @@ class CgroupSandbox {
   // Limits by name, in the file and syntax of this host's version.
   bool limit_pids(uint64_t n) const;
   bool limit_memory(uint64_t bytes) const;
-  bool limit_cpu(double share) const;  // of one CPU
+  bool limit_cpu(double share, long period_us = 100000) const;  // of one CPU, per period
   // How many times the OOM killer killed in the group (memory controller).
   uint64_t oom_kills() const;
   // argv that enters every group of the sandbox, then execs `argv`.

@@ -282,23 +282,23 @@ name = "batch"
 match = { comm = "batch-*" }
 on.cpu_runaway = ["throttle:cpu=50%", "throttle:cpu=20%", "restart"]
 cooldown = "0s"
-recovery_window = "1s"
+recovery_window = "2s"
 budget = 2
 )");
   rig.open_fault(100);
   EXPECT_EQ(rig.at(0).actions.size(), 1u);
-  HandlerOutput o1 = rig.at(1);  // not recovered: second rung, the budget's last action
+  HandlerOutput o1 = rig.at(2);  // not recovered: second rung, the budget's last action
   ASSERT_EQ(o1.actions.size(), 1u);
   EXPECT_EQ(o1.actions[0].step, "throttle:cpu=20%");
   EXPECT_EQ(o1.actions[0].outcome.result, ActionResult::Ok);
-  HandlerOutput o2 = rig.at(2);  // not recovered again: the third rung is over budget
+  HandlerOutput o2 = rig.at(4);  // not recovered again: the third rung is over budget
   ASSERT_EQ(o2.recoveries.size(), 1u);
   ASSERT_EQ(o2.actions.size(), 1u);
   EXPECT_EQ(o2.actions[0].type, ActionType::Restart);
   EXPECT_EQ(o2.actions[0].outcome.result, ActionResult::Skipped);
   EXPECT_EQ(o2.actions[0].outcome.detail, "budget: 2 actions on this process in the last hour (policy batch)");
   EXPECT_EQ(rig.act.whats(), (std::vector<std::string>{"throttle", "throttle"}));
-  EXPECT_TRUE(rig.run(3, 60).actions.empty());  // said once
+  EXPECT_TRUE(rig.run(5, 60).actions.empty());  // said once
   // An hour after the first action one is free again: the escalation that waited goes ahead.
   HandlerOutput later = rig.at(3600);
   ASSERT_EQ(later.actions.size(), 1u);
@@ -369,6 +369,53 @@ TEST(Handler, RecoverySuccess) {
   EXPECT_EQ(r.step, "throttle:cpu=20%");
   EXPECT_EQ(r.detail, "no cpu_runaway fault on pid 100 10s after the throttle");
   EXPECT_TRUE(out.actions.empty());
+}
+
+TEST(Handler, AThrottleIsWatchedUntilTheRulesWindowHasSlid) {
+  // runq_starvation's p99 is over 10 s: after a throttle its condition cannot
+  // clear before the waits from before it leave the window, so a 10 s
+  // recovery_window would find it open (the campaign's 1-in-3 misses). The
+  // watch lasts the window + 1 s; a fault whose condition has not held for
+  // 2 s by then is recovered even though its 10 s `clear` keeps it open.
+  Rig rig(R"(
+[rules.runq_starvation]
+window = "10s"
+clear = "10s"
+
+[[policy]]
+name = "starvers"
+match = { comm = "batch-*" }
+on.runq_starvation = ["throttle:cpu=10%"]
+recovery_window = "10s"
+)");
+  rig.open_fault(100, FaultClass::RunqStarvation);
+  ASSERT_EQ(rig.at(0).actions.size(), 1u);
+  // The condition holds until 8.5 s (the window still has the old waits).
+  rig.open[{key(100), FaultClass::RunqStarvation}].last_seen_ns = kStart + 8'500'000'000;
+  EXPECT_TRUE(rig.run(1, 10).recoveries.empty()) << "watched for the window + 1 s";
+  HandlerOutput out = rig.at(11);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_TRUE(out.recoveries[0].recovered) << out.recoveries[0].detail;
+  EXPECT_EQ(out.recoveries[0].detail,
+            "the runq_starvation fault on pid 100 has not held for 2.5s (11s after the throttle; it resolves after "
+            "its clear time)");
+}
+
+TEST(Handler, AConditionThatStillHoldsAtTheCheckIsNotRecovered) {
+  Rig rig(R"(
+[[policy]]
+name = "starvers"
+match = { comm = "batch-*" }
+on.runq_starvation = ["throttle:cpu=10%"]
+recovery_window = "10s"
+)");
+  rig.open_fault(100, FaultClass::RunqStarvation);
+  ASSERT_EQ(rig.at(0).actions.size(), 1u);
+  rig.open[{key(100), FaultClass::RunqStarvation}].last_seen_ns = kStart + 10'000'000'000;
+  HandlerOutput out = rig.run(1, 11);
+  ASSERT_EQ(out.recoveries.size(), 1u);
+  EXPECT_FALSE(out.recoveries[0].recovered);
+  EXPECT_EQ(out.recoveries[0].detail, "ladder exhausted");
 }
 
 TEST(Handler, EscalatesToTheNextRungWhenNotRecovered) {

@@ -13,6 +13,10 @@ namespace fp {
 namespace {
 
 constexpr double kNsPerMinute = 60e9;
+// An open fault whose condition has not held for this long (no finding, not
+// even a weak one above the resolve threshold) counts as recovered at the
+// recovery check: a detector may skip a tick or two while its condition holds.
+constexpr uint64_t kClearingNs = 2'000'000'000;
 
 bool glob(const std::string& pattern, const std::string& text) {
   return ::fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
@@ -46,10 +50,19 @@ Handler::Handler(const Config& cfg, Actuator& act, TargetRefuseFn refuse, bool g
       act_(act),
       refuse_(std::move(refuse)),
       global_dry_run_(global_dry_run),
-      tokens_(cfg.limits.global_per_minute) {}
+      tokens_(cfg.limits.global_per_minute) {
+  learn_rules(cfg);
+}
+
+void Handler::learn_rules(const Config& cfg) {
+  settle_ns_.clear();
+  for (const RuleConfig& r : cfg.rules)
+    settle_ns_[r.name] = static_cast<uint64_t>((r.window + std::chrono::seconds(1)).count());
+}
 
 void Handler::reload(const Config& cfg) {
   policies_ = cfg.policies;
+  learn_rules(cfg);
   per_minute_ = cfg.limits.global_per_minute;
   tokens_ = std::min(tokens_, static_cast<double>(per_minute_));
   for (auto it = cases_.begin(); it != cases_.end();) {
@@ -160,6 +173,14 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
   for (const FaultRecord& f : open) open_now[{f.culprit, f.cls}] = true;
   for (const FaultRecord& f : emitted)
     if (f.kind == FaultRecord::Kind::Fault) open_now[{f.culprit, f.cls}] = true;
+  // When each open fault's condition last held (a fault opened now holds now).
+  std::map<CaseKey, uint64_t> seen_now;
+  for (const FaultRecord& f : open) {
+    uint64_t& s = seen_now[{f.culprit, f.cls}];
+    s = f.last_seen_ns == 0 ? now_ns : std::max(s, f.last_seen_ns);
+  }
+  for (const FaultRecord& f : emitted)
+    if (f.kind == FaultRecord::Kind::Fault) seen_now[{f.culprit, f.cls}] = now_ns;
 
   // A replacement's faults, under the key the detector knows it by.
   if (!restarted_.empty()) {
@@ -187,6 +208,8 @@ HandlerOutput Handler::on_tick(uint64_t now_ns, const std::vector<FaultRecord>& 
   // Open / resolve edges.
   for (auto& [key, c] : cases_) {
     const bool now_open = open_now.count(key) != 0;
+    auto seen = seen_now.find(key);
+    c.seen_ns = seen == seen_now.end() ? 0 : seen->second;
     if (c.open && !now_open) {
       c.open = c.want = c.escalate = c.exhausted = c.refused = c.stale_open = false;
       c.blocked = Block::None;
@@ -292,11 +315,14 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
   r.target = c.target;
   r.action = c.watch_action;
   r.step = c.watch_step;
-  const std::string window = p ? dur(p->recovery_window) : "the window";
+  const std::string window = c.watch_window_ns ? dur(c.watch_window_ns) : "the window";
   const std::string what = std::string(fault_class_name(cls)) + " fault";
   const std::string evaded = std::move(c.watch_evaded);
   c.watch_evaded.clear();
-  const bool still = !evaded.empty() || (c.open && !c.stale_open) || c.watch_reopened;
+  // Open, but its condition has not held for a while: it only waits out the
+  // rule's `clear` time, which may be longer than the window.
+  const bool clearing = c.open && !c.watch_reopened && c.seen_ns != 0 && now_ns >= c.seen_ns + kClearingNs;
+  const bool still = !evaded.empty() || (c.open && !c.stale_open && !clearing) || c.watch_reopened;
   if (!still && c.watch_replacement && !act_.alive(c.target.key)) {
     // Nothing to act on any more: the case ends here.
     r.recovered = false;
@@ -306,6 +332,10 @@ void Handler::check_recovery(uint64_t now_ns, Case& c, FaultClass cls, HandlerOu
     r.recovered = true;
     r.detail = "no new " + what + " " + window + " after the " + action_type_name(c.watch_action) +
                " (the replacement's pid is unknown)";
+  } else if (!still && clearing && !c.stale_open) {
+    r.recovered = true;
+    r.detail = "the " + what + " on " + pid_text(c.target) + " has not held for " + dur(now_ns - c.seen_ns) +
+               " (" + window + " after the " + action_type_name(c.watch_action) + "; it resolves after its clear time)";
   } else if (!still) {
     r.recovered = true;
     r.detail = "no " + what + " on " + pid_text(c.target) + " " + window + " after the " +
@@ -431,7 +461,15 @@ void Handler::attempt(uint64_t now_ns, CaseKey key, HandlerOutput& out) {
     c.rung = idx + 1;
     c.want = c.escalate = false;
     c.watching = true;
-    c.watch_until_ns = now_ns + static_cast<uint64_t>(p->recovery_window.count());
+    // A throttle leaves the process running: its fault clears only once the
+    // evidence from before the throttle has left the rule's window (a 10 s
+    // run-queue p99 cannot clear in a 10 s recovery_window). Restarts and
+    // restores end the faulting process, and with it its fault.
+    c.watch_window_ns = static_cast<uint64_t>(p->recovery_window.count());
+    if (step.type == ActionType::Throttle)
+      if (auto it = settle_ns_.find(c.rule); it != settle_ns_.end())
+        c.watch_window_ns = std::max(c.watch_window_ns, it->second);
+    c.watch_until_ns = now_ns + c.watch_window_ns;
     c.watch_action = step.type;
     c.watch_step = step.text;
     c.watch_reopened = false;

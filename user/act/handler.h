@@ -119,6 +119,8 @@ class Handler {
     // The recovery check of the last action.
     bool watching = false;
     uint64_t watch_until_ns = 0;
+    uint64_t watch_window_ns = 0;  // the policy's recovery_window, or the rule's window when longer
+    uint64_t seen_ns = 0;          // while open: the last tick its condition held (0: not known)
     ActionType watch_action = ActionType::Throttle;
     std::string watch_step;
     bool watch_reopened = false;
@@ -156,6 +158,11 @@ class Handler {
   void forget(uint64_t now_ns, bool sweep);
 
   std::vector<PolicyConfig> policies_;
+  // Per rule, how long its condition needs to clear once the cause is gone:
+  // its window (the evidence before a throttle slides out of it) + a second.
+  // A throttle's recovery is watched at least that long.
+  std::map<std::string, uint64_t> settle_ns_;
+  void learn_rules(const Config& cfg);
   uint32_t per_minute_ = 0;
   Actuator& act_;
   TargetRefuseFn refuse_;

@@ -158,6 +158,8 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   }
   s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
   s->engine_->set_memory_budget(s->memory_budget_.get());
+  s->cpu_quota_ = std::make_unique<CgroupCpuQuota>(detect_cgroups(), real_cgroup_ops());
+  s->engine_->set_cpu_quota(s->cpu_quota_.get());
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",

@@ -21,6 +21,7 @@
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "detect/hw_sources.h"
+#include "detect/cpu_quota.h"
 #include "detect/memory_budget.h"
 #include "probe/probe.h"
 #include "probe/loader/runq_blame.h"
@@ -87,6 +88,7 @@ class Service : public ServerProvider {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
   std::unique_ptr<CgroupMemoryBudget> memory_budget_;  // memory_leak's forecast
+  std::unique_ptr<CgroupCpuQuota> cpu_quota_;          // runq_starvation: waits a quota caused
   EventBatch events_;
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   std::vector<const fp_proc*> changed_;

@@ -19,6 +19,7 @@ namespace fp {
 
 class RunqBlameSource;  // detect/locate_runq.h
 class MemoryBudgetSource;  // detect/memory_budget.h
+class CpuQuotaSource;      // detect/cpu_quota.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -50,6 +51,10 @@ struct World {
   // The memory left to a process (its memory cgroup's, else the host's):
   // memory_leak's forecast. Null: no forecast, only the slow-leak window.
   MemoryBudgetSource* memory_budget = nullptr;
+  // The time a CPU quota held a process off the CPU (detect/cpu_quota.h):
+  // runq_starvation's victims are not those held by their own quota. Null:
+  // every run-queue wait counts.
+  CpuQuotaSource* cpu_quota = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

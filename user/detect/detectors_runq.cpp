@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <map>
 
+#include "detect/cpu_quota.h"
 #include "detect/detectors.h"
 #include "detect/locate.h"
 #include "detect/locate_runq.h"
@@ -30,6 +31,11 @@ constexpr double kMinCulpritCores = 0.5;
 constexpr double kStarvedShareOfWindow = 0.5;
 // Runners listed in the evidence, per victim.
 constexpr size_t kRunnersShown = 4;
+// A process whose CPU quota held it off the CPU for at least this share of
+// its run-queue wait is waiting for its quota, not starved by a runner. Low
+// on purpose: cpu.stat counts a group's throttled time once per CPU, and a
+// process's waits once per thread.
+constexpr double kQuotaShareOfWait = 0.25;
 
 // One victim's blame on its culprit.
 struct Blame {
@@ -67,6 +73,7 @@ class RunqStarvationDetector final : public RuleDetector {
       if (level_of(p99, rule_) != Level::None) v = Victim{s.key, s.comm, p99, d.delta.runq_waits};
       return v;
     });
+    if (w.cpu_quota != nullptr) drop_quota_held(w, win, suffering);
     if (w.runq_blame == nullptr) {
       by_top_consumer(w, win, suffering, out);
       return;
@@ -81,6 +88,25 @@ class RunqStarvationDetector final : public RuleDetector {
   }
 
  private:
+  // Victims whose own CPU quota (their cgroup's, their container's, or a
+  // throttle faultprobed applied) made them wait are nobody's victims: the
+  // kernel counts throttled time as run-queue wait, and whoever ran meanwhile
+  // did not cause it. A quota first seen this tick has no readings to compare
+  // yet: its process waits one tick.
+  static void drop_quota_held(const World& w, uint64_t win, std::vector<Victim>& suffering) {
+    std::erase_if(suffering, [&](const Victim& v) {
+      std::optional<QuotaWait> q = w.cpu_quota->quota_wait(v.key, w.now_ns, win);
+      if (!q) return false;
+      if (q->span_ns == 0) return true;
+      const ProcState* s = w.procs->find(v.key);
+      if (s == nullptr) return true;
+      const WindowDelta d = w.procs->window(*s, w.now_ns, win);
+      const double wait_rate = double(d.delta.runq_wait_ns) / double(std::max<uint64_t>(d.span_ns, 1));
+      const double held_rate = double(q->throttled_ns) / double(q->span_ns);
+      return held_rate >= kQuotaShareOfWait * wait_rate;
+    });
+  }
+
   void by_cpu_runners(const World& w, const std::vector<Victim>& suffering, std::vector<Finding>& out) {
     const std::vector<RunqBlameEntry> delta = window_.delta();
     std::vector<Blame> blames;

@@ -38,6 +38,10 @@ struct FaultRecord {
   // A group fault's live members (fork_bomb), refreshed while it is open; a
   // kill or throttle acts on all of them.
   std::vector<ProcKey> group;
+  // Open faults (FaultTracker::open_faults): the last tick a finding held it
+  // (a fault whose condition is gone stays open for the rule's `clear`).
+  // 0: not known.
+  uint64_t last_seen_ns = 0;
 };
 
 // The JSON line of the event stream (issue contract):

@@ -40,50 +40,19 @@ std::optional<uint64_t> meminfo_bytes(const std::string& text, const std::string
 }
 
 CgroupMemoryBudget::CgroupMemoryBudget(CgroupLayout layout, CgroupOps& ops, std::string proc_root, uint64_t refresh_ns)
-    : ops_(ops), proc_root_(std::move(proc_root)), refresh_ns_(refresh_ns) {
-  if (auto it = layout.v1.find("memory"); it != layout.v1.end()) {
-    mount_ = it->second;
-  } else if (!layout.v2_root.empty() && std::count(layout.v2_controllers.begin(), layout.v2_controllers.end(), "memory")) {
-    mount_ = layout.v2_root;
-    v2_ = true;
-  }
-}
-
-std::optional<std::string> CgroupMemoryBudget::read(const std::string& path) {
-  ++reads_;
-  auto r = ops_.read(path);
-  if (!r.ok()) return std::nullopt;
-  return *r;
-}
-
-std::optional<std::string> CgroupMemoryBudget::cgroup_of(const ProcKey& k, uint64_t now_ns) {
-  if (mount_.empty()) return std::nullopt;
-  Path& p = paths_[k];
-  if (p.read_ns == 0 || now_ns >= p.read_ns + refresh_ns_) {
-    p.read_ns = std::max<uint64_t>(now_ns, 1);
-    p.path.reset();
-    if (auto text = read(proc_root_ + "/" + std::to_string(k.tgid) + "/cgroup")) {
-      ProcCgroups pc = parse_proc_cgroups(*text);
-      if (v2_) {
-        p.path = pc.v2;
-      } else if (auto it = pc.v1.find("memory"); it != pc.v1.end()) {
-        p.path = it->second;
-      }
-    }
-  }
-  return p.path;
-}
+    : paths_(layout, "memory", ops, proc_root, refresh_ns), proc_root_(std::move(proc_root)), refresh_ns_(refresh_ns) {}
 
 const CgroupMemoryBudget::Reading& CgroupMemoryBudget::group(const std::string& path, uint64_t now_ns) {
   Reading& r = groups_[path];
   if (r.read_ns != 0 && now_ns < r.read_ns + refresh_ns_) return r;
   r = Reading{std::max<uint64_t>(now_ns, 1)};
-  const std::string dir = path == "/" ? mount_ : mount_ + path;
-  auto limit = read(dir + (v2_ ? "/memory.max" : "/memory.limit_in_bytes"));
+  const std::string dir = paths_.dir(path);
+  const bool v2 = paths_.v2();
+  auto limit = paths_.read(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
   if (!limit) return r;
   const uint64_t l = cgv::limit_value(*limit);
   if (l == cgv::kUnlimited || l >= kNoLimit) return r;
-  auto usage = read(dir + (v2_ ? "/memory.current" : "/memory.usage_in_bytes"));
+  auto usage = paths_.read(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes"));
   if (!usage) return r;
   r.limited = true;
   r.limit = l;
@@ -95,7 +64,7 @@ const CgroupMemoryBudget::Reading& CgroupMemoryBudget::host(uint64_t now_ns) {
   if (host_read_ && now_ns < host_.read_ns + refresh_ns_) return host_;
   host_read_ = true;
   host_ = Reading{std::max<uint64_t>(now_ns, 1)};
-  if (auto text = read(proc_root_ + "/meminfo")) {
+  if (auto text = paths_.read(proc_root_ + "/meminfo")) {
     auto total = meminfo_bytes(*text, "MemTotal");
     auto avail = meminfo_bytes(*text, "MemAvailable");
     if (total && avail) {
@@ -112,7 +81,7 @@ void CgroupMemoryBudget::sweep(uint64_t now_ns) {
   // What no forecast asked about for a while goes (processes exit, cgroups go).
   const uint64_t stale = 4 * refresh_ns_;
   next_sweep_ns_ = now_ns + stale;
-  std::erase_if(paths_, [&](const auto& kv) { return kv.second.read_ns + stale < now_ns; });
+  paths_.sweep(now_ns);
   std::erase_if(groups_, [&](const auto& kv) { return kv.second.read_ns + stale < now_ns; });
 }
 
@@ -125,9 +94,9 @@ std::optional<MemoryBudget> CgroupMemoryBudget::budget(const ProcKey& k, uint64_
     if (!best || left < best->available_bytes) best = MemoryBudget{left, r.limit, r.usage, std::move(what)};
   };
   consider(host(now_ns), "host MemAvailable");
-  if (auto path = cgroup_of(k, now_ns)) {
+  if (auto path = paths_.path_of(k, now_ns)) {
     // The cgroup and each ancestor: limits are hierarchical, the tightest one counts.
-    const char* file = v2_ ? "memory.max" : "memory.limit_in_bytes";
+    const char* file = paths_.v2() ? "memory.max" : "memory.limit_in_bytes";
     for (std::string p = *path;; p = cgv::parent_path(p)) {
       consider(group(p, now_ns), "memory cgroup " + p + " (" + file + ")");
       if (p == "/") break;

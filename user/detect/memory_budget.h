@@ -18,6 +18,7 @@
 
 #include "act/cgroup.h"
 #include "act/cgroup_ops.h"
+#include "detect/cgroup_paths.h"
 #include "probe/sample.h"
 
 namespace fp {
@@ -46,7 +47,7 @@ class CgroupMemoryBudget : public MemoryBudgetSource {
   std::optional<MemoryBudget> budget(const ProcKey& k, uint64_t now_ns) override;
 
   // How many files were read so far (tests hold the caching to it).
-  uint64_t reads() const { return reads_; }
+  uint64_t reads() const { return paths_.reads(); }
 
  private:
   struct Reading {
@@ -54,27 +55,17 @@ class CgroupMemoryBudget : public MemoryBudgetSource {
     bool limited = false;  // a limit is set there
     uint64_t limit = 0, usage = 0;
   };
-  struct Path {
-    uint64_t read_ns = 0;
-    std::optional<std::string> path;  // the process's memory cgroup; none: not found
-  };
-  std::optional<std::string> cgroup_of(const ProcKey& k, uint64_t now_ns);
   const Reading& group(const std::string& path, uint64_t now_ns);
   const Reading& host(uint64_t now_ns);
-  std::optional<std::string> read(const std::string& path);
   void sweep(uint64_t now_ns);
 
-  std::string mount_;  // the memory hierarchy's mount, "" when none
-  bool v2_ = false;
-  CgroupOps& ops_;
+  ControllerPaths paths_;  // each process's memory cgroup
   std::string proc_root_;
   uint64_t refresh_ns_;
-  std::map<ProcKey, Path> paths_;
   std::map<std::string, Reading> groups_;
   Reading host_;
   bool host_read_ = false;
   uint64_t next_sweep_ns_ = 0;
-  uint64_t reads_ = 0;
 };
 
 // "MemTotal:  123 kB" -> bytes of a /proc/meminfo field, nullopt if missing.

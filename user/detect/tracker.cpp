@@ -153,7 +153,9 @@ void FaultTracker::retire(const std::function<bool(const std::string&, FaultClas
 std::vector<FaultRecord> FaultTracker::open_faults() const {
   std::vector<FaultRecord> out;
   for (const auto& [k, s] : states_) {
-    if (s.open) out.push_back(s.record);
+    if (!s.open) continue;
+    out.push_back(s.record);
+    out.back().last_seen_ns = s.last_seen;
   }
   return out;
 }
