@@ -199,6 +199,14 @@ class SupervisorTest : public ::testing::Test {
     criu_calls.push_back(argv);
     return criu_respond(argv, out);
   }};
+  // Service "web" started as SystemdSpawner would: slow, in a unit of its own, off the loop.
+  void web_under_systemd(ActionWorker& worker) {
+    make(&worker);
+    spawner.slow_mode = true;
+    spawner.units = true;
+    sup->configure({service("web")});
+    settle(worker, "web");
+  }
   // Applies what the worker finished until `name` has nothing under way.
   void settle(ActionWorker& worker, const std::string& name) {
     for (int i = 0; i < 10000 && worker.busy("service " + name); ++i) {
@@ -638,6 +646,16 @@ class CriuSupervisorTest : public SupervisorTest {
     };
     ASSERT_TRUE(criu.probe().available);
   }
+  // db started with the worker, and two dumps taken (off the loop).
+  void two_images(ActionWorker& worker) {
+    make_criu_work();
+    make(&worker);
+    sup->configure({cfg});
+    for (int i = 0; i < 2; ++i) {
+      advance_ms(1000);
+      settle(worker, "db");
+    }
+  }
   ServiceConfig cfg;
 };
 
@@ -873,11 +891,7 @@ TEST_F(SupervisorTest, AServiceRemovedWhileStartingIsStoppedOnceUp) {
 // loop; a clean exit is not a crash for the limit, a failing one is.
 TEST_F(SupervisorTest, AnExitUnderSystemdIsReadFromItsUnitAndACleanOneIsNoFailure) {
   ActionWorker worker;
-  make(&worker);
-  spawner.slow_mode = true;
-  spawner.units = true;
-  sup->configure({service("web")});
-  settle(worker, "web");
+  web_under_systemd(worker);
   ASSERT_EQ(status_of("web").state, "running");
   spawner.exit_with(1000, 0);
   advance_ms(10);  // the pidfd says it ended: the unit's record is read on the worker
@@ -905,11 +919,7 @@ TEST_F(SupervisorTest, AnExitUnderSystemdIsReadFromItsUnitAndACleanOneIsNoFailur
 // start is queued from that result (same service, one job after the other).
 TEST_F(SupervisorTest, ARestartUnderSystemdReadsTheOldExitThenStartsOffTheLoop) {
   ActionWorker worker;
-  make(&worker);
-  spawner.slow_mode = true;
-  spawner.units = true;
-  sup->configure({service("web")});
-  settle(worker, "web");
+  web_under_systemd(worker);
   EXPECT_EQ(sup->restart("web", false, false).result, ActionResult::Ok);
   advance_ms(10);  // SIGTERM took it down: its status is read, then the start runs
   settle(worker, "web");
@@ -937,14 +947,8 @@ TEST_F(SupervisorTest, AnUnreadableUnitLeavesTheExitUnknownAndCountsIt) {
 // Issue 15 item 1: `criu restore` runs on the worker; one that fails falls to
 // the next rung in the same start (an older image), and the records say which.
 TEST_F(CriuSupervisorTest, ARestoreRunsOffTheLoopAndAFailedOneFallsBackToAnOlderImage) {
-  make_criu_work();
   ActionWorker worker;
-  make(&worker);
-  sup->configure({cfg});
-  advance_ms(1000);
-  settle(worker, "db");
-  advance_ms(1000);
-  settle(worker, "db");
+  two_images(worker);
   const std::string older = cfg.checkpoint.dir + "/000001", newest = cfg.checkpoint.dir + "/000002";
   ASSERT_EQ(status_of("db").last_checkpoint, newest);
   std::atomic<bool> in_restore{false}, open{false};
@@ -985,14 +989,8 @@ TEST_F(CriuSupervisorTest, ARestoreRunsOffTheLoopAndAFailedOneFallsBackToAnOlder
 // Every rung's restore failing (or timing out) ends in a clean start; a fault
 // after it has nothing left to fall back to.
 TEST_F(CriuSupervisorTest, WhenEveryRestoreFailsTheStartIsCleanAndSaysSo) {
-  make_criu_work();
   ActionWorker worker;
-  make(&worker);
-  sup->configure({cfg});
-  advance_ms(1000);
-  settle(worker, "db");
-  advance_ms(1000);
-  settle(worker, "db");
+  two_images(worker);
   criu_respond = [](const std::vector<std::string>& argv, std::string*) -> Result<int> {
     if (argv[1] == "restore") return Error{ETIMEDOUT, "timed out after 60000 ms"};
     return 0;
