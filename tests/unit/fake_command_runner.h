@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,15 +18,20 @@ class FakeRunner : public CommandRunner {
   Result<int> run(const Argv& argv, std::chrono::milliseconds timeout, std::string* output) override {
     calls.push_back(argv);
     last_timeout = timeout;
+    timeouts.push_back(timeout);
+    if (respond) return respond(argv, output);
     if (output) *output = output_;
     if (fail) return Error{ETIMEDOUT, "timed out"};
     return exit_code;
   }
   std::vector<Argv> calls;
   std::chrono::milliseconds last_timeout{0};
+  std::vector<std::chrono::milliseconds> timeouts;  // one per call
   int exit_code = 0;
   std::string output_;
   bool fail = false;
+  // When set, answers every call instead of the fields above (a script per command).
+  std::function<Result<int>(const Argv&, std::string*)> respond;
 };
 
 }  // namespace fp::test

@@ -95,6 +95,23 @@ TEST(ActionWorker, OneJobPerTargetUntilItsResultIsApplied) {
   EXPECT_TRUE(drain_until(w, [&] { return other && !w.busy("unit x.service"); }, test::scaled(5s)));
 }
 
+// A result's Apply may queue the target's next step (a service's exit status
+// read, then its start): the target is free by the time the Apply runs.
+TEST(ActionWorker, AnApplyMaySubmitItsTargetsNextJob) {
+  ActionWorker w;
+  bool second = false;
+  ActionWorker::Submitted next = ActionWorker::Submitted::Stopped;
+  ASSERT_EQ(w.submit("service web", "exit status", [&]() -> ActionWorker::Apply {
+    return [&] {
+      next = w.submit("service web", "start", [&]() -> ActionWorker::Apply { return [&] { second = true; }; });
+    };
+  }),
+            ActionWorker::Submitted::Queued);
+  ASSERT_TRUE(drain_until(w, [&] { return second; }, test::scaled(5s)));
+  EXPECT_EQ(next, ActionWorker::Submitted::Queued);
+  EXPECT_FALSE(w.busy("service web"));
+}
+
 TEST(ActionWorker, NothingThrownEscapes) {
   ActionWorker w;
   std::string error;

@@ -50,6 +50,21 @@ TEST(RestoreChoice, CheckpointsTakenWhileAFaultWasOpenAreSkipped) {
   EXPECT_EQ(c.marked({ck(1), ck(2), ck(3), ck(5)}), (std::vector<std::string>{"/ckpt/2", "/ckpt/3"}));
 }
 
+// A restore that could not even run (criu failed or timed out) falls to the
+// next rung at once: the oldest checkpoint to trust before it, else none.
+TEST(RestoreChoice, TheRungAfterAFailedRestoreIsTheOldestTrustedOlderOne) {
+  RestoreChoice c;
+  c.fault_open(at(1));
+  c.fault_closed(at(1));  // ck(1) is suspect
+  auto older = c.older_than(ck(4), {ck(1), ck(2), ck(3), ck(4)});
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->checkpoint->path, "/ckpt/2");
+  EXPECT_EQ(older->source, RestoreChoice::Source::Older);
+  EXPECT_EQ(older->why, "the restore of /ckpt/4 failed");
+  EXPECT_FALSE(c.older_than(ck(2), {ck(1), ck(2), ck(3)}));  // only a suspect one before it
+  EXPECT_FALSE(c.older_than(ck(1), {ck(1)}));
+}
+
 TEST(RestoreChoice, OnlySuspectCheckpointsMeanACleanStart) {
   RestoreChoice c;
   c.fault_open(at(0));

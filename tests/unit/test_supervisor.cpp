@@ -50,9 +50,22 @@ class FakeSpawner : public Spawner {
     std::vector<int> signals;
     std::optional<int> exit;  // wait status, once it ended
     bool reaped = false;
+    std::string unit;  // with `units`: the transient unit it runs in
   };
 
+  // As SystemdSpawner: slow (the supervisor calls it from its worker), and
+  // with `units` the exit of a process is "ended" only, its status read from
+  // its unit by exit_status().
+  bool slow() const override { return slow_mode; }
+  Result<int> exit_status(const std::string& unit) override {
+    status_reads.push_back(unit);
+    for (const auto& p : procs)
+      if (p.unit == unit && p.exit) return *p.exit;
+    return Error{ESRCH, "no unit " + unit};
+  }
+
   Result<Spawned> spawn(const SpawnSpec& spec) override {
+    if (on_spawn) on_spawn();
     if (fail_next) {
       Error e = *fail_next;
       fail_next.reset();
@@ -75,7 +88,7 @@ class FakeSpawner : public Spawner {
     Proc& p = proc(pid);
     if (!p.exit || p.reaped) return std::nullopt;
     p.reaped = true;
-    return p.exit;
+    return units ? kUnknownWaitStatus : *p.exit;
   }
   void release(int pidfd) override {
     if (pidfd >= 0) ++released;
@@ -98,12 +111,17 @@ class FakeSpawner : public Spawner {
   bool exit_on_term = true;
   std::optional<Error> fail_next;
   int released = 0;
+  bool slow_mode = false, units = false;
+  std::function<void()> on_spawn;  // in spawn(): on the worker when slow
+  std::vector<std::string> status_reads;
 
  private:
   Result<Spawned> add(const SpawnSpec& spec, bool adopted) {
     Proc p{next_pid++, spec, adopted};
+    if (units) p.unit = "fake-svc-" + std::to_string(p.pid) + ".service";
     procs.push_back(p);
     Spawned s;
+    s.unit = p.unit;
     s.pid = p.pid;
     s.pidfd = 100 + static_cast<int>(procs.size());
     s.key.tgid = static_cast<uint32_t>(p.pid);
@@ -181,6 +199,23 @@ class SupervisorTest : public ::testing::Test {
     criu_calls.push_back(argv);
     return criu_respond(argv, out);
   }};
+  // Service "web" started as SystemdSpawner would: slow, in a unit of its own, off the loop.
+  void web_under_systemd(ActionWorker& worker) {
+    make(&worker);
+    spawner.slow_mode = true;
+    spawner.units = true;
+    sup->configure({service("web")});
+    settle(worker, "web");
+  }
+  // Applies what the worker finished until `name` has nothing under way.
+  void settle(ActionWorker& worker, const std::string& name) {
+    for (int i = 0; i < 10000 && worker.busy("service " + name); ++i) {
+      worker.drain();
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    ASSERT_FALSE(worker.busy("service " + name));
+  }
+
   std::vector<SupervisorEvent> events;
   // The fake CRIU restores fake pids: accepted, unless a test puts the real check back.
   std::function<Result<void>(pid_t, uint64_t, const std::string&)> verify_restored =
@@ -611,6 +646,16 @@ class CriuSupervisorTest : public SupervisorTest {
     };
     ASSERT_TRUE(criu.probe().available);
   }
+  // db started with the worker, and two dumps taken (off the loop).
+  void two_images(ActionWorker& worker) {
+    make_criu_work();
+    make(&worker);
+    sup->configure({cfg});
+    for (int i = 0; i < 2; ++i) {
+      advance_ms(1000);
+      settle(worker, "db");
+    }
+  }
   ServiceConfig cfg;
 };
 
@@ -762,6 +807,209 @@ TEST_F(CriuSupervisorTest, ADumpRunsOffTheLoopAndHoldsTheReapUntilItsResultIsIn)
   size_t dumps = 0;
   for (const auto& c : criu_calls) dumps += c[1] == "dump";
   EXPECT_EQ(dumps, 1u);
+  worker.shutdown();
+}
+
+// Issue 15 item 2: a start that blocks (systemd-run, systemctl show) runs on
+// the worker; the service is "starting" and the loop's ticks go on meanwhile.
+TEST_F(SupervisorTest, AStartThroughASlowSpawnerRunsOffTheLoop) {
+  ActionWorker worker;
+  make(&worker);
+  spawner.slow_mode = true;
+  std::atomic<bool> in_spawn{false}, open{false};
+  spawner.on_spawn = [&] {
+    in_spawn = true;
+    while (!open) std::this_thread::sleep_for(milliseconds(1));
+  };
+  sup->configure({service("web")});  // returns while the spawn blocks
+  for (int i = 0; i < 5000 && !in_spawn; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(in_spawn.load());
+  EXPECT_EQ(status_of("web").state, "starting");
+  EXPECT_EQ(worker.stats().running, "start of service web");
+  EXPECT_EQ(sup->restart("web", false, false).result, ActionResult::Skipped);  // already on its way
+  advance_ms(100);
+  worker.drain();
+  EXPECT_EQ(status_of("web").state, "starting");
+  EXPECT_EQ(last_event(K::Started), nullptr);
+  open = true;
+  settle(worker, "web");
+  ServiceStatus st = status_of("web");
+  EXPECT_EQ(st.state, "running");
+  EXPECT_EQ(st.pid, 1000);
+  EXPECT_EQ(kinds(), (std::vector<K>{K::Started}));
+  worker.shutdown();
+}
+
+// A start that does not finish in time (systemd-run's timeout) is a failed
+// start, counted towards the crash-loop limit like any other.
+TEST_F(SupervisorTest, ASlowStartThatTimesOutCountsTowardsTheCrashLoopLimit) {
+  ActionWorker worker;
+  make(&worker);
+  spawner.slow_mode = true;
+  ServiceConfig c = service("web");
+  c.crash_loop_limit = 2;
+  spawner.fail_next = Error{ETIMEDOUT, "systemd-run --unit=faultprobe-svc-web-1.service: timed out"};
+  sup->configure({c});
+  EXPECT_EQ(status_of("web").state, "starting");
+  settle(worker, "web");
+  ASSERT_NE(last_event(K::StartFailed), nullptr);
+  EXPECT_NE(last_event(K::StartFailed)->detail.find("timed out"), std::string::npos);
+  EXPECT_EQ(status_of("web").state, "backoff");
+  EXPECT_EQ(status_of("web").failures_in_window, 1u);
+  spawner.fail_next = Error{ETIMEDOUT, "timed out again"};
+  advance_ms(100);  // the backoff is over: the next start, off the loop again
+  EXPECT_EQ(status_of("web").state, "starting");
+  settle(worker, "web");
+  EXPECT_EQ(status_of("web").state, "failed");
+  EXPECT_NE(last_event(K::CrashLoopTripped), nullptr);
+  EXPECT_EQ(spawner.spawned(), 0u);
+  worker.shutdown();
+}
+
+// A service removed from the config while it starts is stopped once it is up.
+TEST_F(SupervisorTest, AServiceRemovedWhileStartingIsStoppedOnceUp) {
+  ActionWorker worker;
+  make(&worker);
+  spawner.slow_mode = true;
+  std::atomic<bool> open{false};
+  spawner.on_spawn = [&] {
+    while (!open) std::this_thread::sleep_for(milliseconds(1));
+  };
+  sup->configure({service("web")});
+  sup->configure({});
+  EXPECT_EQ(status_of("web").state, "starting");  // kept until its start is in
+  open = true;
+  settle(worker, "web");
+  EXPECT_EQ(status_of("web").state, "stopping");
+  EXPECT_EQ(spawner.last().signals, std::vector<int>{SIGTERM});
+  advance_ms(10);
+  EXPECT_TRUE(sup->status().empty());
+  worker.shutdown();
+}
+
+// Issue 15 item 4: under systemd the exit status comes from the unit, off the
+// loop; a clean exit is not a crash for the limit, a failing one is.
+TEST_F(SupervisorTest, AnExitUnderSystemdIsReadFromItsUnitAndACleanOneIsNoFailure) {
+  ActionWorker worker;
+  web_under_systemd(worker);
+  ASSERT_EQ(status_of("web").state, "running");
+  spawner.exit_with(1000, 0);
+  advance_ms(10);  // the pidfd says it ended: the unit's record is read on the worker
+  settle(worker, "web");
+  EXPECT_EQ(spawner.status_reads, std::vector<std::string>{"fake-svc-1000.service"});
+  ASSERT_NE(last_event(K::Exited), nullptr);
+  EXPECT_EQ(last_event(K::Exited)->wait_status, W_EXITCODE(0, 0));
+  EXPECT_EQ(status_of("web").state, "stopped");  // restart = on-failure: a clean exit stays down
+  EXPECT_EQ(status_of("web").failures_in_window, 0u);
+  EXPECT_EQ(status_of("web").last_exit, "exited with code 0");
+
+  EXPECT_EQ(sup->restart("web", false, false).result, ActionResult::Ok);
+  settle(worker, "web");
+  ASSERT_EQ(status_of("web").pid, 1001);
+  spawner.exit_with(1001, 1);
+  advance_ms(10);
+  settle(worker, "web");
+  EXPECT_EQ(last_event(K::Exited)->wait_status, W_EXITCODE(1, 0));
+  EXPECT_EQ(status_of("web").failures_in_window, 1u);
+  EXPECT_EQ(status_of("web").state, "backoff");
+  worker.shutdown();
+}
+
+// A restart under systemd: the old unit's record is read, then the next
+// start is queued from that result (same service, one job after the other).
+TEST_F(SupervisorTest, ARestartUnderSystemdReadsTheOldExitThenStartsOffTheLoop) {
+  ActionWorker worker;
+  web_under_systemd(worker);
+  EXPECT_EQ(sup->restart("web", false, false).result, ActionResult::Ok);
+  advance_ms(10);  // SIGTERM took it down: its status is read, then the start runs
+  settle(worker, "web");
+  ASSERT_NE(last_event(K::Stopped), nullptr);
+  EXPECT_EQ(last_event(K::Stopped)->wait_status, W_EXITCODE(0, SIGTERM));
+  EXPECT_EQ(last_event(K::StartFailed), nullptr);
+  EXPECT_EQ(status_of("web").state, "running");
+  EXPECT_EQ(status_of("web").pid, 1001);
+  EXPECT_EQ(spawner.status_reads, std::vector<std::string>{"fake-svc-1000.service"});
+  worker.shutdown();
+}
+
+// Without a record (the unit could not be read) the exit stays unknown: a failure, as before.
+TEST_F(SupervisorTest, AnUnreadableUnitLeavesTheExitUnknownAndCountsIt) {
+  spawner.units = true;
+  sup->configure({service("web")});
+  spawner.exit_with(1000, 0);
+  spawner.last().unit = "gone.service";  // exit_status() finds nothing
+  advance_ms(10);
+  ASSERT_NE(last_event(K::Exited), nullptr);
+  EXPECT_EQ(last_event(K::Exited)->wait_status, kUnknownWaitStatus);
+  EXPECT_EQ(status_of("web").failures_in_window, 1u);
+}
+
+// Issue 15 item 1: `criu restore` runs on the worker; one that fails falls to
+// the next rung in the same start (an older image), and the records say which.
+TEST_F(CriuSupervisorTest, ARestoreRunsOffTheLoopAndAFailedOneFallsBackToAnOlderImage) {
+  ActionWorker worker;
+  two_images(worker);
+  const std::string older = cfg.checkpoint.dir + "/000001", newest = cfg.checkpoint.dir + "/000002";
+  ASSERT_EQ(status_of("db").last_checkpoint, newest);
+  std::atomic<bool> in_restore{false}, open{false};
+  criu_respond = [&](const std::vector<std::string>& argv, std::string* out) -> Result<int> {
+    if (argv[1] != "restore") return 0;
+    if (argv[3] == newest) {
+      *out = "Error (criu/cr-restore.c:1): Can't restore: pid 1000 is busy\n";
+      return 1;
+    }
+    in_restore = true;
+    while (!open) std::this_thread::sleep_for(milliseconds(1));
+    std::ofstream(argv[7]) << "4321\n";
+    return 0;
+  };
+  EXPECT_EQ(sup->restart("db", true, false).result, ActionResult::Ok);
+  advance_ms(10);  // the old process is gone: the restore is queued, tick() returned
+  for (int i = 0; i < 5000 && !in_restore; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(in_restore.load());
+  EXPECT_EQ(status_of("db").state, "starting");
+  EXPECT_EQ(worker.stats().running, "criu restore of service db");
+  advance_ms(100);  // ticks go on
+  EXPECT_EQ(status_of("db").state, "starting");
+  open = true;
+  settle(worker, "db");
+  const SupervisorEvent* rf = last_event(K::RestoreFailed);
+  ASSERT_NE(rf, nullptr);
+  EXPECT_NE(rf->detail.find("pid 1000 is busy; trying the older " + older), std::string::npos) << rf->detail;
+  const SupervisorEvent* started = last_event(K::Started);
+  ASSERT_NE(started, nullptr);
+  EXPECT_EQ(started->pid, 4321);
+  EXPECT_NE(started->detail.find("restored from " + older), std::string::npos) << started->detail;
+  EXPECT_EQ(started->restore_source, "older");
+  EXPECT_EQ(status_of("db").state, "running");
+  EXPECT_EQ(spawner.spawned(), 1u);  // adopted, not spawned
+  worker.shutdown();
+}
+
+// Every rung's restore failing (or timing out) ends in a clean start; a fault
+// after it has nothing left to fall back to.
+TEST_F(CriuSupervisorTest, WhenEveryRestoreFailsTheStartIsCleanAndSaysSo) {
+  ActionWorker worker;
+  two_images(worker);
+  criu_respond = [](const std::vector<std::string>& argv, std::string*) -> Result<int> {
+    if (argv[1] == "restore") return Error{ETIMEDOUT, "timed out after 60000 ms"};
+    return 0;
+  };
+  EXPECT_EQ(sup->restart("db", true, false).result, ActionResult::Ok);
+  advance_ms(10);
+  settle(worker, "db");
+  size_t restores = 0, failed = 0;
+  for (const auto& c : criu_calls) restores += c[1] == "restore";
+  for (const auto& e : events) failed += e.kind == K::RestoreFailed;
+  EXPECT_EQ(restores, 2u);  // the newest, then the older one
+  EXPECT_EQ(failed, 2u);
+  EXPECT_NE(last_event(K::RestoreFailed)->detail.find("timed out after 60000 ms; starting without restore"),
+            std::string::npos);
+  const SupervisorEvent* started = last_event(K::Started);
+  EXPECT_EQ(started->restore_source, "clean");
+  EXPECT_NE(started->detail.find("clean start (2 restore(s) failed)"), std::string::npos) << started->detail;
+  EXPECT_EQ(spawner.spawned(), 2u);
+  EXPECT_EQ(sup->restore_verdict("db", false), std::nullopt);  // nothing older than a clean start
   worker.shutdown();
 }
 

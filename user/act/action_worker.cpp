@@ -78,6 +78,12 @@ void ActionWorker::drain() {
     ready.swap(results_);
   }
   for (auto& [target, apply] : ready) {
+    {
+      // Free before the Apply runs: it may submit the target's next step (an
+      // exit status read that ends in a start of the same service).
+      std::lock_guard<std::mutex> g(mu_);
+      targets_.erase(target);
+    }
     try {
       if (apply) apply();
     } catch (const std::exception& e) {
@@ -85,8 +91,6 @@ void ActionWorker::drain() {
     } catch (...) {
       spdlog::error("action worker: applying the result for {} threw", target);
     }
-    std::lock_guard<std::mutex> g(mu_);
-    targets_.erase(target);
   }
 }
 

@@ -52,7 +52,8 @@ class ActionWorker {
 
   // `target` serialises ("service web", "unit foo.service"); `what` names the
   // job in logs and status. Busy while that target has a job queued, running
-  // or with its result not applied yet.
+  // or with its result not applied yet; the result's own Apply may submit the
+  // target's next job.
   Submitted submit(const std::string& target, std::string what, Job job, OnError on_error = {});
   bool busy(const std::string& target) const;
   // Applies the results of finished jobs (and the errors of failed ones), in

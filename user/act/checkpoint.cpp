@@ -224,14 +224,25 @@ Result<std::string> CriuBackend::dump(pid_t pid, const std::string& image_root, 
   return final_dir.string();
 }
 
+std::vector<std::string> CriuBackend::restore_argv(const std::string& image_dir) {
+  return {"criu", "restore", "-D", image_dir, "--shell-job", "-d", "--pidfile", restore_pidfile(image_dir), "-o",
+          "restore.log"};
+}
+
+std::string CriuBackend::restore_pidfile(const std::string& image_dir) {
+  return (fs::path(image_dir) / "restore.pid").string();
+}
+
+std::string CriuBackend::restore_error(const std::string& image_dir) {
+  return first_error_line(read_small_file(fs::path(image_dir) / "restore.log"));
+}
+
 Result<pid_t> CriuBackend::restore(const std::string& image_dir) {
-  const fs::path pidfile = fs::path(image_dir) / "restore.pid";
+  const fs::path pidfile = restore_pidfile(image_dir);
   std::error_code ec;
   fs::remove(pidfile, ec);
   std::string out;
-  auto rc = run_({"criu", "restore", "-D", image_dir, "--shell-job", "-d", "--pidfile", pidfile.string(), "-o",
-                  "restore.log"},
-                 std::chrono::seconds(60), &out);
+  auto rc = run_(restore_argv(image_dir), std::chrono::seconds(60), &out);
   if (!rc) return Error{rc.error().code, "criu restore from " + image_dir + " failed: " + rc.error().message};
   if (*rc != 0) {
     return Error{EIO, "criu restore from " + image_dir + " failed (exit " + std::to_string(*rc) +

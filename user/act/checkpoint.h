@@ -68,6 +68,13 @@ class CriuBackend {
   Result<std::string> dump(pid_t pid, const std::string& image_root, uint32_t keep);
   // Restores an image directory detached (-d) and returns the restored pid.
   Result<pid_t> restore(const std::string& image_dir);
+  // What restore() runs (`criu restore -D DIR --shell-job -d --pidfile
+  // DIR/restore.pid -o restore.log`), for a caller that starts it elsewhere
+  // (a systemd unit: act/systemd_spawner.h), and the pid file it writes.
+  static std::vector<std::string> restore_argv(const std::string& image_dir);
+  static std::string restore_pidfile(const std::string& image_dir);
+  // The first error line of criu's restore.log in `image_dir` (after a failed restore).
+  static std::string restore_error(const std::string& image_dir);
 
   // The newest complete image directory under `image_root`, or nullopt.
   static std::optional<std::string> newest_image(const std::string& image_root);

@@ -77,6 +77,16 @@ RestoreChoice::Pick RestoreChoice::choose(const std::vector<CheckpointEntry>& ol
   return p;
 }
 
+std::optional<RestoreChoice::Pick> RestoreChoice::older_than(const CheckpointEntry& failed,
+                                                           const std::vector<CheckpointEntry>& oldest_first) const {
+  // Oldest first: the first to trust before `failed` in the list.
+  for (const auto& c : oldest_first) {
+    if (c.path == failed.path || c.time > failed.time) break;
+    if (!bad(c) && !suspect(c)) return Pick{c, Source::Older, "the restore of " + failed.path + " failed"};
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> RestoreChoice::did_not_hold(const std::vector<CheckpointEntry>& oldest_first) {
   if (!last_) return std::nullopt;
   const Pick last = *last_;

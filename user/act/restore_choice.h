@@ -52,6 +52,10 @@ class RestoreChoice {
 
   // What a restore would start from now. `oldest_first`: the complete checkpoints.
   Pick choose(const std::vector<CheckpointEntry>& oldest_first) const;
+  // The next rung when the restore of `failed` could not even run (criu
+  // failed, timed out): the oldest checkpoint to trust that is older than it,
+  // as the Older level picks; nullopt: none, a clean start is next.
+  std::optional<Pick> older_than(const CheckpointEntry& failed, const std::vector<CheckpointEntry>& oldest_first) const;
   // A restore started from `p` (the next did_not_hold() is about it).
   void used(const Pick& p) { last_ = p; }
 

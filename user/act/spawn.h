@@ -47,6 +47,7 @@ struct Spawned {
   int pidfd = -1;        // owned by the caller (close it)
   ProcKey key;           // pid + start time as the probe spells it (start_ns = task start, CLOCK_MONOTONIC)
   std::string warning;   // a non-fatal problem (the log could not be opened as the user), "" = none
+  std::string unit;      // the transient systemd unit it runs in (act/systemd_spawner.h), "" = none
 };
 
 // Forks and execs. Fails (without leaving a child) when the user, cwd or

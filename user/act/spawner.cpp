@@ -33,6 +33,17 @@ Result<Spawned> RealSpawner::adopt(pid_t pid) {
   return s;
 }
 
+Result<Spawned> Spawner::restore(CriuBackend& criu, const std::string& image_dir, const std::string& service,
+                                 const RestoreCheck& check) {
+  (void)service;
+  auto pid = criu.restore(image_dir);
+  if (!pid) return pid.error();
+  if (auto v = check(*pid); !v) return v.error();
+  auto a = adopt(*pid);
+  if (!a) return Error{a.error().code, "restored pid " + std::to_string(*pid) + " but " + a.error().message};
+  return a;
+}
+
 Result<void> RealSpawner::signal(pid_t pid, int pidfd, int sig) {
   if (pidfd >= 0) {
     if (sys_pidfd_send_signal(pidfd, sig) != 0 && errno != ESRCH)

@@ -5,8 +5,11 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <optional>
+#include <string>
 
+#include "act/checkpoint.h"
 #include "act/spawn.h"
 #include "util/result.h"
 
@@ -19,7 +22,14 @@ constexpr int kUnknownWaitStatus = -1;
 
 class Spawner {
  public:
+  // Checks the pid a CRIU restore made before it is handed over.
+  using RestoreCheck = std::function<Result<void>(pid_t)>;
+
   virtual ~Spawner() = default;
+  // Whether spawn(), restore() and exit_status() wait on other programs
+  // (systemd-run, systemctl): the supervisor then calls them from its action
+  // worker, never from the sampling loop. restore() always may (criu).
+  virtual bool slow() const { return false; }
   virtual Result<Spawned> spawn(const SpawnSpec& spec) = 0;
   // A process started by someone else on our behalf (criu restore): a pidfd
   // for it, so signals and exit detection work as for spawned ones.
@@ -32,6 +42,17 @@ class Spawner {
   virtual std::optional<int> reap(pid_t pid, int pidfd) = 0;
   // Done with a pidfd.
   virtual void release(int pidfd) = 0;
+  // `criu restore` of `image_dir` for `service`, started the way this
+  // spawner starts services; the pid it made passes `check`, then is pinned.
+  // Blocking (criu may run a minute). Here: criu as our child (CriuBackend).
+  virtual Result<Spawned> restore(CriuBackend& criu, const std::string& image_dir, const std::string& service,
+                                  const RestoreCheck& check);
+  // How the process that ran as transient `unit` (Spawned::unit) ended, once
+  // reap() found it gone with kUnknownWaitStatus. Blocking when slow().
+  virtual Result<int> exit_status(const std::string& unit) {
+    (void)unit;
+    return kUnknownWaitStatus;
+  }
 };
 
 class RealSpawner : public Spawner {

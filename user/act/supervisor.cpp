@@ -192,17 +192,16 @@ std::string pick_note(const RestoreChoice::Pick& p) {
 
 }  // namespace
 
-void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
+Supervisor::StartPlan Supervisor::plan_start(Service& s, bool from_checkpoint) {
   const CheckpointConfig& cp = s.cfg.checkpoint;
+  StartPlan plan;
+  plan.name = s.cfg.name;
+  plan.command0 = s.cfg.command.empty() ? "" : s.cfg.command[0];
   std::optional<std::string> restore_from;
-  std::optional<Spawned> proc;
-  std::string started_detail;
+  if (from_checkpoint) plan.source = restore_source_name(RestoreChoice::Source::Clean);
 
   if (from_checkpoint && cp.backend == CheckpointConfig::Backend::Criu) {
     std::string why;
-    RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
-    // Whatever a restore makes starts after this.
-    const uint64_t began = real_monotonic_ns();
     if (opts_.criu == nullptr) {
       why = "no CRIU backend";
     } else if (!opts_.criu->status().available) {
@@ -210,34 +209,37 @@ void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
     } else if (auto trusted = open_trusted_dir(cp.dir, std::nullopt); !trusted) {
       // CRIU restores as root what the images say: only root may have written them.
       why = trusted.error().message;
-    } else if (!pick.checkpoint) {
-      s.choice.used(pick);
-      spdlog::info("service {}: clean start, no CRIU image to trust: {}", s.cfg.name, pick.why);
-    } else if (auto pid = opts_.criu->restore(pick.checkpoint->path); !pid) {
-      why = pid.error().message;
-    } else if (auto v = opts_.verify_restored(*pid, began, s.cfg.command.empty() ? "" : s.cfg.command[0]); !v) {
-      why = v.error().message;
-    } else if (auto adopted = spawner_.adopt(*pid); !adopted) {
-      why = "restored pid " + std::to_string(*pid) + " but " + adopted.error().message;
     } else {
-      proc = *adopted;
-      s.choice.used(pick);
-      started_detail = "restored from " + pick.checkpoint->path + pick_note(pick);
+      const auto checkpoints = checkpoints_of(s);
+      RestoreChoice::Pick pick = s.choice.choose(checkpoints);
+      if (!pick.checkpoint) {
+        s.choice.used(pick);
+        plan.detail = "clean start" + pick_note(pick);
+        spdlog::info("service {}: clean start, no CRIU image to trust: {}", s.cfg.name, pick.why);
+      } else {
+        plan.restores.push_back(pick);
+        // The ladder's next rung, should this restore not even run: only from the newest.
+        if (pick.source == RestoreChoice::Source::Newest)
+          if (auto older = s.choice.older_than(*pick.checkpoint, checkpoints)) plan.restores.push_back(*older);
+      }
     }
-    if (!why.empty()) emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore"});
+    if (!why.empty())
+      emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why + "; starting without restore",
+            plan.source});
   } else if (from_checkpoint && cp.backend == CheckpointConfig::Backend::App) {
     // Owned by root or the service's user, writable by nobody else, no symlinks on the way.
     if (auto trusted = open_trusted_dir(cp.dir, owner_of(s.cfg).uid); !trusted) {
       emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0,
-            trusted.error().message + "; starting without restore"});
+            trusted.error().message + "; starting without restore", plan.source});
     } else {
       RestoreChoice::Pick pick = s.choice.choose(checkpoints_of(s));
       s.choice.used(pick);
+      plan.source = restore_source_name(pick.source);
       if (pick.checkpoint) {
         restore_from = pick.checkpoint->path;
-        started_detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from + pick_note(pick);
+        plan.detail = "FAULTPROBE_RESTORE_FROM=" + *restore_from + pick_note(pick);
       } else {
-        started_detail = "clean start" + pick_note(pick);
+        plan.detail = "clean start" + pick_note(pick);
         spdlog::info("service {}: no checkpoint to trust in {} ({}); starting without one", s.cfg.name, cp.dir,
                      pick.why);
       }
@@ -246,36 +248,163 @@ void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
     spdlog::info("service {}: no checkpoint backend configured; starting without restore", s.cfg.name);
   }
 
-  if (!proc) {
-    if (!opts_.log_dir.empty()) ensure_dir(opts_.log_dir);
-    if (cp.backend == CheckpointConfig::Backend::App) {
-      // Made (or checked) without following a link, and handed to the user by fd.
-      const DirOwner o = owner_of(s.cfg);
-      if (auto d = ensure_trusted_dir(cp.dir, o.uid, o.gid); !d)
-        spdlog::warn("service {}: {}", s.cfg.name, d.error().message);
-    }
-    auto r = spawner_.spawn(spec_for(s, restore_from));
-    if (!r) {
-      s.last_exit = "start failed: " + r.error().message;
-      emit({SupervisorEvent::Kind::StartFailed, s.cfg.name, 0, 0, 0, r.error().message});
-      on_failure(s, now);
-      return;
-    }
-    proc = *r;
+  if (!opts_.log_dir.empty()) ensure_dir(opts_.log_dir);
+  if (cp.backend == CheckpointConfig::Backend::App) {
+    // Made (or checked) without following a link, and handed to the user by fd.
+    const DirOwner o = owner_of(s.cfg);
+    if (auto d = ensure_trusted_dir(cp.dir, o.uid, o.gid); !d) spdlog::warn("service {}: {}", s.cfg.name, d.error().message);
   }
-  s.pid = proc->pid;
-  s.pidfd = proc->pidfd;
-  s.key = proc->key;
-  s.key.tgid = static_cast<uint32_t>(proc->pid);
-  if (opts_.start_of) s.key.start_ns = opts_.start_of(proc->pid);
+  plan.spec = spec_for(s, restore_from);
+  return plan;
+}
+
+// On the worker (or the loop without one): only the plan, the CRIU backend,
+// the restore check and the spawner, all safe from another thread.
+Supervisor::StartResult Supervisor::run_start(const StartPlan& plan) {
+  StartResult r;
+  for (size_t i = 0; i < plan.restores.size(); ++i) {
+    const RestoreChoice::Pick& pick = plan.restores[i];
+    const uint64_t began = real_monotonic_ns();  // whatever the restore makes starts after this
+    auto check = [&](pid_t pid) { return opts_.verify_restored(pid, began, plan.command0); };
+    auto proc = spawner_.restore(*opts_.criu, pick.checkpoint->path, plan.name, check);
+    if (proc) {
+      r.proc = std::move(proc);
+      r.restored = pick;
+      return r;
+    }
+    const bool last = i + 1 == plan.restores.size();
+    r.restore_errors.push_back(proc.error().message + (last ? "; starting without restore"
+                                                            : "; trying the older " + plan.restores[i + 1].checkpoint->path));
+  }
+  r.proc = spawner_.spawn(plan.spec);
+  return r;
+}
+
+void Supervisor::start(Service& s, uint64_t now, bool from_checkpoint) {
+  StartPlan plan = plan_start(s, from_checkpoint);
+  const uint64_t seq = ++s.start_seq;
+  s.after = After::Nothing;
+  if (opts_.worker == nullptr || (plan.restores.empty() && !spawner_.slow())) {
+    start_done(s, now, plan, run_start(plan));
+    return;
+  }
+  // Off the loop: criu restore may run a minute, systemd-run and systemctl
+  // ten seconds each. The result lands in start_done() at a later tick.
+  const std::string name = s.cfg.name;
+  auto apply_to = [this, name, seq](const StartPlan& p, StartResult r) {
+    auto it = services_.find(name);
+    if (it != services_.end() && it->second.state == State::Starting && it->second.start_seq == seq) {
+      start_done(it->second, clock_.now_ns(), p, std::move(r));
+    } else if (r.proc) {
+      // Nobody waits for it any more (cannot happen while configure keeps a starting service): not left running.
+      spdlog::error("service {}: a start finished for nobody; killing pid {}", name, r.proc->pid);
+      (void)spawner_.signal(r.proc->pid, r.proc->pidfd, SIGKILL);
+      spawner_.release(r.proc->pidfd);
+    }
+  };
+  auto job = [this, plan, apply_to]() -> ActionWorker::Apply {
+    StartResult r = run_start(plan);
+    return [plan, apply_to, r = std::move(r)]() mutable { apply_to(plan, std::move(r)); };
+  };
+  auto on_error = [plan, apply_to](const std::string& why) {
+    StartResult r;
+    r.proc = Error{ECANCELED, why};
+    apply_to(plan, std::move(r));
+  };
+  const std::string what = std::string(plan.restores.empty() ? "start" : "criu restore") + " of service " + name;
+  s.state = State::Starting;
+  if (opts_.worker->submit(worker_target(name), what, job, on_error) != ActionWorker::Submitted::Queued) {
+    StartResult r;
+    r.proc = Error{EBUSY, "the action worker refused the start (busy, full or stopping)"};
+    start_done(s, now, plan, std::move(r));
+  }
+}
+
+void Supervisor::start_done(Service& s, uint64_t now, const StartPlan& plan, StartResult r) {
+  for (const auto& why : r.restore_errors)
+    emit({SupervisorEvent::Kind::RestoreFailed, s.cfg.name, 0, 0, 0, why, plan.source});
+  const After pending = std::exchange(s.after, After::Nothing);
+  s.state = State::Stopped;
+  if (!r.proc) {
+    s.last_exit = "start failed: " + r.proc.error().message;
+    emit({SupervisorEvent::Kind::StartFailed, s.cfg.name, 0, 0, 0, r.proc.error().message, plan.source});
+    if (pending == After::Remove) {
+      s.remove = true;
+    } else if (pending == After::Replace) {
+      Service fresh;
+      fresh.cfg = std::move(*s.replacement);
+      fresh.backoff_ns = ns(fresh.cfg.backoff_initial);
+      fresh.last_exit = s.last_exit;
+      fresh.start_seq = s.start_seq;
+      s = std::move(fresh);
+      start(s, now, false);
+    } else {
+      on_failure(s, now);
+    }
+    return;
+  }
+  std::string detail = plan.detail, source = plan.source;
+  if (r.restored) {
+    s.choice.used(*r.restored);
+    detail = "restored from " + r.restored->checkpoint->path + pick_note(*r.restored);
+    source = restore_source_name(r.restored->source);
+  } else if (!plan.restores.empty()) {
+    // Every restore failed: what a did_not_hold() is about now is a clean start.
+    RestoreChoice::Pick clean;
+    clean.source = RestoreChoice::Source::Clean;
+    clean.why = std::to_string(plan.restores.size()) + " restore(s) failed";
+    s.choice.used(clean);
+    detail = "clean start (" + clean.why + ")";
+  }
+  const Spawned& proc = *r.proc;
+  s.pid = proc.pid;
+  s.pidfd = proc.pidfd;
+  s.unit = proc.unit;
+  s.key = proc.key;
+  s.key.tgid = static_cast<uint32_t>(proc.pid);
+  if (opts_.start_of) s.key.start_ns = opts_.start_of(proc.pid);
   s.state = State::Running;
   s.started_ns = now;
   s.killed = false;
-  s.after = After::Nothing;
   s.restore_on_start = false;
-  s.next_dump_ns = now + ns(cp.every);
+  s.next_dump_ns = now + ns(s.cfg.checkpoint.every);
   ++s.starts;
-  emit({SupervisorEvent::Kind::Started, s.cfg.name, s.pid, 0, 0, started_detail});
+  emit({SupervisorEvent::Kind::Started, s.cfg.name, s.pid, 0, 0, detail, source});
+  // A reload or removal that came while it was starting.
+  if (pending == After::Replace || pending == After::Remove) begin_stop(s, now, pending);
+}
+
+void Supervisor::ended(Service& s, uint64_t now, int status) {
+  if (status != kUnknownWaitStatus || s.unit.empty()) {
+    on_exit(s, now, status);
+    return;
+  }
+  // Not our child: systemd's record of its unit says how it ended. Until that
+  // is read (off the loop) the service is not reaped again: the worker is
+  // busy with its target.
+  auto resolved = [this](Service& sv, uint64_t t, const Result<int>& r) {
+    if (!r) spdlog::warn("service {}: how pid {} ended is unknown: {}", sv.cfg.name, sv.pid, r.error().message);
+    on_exit(sv, t, r ? r.value() : kUnknownWaitStatus);
+  };
+  if (opts_.worker == nullptr) {
+    resolved(s, now, spawner_.exit_status(s.unit));
+    return;
+  }
+  const std::string name = s.cfg.name, unit = s.unit;
+  const uint64_t seq = s.start_seq;
+  auto apply_to = [this, name, seq, resolved](const Result<int>& r) {
+    auto it = services_.find(name);
+    if (it != services_.end() && it->second.start_seq == seq && it->second.pid > 0)
+      resolved(it->second, clock_.now_ns(), r);
+  };
+  auto job = [this, unit, apply_to]() -> ActionWorker::Apply {
+    Result<int> r = spawner_.exit_status(unit);
+    return [apply_to, r = std::move(r)] { apply_to(r); };
+  };
+  auto on_error = [apply_to](const std::string& why) { apply_to(Error{ECANCELED, why}); };
+  if (opts_.worker->submit(worker_target(name), "exit status of " + unit, job, on_error) !=
+      ActionWorker::Submitted::Queued)
+    resolved(s, now, Error{EBUSY, "the action worker refused to read it"});
 }
 
 // A failed run or a failed start: counts towards the crash-loop limit, then
@@ -314,6 +443,7 @@ void Supervisor::on_exit(Service& s, uint64_t now, int status) {
   s.last_pid = s.pid;
   s.pid = 0;
   s.pidfd = -1;
+  s.unit.clear();
   s.last_exit = describe_wait_status(status);
 
   if (s.state == State::Stopping) {
@@ -389,7 +519,7 @@ void Supervisor::maybe_dump(Service& s, uint64_t now) {
     return [this, name, pid, r = std::move(r)] { dump_done(name, pid, r); };
   };
   auto on_error = [this, name, pid](const std::string& why) { dump_done(name, pid, Error{EIO, why}); };
-  switch (opts_.worker->submit(dump_target(name), "criu dump of service " + name, job, on_error)) {
+  switch (opts_.worker->submit(worker_target(name), "criu dump of service " + name, job, on_error)) {
     case ActionWorker::Submitted::Queued: break;
     case ActionWorker::Submitted::Busy:
       spdlog::warn("service {}: the previous criu dump is still under way; skipping this one", name);
@@ -428,9 +558,12 @@ void Supervisor::configure(const std::vector<ServiceConfig>& services) {
       continue;
     }
     Service& s = it->second;
-    const bool pending_removal = s.state == State::Stopping && s.after == After::Remove;
+    const bool pending_removal = (s.state == State::Stopping || s.state == State::Starting) && s.after == After::Remove;
     if (same_config(cfg, s.cfg) && !pending_removal) continue;
-    if (s.pid > 0) {
+    if (s.state == State::Starting) {  // stopped and replaced once its start is in (start_done)
+      s.replacement = cfg;
+      s.after = After::Replace;
+    } else if (s.pid > 0) {
       s.replacement = cfg;
       begin_stop(s, now, After::Replace);
     } else {
@@ -445,6 +578,9 @@ void Supervisor::configure(const std::vector<ServiceConfig>& services) {
   for (auto it = services_.begin(); it != services_.end();) {
     if (seen.count(it->first) != 0) {
       ++it;
+    } else if (it->second.state == State::Starting) {
+      it->second.after = After::Remove;
+      ++it;
     } else if (it->second.pid > 0) {
       begin_stop(it->second, now, After::Remove);
       ++it;
@@ -458,9 +594,10 @@ void Supervisor::configure(const std::vector<ServiceConfig>& services) {
 void Supervisor::tick(uint64_t now) {
   for (auto it = services_.begin(); it != services_.end();) {
     Service& s = it->second;
-    const bool dumping = opts_.worker != nullptr && opts_.worker->busy(dump_target(s.cfg.name));
-    if (s.pid > 0 && !dumping) {
-      if (auto status = spawner_.reap(s.pid, s.pidfd)) on_exit(s, now, *status);
+    // A dump or an exit status read under way holds the reap (and the next dump).
+    const bool busy = opts_.worker != nullptr && opts_.worker->busy(worker_target(s.cfg.name));
+    if (s.pid > 0 && !busy) {
+      if (auto status = spawner_.reap(s.pid, s.pidfd)) ended(s, now, *status);
     }
     if (s.state == State::Stopping && s.pid > 0 && !s.killed && now >= s.kill_at_ns) {
       spdlog::warn("service {}: pid {} still running {} after SIGTERM; SIGKILL", s.cfg.name, s.pid,
@@ -470,7 +607,7 @@ void Supervisor::tick(uint64_t now) {
       s.killed = true;
     }
     if (s.state == State::Backoff && now >= s.next_start_ns) start(s, now, s.restore_on_start);
-    if (s.state == State::Running && !dumping) maybe_dump(s, now);
+    if (s.state == State::Running && s.pid > 0 && !busy) maybe_dump(s, now);
     if (s.remove) {
       spdlog::info("service {}: removed from the config", it->first);
       it = services_.erase(it);
@@ -529,6 +666,8 @@ ActionOutcome Supervisor::restart(const std::string& name, bool from_checkpoint,
     case State::Stopped: {
       if (dry_run) return with_source({ActionResult::DryRun, "would start service " + name + " now" + source, {}});
       start(s, now, from_checkpoint);
+      if (s.state == State::Starting)
+        return with_source({ActionResult::Ok, "starting service " + name + source + " (off the sampling loop)", {}});
       if (s.state != State::Running)
         return with_source({ActionResult::Failed, "service " + name + ": " + s.last_exit, {}});
       return with_source(
@@ -537,6 +676,8 @@ ActionOutcome Supervisor::restart(const std::string& name, bool from_checkpoint,
     case State::Stopping:
       if (s.after == After::Start && from_checkpoint) s.after = After::StartFromCheckpoint;
       return with_source({ActionResult::Skipped, "service " + name + " is already stopping", {}});
+    case State::Starting:
+      return with_source({ActionResult::Skipped, "service " + name + " is starting", {}});
     case State::Running:
       break;
   }
@@ -596,6 +737,7 @@ std::vector<ServiceStatus> Supervisor::status() const {
     st.name = name;
     switch (s.state) {
       case State::Running: st.state = "running"; break;
+      case State::Starting: st.state = "starting"; break;
       case State::Backoff: st.state = "backoff"; break;
       case State::Stopping: st.state = "stopping"; break;
       case State::Failed: st.state = "failed"; break;
@@ -645,7 +787,13 @@ void Supervisor::stop_all() {
     for (auto& [name, s] : services_) {
       if (s.pid <= 0) continue;
       if (auto status = spawner_.reap(s.pid, s.pidfd)) {
-        on_exit(s, now, *status);
+        // Shutdown: the worker is gone, so a unit's record is read here (bounded by the spawner's timeout).
+        if (*status == kUnknownWaitStatus && !s.unit.empty()) {
+          auto r = spawner_.exit_status(s.unit);
+          on_exit(s, now, r ? *r : kUnknownWaitStatus);
+        } else {
+          on_exit(s, now, *status);
+        }
         continue;
       }
       alive = true;

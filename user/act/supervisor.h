@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,6 +47,9 @@ struct SupervisorEvent {
   int wait_status = 0;
   uint64_t delay_ms = 0;
   std::string detail;
+  // Started, RestoreFailed after a restore was asked for: where the start
+  // came from ("newest", "older", "clean"), "" otherwise.
+  std::string restore_source;
 };
 const char* supervisor_event_name(SupervisorEvent::Kind k);
 // One line for logs: "service web: exited (killed by SIGSEGV)".
@@ -53,7 +57,7 @@ std::string describe(const SupervisorEvent& e);
 
 struct ServiceStatus {
   std::string name;
-  std::string state;  // "running", "backoff", "stopping", "failed", "stopped"
+  std::string state;  // "running", "starting", "backoff", "stopping", "failed", "stopped"
   pid_t pid = 0;      // 0 when not running
   ProcKey key;
   uint32_t restarts = 0;            // starts after the first
@@ -73,8 +77,9 @@ struct SupervisorOptions {
   std::function<uint64_t(pid_t)> start_of;
   // CRIU, probed by the caller (criu->probe()); nullptr = no CRIU backend.
   CriuBackend* criu = nullptr;
-  // Where CRIU dumps run, off the loop (act/action_worker.h); nullptr: on
-  // the loop (unit tests). The daemon drains it before tick().
+  // Where CRIU dumps and restores, and a slow spawner's starts and exit
+  // status reads run, off the loop (act/action_worker.h); nullptr: on the
+  // loop (unit tests). The daemon drains it before tick().
   ActionWorker* worker = nullptr;
   // Checks the pid a CRIU restore.pid names before it is adopted (and later
   // signalled): started since `restore_began_ns`, running `command0`.
@@ -101,6 +106,13 @@ class Supervisor {
 
   // Reaps exits, restarts after backoff, escalates stops to SIGKILL after the
   // grace, runs CRIU dumps that are due. Call every sample interval.
+  //
+  // A start that may block (a CRIU restore, a spawner that is slow(): systemd)
+  // runs on the worker: the service is "starting" until its result is applied.
+  // A restore that fails or times out falls to the next rung in the same
+  // start: an older checkpoint, then a clean start (RestoreFailed says why,
+  // Started which). A start that fails (systemd-run's timeout included)
+  // counts towards the crash-loop limit.
   void tick(uint64_t now_ns);
 
   // Asynchronous: SIGTERM now, SIGKILL once stop_grace passed (in tick), then
@@ -129,13 +141,15 @@ class Supervisor {
  private:
   // What happens when a stop faultprobe asked for completes.
   enum class After { Nothing, Start, StartFromCheckpoint, Replace, Remove };
-  enum class State { Running, Backoff, Stopping, Failed, Stopped };
+  enum class State { Running, Starting, Backoff, Stopping, Failed, Stopped };
   struct Service {
     ServiceConfig cfg;
     State state = State::Stopped;
     pid_t pid = 0;  // 0: no process
     pid_t last_pid = 0;  // the previous process, after it exited (a crash fault names it)
     int pidfd = -1;
+    std::string unit;        // its transient systemd unit (Spawned::unit), "" when none
+    uint64_t start_seq = 0;  // which start a result from the worker belongs to
     ProcKey key;
     uint64_t started_ns = 0;
     uint32_t starts = 0;
@@ -155,17 +169,38 @@ class Supervisor {
     RestoreChoice choice;  // which checkpoint a restore starts from (suspect marks, fallback)
   };
 
+  // A start decided on the loop (trust checks, which checkpoint, the spec),
+  // then run where it may block: run_start() touches no Service.
+  struct StartPlan {
+    std::string name, command0;
+    SpawnSpec spec;                             // the plain start, first or after every restore failed
+    std::vector<RestoreChoice::Pick> restores;  // CRIU images to try in order (the fallback's rungs)
+    std::string detail;                         // Started's detail for the plain start
+    std::string source;                         // restore_source of the plain start ("" when none was asked)
+  };
+  struct StartResult {
+    Result<Spawned> proc = Error{ECANCELED, "not started"};
+    std::optional<RestoreChoice::Pick> restored;  // the image it came from; nullopt: the plain start
+    std::vector<std::string> restore_errors;      // each failed restore, with what came next
+  };
+
   std::vector<CheckpointEntry> checkpoints_of(const Service& s) const;
 
   void start(Service& s, uint64_t now, bool from_checkpoint);
+  StartPlan plan_start(Service& s, bool from_checkpoint);
+  StartResult run_start(const StartPlan& plan);
+  void start_done(Service& s, uint64_t now, const StartPlan& plan, StartResult r);
+  // The main process ended: with its status, or (kUnknownWaitStatus from a
+  // transient unit) once the spawner's exit_status() read it, off the loop.
+  void ended(Service& s, uint64_t now, int status);
   void begin_stop(Service& s, uint64_t now, After after);
   void on_exit(Service& s, uint64_t now, int status);
   void on_failure(Service& s, uint64_t now);
   void schedule_restart(Service& s, uint64_t now);
   void maybe_dump(Service& s, uint64_t now);
   void dump_done(const std::string& name, pid_t pid, const Result<std::string>& r);
-  // The worker's target for a service's dumps: one at a time per service.
-  static std::string dump_target(const std::string& name) { return "service " + name; }
+  // The worker's target for a service's dumps, starts and exit reads: one at a time per service.
+  static std::string worker_target(const std::string& name) { return "service " + name; }
   SpawnSpec spec_for(const Service& s, const std::optional<std::string>& restore_from) const;
   void emit(SupervisorEvent e);
 

@@ -418,6 +418,7 @@ void Service::emit_service_event(const SupervisorEvent& e) {
   j["mono_s"] = double(monotonic_now_ns()) / 1e9;
   if (e.kind == SupervisorEvent::Kind::Restarting) j["delay_ms"] = e.delay_ms;
   if (!e.detail.empty()) j["detail"] = e.detail;
+  if (!e.restore_source.empty()) j["restore_source"] = e.restore_source;  // which rung a restore start took
   if (e.kind == SupervisorEvent::Kind::Started && supervisor_) {
     for (const auto& s : supervisor_->status())
       if (s.name == e.service) j["n"] = s.restarts + 1;
