@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,10 +18,13 @@ class FakeRunner : public CommandRunner {
   Result<int> run(const Argv& argv, std::chrono::milliseconds timeout, std::string* output) override {
     calls.push_back(argv);
     last_timeout = timeout;
+    if (script) return script(argv, output);
     if (output) *output = output_;
     if (fail) return Error{ETIMEDOUT, "timed out"};
     return exit_code;
   }
+  // When set, answers every call instead of the fixed fields below.
+  std::function<Result<int>(const Argv&, std::string*)> script;
   std::vector<Argv> calls;
   std::chrono::milliseconds last_timeout{0};
   int exit_code = 0;
