@@ -260,6 +260,7 @@ Result<std::string> CgroupThrottle::release(const ProcKey& key) {
     return r.error();
   }
   entries_.erase(it);
+  drifts_.erase(key);
   save();
   spdlog::info("throttle ({}): released pid {}: {}", name(), key.tgid, *r);
   return r;
