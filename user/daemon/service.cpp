@@ -214,7 +214,10 @@ Result<void> Service::start_actions(int* exit_code) {
   }
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
-  systemd_ = std::make_unique<SystemdControl>(*runner_);
+  // 30 s per systemctl call, not 10: they run on the action worker (the loop
+  // does not wait), and on a loaded host or under emulation a `systemctl
+  // show` alone was seen to take more than 10 s.
+  systemd_ = std::make_unique<SystemdControl>(*runner_, "/run/systemd/system", std::chrono::seconds(30));
   // A unit's process is throttled through systemd, which owns the unit's cgroups.
   if (systemd_->available())
     unit_throttle_ = std::make_unique<UnitThrottle>(
