@@ -23,24 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string reapply_config(const std::string& cgroup_glob) {
-  return kBase + R"(
-[rules.cpu_runaway]
-for = "2s"
-clear = "1s"
-threshold = 0.5
-resolve = 0.3
-
-[[policy]]
-name = "hog"
-match = { cgroup = ")" +
-         cgroup_glob + R"(" }
-on.cpu_runaway = ["throttle:cpu=20%", "kill"]
-cooldown = "300s"
-recovery_window = "300s"
-)";
-}
-
 std::string quota(const std::string& dir) { return std::string(slurp(dir + "/cpu.cfs_quota_us")); }
 
 }  // namespace
@@ -54,7 +36,7 @@ TEST(ThrottleReapply, AQuotaUndoneBehindTheDaemonIsPutBackThenEscalated) {
   // would not run a core hot on a machine busy with other work.
   std::ofstream(group + "/cpu.shares") << 262144;
 
-  Daemon d(reapply_config("/" + name));
+  Daemon d(in_place_config("/" + name, R"("throttle:cpu=20%", "kill")", "300s", "300s"));
   ASSERT_TRUE(d.ready()) << d.log();
   pid_t hog = spawn_shell("echo $$ > " + group + "/cgroup.procs && exec python3 -c 'while 1: pass'");
   ASSERT_TRUE(wait_for([&] { return cgroup_of(uint32_t(hog), "cpu") == "/" + name; }, 10s));

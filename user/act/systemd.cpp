@@ -18,6 +18,7 @@
 
 #include "act/process.h"
 #include "util/keepalive.h"
+#include "util/assignments.h"
 
 extern char** environ;
 
@@ -253,16 +254,7 @@ Result<SystemdControl::Properties> SystemdControl::show(const std::string& unit,
   std::string output;
   auto r = systemctl(unit, argv, "", &output);
   if (!r) return r.error();
-  Properties out;
-  size_t pos = 0;
-  while (pos < output.size()) {
-    size_t nl = output.find('\n', pos);
-    std::string line = output.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? output.size() : nl + 1;
-    size_t eq = line.find('=');
-    if (eq != std::string::npos && eq > 0) out.emplace_back(line.substr(0, eq), line.substr(eq + 1));
-  }
-  return out;
+  return split_assignments(output, '\n');
 }
 
 Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {
