@@ -48,13 +48,7 @@ std::string CgroupThrottle::drift_of(const ThrottleEntry& e) {
     for (const auto& c : controllers_for(e.limits)) {
       if (hierarchy_of(c) != p.hierarchy) continue;
       // The writes the throttle made (from the values saved before it).
-      BeforeFn before = [&](const std::string& file, const std::string& device) -> std::string {
-        for (const auto& s : p.saved)
-          if (s.controller == c && s.file == file && s.device == device) return s.value;
-        auto cur = ops().read(dir + "/" + file);
-        return cur.ok() ? *cur : std::string();
-      };
-      for (const auto& w : writes_for(c, e.limits, e.io_devices, p.group, before)) {
+      for (const auto& w : writes_for(c, e.limits, e.io_devices, p.group, before_of(p, c))) {
         const bool ours = std::any_of(p.saved.begin(), p.saved.end(), [&](const SavedValue& s) {
           return s.controller == w.controller && s.file == w.file && s.device == w.device;
         });

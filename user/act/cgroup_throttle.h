@@ -150,6 +150,8 @@ class CgroupThrottle : public ThrottleBackend {
   // Writes l's limits into every place of e, and lifts the ones l dropped;
   // says what it wrote, per place.
   Result<std::vector<std::string>> apply_limits(ThrottleEntry& e, const ThrottleLimits& l, const std::vector<std::string>& devices);
+  // writes_for's `before` in place p: the saved value, else the file's content.
+  BeforeFn before_of(const ThrottlePlace& p, const std::string& controller) const;
   // Writes back p's saved values of `controller` ("" = all), the last first.
   Result<void> restore_saved(ThrottlePlace& p, const std::string& controller, std::vector<std::string>* done);
   void remove_legacy_groups();
