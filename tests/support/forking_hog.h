@@ -48,8 +48,11 @@ while True:
 // The daemon config of the in-place tests: cpu_runaway opens at half a core,
 // the policy throttles the processes of `cgroup_glob` to 20 % of a CPU and
 // 1000 pids (their groups allow fewer), and undoes it 15 s after the fault
-// clears: the forks are over by then (the tests check).
-inline std::string in_place_config(const std::string& cgroup_glob) {
+// clears: the forks are over by then (the tests check). Other tests give
+// their own ladder and windows.
+inline std::string in_place_config(const std::string& cgroup_glob,
+                                   const std::string& ladder = R"("throttle:cpu=20%,pids=1000")",
+                                   const std::string& cooldown = "15s", const std::string& recovery_window = "3s") {
   return R"(
 sample_interval = "100ms"
 [rules.anomaly]
@@ -63,9 +66,9 @@ resolve = 0.3
 [[policy]]
 name = "hog"
 match = { cgroup = ")" + cgroup_glob + R"(" }
-on.cpu_runaway = ["throttle:cpu=20%,pids=1000"]
-cooldown = "15s"
-recovery_window = "3s"
+on.cpu_runaway = [)" + ladder + R"(]
+cooldown = ")" + cooldown + R"("
+recovery_window = ")" + recovery_window + R"("
 )";
 }
 

@@ -12,10 +12,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "act/spawn.h"
 #include "act/throttle_state.h"
 #include "fake_cgroupfs.h"
 #include "fake_tree.h"
@@ -140,7 +143,8 @@ TEST_F(V1, EachHierarchyWithItsOwnPath) {
         {{"memory.limit_in_bytes", "9223372036854771712\n"}, {"memory.soft_limit_in_bytes", "9223372036854771712\n"}});
   group("blkio", {123, 1});
   group("pids/p", {123, 201}, {{"pids.max", "max\n"}});
-  t.put("proc/123/cgroup", "5:pids:/p\n4:blkio:/\n3:memory:/mem\n2:cpu,cpuacct:/user.slice\n1:name=systemd:/sd\n0::/\n");
+  t.put("proc/123/cgroup",
+        "5:pids:/p\n4:blkio:/\n3:memory:/mem\n2:cpu,cpuacct:/user.slice\n1:name=systemd:/sd\n0::/\n");
   auto b = make();
   ThrottleLimits l = cpu(2.5);
   l.memory_bytes = 256ull << 20;
@@ -150,11 +154,14 @@ TEST_F(V1, EachHierarchyWithItsOwnPath) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   const std::string own = kOwn;
   EXPECT_TRUE(has(*r, "cpu: cpu.cfs_period_us=100000, cpu.cfs_quota_us=250000 in /user.slice/" + own)) << *r;
-  EXPECT_TRUE(has(*r, "memory: memory.soft_limit_in_bytes=268435456, memory.limit_in_bytes=268435456 in /mem (its "
-                      "own cgroup, where it is alone)"))
+  EXPECT_TRUE(has(*r,
+                  "memory: memory.soft_limit_in_bytes=268435456, memory.limit_in_bytes=268435456 in /mem (its "
+                  "own cgroup, where it is alone)"))
       << *r;
-  EXPECT_TRUE(has(*r, "blkio: blkio.throttle.read_bps_device=254:0 1048576, blkio.throttle.write_bps_device=254:0 "
-                      "1048576 in /" + own + " (a new group below the root, where it was)"))
+  EXPECT_TRUE(has(*r,
+                  "blkio: blkio.throttle.read_bps_device=254:0 1048576, blkio.throttle.write_bps_device=254:0 "
+                  "1048576 in /" +
+                      own + " (a new group below the root, where it was)"))
       << *r;
   EXPECT_TRUE(has(*r, "pids: pids.max=64 in /p/" + own + " (a new child of /p")) << *r;
   EXPECT_EQ(in("cpu/user.slice/" + own), Pids{123});
@@ -365,6 +372,51 @@ TEST_F(V1, AProcessGoneOrAHierarchyMissing) {
   EXPECT_EQ(c->throttle(kKey, l).error().code, EOPNOTSUPP);
 }
 
+// Defence in depth: what an owner of the cgroup undid is put back once; the
+// second time it is an evasion (and put back again).
+TEST_F(V1, AQuotaUndoneBehindItsBackIsPutBackOnceThenItIsAnEvasion) {
+  const pid_t me = ::getpid();  // a live process: the check skips the gone ones
+  const std::string pid = std::to_string(me);
+  const ProcKey key{uint32_t(me), process_start_ns(me).value()};
+  std::ifstream stat("/proc/self/stat");
+  t.put("proc/" + pid + "/stat", std::string(std::istreambuf_iterator<char>(stat), {}));
+  group("cpu/app", {me}, {{"cpu.cfs_quota_us", "-1\n"}, {"cpu.cfs_period_us", "100000\n"}});
+  t.put("proc/" + pid + "/cgroup", "2:cpu,cpuacct:/app\n");
+  auto b = make();
+  ASSERT_TRUE(b->throttle(key, cpu(0.2)).ok());
+  ASSERT_LE(b->next_deadline_ns(), 1000u);  // looked at from the first tick on
+  b->tick(1000);
+  EXPECT_TRUE(b->take_evasions().empty());
+  EXPECT_EQ(b->reapplied(), 0u);
+  EXPECT_EQ(b->next_deadline_ns(), 1000u + 1'000'000'000u);
+
+  t.put("cpu/app/cpu.cfs_quota_us", "-1\n");
+  b->tick(2'000'000'000);
+  EXPECT_EQ(t.get("cpu/app/cpu.cfs_quota_us"), "20000");
+  EXPECT_EQ(b->reapplied(), 1u);
+  EXPECT_TRUE(b->take_evasions().empty());
+
+  t.put("cpu/app/cpu.cfs_quota_us", "-1\n");
+  b->tick(3'000'000'000);
+  EXPECT_EQ(t.get("cpu/app/cpu.cfs_quota_us"), "20000");
+  auto ev = b->take_evasions();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].key, key);
+  EXPECT_TRUE(has(ev[0].detail, "cpu.cfs_quota_us in /app holds \"-1\", not \"20000\"")) << ev[0].detail;
+
+  // Moved out of its group: moved back.
+  group("cpu/elsewhere", {});
+  ASSERT_TRUE(fs->move(me, t.path("cpu/elsewhere")).ok());
+  t.put("proc/" + pid + "/cgroup", "2:cpu,cpuacct:/elsewhere\n");
+  b->tick(4'000'000'000);
+  EXPECT_EQ(in("cpu/app"), Pids{me});
+  ev = b->take_evasions();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_TRUE(has(ev[0].detail, "it left /app for /elsewhere")) << ev[0].detail;
+  ASSERT_TRUE(b->release(key).ok());
+  EXPECT_EQ(t.get("cpu/app/cpu.cfs_quota_us"), "-1");
+}
+
 // ---- cgroup v2 ----
 
 class V2 : public Fixture {
@@ -376,8 +428,8 @@ class V2 : public Fixture {
     group("cg2/system.slice", {}, {{"cgroup.subtree_control", "cpu io memory pids\n"}});
   }
   std::unique_ptr<CgroupV2Throttle> make(const std::string& state = "") {
-    auto b = std::make_unique<CgroupV2Throttle>(t.path("cg2"), std::vector<std::string>{"cpuset", "cpu", "io", "memory", "pids"},
-                                                env(state));
+    auto b = std::make_unique<CgroupV2Throttle>(
+        t.path("cg2"), std::vector<std::string>{"cpuset", "cpu", "io", "memory", "pids"}, env(state));
     b->set_io_devices({"254:0"});
     return b;
   }
@@ -505,7 +557,8 @@ TEST_F(V2, TwoThrottlesInOneCgroupShareItsLeaf) {
 
 TEST_F(V2, TheUserManagersSubtreeIsRefused) {
   const std::string user = "cg2/user.slice/user-1000.slice/user@1000.service";
-  for (const std::string& g : std::vector<std::string>{"cg2/user.slice", "cg2/user.slice/user-1000.slice", user, user + "/app.slice"})
+  for (const std::string& g :
+       std::vector<std::string>{"cg2/user.slice", "cg2/user.slice/user-1000.slice", user, user + "/app.slice"})
     group(g, {});
   group(user + "/app.slice/foo.service", {123});
   t.put("proc/123/cgroup", "0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n");
@@ -564,8 +617,13 @@ TEST_F(V2, StateOfAnotherBackendIsNotTouched) {
 
 TEST(ThrottleStateFile, RoundTripOfPlaces) {
   FakeTree t;
-  ThrottlePlace leaf{"v2", ThrottlePlace::Mode::Leaf, "/a", "/a/faultprobe-p1-2", "/a/faultprobe-leaf",
-                     {{"io", "io.max", "8:0", "8:0 rbps=max wbps=max"}}, {{"/", "io"}, {"/a", "io"}}};
+  ThrottlePlace leaf{"v2",
+                     ThrottlePlace::Mode::Leaf,
+                     "/a",
+                     "/a/faultprobe-p1-2",
+                     "/a/faultprobe-leaf",
+                     {{"io", "io.max", "8:0", "8:0 rbps=max wbps=max"}},
+                     {{"/", "io"}, {"/a", "io"}}};
   ThrottleEntry e{ProcKey{1, 2}, cpu(0.5), {leaf}, {"8:0"}};
   ASSERT_TRUE(save_throttle_state(t.path("s.json"), ThrottleState{"cgroup2", {e}}).ok());
   auto back = load_throttle_state(t.path("s.json"));

@@ -1,5 +1,5 @@
 // Long actions off the sampling loop: a `criu dump` (up to a minute), a
-// systemctl or systemd-run call (up to ten seconds) run on one worker thread,
+// systemctl or systemd-run call (up to 30 s) run on one worker thread,
 // so the loop keeps sampling, detecting and pinging the watchdog meanwhile.
 //
 // One thread and a bounded FIFO, not a child + state machine per action: the

@@ -142,13 +142,7 @@ Result<std::vector<std::string>> CgroupThrottle::apply_limits(ThrottleEntry& e, 
     std::vector<std::string> done;
     for (const auto& c : wanted) {
       if (hierarchy_of(c) != p.hierarchy) continue;
-      BeforeFn before = [&](const std::string& file, const std::string& device) -> std::string {
-        for (const auto& s : p.saved)
-          if (s.controller == c && s.file == file && s.device == device) return s.value;
-        auto text = ops().read(dir + "/" + file);
-        return text.ok() ? *text : std::string();
-      };
-      auto writes = writes_for(c, l, devices, p.group, before);
+      auto writes = writes_for(c, l, devices, p.group, before_of(p, c));
       if (writes.empty()) {
         // Lower already (here or above): a throttle raises no limit.
         std::vector<std::string> lifted;
@@ -175,6 +169,15 @@ Result<std::vector<std::string>> CgroupThrottle::apply_limits(ThrottleEntry& e, 
     out.push_back((done.empty() ? std::string("nothing to write") : join(done, ", ")) + " in " + p.group);
   }
   return out;
+}
+
+CgroupThrottle::BeforeFn CgroupThrottle::before_of(const ThrottlePlace& p, const std::string& controller) const {
+  return [this, &p, controller](const std::string& file, const std::string& device) -> std::string {
+    for (const auto& s : p.saved)
+      if (s.controller == controller && s.file == file && s.device == device) return s.value;
+    auto text = ops().read(dir_of(p.hierarchy, p.group) + "/" + file);
+    return text.ok() ? *text : std::string();
+  };
 }
 
 Result<void> CgroupThrottle::restore_saved(ThrottlePlace& p, const std::string& controller,
@@ -260,6 +263,7 @@ Result<std::string> CgroupThrottle::release(const ProcKey& key) {
     return r.error();
   }
   entries_.erase(it);
+  drifts_.erase(key);
   save();
   spdlog::info("throttle ({}): released pid {}: {}", name(), key.tgid, *r);
   return r;

@@ -18,6 +18,10 @@
 // A process in a subtree delegated to a user (a group or its cgroup.procs
 // owned by anyone but us) is refused: the user could move it out of any group
 // we make there, or rewrite a limit there.
+// Each second every throttle is looked at (cgroup_drift.cpp): a limit file that
+// no longer holds what was written, or a process that left the group, is put
+// back once and logged; when it goes again, that is an evasion (the handler
+// escalates at once), and it is put back again.
 // Undo restores what was there: the old values (Limit), the process's cgroup
 // (Child, Leaf: with the processes it forked meanwhile; the others go back
 // from the leaf), the controllers enabled on the way (unless another throttle
@@ -66,6 +70,11 @@ class CgroupThrottle : public ThrottleBackend {
   bool throttled(const ProcKey& key) const override { return entries_.count(key) > 0; }
   std::vector<ProcKey> throttled_keys() const override;
   void release_all() override;
+  void tick(uint64_t now_ns) override;
+  uint64_t next_deadline_ns() const override;
+  std::vector<ThrottleEvasion> take_evasions() override;
+  // Throttles found undone and put back (the first time for each process).
+  uint64_t reapplied() const { return reapplied_total_; }
 
   // The devices ("MAJ:MIN") an io limit is written for. Until set, the whole
   // disks default_io_devices() finds at the first io throttle.
@@ -141,10 +150,23 @@ class CgroupThrottle : public ThrottleBackend {
   // Writes l's limits into every place of e, and lifts the ones l dropped;
   // says what it wrote, per place.
   Result<std::vector<std::string>> apply_limits(ThrottleEntry& e, const ThrottleLimits& l, const std::vector<std::string>& devices);
+  // writes_for's `before` in place p: the saved value, else the file's content.
+  BeforeFn before_of(const ThrottlePlace& p, const std::string& controller) const;
   // Writes back p's saved values of `controller` ("" = all), the last first.
   Result<void> restore_saved(ThrottlePlace& p, const std::string& controller, std::vector<std::string>* done);
   void remove_legacy_groups();
   void save() const;
+
+  // cgroup_drift.cpp
+  // What of e no longer holds ("" when all of it does, or its process is gone).
+  std::string drift_of(const ThrottleEntry& e);
+  // Moves the process back into its groups and writes its limits again.
+  Result<void> reapply(ThrottleEntry& e);
+  static constexpr uint64_t kDriftCheckNs = 1'000'000'000;
+  uint64_t next_check_ns_ = 0;
+  std::map<ProcKey, unsigned> drifts_;  // times each throttle was found undone
+  std::vector<ThrottleEvasion> evasions_;
+  uint64_t reapplied_total_ = 0;
 
   std::string proc_root_;
   std::string state_path_;

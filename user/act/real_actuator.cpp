@@ -101,6 +101,12 @@ std::optional<std::string> RealActuator::service_of(const Target& t) const {
 }
 
 ActionOutcome RealActuator::throttle(const Target& t, const ThrottleLimits& limits, bool dry_run) {
+  if (by_unit(t)) {
+    // systemd owns the unit's cgroups: a limit written there behind its back
+    // does not survive its next daemon-reload.
+    if (auto r = refuse(t)) return skipped(*r);
+    return throttle_unit(t, limits, dry_run);
+  }
   if (!d_.throttle) return failed("no throttle backend: " + d_.throttle_why);
   std::string why;
   if (!d_.throttle->supports(limits, &why)) return failed(std::string(d_.throttle->name()) + " cannot: " + why);
@@ -128,6 +134,7 @@ ActionOutcome RealActuator::throttle(const Target& t, const ThrottleLimits& limi
 }
 
 ActionOutcome RealActuator::unthrottle(const Target& t, bool dry_run) {
+  if (d_.unit_throttle && d_.unit_throttle->throttled(t.key)) return unthrottle_unit(t, dry_run);
   if (!d_.throttle) return failed("no throttle backend: " + d_.throttle_why);
   if (!d_.throttle->throttled(t.key)) return skipped(who(t) + " is not throttled");
   if (dry_run) return dry("move " + who(t) + " back to its cgroup");

@@ -22,6 +22,7 @@
 #include "act/supervisor.h"
 #include "act/systemd.h"
 #include "act/throttle.h"
+#include "act/unit_throttle.h"
 
 namespace fp {
 
@@ -45,6 +46,9 @@ struct RealActuatorDeps {
   // Where systemctl and systemd-run calls run, off the sampling loop
   // (act/action_worker.h); nullptr: on the loop, waited for.
   ActionWorker* worker = nullptr;
+  // A process of a systemd unit (Target::unit) is throttled through systemd
+  // (act/unit_throttle.h) when systemd runs; nullptr: by `throttle` as any other.
+  UnitThrottle* unit_throttle = nullptr;
   // Where kill_tree writes down what it stops before it kills (state_dir); may be null.
   StopRecord* stops = nullptr;
 };
@@ -74,9 +78,7 @@ class RealActuator : public Actuator {
   // live descendant) is faulty, and the checkpoints it takes meanwhile are suspect.
   void note_open_faults(const std::vector<FaultRecord>& open);
   void tick(uint64_t now_ns) override;
-  std::vector<ThrottleEvasion> take_evasions() override {
-    return d_.throttle ? d_.throttle->take_evasions() : std::vector<ThrottleEvasion>{};
-  }
+  std::vector<ThrottleEvasion> take_evasions() override;
 
   // The [[service]] a process belongs to: its main pid, or a descendant of it.
   std::optional<std::string> service_of(const Target& t) const;
@@ -92,6 +94,10 @@ class RealActuator : public Actuator {
   RefuseFn member_check() const;
   static std::vector<ProcKey> seeds_of(const Target& t);
   ActionOutcome throttle_group(const Target& t, const ThrottleLimits& limits);
+  // Whether t's throttle goes through systemd (its unit), and doing so.
+  bool by_unit(const Target& t) const;
+  ActionOutcome throttle_unit(const Target& t, const ThrottleLimits& limits, bool dry_run);
+  ActionOutcome unthrottle_unit(const Target& t, bool dry_run);
   bool process_alive(const ProcKey& k) const;
   RealActuatorDeps d_;
   // A respawn waits for its old process off the loop: SIGTERM at once, then
@@ -112,6 +118,9 @@ class RealActuator : public Actuator {
   // Our children (respawns), reaped as they exit so none stays a zombie.
   std::map<pid_t, int> children_;  // pid -> pidfd
   uint64_t transient_seq_ = 0;
+  // Unit throttles whose systemctl call failed on the worker: reported as
+  // evasions (the handler's recovery check fails and the ladder goes on).
+  std::vector<ThrottleEvasion> unit_failures_;
 };
 
 }  // namespace fp

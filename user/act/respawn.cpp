@@ -14,6 +14,7 @@
 
 #include "act/process.h"
 #include "util/proc_status.h"
+#include "util/assignments.h"
 
 namespace fp {
 namespace {
@@ -67,17 +68,7 @@ std::vector<std::string> split_cmdline(std::string_view raw) {
 }
 
 std::vector<std::pair<std::string, std::string>> split_environ(std::string_view raw) {
-  std::vector<std::pair<std::string, std::string>> out;
-  size_t pos = 0;
-  while (pos < raw.size()) {
-    size_t nul = raw.find('\0', pos);
-    std::string_view entry = raw.substr(pos, nul == std::string_view::npos ? std::string_view::npos : nul - pos);
-    pos = nul == std::string_view::npos ? raw.size() : nul + 1;
-    size_t eq = entry.find('=');
-    if (entry.empty() || eq == std::string_view::npos || eq == 0) continue;  // not NAME=VALUE
-    out.emplace_back(std::string(entry.substr(0, eq)), std::string(entry.substr(eq + 1)));
-  }
-  return out;
+  return split_assignments(raw, '\0');
 }
 
 // The path to exec for argv[0], or "" when argv[0] does not lead to the running binary.

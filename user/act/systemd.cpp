@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include "act/process.h"
 #include "util/keepalive.h"
+#include "util/assignments.h"
 
 extern char** environ;
 
@@ -189,18 +191,25 @@ bool SystemdControl::available() const {
 }
 
 Result<std::string> SystemdControl::systemctl(const std::string& unit, std::vector<std::string> argv,
-                                              const std::string& done) {
+                                              const std::string& done, std::string* output) {
   if (!valid_unit_name(unit)) return Error{EINVAL, "not a systemd unit name: \"" + unit + "\""};
   if (!available()) return Error{ENOENT, "systemd is not running (no " + run_dir_ + ")"};
-  argv.push_back("--");
-  argv.push_back(unit);
-  return run_checked(argv, join(argv), done);
+  // Options end before the unit; whatever follows it (set-property's assignments) is positional.
+  auto dashes = std::find(argv.begin(), argv.end(), "--");
+  if (dashes == argv.end()) {
+    argv.push_back("--");
+    argv.push_back(unit);
+  } else {
+    argv.insert(dashes + 1, unit);
+  }
+  return run_checked(argv, join(argv), done, output);
 }
 
 Result<std::string> SystemdControl::run_checked(const std::vector<std::string>& argv, const std::string& what,
-                                                const std::string& done) {
+                                                const std::string& done, std::string* captured) {
   std::string output;
   auto rc = runner_.run(argv, timeout_, &output);
+  if (captured) *captured = output;
   if (!rc) return Error{rc.error().code, what + ": " + rc.error().message};
   if (*rc != 0) {
     std::string out = tail_line(output);
@@ -214,10 +223,38 @@ Result<std::string> SystemdControl::restart(const std::string& unit) {
   return systemctl(unit, {"systemctl", "restart", "--no-block"}, "restart of " + unit + " queued with systemd");
 }
 
+std::vector<std::string> SystemdControl::manager(std::optional<uint32_t> user) {
+  if (!user) return {"systemctl"};
+  return {"systemctl", "--user", "-M", std::to_string(*user) + "@"};
+}
+
 Result<std::string> SystemdControl::restart_user_unit(const std::string& unit, uint32_t uid) {
-  const std::string manager = std::to_string(uid) + "@";
-  return systemctl(unit, {"systemctl", "--user", "-M", manager, "restart", "--no-block"},
-                   "restart of " + unit + " queued with the systemd manager of uid " + std::to_string(uid));
+  auto argv = manager(uid);
+  argv.insert(argv.end(), {"restart", "--no-block"});
+  return systemctl(unit, argv, "restart of " + unit + " queued with the systemd manager of uid " + std::to_string(uid));
+}
+
+Result<std::string> SystemdControl::set_property(const std::string& unit, std::optional<uint32_t> user,
+                                                 const std::vector<std::string>& assignments) {
+  if (assignments.empty()) return Error{EINVAL, "set-property of " + unit + " without an assignment"};
+  auto argv = manager(user);
+  argv.insert(argv.end(), {"set-property", "--runtime", "--"});
+  argv.insert(argv.end(), assignments.begin(), assignments.end());
+  std::string done = "set on " + unit + ":";
+  for (const auto& a : assignments) done += " " + a;
+  return systemctl(unit, argv, done);
+}
+
+Result<SystemdControl::Properties> SystemdControl::show(const std::string& unit, std::optional<uint32_t> user,
+                                                        const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ",") + n;
+  auto argv = manager(user);
+  argv.insert(argv.end(), {"show", "-p", list});
+  std::string output;
+  auto r = systemctl(unit, argv, "", &output);
+  if (!r) return r.error();
+  return split_assignments(output, '\n');
 }
 
 Result<std::string> SystemdControl::kill(const std::string& unit, int signal) {

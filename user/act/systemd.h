@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "act/spawn.h"
@@ -63,6 +65,16 @@ class SystemdControl {
   Result<std::string> restart_user_unit(const std::string& unit, uint32_t uid);
   // `systemctl kill --signal=SIGNAME -- UNIT`: every process of the unit.
   Result<std::string> kill(const std::string& unit, int signal);
+  // `systemctl [--user -M UID@] set-property --runtime -- UNIT ASSIGNMENT...`:
+  // resource properties of a unit (lost at reboot), through the manager of
+  // uid when `user` is set. systemd writes them into the unit's cgroup and
+  // keeps them there across daemon-reload.
+  Result<std::string> set_property(const std::string& unit, std::optional<uint32_t> user,
+                                   const std::vector<std::string>& assignments);
+  // `systemctl [--user -M UID@] show -p P1,P2 -- UNIT`: the NAME=VALUE lines,
+  // in order (a list property may have several lines, or none when empty).
+  using Properties = std::vector<std::pair<std::string, std::string>>;
+  Result<Properties> show(const std::string& unit, std::optional<uint32_t> user, const std::vector<std::string>& names);
 
   // A respawn as a transient service of its own: `systemd-run --unit=UNIT
   // --service-type=exec --collect -p User=UID -p Group=GID -p
@@ -83,9 +95,12 @@ class SystemdControl {
                                                          const std::vector<std::string>& properties = {});
 
  private:
-  Result<std::string> systemctl(const std::string& unit, std::vector<std::string> argv, const std::string& done);
+  Result<std::string> systemctl(const std::string& unit, std::vector<std::string> argv, const std::string& done,
+                                std::string* output = nullptr);
+  // "systemctl" or "systemctl --user -M UID@".
+  static std::vector<std::string> manager(std::optional<uint32_t> user);
   Result<std::string> run_checked(const std::vector<std::string>& argv, const std::string& what,
-                                  const std::string& done);
+                                  const std::string& done, std::string* output = nullptr);
 
   CommandRunner& runner_;
   std::string run_dir_;

@@ -16,24 +16,6 @@ namespace {
 
 using nlohmann::json;
 
-json limits_to_json(const ThrottleLimits& l) {
-  json j = json::object();
-  if (l.cpu_share) j["cpu_share"] = *l.cpu_share;
-  if (l.memory_bytes) j["memory_bytes"] = *l.memory_bytes;
-  if (l.io_bps) j["io_bps"] = *l.io_bps;
-  if (l.pids) j["pids"] = *l.pids;
-  return j;
-}
-
-ThrottleLimits limits_from_json(const json& j) {
-  ThrottleLimits l;
-  if (j.contains("cpu_share")) l.cpu_share = j.at("cpu_share").get<double>();
-  if (j.contains("memory_bytes")) l.memory_bytes = j.at("memory_bytes").get<uint64_t>();
-  if (j.contains("io_bps")) l.io_bps = j.at("io_bps").get<uint64_t>();
-  if (j.contains("pids")) l.pids = j.at("pids").get<uint64_t>();
-  return l;
-}
-
 constexpr std::pair<ThrottlePlace::Mode, const char*> kModes[] = {
     {ThrottlePlace::Mode::Limit, "limit"}, {ThrottlePlace::Mode::Child, "child"}, {ThrottlePlace::Mode::Leaf, "leaf"}};
 
@@ -69,6 +51,25 @@ ThrottlePlace place_from_json(const json& j) {
 }
 
 }  // namespace
+
+nlohmann::json limits_to_json(const ThrottleLimits& l) {
+  json j = json::object();
+  if (l.cpu_share) j["cpu_share"] = *l.cpu_share;
+  if (l.memory_bytes) j["memory_bytes"] = *l.memory_bytes;
+  if (l.io_bps) j["io_bps"] = *l.io_bps;
+  if (l.pids) j["pids"] = *l.pids;
+  return j;
+}
+
+ThrottleLimits limits_from_json(const nlohmann::json& j) {
+  ThrottleLimits l;
+  if (j.contains("cpu_share")) l.cpu_share = j.at("cpu_share").get<double>();
+  if (j.contains("memory_bytes")) l.memory_bytes = j.at("memory_bytes").get<uint64_t>();
+  if (j.contains("io_bps")) l.io_bps = j.at("io_bps").get<uint64_t>();
+  if (j.contains("pids")) l.pids = j.at("pids").get<uint64_t>();
+  return l;
+}
+
 
 const char* place_mode_name(ThrottlePlace::Mode m) {
   for (const auto& [mode, name] : kModes)

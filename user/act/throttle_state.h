@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.h"
 #include "probe/sample.h"
 #include "util/result.h"
@@ -68,6 +70,10 @@ struct ThrottleState {
   std::string backend;
   std::vector<ThrottleEntry> entries;
 };
+
+// A throttle's limits as the state files keep them ({"cpu_share": 0.2, ...}).
+nlohmann::json limits_to_json(const ThrottleLimits& l);
+ThrottleLimits limits_from_json(const nlohmann::json& j);
 
 // A missing file is an empty state; a malformed one is an error.
 Result<ThrottleState> load_throttle_state(const std::string& path);

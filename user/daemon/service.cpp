@@ -216,7 +216,14 @@ Result<void> Service::start_actions(int* exit_code) {
   }
   safety_ = std::make_unique<SafetyGuard>(getpid(), "/proc", config_.protected_comms);
   respawn_ = std::make_unique<RespawnRegistry>();
-  systemd_ = std::make_unique<SystemdControl>(*runner_);
+  // 30 s per systemctl call, not 10: they run on the action worker (the loop
+  // does not wait), and on a loaded host or under emulation a `systemctl
+  // show` alone was seen to take more than 10 s.
+  systemd_ = std::make_unique<SystemdControl>(*runner_, "/run/systemd/system", std::chrono::seconds(30));
+  // A unit's process is throttled through systemd, which owns the unit's cgroups.
+  if (systemd_->available())
+    unit_throttle_ = std::make_unique<UnitThrottle>(
+        *systemd_, dc.state_dir.empty() ? "" : dc.state_dir + "/unit-throttles.json", default_io_devices());
   // A unit's processes carry INVOCATION_ID: then services and respawns go to
   // systemd (transient units), so they do not inherit this unit's sandbox.
   const bool under_systemd = std::getenv("INVOCATION_ID") != nullptr && systemd_->available();
@@ -245,6 +252,7 @@ Result<void> Service::start_actions(int* exit_code) {
   deps.systemd = systemd_.get();
   deps.respawn = respawn_.get();
   deps.stops = stops_.get();
+  deps.unit_throttle = unit_throttle_.get();
   deps.worker = worker_.get();
   deps.under_systemd = under_systemd;
   deps.ancestors = [this](uint32_t pid) {
@@ -265,18 +273,20 @@ Result<void> Service::start_actions(int* exit_code) {
       },
       opts_.dry_run);
   // Throttles a previous run left in place are undone by this run.
-  if (throttle_)
-    for (const ProcKey& k : throttle_->throttled_keys()) {
-      Target t;
-      t.key = k;
-      const ProcInfo& pi = infos_.info(k);
-      t.comm = pi.comm;
-      t.exe = pi.exe;
-      t.cgroup = pi.cgroup;
-      t.uid = pi.uid;
-      set_unit(t, pi.cgroup);
-      handler_->adopt_throttle(t, monotonic_now_ns());
-    }
+  std::vector<ProcKey> left = throttle_ ? throttle_->throttled_keys() : std::vector<ProcKey>{};
+  if (unit_throttle_)
+    for (const ProcKey& k : unit_throttle_->keys()) left.push_back(k);
+  for (const ProcKey& k : left) {
+    Target t;
+    t.key = k;
+    const ProcInfo& pi = infos_.info(k);
+    t.comm = pi.comm;
+    t.exe = pi.exe;
+    t.cgroup = pi.cgroup;
+    t.uid = pi.uid;
+    set_unit(t, pi.cgroup);
+    handler_->adopt_throttle(t, monotonic_now_ns());
+  }
   spdlog::info("handling: {} policies, {} services, throttle backend {}{}", config_.policies.size(),
                config_.services.size(), throttle_ ? throttle_->name() : "none",
                throttle_why_.empty() ? "" : " (" + throttle_why_ + ")");

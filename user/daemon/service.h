@@ -110,6 +110,7 @@ class Service : public ServerProvider {
   std::unique_ptr<StopRecord> stops_;
   std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<SystemdControl> systemd_;
+  std::unique_ptr<UnitThrottle> unit_throttle_;  // under systemd: throttles of units' processes
   std::unique_ptr<CriuBackend> criu_;
   CriuStatus criu_status_;
   std::unique_ptr<ActionWorker> worker_;  // criu dumps, systemctl: off the loop
