@@ -19,6 +19,7 @@ namespace fp {
 
 class RunqBlameSource;  // detect/locate_runq.h
 class MemoryBudgetSource;  // detect/memory_budget.h
+struct HostPressure;       // detect/host_pressure.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -50,6 +51,8 @@ struct World {
   // The memory left to a process (its memory cgroup's, else the host's):
   // memory_leak's forecast. Null: no forecast, only the slow-leak window.
   MemoryBudgetSource* memory_budget = nullptr;
+  // The host's PSI and utilisation at this tick: host_pressure's input. Null: it sees nothing.
+  const HostPressure* pressure = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

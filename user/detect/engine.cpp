@@ -165,6 +165,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.protection = &protection_;
   w.runq_blame = runq_blame_;
   w.memory_budget = memory_budget_;
+  w.pressure = pressure_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

@@ -70,6 +70,8 @@ class Engine {
   void set_runq_blame(RunqBlameSource* src) { runq_blame_ = src; }
   // Where memory_leak's forecast learns the memory left to a process (World::memory_budget); not owned.
   void set_memory_budget(MemoryBudgetSource* src) { memory_budget_ = src; }
+  // Where host_pressure reads the host's pressure (World::pressure); not owned.
+  void set_pressure(const HostPressure* p) { pressure_ = p; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -90,6 +92,7 @@ class Engine {
   Protection protection_;
   RunqBlameSource* runq_blame_ = nullptr;
   MemoryBudgetSource* memory_budget_ = nullptr;
+  const HostPressure* pressure_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;
