@@ -213,6 +213,13 @@ RuleConfig host_rule(PressureRule::Resource res, PressureRule::Kind kind, double
   return r;
 }
 
+// The one finding of the last tick names `pid` for its use of `resource`.
+void expect_blames(Sim& s, uint32_t pid, const char* resource) {
+  ASSERT_EQ(s.findings.size(), 1u);
+  EXPECT_EQ(s.findings[0].culprit, s.key(pid));
+  EXPECT_EQ(s.findings[0].evidence["resource"], resource);
+}
+
 HostPressure memory_some(double avg10) {
   HostPressure p;
   ResourcePressure& m = p.psi[static_cast<size_t>(PsiResource::Memory)];
@@ -265,9 +272,7 @@ TEST(HostPressureDetector, AThrasherWhoseRssStaysFlatIsBlamedOverASlowGrower) {
   s.set_load(100, Load{.cores = 1, .page_faults = 5000});
   s.set_load(200, Load{.cores = 0.2, .rss_bytes = 40960, .reclaim_ns = 5 * kMs, .page_faults = 10});
   s.run(2);
-  ASSERT_EQ(s.findings.size(), 1u);
-  EXPECT_EQ(s.findings[0].culprit, s.key(100));
-  EXPECT_EQ(s.findings[0].evidence["resource"], "memory_churn_pages");
+  expect_blames(s, 100, "memory_churn_pages");
 }
 
 TEST(HostPressureDetector, AReaderOfEvictedPagesIsBlamedOverAFaultingCompiler) {
@@ -327,9 +332,7 @@ TEST(HostPressureDetector, NothingWithoutAReading) {
   EXPECT_TRUE(s.findings.empty());
   hp.psi[static_cast<size_t>(PsiResource::Io)].psi.full = PsiLine{9, 0, 0, 100};
   s.run(1);
-  ASSERT_EQ(s.findings.size(), 1u);
-  EXPECT_EQ(s.findings[0].culprit, s.key(100));
-  EXPECT_EQ(s.findings[0].evidence["resource"], "io_bytes");
+  expect_blames(s, 100, "io_bytes");
 }
 
 TEST(HostPressureDetector, KeepsItsCulpritWhileItStillUsesHalfAsMuch) {
