@@ -89,6 +89,10 @@ TEST(E2E, HostPressureNamesAMemoryHogAndAStalledReader) {
     // The reader stalls on its refaults too.
     EXPECT_TRUE(has_victim(*f, reader_pid)) << f->dump();
     EXPECT_FALSE(has_victim(*f, hog_pid)) << f->dump();
+    // The PSI triggers woke the loop (the status is rebuilt every second).
+    EXPECT_TRUE(wait_for(
+        [&] { return d.query({{"cmd", "status"}})["status"]["pressure"].value("trigger_wakeups", 0) > 0; }, 10s))
+        << d.query({{"cmd", "status"}})["status"]["pressure"].dump();
     hog.stop();
     reader.stop();
     EXPECT_TRUE(d.wait_resolved("host_pressure", hog_pid, 60s)) << describe(d.records());
