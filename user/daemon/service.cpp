@@ -532,10 +532,10 @@ void Service::tick(uint64_t now) {
 // /proc/stat, meminfo and diskstats once a second (the CPU's busy share
 // needs the jiffies of a second to mean something).
 void Service::read_pressure(uint64_t now) {
-  const bool wanted = std::any_of(config_.rules.begin(), config_.rules.end(), [](const RuleConfig& r) {
+  pressure_wanted_ = std::any_of(config_.rules.begin(), config_.rules.end(), [](const RuleConfig& r) {
     return r.enabled && r.cls == FaultClass::HostPressure;
   });
-  if (!wanted) return;
+  if (!pressure_wanted_) return;
   pressure_.read(now);
   if (now - last_util_ns_ < 1'000'000'000ull) return;
   const bool first = last_util_ns_ == 0;
@@ -548,7 +548,7 @@ void Service::read_pressure(uint64_t now) {
 // Sleeps until a ring-buffer record, a PSI trigger or `wait`; true when a
 // trigger fired (the host stalls: tick now, not at the next period).
 bool Service::wait_for_events(std::chrono::milliseconds wait) {
-  const std::vector<int> triggers = pressure_.trigger_fds();
+  const std::vector<int> triggers = pressure_wanted_ ? pressure_.trigger_fds() : std::vector<int>{};
   if (triggers.empty()) {
     probe_->poll(events_, wait);
     return false;

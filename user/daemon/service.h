@@ -96,6 +96,7 @@ class Service : public ServerProvider {
   PressureInputs pressure_;
   HostSampler util_sampler_;
   uint64_t last_util_ns_ = 0;
+  bool pressure_wanted_ = false;  // an enabled host_pressure rule: read PSI, wake on its triggers
   std::vector<const fp_proc*> changed_;
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;
