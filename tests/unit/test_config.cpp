@@ -77,7 +77,8 @@ void expect_same_rule(const RuleConfig& a, const RuleConfig& b) {
 TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
-                            "hang",        "fork_bomb",       "anomaly",     "hw_mce",          "hw_memory_error",
+                            "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "hw_mce",
+                            "hw_memory_error",
                             "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
   for (size_t i = 0; i < std::size(kAllFaultClasses); i++) {
@@ -129,6 +130,7 @@ const Expected kTable[] = {
     {FaultClass::Hang, 20, 20, 0s, 0s, 0s, 0, Severity::Warning},
     {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 64, Severity::Critical},
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
+    {FaultClass::HostPressure, 20, 10, 10s, 10s, 10s, 0, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
     {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
@@ -362,13 +364,13 @@ TEST(ConfigErrors, TomlSyntax) {
 TEST(ConfigErrors, UnknownKeyInOverride) {
   EXPECT_EQ(error_of("# faultprobe\n[rules.cpu_runaway]\ntreshold = 0.5\n", "x.toml"),
             "x.toml:3:1: unknown key \"treshold\" in [rules.cpu_runaway]; expected one of: enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, match");
 }
 
 TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
   EXPECT_EQ(error_of("[[rule]]\nname = \"a\"\nclass = \"hang\"\n  limit = 3\n"),
             "t.toml:4:3: unknown key \"limit\" in [[rule]] \"a\"; expected one of: name, class, enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
             "unit, uid, service");
@@ -418,7 +420,8 @@ TEST(ConfigErrors, SampleIntervalBounds) {
 TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
-      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, hw_mce, hw_memory_error, hw_pcie_error, "
+      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, hw_mce, hw_memory_error, "
+      "hw_pcie_error, "
       "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
             "t.toml:1:8: unknown fault class \"cpu_runway\" in [rules.cpu_runway]; " + kClasses);
@@ -640,7 +643,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 20 rules (19 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 21 rules (20 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;

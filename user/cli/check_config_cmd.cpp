@@ -114,6 +114,12 @@ nlohmann::ordered_json config_json(const std::string& path, const Config& cfg) {
       jr["horizon"] = format_duration(r.horizon);
       jr["horizon_ns"] = r.horizon.count();
     }
+    if (r.cls == FaultClass::HostPressure) {
+      using PR = PressureRule;
+      const PR& p = r.pressure;
+      jr["resource"] = p.resource == PR::Resource::Cpu ? "cpu" : p.resource == PR::Resource::Memory ? "memory" : "io";
+      jr["kind"] = p.kind == PR::Kind::Some ? "some" : p.kind == PR::Kind::Full ? "full" : "used";
+    }
     jr["match"] = match_json(r.match);
     j["rules"].push_back(std::move(jr));
   }

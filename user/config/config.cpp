@@ -65,6 +65,7 @@ const Builtin kBuiltins[] = {
     {FaultClass::Hang,            20,     20,     false, 0s,   0s,   0s,   0,    W},  // ongoing D-state s
     {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   64,   C},  // forks/s of a group; min size
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
+    {FaultClass::HostPressure,    20,     10,     true,  10s,  10s,  10s,  0,    W},  // memory some avg10 %
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM
@@ -173,11 +174,11 @@ std::string class_names() {
 const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_comms", "rules",  "rule",
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware"};
-const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve", "for",
-                                                 "window",  "clear",    "count",     "horizon", "match"};
-const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity",
-                                                      "threshold", "resolve", "for", "window",
-                                                      "clear",  "count", "horizon", "match"};
+const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve",  "for", "window",
+                                                 "clear",   "count",    "horizon",   "resource", "kind", "match"};
+const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
+                                                      "resolve", "for",  "window",  "clear",    "count",
+                                                      "horizon", "resource", "kind", "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -412,6 +413,8 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
         error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
       else if (auto d = duration(node, k))
         r.horizon = *d;
+    } else if (k == "resource" || k == "kind") {
+      pressure_key(node, k, r, where);
     } else if (k == "match") {
       apply_match(node, r.match, where);
     } else if (added && (k == "name" || k == "class")) {
@@ -438,6 +441,36 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
   if (b.window > 0ns && r.window <= 0ns && src.window) {
     error(*src.window, "\"window\" must be longer than 0s for class " + std::string(fault_class_name(r.cls)) +
                            " (got " + describe(*src.window) + ")");
+  }
+}
+
+// host_pressure's resource = "cpu" | "memory" | "io", kind = "some" | "full" | "used".
+void Parser::pressure_key(const toml::node& n, std::string_view k, RuleConfig& r, const std::string& where) {
+  using PR = PressureRule;
+  if (r.cls != FaultClass::HostPressure) {
+    error(n, quote(k) + " is a host_pressure rule's and means nothing in " + where);
+    return;
+  }
+  const auto* s = n.as_string();
+  const std::string v = s ? s->get() : "";
+  if (k == "resource") {
+    if (v == "cpu")
+      r.pressure.resource = PR::Resource::Cpu;
+    else if (v == "memory")
+      r.pressure.resource = PR::Resource::Memory;
+    else if (v == "io")
+      r.pressure.resource = PR::Resource::Io;
+    else
+      error(n, "\"resource\" must be \"cpu\", \"memory\" or \"io\" (got " + describe(n) + ")");
+  } else if (v == "some") {
+    r.pressure.kind = PR::Kind::Some;
+  } else if (v == "full") {
+    r.pressure.kind = PR::Kind::Full;
+  } else if (v == "used") {
+    r.pressure.kind = PR::Kind::Used;
+  } else {
+    error(n, "\"kind\" must be \"some\" or \"full\" (PSI stall %, avg10) or \"used\" (utilisation: cpu %, "
+             "memory %, io MB/s) (got " + describe(n) + ")");
   }
 }
 

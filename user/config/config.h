@@ -27,6 +27,16 @@ struct ProcessMatch {
   bool empty() const { return !comm && !exe && !cgroup && !unit && !uid && !service; }
 };
 
+// host_pressure: which resource a rule watches and how. some/full: the PSI
+// stall share (avg10, %); used: utilisation (cpu busy %, memory used %, io
+// MB/s read + written).
+struct PressureRule {
+  enum class Resource { Cpu, Memory, Io };
+  enum class Kind { Some, Full, Used };
+  Resource resource = Resource::Memory;
+  Kind kind = Kind::Some;
+};
+
 struct RuleConfig {
   std::string name;                 // built-ins are named after their class
   FaultClass cls = FaultClass::Anomaly;
@@ -43,6 +53,7 @@ struct RuleConfig {
   // the process (its memory cgroup's limit, else the host's MemAvailable)
   // within `horizon` opens it early; 0 turns the forecast off.
   std::chrono::nanoseconds horizon{0};
+  PressureRule pressure;            // host_pressure only
   ProcessMatch match;
 };
 

@@ -78,6 +78,7 @@ class Parser {
                   Config& cfg);
   void apply_rule(const toml::table& t, RuleConfig& r, const std::string& where, bool added);
   void apply_match(const toml::node& n, ProcessMatch& m, const std::string& where);
+  void pressure_key(const toml::node& n, std::string_view k, RuleConfig& r, const std::string& where);
 
   // The action sections (policy, service, limits, daemon): config_sections.cpp.
   const toml::array* table_array(const toml::node& n, std::string_view key, std::string_view what);

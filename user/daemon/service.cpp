@@ -1,6 +1,7 @@
 #include "daemon/service.h"
 
 #include <malloc.h>
+#include <poll.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -161,6 +162,8 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->cpu_quota_ = std::make_unique<CgroupCpuQuota>(detect_cgroups(), real_cgroup_ops());
   s->engine_->set_cpu_quota(s->cpu_quota_.get());
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
+  s->pressure_.arm();
+  s->engine_->set_pressure(&s->pressure_.now());
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
                  hs.reason.empty() ? "" : " -- " + hs.reason);
@@ -494,6 +497,7 @@ void Service::tick(uint64_t now) {
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
   changed_total_ += changed_.size();
   hw_inputs_->prepare(now, events_);
+  read_pressure(now);
   // Each record goes out as soon as its rule decided it: a crash does not
   // wait for the threshold detectors.
   // One record that cannot be written costs that record, not the tick.
@@ -535,6 +539,47 @@ void Service::tick(uint64_t now) {
     // built and dropped): malloc only returns the top of the heap by itself.
     malloc_trim(0);
   }
+}
+
+// Only for enabled host_pressure rules: three small reads a tick, and
+// /proc/stat, meminfo and diskstats once a second (the CPU's busy share
+// needs the jiffies of a second to mean something).
+void Service::read_pressure(uint64_t now) {
+  pressure_wanted_ = std::any_of(config_.rules.begin(), config_.rules.end(), [](const RuleConfig& r) {
+    return r.enabled && r.cls == FaultClass::HostPressure;
+  });
+  if (!pressure_wanted_) return;
+  pressure_.read(now);
+  if (now - last_util_ns_ < 1'000'000'000ull) return;
+  const bool first = last_util_ns_ == 0;
+  last_util_ns_ = now;
+  HostStats h = util_sampler_.sample(now);
+  if (!first)  // the first reading has no previous one to take rates from
+    pressure_.set_util(host_util(h.cpu_pct, h.mem_total_bytes, h.mem_available_bytes, h.io_read_bps, h.io_write_bps));
+}
+
+// Sleeps until a ring-buffer record, a PSI trigger or `wait`; true when a
+// trigger fired (the host stalls: tick now, not at the next period).
+bool Service::wait_for_events(std::chrono::milliseconds wait) {
+  const std::vector<int> triggers = pressure_wanted_ ? pressure_.trigger_fds() : std::vector<int>{};
+  if (triggers.empty()) {
+    probe_->poll(events_, wait);
+    return false;
+  }
+  std::vector<pollfd> fds{{probe_->event_fd(), POLLIN, 0}};
+  for (int fd : triggers) fds.push_back({fd, POLLPRI, 0});
+  bool fired = false;
+  if (::poll(fds.data(), fds.size(), int(wait.count())) > 0)
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (fds[i].revents & (POLLERR | POLLNVAL)) {
+        pressure_.fired(fds[i].fd, true);
+      } else if (fds[i].revents & POLLPRI) {
+        pressure_.fired(fds[i].fd, false);
+        fired = true;
+      }
+    }
+  probe_->drain(events_);
+  return fired;
 }
 
 // The open set is written whenever it changes (state_store.h).
@@ -606,11 +651,11 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
     uint64_t now = monotonic_now_ns();
     if (now < next) {
       // Sleep in the ring buffer until the tick is due; a crash/OOM/hang event
-      // wakes us and is handled at once instead of at the next tick.
+      // or a PSI trigger wakes us and is handled at once instead of at the next tick.
       uint64_t until = std::min(next, throttle_ ? throttle_->next_deadline_ns() : next);
       auto wait = std::chrono::milliseconds((std::max(until, now) - now + 999'999) / 1'000'000);
-      probe_->poll(events_, wait);
-      if (!urgent(events_) && monotonic_now_ns() < next) {
+      const bool stalled = wait_for_events(wait);
+      if (!urgent(events_) && !stalled && monotonic_now_ns() < next) {
         if (throttle_ && throttle_->next_deadline_ns() <= monotonic_now_ns())
           guarded("throttle duty cycle", [&] { throttle_->tick(monotonic_now_ns()); });
         continue;

@@ -20,6 +20,7 @@
 #include "daemon/status.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
+#include "detect/host_pressure.h"
 #include "detect/hw_sources.h"
 #include "detect/cpu_quota.h"
 #include "detect/memory_budget.h"
@@ -65,6 +66,8 @@ class Service : public ServerProvider {
   Service() = default;
   Result<void> start_actions(int* exit_code);
   void tick(uint64_t now);
+  bool wait_for_events(std::chrono::milliseconds wait);
+  void read_pressure(uint64_t now);
   void emit_fault(const FaultRecord& r);
   void emit_action(const ActionRecord& r);
   void emit_recovery(const RecoveryRecord& r);
@@ -91,6 +94,11 @@ class Service : public ServerProvider {
   std::unique_ptr<CgroupCpuQuota> cpu_quota_;          // runq_starvation: waits a quota caused
   EventBatch events_;
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
+  // host_pressure: PSI (read at every tick, triggers wake the loop) and utilisation (once a second).
+  PressureInputs pressure_;
+  HostSampler util_sampler_;
+  uint64_t last_util_ns_ = 0;
+  bool pressure_wanted_ = false;  // an enabled host_pressure rule: read PSI, wake on its triggers
   std::vector<const fp_proc*> changed_;
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;

@@ -152,6 +152,7 @@ nlohmann::json Service::build_status() const {
                   {"reason", hs.reason}});
   s["hardware_sources"] = hw;
   s["hardware"] = hw_inputs_->status();
+  s["pressure"] = pressure_.status();
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";

@@ -20,6 +20,7 @@ namespace fp {
 class RunqBlameSource;  // detect/locate_runq.h
 class MemoryBudgetSource;  // detect/memory_budget.h
 class CpuQuotaSource;      // detect/cpu_quota.h
+struct HostPressure;       // detect/host_pressure.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -55,6 +56,8 @@ struct World {
   // runq_starvation's victims are not those held by their own quota. Null:
   // every run-queue wait counts.
   CpuQuotaSource* cpu_quota = nullptr;
+  // The host's PSI and utilisation at this tick: host_pressure's input. Null: it sees nothing.
+  const HostPressure* pressure = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -166,6 +166,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.runq_blame = runq_blame_;
   w.memory_budget = memory_budget_;
   w.cpu_quota = cpu_quota_;
+  w.pressure = pressure_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

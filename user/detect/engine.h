@@ -72,6 +72,8 @@ class Engine {
   void set_memory_budget(MemoryBudgetSource* src) { memory_budget_ = src; }
   // Where runq_starvation learns how long a CPU quota held a process (World::cpu_quota); not owned.
   void set_cpu_quota(CpuQuotaSource* src) { cpu_quota_ = src; }
+  // Where host_pressure reads the host's pressure (World::pressure); not owned.
+  void set_pressure(const HostPressure* p) { pressure_ = p; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -93,6 +95,7 @@ class Engine {
   RunqBlameSource* runq_blame_ = nullptr;
   MemoryBudgetSource* memory_budget_ = nullptr;
   CpuQuotaSource* cpu_quota_ = nullptr;
+  const HostPressure* pressure_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -23,6 +23,7 @@ enum class FaultClass {
   Hang,
   ForkBomb,
   Anomaly,
+  HostPressure,
   // Hardware: the culprit is a device, not a process (FaultRecord::subject).
   HwMce,
   HwMemoryError,
@@ -35,7 +36,7 @@ inline constexpr FaultClass kAllFaultClasses[] = {
     FaultClass::CpuRunaway, FaultClass::RunqStarvation, FaultClass::MemoryLeak, FaultClass::MemoryPressure,
     FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
     FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
-    FaultClass::Anomaly,    FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
+    FaultClass::Anomaly,    FaultClass::HostPressure, FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
     FaultClass::HwDiskError, FaultClass::HwThermal,     FaultClass::HwVoltage};
 
 // Hardware classes: pid 0 in the record, the device in `subject` and

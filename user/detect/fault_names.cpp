@@ -10,7 +10,7 @@
 namespace fp {
 namespace {
 
-constexpr std::array<std::pair<FaultClass, const char*>, 19> kClassNames{{
+constexpr std::array<std::pair<FaultClass, const char*>, 20> kClassNames{{
     {FaultClass::CpuRunaway, "cpu_runaway"},
     {FaultClass::RunqStarvation, "runq_starvation"},
     {FaultClass::MemoryLeak, "memory_leak"},
@@ -24,6 +24,7 @@ constexpr std::array<std::pair<FaultClass, const char*>, 19> kClassNames{{
     {FaultClass::Hang, "hang"},
     {FaultClass::ForkBomb, "fork_bomb"},
     {FaultClass::Anomaly, "anomaly"},
+    {FaultClass::HostPressure, "host_pressure"},
     {FaultClass::HwMce, "hw_mce"},
     {FaultClass::HwMemoryError, "hw_memory_error"},
     {FaultClass::HwPcieError, "hw_pcie_error"},

@@ -26,6 +26,7 @@ const char* resource_name(Resource r) {
     case Resource::IoBytes: return "io_bytes";
     case Resource::MemoryGrowth: return "rss_growth_bytes";
     case Resource::PageFaults: return "page_faults";
+    case Resource::MemoryChurn: return "memory_churn_pages";
   }
   return "?";
 }
@@ -36,6 +37,7 @@ uint64_t resource_amount(const WindowDelta& d, Resource r) {
     case Resource::IoBytes: return d.delta.io_read_bytes + d.delta.io_write_bytes;
     case Resource::MemoryGrowth: return d.rss_end > d.rss_start ? d.rss_end - d.rss_start : 0;
     case Resource::PageFaults: return d.delta.page_faults;
+    case Resource::MemoryChurn: return d.delta.page_faults + d.delta.io_read_bytes / 4096;
   }
   return 0;
 }

@@ -33,9 +33,14 @@ enum class Resource {
   IoBytes,       // bytes read + written by the process (task IO accounting: a buffered writer's own)
   MemoryGrowth,  // net RSS growth in bytes (0 when RSS shrank)
   PageFaults,    // user page faults
+  // Pages a process brought into memory: page faults plus the 4 KiB pages
+  // it read from disk. A thrasher whose file pages are reclaimed and read
+  // back takes few faults per page (fault-around maps 16 at once) but reads
+  // them all again; an anonymous allocator faults each page.
+  MemoryChurn,
 };
 
-// "cpu_ns", "io_bytes", "rss_growth_bytes", "page_faults": the unit of `amount`.
+// "cpu_ns", "io_bytes", "rss_growth_bytes", "page_faults", "memory_churn_pages": the unit of `amount`.
 const char* resource_name(Resource r);
 
 // How much of `r` a process used in a window.

@@ -115,6 +115,9 @@ class Probe {
   int drain(EventBatch& out);
   // Waits up to `timeout` for an event, then drains. Returns events taken.
   int poll(EventBatch& out, std::chrono::milliseconds timeout);
+  // Readable when the ring buffer has records (its epoll fd): for a loop
+  // that waits on other fds too (PSI triggers), then calls drain().
+  int event_fd() const;
   // Events whose size or type did not match this build's ABI.
   uint64_t malformed_events() const { return malformed_; }
 

@@ -46,6 +46,8 @@ int Probe::drain(EventBatch& out) {
   return n < 0 ? 0 : n;
 }
 
+int Probe::event_fd() const { return ring_buffer__epoll_fd(rb_); }
+
 int Probe::poll(EventBatch& out, std::chrono::milliseconds timeout) {
   sink_ = &out;
   int n = ring_buffer__poll(rb_, int(timeout.count()));
