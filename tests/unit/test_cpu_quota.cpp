@@ -110,22 +110,29 @@ class FixedQuota : public CpuQuotaSource {
   int asked = 0;
 };
 
+// A runq_starvation sim whose pid 201 ("capped") its quota held 1.8 s a
+// second (cpu.stat counts each CPU's throttled time); `quota` null: no source.
+void capped_host(Sim& s, FixedQuota* quota, double capped_wait_ms) {
+  if (quota != nullptr) {
+    quota->held = 201;
+    quota->share = 1.8;
+    s.world.cpu_quota = quota;
+  }
+  s.add(make_runq_starvation(runq_rule()));
+  s.spawn(201, "capped");
+  s.set_load(201, Load{.cores = 0.05, .runq_waits = 1, .runq_wait_ns = uint64_t(capped_wait_ms * kMs)});
+}
+
 TEST(QuotaWait, AQuotaHeldProcessIsNoVictim) {
   // Two waiters beside a hog: 200 waits ~200 ms for the CPU the hog holds;
-  // 201 (two threads) waits 150 ms a tick, and its own quota held it 1.8 s
-  // a second (cpu.stat counts each CPU's throttled time).
+  // 201 (two threads) waits 150 ms a tick, held by its own quota.
   Sim s;
   FixedQuota quota;
-  quota.held = 201;
-  quota.share = 1.8;
-  s.world.cpu_quota = &quota;
-  s.add(make_runq_starvation(runq_rule()));
+  capped_host(s, &quota, 150);
   s.spawn(100, "hog");
   s.spawn(200, "web");
-  s.spawn(201, "capped");
   s.set_load(100, Load{.cores = 3.8});
   s.set_load(200, Load{.cores = 0.05, .runq_waits = 3, .runq_wait_ns = 200 * kMs});
-  s.set_load(201, Load{.cores = 0.03, .runq_waits = 1, .runq_wait_ns = 150 * kMs});
   s.run(12);
   const Finding* f = s.finding_for(100);
   ASSERT_NE(f, nullptr);
@@ -136,27 +143,16 @@ TEST(QuotaWait, AQuotaHeldProcessIsNoVictim) {
 TEST(QuotaWait, OnlyItsQuotaWaitingMakesNoFault) {
   // The process faultprobed throttled itself (or a container at its limit):
   // its waits are its quota's, nobody else is starved, nothing opens.
-  Sim s;
-  FixedQuota quota;
-  quota.held = 201;
-  quota.share = 1.8;
-  s.world.cpu_quota = &quota;
-  s.add(make_runq_starvation(runq_rule()));
-  s.spawn(100, "other");
-  s.spawn(201, "capped");
-  s.set_load(100, Load{.cores = 1.0});
-  s.set_load(201, Load{.cores = 0.1, .runq_waits = 1, .runq_wait_ns = 180 * kMs});
-  s.run(15);
-  EXPECT_TRUE(s.seen.empty());
   // Without the quota source the same waits blame the other process.
-  Sim s2;
-  s2.add(make_runq_starvation(runq_rule()));
-  s2.spawn(100, "other");
-  s2.spawn(201, "capped");
-  s2.set_load(100, Load{.cores = 1.0});
-  s2.set_load(201, Load{.cores = 0.1, .runq_waits = 1, .runq_wait_ns = 180 * kMs});
-  s2.run(15);
-  EXPECT_FALSE(s2.seen.empty());
+  FixedQuota quota;
+  for (FixedQuota* q : {&quota, static_cast<FixedQuota*>(nullptr)}) {
+    Sim s;
+    capped_host(s, q, 180);
+    s.spawn(100, "other");
+    s.set_load(100, Load{.cores = 1.0});
+    s.run(15);
+    EXPECT_EQ(s.seen.empty(), q != nullptr);
+  }
 }
 
 }  // namespace
