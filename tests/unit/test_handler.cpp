@@ -371,27 +371,31 @@ TEST(Handler, RecoverySuccess) {
   EXPECT_TRUE(out.actions.empty());
 }
 
+constexpr std::string_view kStarvers = R"(
+[[policy]]
+name = "starvers"
+match = { comm = "batch-*" }
+on.runq_starvation = ["throttle:cpu=10%"]
+recovery_window = "10s"
+)";
+
+// A runq_starvation fault on pid 100, throttled at 0 s, whose condition last
+// held at `last_seen_s`.
+void throttle_starver(Rig& rig, double last_seen_s) {
+  rig.open_fault(100, FaultClass::RunqStarvation);
+  ASSERT_EQ(rig.at(0).actions.size(), 1u);
+  rig.open[{key(100), FaultClass::RunqStarvation}].last_seen_ns = kStart + uint64_t(last_seen_s * kSec);
+}
+
 TEST(Handler, AThrottleIsWatchedUntilTheRulesWindowHasSlid) {
   // runq_starvation's p99 is over 10 s: after a throttle its condition cannot
   // clear before the waits from before it leave the window, so a 10 s
   // recovery_window would find it open (the campaign's 1-in-3 misses). The
   // watch lasts the window + 1 s; a fault whose condition has not held for
   // 2 s by then is recovered even though its 10 s `clear` keeps it open.
-  Rig rig(R"(
-[rules.runq_starvation]
-window = "10s"
-clear = "10s"
-
-[[policy]]
-name = "starvers"
-match = { comm = "batch-*" }
-on.runq_starvation = ["throttle:cpu=10%"]
-recovery_window = "10s"
-)");
-  rig.open_fault(100, FaultClass::RunqStarvation);
-  ASSERT_EQ(rig.at(0).actions.size(), 1u);
+  Rig rig(std::string("[rules.runq_starvation]\nwindow = \"10s\"\nclear = \"10s\"\n") + std::string(kStarvers));
   // The condition holds until 8.5 s (the window still has the old waits).
-  rig.open[{key(100), FaultClass::RunqStarvation}].last_seen_ns = kStart + 8'500'000'000;
+  throttle_starver(rig, 8.5);
   EXPECT_TRUE(rig.run(1, 10).recoveries.empty()) << "watched for the window + 1 s";
   HandlerOutput out = rig.at(11);
   ASSERT_EQ(out.recoveries.size(), 1u);
@@ -402,16 +406,8 @@ recovery_window = "10s"
 }
 
 TEST(Handler, AConditionThatStillHoldsAtTheCheckIsNotRecovered) {
-  Rig rig(R"(
-[[policy]]
-name = "starvers"
-match = { comm = "batch-*" }
-on.runq_starvation = ["throttle:cpu=10%"]
-recovery_window = "10s"
-)");
-  rig.open_fault(100, FaultClass::RunqStarvation);
-  ASSERT_EQ(rig.at(0).actions.size(), 1u);
-  rig.open[{key(100), FaultClass::RunqStarvation}].last_seen_ns = kStart + 10'000'000'000;
+  Rig rig(kStarvers);
+  throttle_starver(rig, 10);
   HandlerOutput out = rig.run(1, 11);
   ASSERT_EQ(out.recoveries.size(), 1u);
   EXPECT_FALSE(out.recoveries[0].recovered);
