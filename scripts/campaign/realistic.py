@@ -11,7 +11,7 @@ import time
 
 from . import host
 from .injections import finish, settle
-from .judge import judge_detection
+from .judge import culprit_of, judge_detection
 
 VICTIM = ("import time\n"
           "while True:\n"
@@ -35,14 +35,47 @@ THREAD_OOM = ("import threading\n"
               "t.join()\n")
 
 
+# One 1 MiB O_DIRECT read of a random place of the file every 20 ms: a reader
+# whose every request goes to the disk (a database's). 4 KiB sequential reads
+# (dd iflag=direct) were served fast beside the writeback and suffered nothing.
+READER = ("import mmap, os, random, sys, time\n"
+          "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)\n"
+          "blocks = os.fstat(fd).st_size >> 20\n"
+          "buf = mmap.mmap(-1, 1 << 20)\n"
+          "while True:\n"
+          "    os.preadv(fd, [buf], random.randrange(blocks) << 20)\n"
+          "    time.sleep(0.02)\n")
+
+
+# A buffered writer that keeps writing for as long as it runs, in 1 MiB
+# writes through the page cache over the same 1 GiB of its file (a log or a
+# database's data file): a one-shot `dd count=8000` on this disk ends after
+# ~5 s at 1.5 GB/s, within io_storm's hold, and the disk's use stays bounded.
+WRITER = ("import os, sys\n"
+          "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
+          "chunk = b'\\0' * (1 << 20)\n"
+          "while True:\n"
+          "    os.lseek(fd, 0, os.SEEK_SET)\n"
+          "    for _ in range(1024):\n"
+          "        os.write(fd, chunk)\n")
+
+
 def _popen(argv, **kw):
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, **kw)
 
 
 def _wait_fault(ctx, run, timeout):
-    return ctx.daemon.wait(lambda r: r.get("kind") == "fault" and r.get("class") == run.cls, timeout,
-                           since=run.first_index)
+    """The first fault of the run's class on its culprit or on a process no
+    other injection owns: another worker's injection of the same class (an
+    oom_kill in the pool beside the thread OOM, 45 ms apart, measured) is not
+    this run's answer, and judging on it would miss the one that follows."""
+    def mine(r):
+        if r.get("kind") != "fault" or r.get("class") != run.cls:
+            return False
+        owner = ctx.claimed().get(r.get("pid"))
+        return culprit_of(r, run) or owner is None or owner is run
+    return ctx.daemon.wait(mine, timeout, since=run.first_index)
 
 
 def _judge(ctx, run):
@@ -106,19 +139,30 @@ def shell_forkbomb(ctx, run, wait_s=20, pids_max=200):
 
 
 def buffered_writer(ctx, run, io_dir, read_file, wait_s=30):
-    """dd through the page cache (no oflag=direct) while a reader reads with
-    O_DIRECT and suffers the writeback. io_storm, culprit: dd."""
+    """A writer through the page cache (no O_DIRECT) of a 256 MiB memory
+    cgroup, as a container's writer is, beside a checkpointer that forces what
+    is dirty out (`sync -f` every 50 ms, as databases do) and a reader of 1 MiB
+    O_DIRECT requests that suffers the writeback. io_storm, culprit: the
+    writer. Without the memory limit, the syncer and the large reads, this
+    machine's fast virtual disk absorbed an unlimited dd's background
+    writeback and nobody suffered (measured: 0/10, dd only spun a CPU)."""
     out = os.path.join(io_dir, "fp_campaign_dd_%d.bin" % os.getpid())
     run.first_index = ctx.daemon.count()
-    reader = _popen(["sh", "-c", "while :; do dd if=%s of=/dev/null bs=4k iflag=direct status=none; done" % read_file])
+    reader = _popen(["python3", "-c", READER, read_file])
     run.victims.add(reader.pid)
     time.sleep(1)
-    writer = _popen(["dd", "if=/dev/zero", "of=" + out, "bs=1M", "count=4096", "status=none"])
+    cg = host.memory_cgroup("fp_campaign_%d_%s" % (os.getpid(), run.name.replace("#", "_").replace(":", "_")),
+                            256 << 20)
+    writer = _popen(["sh", "-c", "echo $$ > %s/cgroup.procs && exec python3 -c \"$0\" %s" % (cg.paths[0], out),
+                     WRITER])
+    syncer = _popen(["sh", "-c", "while :; do sync -f %s; sleep 0.05; done" % io_dir])
     run.injected_ns = time.time_ns()
     ctx.claim(run, [writer.pid])
     _wait_fault(ctx, run, wait_s)
+    host.kill_group(syncer)
     host.kill_group(writer)
     host.kill_group(reader)
+    cg.remove()
     try:
         os.unlink(out)
     except OSError:

@@ -287,5 +287,31 @@ TEST(RunqStarvationByCpu, NoCulpritBelowAQuarterOfTheWaitOrWhenTheHolderIsProtec
   EXPECT_TRUE(s.seen.empty());
 }
 
+// A busy host (measured: a loopback HTTP client beside kdamond.0 at load 10):
+// the victim's few waits are long, and the runner with the largest share of
+// them (30 %) cost it 16 ms a second, 1.6 % of the window. Nobody starves it.
+TEST(RunqStarvationByCpu, NoCulpritThatCostTheVictimLittleOfTheWindow) {
+  BlameSim b;
+  Sim& s = b.s;
+  FakeBlame& blame = b.blame;
+  s.spawn(200, "kdamond.0");
+  starve(s, 200);
+  s.spawn(100, "python3");
+  s.spawn(101, "cc1plus");
+  blame.set(0, 100, {.caused_ms_per_s = 16});
+  blame.set(0, 101, {.caused_ms_per_s = 10});
+  blame.set(1, 101, {.caused_ms_per_s = 10});
+  blame.set(0, 200, {.waited_ms_per_s = 53, .waits_per_s = 3});
+  s.run(12);
+  EXPECT_TRUE(s.seen.empty());
+  // The same victim, the same runner at 30 % of a wait ten times as long: named.
+  blame.set(0, 100, {.caused_ms_per_s = 160});
+  blame.set(0, 101, {.caused_ms_per_s = 100});
+  blame.set(1, 101, {.caused_ms_per_s = 100});
+  blame.set(0, 200, {.waited_ms_per_s = 530, .waits_per_s = 3});
+  s.run(12);
+  ASSERT_NE(s.finding_for(100), nullptr);
+}
+
 }  // namespace
 }  // namespace fp

@@ -23,6 +23,12 @@ namespace {
 // Below this share of a victim's wait a runner is one cause among several,
 // not the one to name.
 constexpr double kMinWaitShare = 0.25;
+// ... and that cost it at least this share of the blame window: a runner that
+// delayed a victim by 174 or 406 ms in 11 s (a busy host's HTTP server beside
+// kdamond.0, whose one long wait made its p99, measured on the campaign's
+// clean load) is one of many on a full host, not its starver. A spinner
+// beside its victim costs it most of the window.
+constexpr double kMinCausedShareOfWindow = 0.10;
 // A culprit (top-consumer fallback) that holds a meaningful part of the CPUs:
 // half a core, or more than anyone else (victims included).
 constexpr double kMinCulpritCores = 0.5;
@@ -110,10 +116,11 @@ class RunqStarvationDetector final : public RuleDetector {
   void by_cpu_runners(const World& w, const std::vector<Victim>& suffering, std::vector<Finding>& out) {
     const std::vector<RunqBlameEntry> delta = window_.delta();
     std::vector<Blame> blames;
+    const double min_caused_ns = kMinCausedShareOfWindow * double(window_.span_ns());
     for (const Victim& v : suffering) {
       Blame b{&v, blame_of(delta, v.key.tgid), nullptr, {}};
       for (const RunnerShare& r : b.vb.runners) {
-        if (r.share < kMinWaitShare) break;
+        if (r.share < kMinWaitShare || double(r.ns) < min_caused_ns) break;
         const ProcState* s = r.tgid != 0 ? w.procs->find_pid(r.tgid) : nullptr;
         if (s == nullptr || !may_accuse(rule_, *s, w)) continue;
         b.culprit = &r;
