@@ -151,6 +151,9 @@ DaemonView sample_view() {
   v.host.ncpus = 2;
   v.host.cpu_pct = 55;
   v.host.mem_available_bytes = 1'000'000;
+  // PSI: memory with a full line, cpu with none (a kernel before 5.13), io not read
+  v.host.psi[1] = {.ok = true, .some_avg10 = 12.5, .full_avg10 = 2.25, .some_total_us = 3'500'000, .full_total_us = 500'000};
+  v.host.psi[0] = {.ok = true, .some_avg10 = 40, .full_avg10 = std::nullopt, .some_total_us = 9'000'000};
   v.health.drops[FP_DROP_RINGBUF_FULL] = 3;
   v.health.ticks = 1234;
   v.health.sample_hz = 9.9;
@@ -203,6 +206,16 @@ TEST(Metrics, ParsesAndCarriesTheCounters) {
   EXPECT_EQ(p.find("faultprobe_syslog_lines_total", {{"result", "forward_failed"}})->value, "1");
   EXPECT_EQ(p.find("faultprobe_host_cpu_busy_ratio", {})->value, "0.55");
   EXPECT_EQ(p.find("faultprobe_host_memory_available_bytes", {})->value, "1000000");
+  EXPECT_EQ(p.types["faultprobe_host_pressure_ratio"], "gauge");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_ratio", {{"resource", "memory"}, {"kind", "some"}})->value, "0.125");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_ratio", {{"resource", "memory"}, {"kind", "full"}})->value, "0.0225");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_ratio", {{"resource", "cpu"}, {"kind", "some"}})->value, "0.4");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_ratio", {{"resource", "cpu"}, {"kind", "full"}}), nullptr);
+  EXPECT_EQ(p.find("faultprobe_host_pressure_ratio", {{"resource", "io"}, {"kind", "some"}}), nullptr);
+  EXPECT_EQ(p.types["faultprobe_host_pressure_stall_seconds_total"], "counter");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_stall_seconds_total", {{"resource", "memory"}, {"kind", "full"}})->value,
+            "0.5");
+  EXPECT_EQ(p.find("faultprobe_host_pressure_stall_seconds_total", {{"resource", "cpu"}, {"kind", "some"}})->value, "9");
 
   // Per-process: pid and comm only (state adds state); escaping round-trips
   // to the escape_text() form (util/text.h), which has no newline left.

@@ -197,6 +197,12 @@ TEST(TopModel, HeaderShowsHostProbeSourceAndOpenFaults) {
   EXPECT_NE(lines[3].find("cpu_cores=0.99>0.9 window_ms=1000"), std::string::npos) << lines[3];
   EXPECT_NE(lines[4].find("memory_leak"), std::string::npos);
   EXPECT_EQ(lines[8], "  ... 2 more");
+  // With PSI read, its "some" shares close the host line.
+  v.host.psi[static_cast<size_t>(PsiResource::Memory)] = {.ok = true, .some_avg10 = 12.5};
+  v.host.psi[static_cast<size_t>(PsiResource::Io)] = {.ok = true, .some_avg10 = 0.25};
+  m.set_view(v);
+  EXPECT_EQ(m.header_lines("src", 5)[0],
+            "db1  CPU  42.2% of 2 cpus   MEM 3.0G / 4.0G used   DISK read 1.5K/s write 3.0M/s   PSI mem 12.5% io 0.2%");
 }
 
 TEST(TopModel, FrameTextHasHeaderTableAndRowLimit) {

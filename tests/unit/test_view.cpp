@@ -259,12 +259,46 @@ TEST(HostSampler, CpuMemoryAndWholeDiskIoRates) {
   EXPECT_EQ(third.io_write_bps, 0);
 }
 
+TEST(HostSampler, PressureOfEachResourceTheHostReports) {
+  FakeProc proc;
+  std::filesystem::create_directory(proc.root + "/pressure");
+  proc.write("pressure/memory", "some avg10=12.50 avg60=3.00 avg300=1.00 total=3500000\n"
+                                "full avg10=2.25 avg60=1.00 avg300=0.50 total=500000\n");
+  proc.write("pressure/cpu", "some avg10=40.00 avg60=30.00 avg300=20.00 total=9000000\n");  // no full line
+  proc.write("pressure/io", "garbage\n");
+  HostSampler hs(proc.root);
+  HostStats h = hs.sample(kSec);
+  const HostPsi& mem = h.psi[static_cast<size_t>(PsiResource::Memory)];
+  ASSERT_TRUE(mem.ok);
+  EXPECT_EQ(mem.some_avg10, 12.5);
+  ASSERT_TRUE(mem.full_avg10.has_value());
+  EXPECT_EQ(*mem.full_avg10, 2.25);
+  EXPECT_EQ(mem.some_total_us, 3'500'000u);
+  EXPECT_EQ(mem.full_total_us, 500'000u);
+  const HostPsi& cpu = h.psi[static_cast<size_t>(PsiResource::Cpu)];
+  ASSERT_TRUE(cpu.ok);
+  EXPECT_FALSE(cpu.full_avg10.has_value());
+  EXPECT_FALSE(h.psi[static_cast<size_t>(PsiResource::Io)].ok);  // unparsable: unknown, not 0
+
+  // The view's JSON carries exactly what was read, and reads it back.
+  DaemonView v;
+  v.host = h;
+  nlohmann::json j = view_to_json(v);
+  EXPECT_EQ(j["host"]["psi"]["memory"]["full_avg10"], 2.25);
+  EXPECT_FALSE(j["host"]["psi"]["cpu"].contains("full_avg10"));
+  EXPECT_FALSE(j["host"]["psi"].contains("io"));
+  DaemonView back = view_from_json(nlohmann::json::parse(j.dump()));
+  EXPECT_EQ(view_to_json(back), j);
+  EXPECT_EQ(back.host.psi[static_cast<size_t>(PsiResource::Memory)].full_total_us, 500'000u);
+}
+
 TEST(HostSampler, MissingFilesGiveZeros) {
   HostSampler hs("/nonexistent/proc");
   HostStats h = hs.sample(kSec);
   EXPECT_EQ(h.ncpus, 1u);
   EXPECT_EQ(h.cpu_pct, 0);
   EXPECT_EQ(h.mem_total_bytes, 0u);
+  for (const HostPsi& p : h.psi) EXPECT_FALSE(p.ok);
 }
 
 // ---- JSON --------------------------------------------------------------------------

@@ -228,6 +228,25 @@ void render_host(Exposition& e, const DaemonView& v) {
   e.sample({}, h.io_read_bps);
   e.family("faultprobe_host_io_write_bytes_per_second", "gauge", "Bytes written to all block devices per second.");
   e.sample({}, h.io_write_bps);
+  // PSI as the kernel keeps it: the 10 s share as a ratio, the stall time as
+  // a counter (rate() of it is the stall share over any range). Resources the
+  // host does not report are left out.
+  e.family("faultprobe_host_pressure_ratio", "gauge",
+           "Share of the last 10 s that some (or all non-idle) tasks stalled on the resource (PSI avg10, 0..1).");
+  for (PsiResource r : kPsiResources) {
+    const HostPsi& p = h.psi[static_cast<size_t>(r)];
+    if (!p.ok) continue;
+    e.sample({{"resource", psi_resource_name(r)}, {"kind", "some"}}, p.some_avg10 / 100.0);
+    if (p.full_avg10) e.sample({{"resource", psi_resource_name(r)}, {"kind", "full"}}, *p.full_avg10 / 100.0);
+  }
+  e.family("faultprobe_host_pressure_stall_seconds_total", "counter",
+           "Time some (or all non-idle) tasks stalled on the resource (PSI total).");
+  for (PsiResource r : kPsiResources) {
+    const HostPsi& p = h.psi[static_cast<size_t>(r)];
+    if (!p.ok) continue;
+    e.sample({{"resource", psi_resource_name(r)}, {"kind", "some"}}, double(p.some_total_us) / 1e6);
+    if (p.full_avg10) e.sample({{"resource", psi_resource_name(r)}, {"kind", "full"}}, double(p.full_total_us) / 1e6);
+  }
 }
 
 // Indices into v.procs: the top `n` by each resource (only processes that

@@ -437,6 +437,13 @@ std::vector<std::string> TopModel::header_lines(const std::string& source, size_
                       v.hostname.empty() ? "faultprobe top" : display_text(v.hostname).c_str(), h.cpu_pct, h.ncpus,
                       human_bytes(double(used)).c_str(), human_bytes(double(h.mem_total_bytes)).c_str(),
                       human_bytes(h.io_read_bps).c_str(), human_bytes(h.io_write_bps).c_str()));
+  // PSI "some" avg10 of each resource the host reports, after the utilisation it explains.
+  std::string psi;
+  for (PsiResource r : kPsiResources) {
+    const HostPsi& p = h.psi[static_cast<size_t>(r)];
+    if (p.ok) psi += strf(" %s %.1f%%", r == PsiResource::Memory ? "mem" : psi_resource_name(r), p.some_avg10);
+  }
+  if (!psi.empty()) lines[0] += "   PSI" + psi;
   const ProbeHealth& p = v.health;
   std::string what = mode_ == ViewMode::Groups ? "   view: groups" : "";
   if (hide_idle_) what += "   idle hidden";

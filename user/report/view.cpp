@@ -258,6 +258,19 @@ HostStats HostSampler::sample(uint64_t now_ns) {
   last_total_ = cpu.total;
   last_rd_sectors_ = rd;
   last_wr_sectors_ = wr;
+  const PsiFiles psi = PsiFiles::host(root_ + "/pressure");
+  for (PsiResource r : kPsiResources) {
+    Result<PsiReading> got = psi.read(r);
+    if (!got) continue;  // no PSI here: the resource's gauges are left out, not zeros
+    HostPsi& p = h.psi[static_cast<size_t>(r)];
+    p.ok = true;
+    p.some_avg10 = got->some.avg10;
+    p.some_total_us = got->some.total_us;
+    if (got->full) {
+      p.full_avg10 = got->full->avg10;
+      p.full_total_us = got->full->total_us;
+    }
+  }
   return h;
 }
 
@@ -266,6 +279,29 @@ HostStats HostSampler::sample(uint64_t now_ns) {
 namespace {
 
 using json = nlohmann::json;
+
+// "psi" carries only the resources that were read: an absent one is unknown, not 0.
+json host_to_json(const HostStats& h) {
+  json j = {{"ncpus", h.ncpus},
+            {"cpu_pct", h.cpu_pct},
+            {"mem_total_bytes", h.mem_total_bytes},
+            {"mem_available_bytes", h.mem_available_bytes},
+            {"io_read_bps", h.io_read_bps},
+            {"io_write_bps", h.io_write_bps}};
+  json psi = json::object();
+  for (PsiResource r : kPsiResources) {
+    const HostPsi& p = h.psi[static_cast<size_t>(r)];
+    if (!p.ok) continue;
+    json e = {{"some_avg10", p.some_avg10}, {"some_total_us", p.some_total_us}};
+    if (p.full_avg10) {
+      e["full_avg10"] = *p.full_avg10;
+      e["full_total_us"] = p.full_total_us;
+    }
+    psi[psi_resource_name(r)] = std::move(e);
+  }
+  if (!psi.empty()) j["psi"] = std::move(psi);
+  return j;
+}
 
 json row_to_json(const ProcessRow& r) {
   return {{"pid", r.pid},
@@ -364,13 +400,7 @@ nlohmann::json view_to_json(const DaemonView& v) {
   return {{"realtime_ns", v.realtime_ns},
           {"window_ns", v.window_ns},
           {"hostname", v.hostname},
-          {"host",
-           {{"ncpus", v.host.ncpus},
-            {"cpu_pct", v.host.cpu_pct},
-            {"mem_total_bytes", v.host.mem_total_bytes},
-            {"mem_available_bytes", v.host.mem_available_bytes},
-            {"io_read_bps", v.host.io_read_bps},
-            {"io_write_bps", v.host.io_write_bps}}},
+          {"host", host_to_json(v.host)},
           {"health",
            {{"drops", drops},
             {"drops_total", v.health.drops_total},
@@ -406,6 +436,22 @@ DaemonView view_from_json(const nlohmann::json& j) {
     read(h, "mem_available_bytes", v.host.mem_available_bytes);
     read(h, "io_read_bps", v.host.io_read_bps);
     read(h, "io_write_bps", v.host.io_write_bps);
+    if (const json& psi = member(h, "psi"); psi.is_object()) {
+      for (PsiResource r : kPsiResources) {
+        const json& e = member(psi, psi_resource_name(r));
+        if (!e.is_object()) continue;
+        HostPsi& p = v.host.psi[static_cast<size_t>(r)];
+        p.ok = true;
+        read(e, "some_avg10", p.some_avg10);
+        read(e, "some_total_us", p.some_total_us);
+        if (e.contains("full_avg10")) {
+          double full = 0;
+          read(e, "full_avg10", full);
+          p.full_avg10 = full;
+          read(e, "full_total_us", p.full_total_us);
+        }
+      }
+    }
   }
   if (const json& h = member(j, "health"); h.is_object()) {
     if (const json& d = member(h, "drops"); d.is_object())

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "detect/fault.h"
 #include "detect/process_table.h"
 #include "faultprobe/abi.h"
+#include "probe/psi.h"
 #include "procinfo.h"
 
 namespace fp {
@@ -48,11 +50,20 @@ struct ProcessRow {
   bool kernel = false;        // a kernel thread
 };
 
+// The host's pressure stall information for one resource (/proc/pressure/<r>).
+struct HostPsi {
+  bool ok = false;                    // read (false: no PSI, a kernel booted psi=0)
+  double some_avg10 = 0;              // % of the last 10 s some task stalled
+  std::optional<double> full_avg10;   // % all non-idle tasks stalled (absent: host cpu before 5.13)
+  uint64_t some_total_us = 0, full_total_us = 0;  // cumulative stall time
+};
+
 struct HostStats {
   unsigned ncpus = 1;
   double cpu_pct = 0;               // busy % of all CPUs (from /proc/stat) over the window
   uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
   double io_read_bps = 0, io_write_bps = 0;  // all block devices (from /proc/diskstats)
+  std::array<HostPsi, 3> psi{};     // by PsiResource (cpu, memory, io)
 };
 
 struct ProbeHealth {
