@@ -364,13 +364,13 @@ TEST(ConfigErrors, TomlSyntax) {
 TEST(ConfigErrors, UnknownKeyInOverride) {
   EXPECT_EQ(error_of("# faultprobe\n[rules.cpu_runaway]\ntreshold = 0.5\n", "x.toml"),
             "x.toml:3:1: unknown key \"treshold\" in [rules.cpu_runaway]; expected one of: enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, resource, kind, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, match");
 }
 
 TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
   EXPECT_EQ(error_of("[[rule]]\nname = \"a\"\nclass = \"hang\"\n  limit = 3\n"),
             "t.toml:4:3: unknown key \"limit\" in [[rule]] \"a\"; expected one of: name, class, enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, resource, kind, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
             "unit, uid, service");

@@ -175,10 +175,10 @@ const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_co
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve",  "for", "window",
-                                                 "clear",   "count",    "horizon",   "resource", "kind", "match"};
+                                                 "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
                                                       "resolve", "for",  "window",  "clear",    "count",
-                                                      "horizon", "resource", "kind", "match"};
+                                                      "horizon", "resource", "kind", "cgroup", "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -413,7 +413,7 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
         error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
       else if (auto d = duration(node, k))
         r.horizon = *d;
-    } else if (k == "resource" || k == "kind") {
+    } else if (k == "resource" || k == "kind" || k == "cgroup") {
       pressure_key(node, k, r, where);
     } else if (k == "match") {
       apply_match(node, r.match, where);
@@ -424,6 +424,11 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
     }
   }
   if (errors_.size() != errors_before) return;  // cross-checks would only repeat the mistake
+  if (!r.pressure.cgroup.empty() && r.pressure.kind == PressureRule::Kind::Used) {
+    error(t, "\"cgroup\" watches a group's PSI (kind \"some\" or \"full\"); utilisation (kind \"used\") is the "
+             "host's only, in " + where);
+    return;
+  }
 
   const Builtin& b = builtin(r.cls);
   if (!b.has_resolve && !src.resolve) r.resolve = r.threshold;
@@ -453,6 +458,26 @@ void Parser::pressure_key(const toml::node& n, std::string_view k, RuleConfig& r
   }
   const auto* s = n.as_string();
   const std::string v = s ? s->get() : "";
+  if (k == "cgroup") {
+    // A path inside the cgroup v2 tree, joined to its mount: absolute, no
+    // "." or ".." step, no empty step, nothing unprintable.
+    bool ok = s != nullptr && !v.empty() && v[0] == '/' && v.size() < 4096;
+    for (unsigned char c : v) ok = ok && c >= 0x20 && c != 0x7f;
+    for (size_t i = 1; ok && i <= v.size(); ++i) {
+      const size_t end = v.find('/', i);
+      const std::string step = v.substr(i, end == std::string::npos ? std::string::npos : end - i);
+      if (v == "/") break;
+      ok = !step.empty() && step != "." && step != "..";
+      if (end == std::string::npos) break;
+      i = end;
+    }
+    if (ok)
+      r.pressure.cgroup = v;
+    else
+      error(n, "\"cgroup\" must be a cgroup v2 path such as \"/system.slice/db.service\" (absolute, no \".\" or "
+               "\"..\" steps) (got " + describe(n) + ")");
+    return;
+  }
   if (k == "resource") {
     if (v == "cpu")
       r.pressure.resource = PR::Resource::Cpu;

@@ -35,6 +35,10 @@ struct PressureRule {
   enum class Kind { Some, Full, Used };
   Resource resource = Resource::Memory;
   Kind kind = Kind::Some;
+  // "": the host's PSI. Else a cgroup v2 path ("/system.slice/db.service")
+  // whose own *.pressure files the rule reads; its culprit and victims are
+  // the group's members (detect/cgroup_pressure.h).
+  std::string cgroup;
 };
 
 struct RuleConfig {

@@ -164,6 +164,9 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->hw_inputs_ = std::make_unique<HardwareInputs>(s->config_.hardware);
   s->pressure_.arm();
   s->engine_->set_pressure(&s->pressure_.now());
+  s->cgroup_pressure_ = std::make_unique<CgroupPressureSet>(detect_cgroups().v2_root);
+  s->cgroup_pressure_->set_rules(s->config_.rules);
+  s->engine_->set_cgroup_pressure(s->cgroup_pressure_.get());
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
                  hs.reason.empty() ? "" : " -- " + hs.reason);
@@ -550,6 +553,7 @@ void Service::read_pressure(uint64_t now) {
   });
   if (!pressure_wanted_) return;
   pressure_.read(now);
+  cgroup_pressure_->read(now);
   if (now - last_util_ns_ < 1'000'000'000ull) return;
   const bool first = last_util_ns_ == 0;
   last_util_ns_ = now;
@@ -561,7 +565,11 @@ void Service::read_pressure(uint64_t now) {
 // Sleeps until a ring-buffer record, a PSI trigger or `wait`; true when a
 // trigger fired (the host stalls: tick now, not at the next period).
 bool Service::wait_for_events(std::chrono::milliseconds wait) {
-  const std::vector<int> triggers = pressure_wanted_ ? pressure_.trigger_fds() : std::vector<int>{};
+  std::vector<int> triggers = pressure_wanted_ ? pressure_.trigger_fds() : std::vector<int>{};
+  if (pressure_wanted_) {
+    const std::vector<int> groups = cgroup_pressure_->trigger_fds();
+    triggers.insert(triggers.end(), groups.begin(), groups.end());
+  }
   if (triggers.empty()) {
     probe_->poll(events_, wait);
     return false;
@@ -571,12 +579,10 @@ bool Service::wait_for_events(std::chrono::milliseconds wait) {
   bool fired = false;
   if (::poll(fds.data(), fds.size(), int(wait.count())) > 0)
     for (size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents & (POLLERR | POLLNVAL)) {
-        pressure_.fired(fds[i].fd, true);
-      } else if (fds[i].revents & POLLPRI) {
-        pressure_.fired(fds[i].fd, false);
-        fired = true;
-      }
+      const bool error = (fds[i].revents & (POLLERR | POLLNVAL)) != 0;
+      if (!error && !(fds[i].revents & POLLPRI)) continue;
+      if (!cgroup_pressure_->fired(fds[i].fd, error)) pressure_.fired(fds[i].fd, error);
+      fired = fired || !error;
     }
   probe_->drain(events_);
   return fired;
@@ -615,7 +621,8 @@ void Service::do_reload() {
   next.daemon.lock_path = config_.daemon.lock_path;
   next.daemon.metrics_listen = config_.daemon.metrics_listen;
   config_ = std::move(next);
-  engine_->reload(config_);  // resolved records of removed rules come out with the next tick
+  engine_->reload(config_);
+  cgroup_pressure_->set_rules(config_.rules);  // resolved records of removed rules come out with the next tick
   hw_inputs_->reconfigure(config_.hardware);
   safety_->set_protected(config_.protected_comms);
   handler_->reload(config_);

@@ -20,6 +20,7 @@
 #include "daemon/status.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
+#include "detect/cgroup_pressure.h"
 #include "detect/host_pressure.h"
 #include "detect/hw_sources.h"
 #include "detect/cpu_quota.h"
@@ -96,6 +97,8 @@ class Service : public ServerProvider {
   std::unique_ptr<HardwareInputs> hw_inputs_;  // [hardware]: source switches, hwmon scans
   // host_pressure: PSI (read at every tick, triggers wake the loop) and utilisation (once a second).
   PressureInputs pressure_;
+  // host_pressure rules that name a cgroup v2 group: its own PSI files.
+  std::unique_ptr<CgroupPressureSet> cgroup_pressure_;
   HostSampler util_sampler_;
   uint64_t last_util_ns_ = 0;
   bool pressure_wanted_ = false;  // an enabled host_pressure rule: read PSI, wake on its triggers

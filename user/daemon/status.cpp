@@ -153,6 +153,7 @@ nlohmann::json Service::build_status() const {
   s["hardware_sources"] = hw;
   s["hardware"] = hw_inputs_->status();
   s["pressure"] = pressure_.status();
+  if (cgroup_pressure_ && !cgroup_pressure_->empty()) s["pressure"]["cgroups"] = cgroup_pressure_->status();
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";

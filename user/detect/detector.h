@@ -21,6 +21,7 @@ class RunqBlameSource;  // detect/locate_runq.h
 class MemoryBudgetSource;  // detect/memory_budget.h
 class CpuQuotaSource;      // detect/cpu_quota.h
 struct HostPressure;       // detect/host_pressure.h
+class CgroupPressureSource;  // detect/cgroup_pressure.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -58,6 +59,8 @@ struct World {
   CpuQuotaSource* cpu_quota = nullptr;
   // The host's PSI and utilisation at this tick: host_pressure's input. Null: it sees nothing.
   const HostPressure* pressure = nullptr;
+  // Per-cgroup PSI for host_pressure rules that name a group (detect/cgroup_pressure.h). Null: they see nothing.
+  const CgroupPressureSource* cgroup_pressure = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

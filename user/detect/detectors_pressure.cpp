@@ -8,10 +8,14 @@
 // that stalled most on it (run-queue waits; direct reclaim and D-state; D-state),
 // the culprit left out. A culprit stays named while it still uses at least
 // half as much as the largest consumer, so a fault does not flap between two
-// hogs of the same size.
+// hogs of the same size. A rule that names a cgroup (v2) reads that group's
+// PSI instead, and takes its culprit and victims among the group's members.
 #include <algorithm>
+#include <set>
 
+#include "detect/cgroup_pressure.h"
 #include "detect/detectors.h"
+#include "detect/engine.h"
 #include "detect/host_pressure.h"
 #include "detect/locate.h"
 #include "detect/threshold.h"
@@ -23,6 +27,9 @@ using PR = PressureRule;
 
 constexpr double kMinVictimShare = 0.01;  // stalled 1 % of the window: felt it
 constexpr size_t kMaxVictims = 8;
+// A group's culprit is its largest consumer: the host's top consumers are
+// passed over until one is a member, at most this many.
+constexpr size_t kMaxCulpritSkips = 64;
 
 PsiResource psi_of(PR::Resource r) {
   switch (r) {
@@ -72,8 +79,9 @@ class HostPressureDetector final : public RuleDetector {
       if (share >= kMinVictimShare) v = Victim{s.key, s.comm, round4(share), 0};
       return v;
     });
+    const HostPressure* src = source(w);
 
-    std::optional<double> value = metric(w);
+    std::optional<double> value = metric(src);
     if (!value) return;
     const Level level = level_of(*value, rule_);
     if (level == Level::None) {
@@ -86,16 +94,17 @@ class HostPressureDetector final : public RuleDetector {
     if (s == nullptr || !rule_matches(rule_, *s, w)) return;
     last_culprit_ = c->key;
 
-    std::erase_if(stalled, [&](const Victim& v) { return v.key == c->key; });
+    std::erase_if(stalled, [&](const Victim& v) { return v.key == c->key || !member(w, v.key); });
     if (stalled.size() > kMaxVictims) stalled.resize(kMaxVictims);
     nlohmann::json ev = rule_evidence(rule_, metric_name(), *value);
     ev["pressure_resource"] = psi_resource_name(psi_of(pr.resource));
     ev["pressure_kind"] = kind_name(pr.kind);
-    ev["psi"] = pressure_json(w.pressure->of(psi_of(pr.resource)));
-    if (w.pressure->util)
-      ev["util"] = {{"cpu_pct", round4(w.pressure->util->cpu_pct)},
-                    {"mem_used_pct", round4(w.pressure->util->mem_used_pct)},
-                    {"io_mbps", round4(w.pressure->util->io_bps / kBytesPerMB)}};
+    ev["psi"] = pressure_json(src->of(psi_of(pr.resource)));
+    if (!pr.cgroup.empty()) ev["pressure_cgroup"] = pr.cgroup;
+    if (src->util)
+      ev["util"] = {{"cpu_pct", round4(src->util->cpu_pct)},
+                    {"mem_used_pct", round4(src->util->mem_used_pct)},
+                    {"io_mbps", round4(src->util->io_bps / kBytesPerMB)}};
     ev.update(culprit_evidence(*c));
     ev["victims"] = victims_evidence(stalled, "stall_share");
     Finding f = make_finding(rule_, c->key, level, std::move(ev));
@@ -112,26 +121,51 @@ class HostPressureDetector final : public RuleDetector {
     return pr.resource == PR::Resource::Io ? "io_mbps" : res + "_used_pct";
   }
 
-  std::optional<double> metric(const World& w) const {
-    if (w.pressure == nullptr) return std::nullopt;
+  // The host's pressure, or the rule's group's.
+  const HostPressure* source(const World& w) const {
+    if (rule_.pressure.cgroup.empty()) return w.pressure;
+    return w.cgroup_pressure != nullptr ? w.cgroup_pressure->of(rule_.pressure.cgroup) : nullptr;
+  }
+
+  // A member of the rule's group (every process when it names none). A
+  // process whose /proc cannot be vouched for is nobody's member.
+  bool member(const World& w, const ProcKey& k) const {
+    if (rule_.pressure.cgroup.empty()) return true;
+    const ProcState* s = w.procs->find(k);
+    const ProcInfo* info = s != nullptr ? trusted_info(*s, w.infos) : nullptr;
+    return info != nullptr && in_cgroup(info->cgroup, rule_.pressure.cgroup);
+  }
+
+  std::optional<double> metric(const HostPressure* src) const {
+    if (src == nullptr) return std::nullopt;
     const PR& pr = rule_.pressure;
     if (pr.kind == PR::Kind::Used) {
-      if (!w.pressure->util) return std::nullopt;
-      const HostUtil& u = *w.pressure->util;
+      if (!src->util) return std::nullopt;
+      const HostUtil& u = *src->util;
       return pr.resource == PR::Resource::Cpu      ? u.cpu_pct
              : pr.resource == PR::Resource::Memory ? u.mem_used_pct
                                                    : u.io_bps / kBytesPerMB;
     }
-    const ResourcePressure& p = w.pressure->of(psi_of(pr.resource));
+    const ResourcePressure& p = src->of(psi_of(pr.resource));
     if (!p.ok) return std::nullopt;
     if (pr.kind == PR::Kind::Some) return p.psi.some.avg10;
     if (!p.psi.full) return std::nullopt;
     return p.psi.full->avg10;
   }
 
-  // The largest consumer, unless the one named before still uses half as much.
+  // The largest consumer (of the group's members), unless the one named
+  // before still uses half as much.
   std::optional<Culprit> culprit(const World& w) const {
     std::optional<Culprit> c = primary_->top(w);
+    if (!rule_.pressure.cgroup.empty()) {
+      std::set<ProcKey> passed;
+      while (c && !member(w, c->key) && passed.size() < kMaxCulpritSkips) {
+        passed.insert(c->key);
+        c = primary_->top(w, passed);
+      }
+      if (c && !member(w, c->key)) return std::nullopt;
+      return c;  // no hysteresis between members: the group is the fault's subject
+    }
     if (!c || !last_culprit_ || c->key == *last_culprit_) return c;
     if (c->runner_up && c->runner_up->key == *last_culprit_ && c->runner_up->blameable &&
         c->runner_up->amount * 2 >= c->amount) {

@@ -74,6 +74,7 @@ class Engine {
   void set_cpu_quota(CpuQuotaSource* src) { cpu_quota_ = src; }
   // Where host_pressure reads the host's pressure (World::pressure); not owned.
   void set_pressure(const HostPressure* p) { pressure_ = p; }
+  void set_cgroup_pressure(const CgroupPressureSource* p) { cgroup_pressure_ = p; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -96,6 +97,7 @@ class Engine {
   MemoryBudgetSource* memory_budget_ = nullptr;
   CpuQuotaSource* cpu_quota_ = nullptr;
   const HostPressure* pressure_ = nullptr;
+  const CgroupPressureSource* cgroup_pressure_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;
