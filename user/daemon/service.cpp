@@ -565,8 +565,9 @@ void Service::read_pressure(uint64_t now) {
 // Sleeps until a ring-buffer record, a PSI trigger or `wait`; true when a
 // trigger fired (the host stalls: tick now, not at the next period).
 bool Service::wait_for_events(std::chrono::milliseconds wait) {
-  std::vector<int> triggers = pressure_wanted_ ? pressure_.trigger_fds() : std::vector<int>{};
+  std::vector<int> triggers;  // the host's, then the watched groups'
   if (pressure_wanted_) {
+    triggers = pressure_.trigger_fds();
     const std::vector<int> groups = cgroup_pressure_->trigger_fds();
     triggers.insert(triggers.end(), groups.begin(), groups.end());
   }
@@ -621,8 +622,8 @@ void Service::do_reload() {
   next.daemon.lock_path = config_.daemon.lock_path;
   next.daemon.metrics_listen = config_.daemon.metrics_listen;
   config_ = std::move(next);
-  engine_->reload(config_);
-  cgroup_pressure_->set_rules(config_.rules);  // resolved records of removed rules come out with the next tick
+  engine_->reload(config_);  // resolved records of removed rules come out with the next tick
+  cgroup_pressure_->set_rules(config_.rules);
   hw_inputs_->reconfigure(config_.hardware);
   safety_->set_protected(config_.protected_comms);
   handler_->reload(config_);
