@@ -60,6 +60,16 @@ WRITER = ("import os, sys\n"
           "        os.write(fd, chunk)\n")
 
 
+APP_LOGGER = ("import sys, time\n"
+              "with open(sys.argv[1], 'a', buffering=1) as f:\n"
+              "    i = 0\n"
+              "    while True:\n"
+              "        f.write('INFO request %d served\\n' % i)\n"
+              "        f.write('ERROR request %d failed: upstream reset\\n' % i)\n"
+              "        i += 1\n"
+              "        time.sleep(0.02)\n")
+
+
 def _popen(argv, **kw):
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, **kw)
@@ -190,6 +200,20 @@ def fast_leak(ctx, run, wait_s=25):
 def thread_oom(ctx, run, wait_s=20):
     """A non-main thread allocates past a 128 MiB memory cgroup: oom_kill, culprit the process."""
     return _in_memcg(ctx, run, 128 << 20, THREAD_OOM, wait_s)
+
+
+def app_errors(ctx, run, log_path, wait_s=20):
+    """A python service appending 50 ERROR lines a second (among as many
+    INFO lines) to its own log file, which a [[logwatch]] follows. app_errors,
+    culprit: the writer, named by the kernel (fanotify). One at a time: two
+    writers of one file are not told apart without a pid in the line."""
+    run.first_index = ctx.daemon.count()
+    proc = _popen(["python3", "-c", APP_LOGGER, log_path])
+    run.injected_ns = time.time_ns()
+    ctx.claim(run, [proc.pid])
+    _wait_fault(ctx, run, wait_s)
+    host.kill_group(proc)
+    return _close(ctx, run, run.pids, 30)
 
 
 class FrozenHangs:

@@ -77,7 +77,7 @@ void expect_same_rule(const RuleConfig& a, const RuleConfig& b) {
 TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
-                            "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "hw_mce",
+                            "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "app_errors",  "hw_mce",
                             "hw_memory_error",
                             "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
@@ -131,6 +131,7 @@ const Expected kTable[] = {
     {FaultClass::ForkBomb, 100, 20, 1s, 3s, 5s, 64, Severity::Critical},
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
     {FaultClass::HostPressure, 20, 10, 10s, 10s, 10s, 0, Severity::Warning},
+    {FaultClass::AppErrors, 50, 10, 60s, 0s, 60s, 0, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
     {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
@@ -151,7 +152,7 @@ TEST(DefaultConfig, OneRulePerClassWithTheDocumentedValues) {
     SCOPED_TRACE(fault_class_name(e.cls));
     EXPECT_EQ(r.cls, e.cls);
     EXPECT_EQ(r.name, fault_class_name(e.cls));
-    EXPECT_TRUE(r.enabled);
+    EXPECT_EQ(r.enabled, e.cls != FaultClass::AppErrors);  // app_errors: [[logwatch]] sections only
     EXPECT_DOUBLE_EQ(r.threshold, e.threshold);
     EXPECT_DOUBLE_EQ(r.resolve, e.resolve);
     EXPECT_LE(r.resolve, r.threshold);
@@ -379,11 +380,11 @@ TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
 TEST(ConfigErrors, UnknownTopLevelKey) {
   EXPECT_EQ(error_of("sample_interval = \"1s\"\nintervall = \"1s\"\n"),
             "t.toml:2:1: unknown top-level key \"intervall\"; expected one of: sample_interval, protected_comms, "
-            "rules, rule, policy, service, limits, daemon, metrics_listen, hardware");
+            "rules, rule, policy, service, limits, daemon, metrics_listen, hardware, logwatch");
   // A class name at the top level is an override written without "rules.".
   EXPECT_EQ(error_of("\n[cpu_runaway]\nthreshold = 2\n"),
             "t.toml:2:2: unknown key \"cpu_runaway\"; expected one of: sample_interval, protected_comms, rules, rule, "
-            "policy, service, limits, daemon, metrics_listen, hardware; to change the built-in rule write "
+            "policy, service, limits, daemon, metrics_listen, hardware, logwatch; to change the built-in rule write "
             "[rules.cpu_runaway]");
 }
 
@@ -420,7 +421,7 @@ TEST(ConfigErrors, SampleIntervalBounds) {
 TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
-      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, hw_mce, hw_memory_error, "
+      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, hw_mce, hw_memory_error, "
       "hw_pcie_error, "
       "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
@@ -533,7 +534,7 @@ TEST(ConfigErrors, TheEarliestMistakeIsReported) {
   // Keys are visited in name order ("anomaly" before "zzz"), the report is in file order.
   EXPECT_EQ(error_of("zzz = 1\n[rules.anomaly]\nthreshold = \"x\"\n"),
             "t.toml:1:1: unknown top-level key \"zzz\"; expected one of: sample_interval, protected_comms, rules, "
-            "rule, policy, service, limits, daemon, metrics_listen, hardware");
+            "rule, policy, service, limits, daemon, metrics_listen, hardware, logwatch");
   EXPECT_EQ(error_of("[rules.hang]\nwindow = 1\nclear = 2\n"),
             "t.toml:2:10: \"window\" must be a duration such as \"500ms\" or \"10s\" (got 1)");
 }
@@ -643,7 +644,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 21 rules (20 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 22 rules (21 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;

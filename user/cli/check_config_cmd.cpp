@@ -120,6 +120,10 @@ nlohmann::ordered_json config_json(const std::string& path, const Config& cfg) {
       jr["resource"] = p.resource == PR::Resource::Cpu ? "cpu" : p.resource == PR::Resource::Memory ? "memory" : "io";
       jr["kind"] = p.kind == PR::Kind::Some ? "some" : p.kind == PR::Kind::Full ? "full" : "used";
     }
+    if (r.cls == FaultClass::AppErrors && !r.logwatch.path.empty()) {
+      jr["path"] = r.logwatch.path;
+      jr["pattern"] = r.logwatch.pattern;
+    }
     jr["match"] = match_json(r.match);
     j["rules"].push_back(std::move(jr));
   }
@@ -192,10 +196,19 @@ int run_check_config(const std::string& path, bool json) {
     std::fflush(stderr);
     return 2;
   }
-  std::string out = json ? dump(config_json(path, *cfg)) + "\n" : config_table(path, *cfg);
+  // A [[logwatch]] left out for a mistake: the daemon would run without it,
+  // but a check says the file is not right.
+  for (const std::string& why : cfg->left_out) std::fprintf(stderr, "faultprobe: %s\n", why.c_str());
+  nlohmann::ordered_json cj = config_json(path, *cfg);
+  if (!cfg->left_out.empty()) {
+    cj["ok"] = false;
+    cj["left_out"] = cfg->left_out;
+  }
+  std::string out = json ? dump(cj) + "\n" : config_table(path, *cfg);
   std::fputs(out.c_str(), stdout);
   std::fflush(stdout);
-  return 0;
+  std::fflush(stderr);
+  return cfg->left_out.empty() ? 0 : 2;
 }
 
 int run_list_config_keys() {

@@ -66,6 +66,8 @@ const Builtin kBuiltins[] = {
     {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   64,   C},  // forks/s of a group; min size
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
     {FaultClass::HostPressure,    20,     10,     true,  10s,  10s,  10s,  0,    W},  // memory some avg10 %
+    // The defaults of a [[logwatch]] section; the built-in rule has no file to read and stays off.
+    {FaultClass::AppErrors,       50,     10,     true,  60s,  0s,   60s,  0,    W},  // matching lines in window
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM
@@ -97,6 +99,8 @@ RuleConfig rule_from(const Builtin& b) {
   r.count = b.count;
   // The leak forecast looks 10 minutes ahead: time enough to act before the OOM killer does.
   if (b.cls == FaultClass::MemoryLeak) r.horizon = 600s;
+  // It has no file to read: [[logwatch]] sections are the app_errors rules.
+  if (b.cls == FaultClass::AppErrors) r.enabled = false;
   return r;
 }
 
@@ -111,6 +115,8 @@ constexpr size_t kMaxConfigBytes = 16u << 20;       // a config file, not a disk
 namespace config_parse {
 
 using namespace std::chrono_literals;
+
+RuleConfig builtin_rule(FaultClass c) { return rule_from(builtin(c)); }
 
 // ---- rendering values for messages ----
 
@@ -173,12 +179,14 @@ std::string class_names() {
 
 const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_comms", "rules",  "rule",
                                                 "policy",          "service",         "limits", "daemon",
-                                                "metrics_listen",  "hardware"};
+                                                "metrics_listen",  "hardware",        "logwatch"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve",  "for", "window",
                                                  "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
                                                       "resolve", "for",  "window",  "clear",    "count",
                                                       "horizon", "resource", "kind", "cgroup", "match"};
+const std::vector<std::string_view> kLogwatchKeys = {"name",   "path",   "pattern", "enabled", "severity", "threshold",
+                                                     "resolve", "for",   "window",  "clear",   "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -214,6 +222,8 @@ Config Parser::run(const toml::table& root) {
       daemon(node, cfg, daemon_metrics);
     } else if (k == "hardware") {
       hardware(node, cfg);
+    } else if (k == "logwatch") {
+      logwatches(node, cfg);
     } else if (k == "metrics_listen") {
       top_metrics = &node;
       metrics_listen(node, cfg);
@@ -224,6 +234,7 @@ Config Parser::run(const toml::table& root) {
       error(key, msg);
     }
   }
+  logwatch_names(cfg);
   if (top_metrics && daemon_metrics) {
     // One setting, two spellings: say where the other one is rather than pick one.
     const bool top_first = std::pair(top_metrics->source().begin.line, top_metrics->source().begin.column) <
@@ -289,6 +300,11 @@ void Parser::overrides(const toml::node& n, Config& cfg) {
       continue;
     }
     const std::string where = "[rules." + name + "]";
+    if (*cls == FaultClass::AppErrors) {
+      error(key, "app_errors rules are written as [[logwatch]] sections, each with its \"path\" and \"pattern\" "
+                 "(there is no built-in one to change)");
+      continue;
+    }
     const toml::table* t = node.as_table();
     if (!t) {
       error(node, "\"rules." + name + "\" must be a table of rule keys such as " + where + " (got " +
@@ -356,12 +372,15 @@ void Parser::added_rule(const toml::table& t, size_t index, std::map<std::string
                     class_names());
     else if (!(cls = parse_fault_class(s->get())))
       error(*n, "unknown fault class " + quote(s->get()) + "; expected one of: " + class_names());
+    else if (*cls == FaultClass::AppErrors)
+      error(*n, "app_errors rules are written as [[logwatch]] sections, each with its \"path\" and \"pattern\"");
   } else {
     error(t, where + " needs a \"class\"; expected one of: " + class_names());
   }
 
   // An added rule starts from its class's built-in values. With no valid
   // class the keys are still checked, so every mistake gets reported.
+  if (cls == FaultClass::AppErrors) cls.reset();  // said above; its keys are checked as any rule's
   RuleConfig r = rule_from(builtin(cls.value_or(FaultClass::Anomaly)));
   r.name = name;
   apply_rule(t, r, where, true);
@@ -417,10 +436,12 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
       pressure_key(node, k, r, where);
     } else if (k == "match") {
       apply_match(node, r.match, where);
-    } else if (added && (k == "name" || k == "class")) {
+    } else if (added && r.cls != FaultClass::AppErrors && (k == "name" || k == "class")) {
       // read by added_rule()
+    } else if (r.cls == FaultClass::AppErrors && (k == "name" || k == "path" || k == "pattern")) {
+      // read by logwatch()
     } else {
-      unknown_key(key, where, added ? kAddedRuleKeys : kRuleKeys);
+      unknown_key(key, where, r.cls == FaultClass::AppErrors ? kLogwatchKeys : added ? kAddedRuleKeys : kRuleKeys);
     }
   }
   if (errors_.size() != errors_before) return;  // cross-checks would only repeat the mistake
@@ -660,7 +681,7 @@ Result<Config> load_config_file(const std::string& path) {
 std::vector<KnownKeys> known_config_keys() {
   using namespace config_parse;
   std::vector<KnownKeys> out = {{"", kTopKeys}, {"rules.CLASS", kRuleKeys}, {"rule", kAddedRuleKeys},
-                                {"match", kMatchKeys}};
+                                {"logwatch", kLogwatchKeys}, {"match", kMatchKeys}};
   for (auto& s : section_keys()) out.push_back(std::move(s));
   return out;
 }

@@ -41,6 +41,17 @@ struct PressureRule {
   std::string cgroup;
 };
 
+// app_errors, written as a [[logwatch]] section: the log file followed and the
+// pattern a line must match to count (detect/logwatch.h).
+struct LogWatchRule {
+  std::string path;     // absolute; a regular file, never opened through a symlink
+  // RE2 (linear time whatever the line: the lines are the logging process's
+  // to choose). A named group "pid" ((?P<pid>[0-9]+)) takes the writer's pid
+  // from the line; else the kernel names the writer (fanotify), else the
+  // rule's match must select one live process.
+  std::string pattern;
+};
+
 struct RuleConfig {
   std::string name;                 // built-ins are named after their class
   FaultClass cls = FaultClass::Anomaly;
@@ -58,6 +69,7 @@ struct RuleConfig {
   // within `horizon` opens it early; 0 turns the forecast off.
   std::chrono::nanoseconds horizon{0};
   PressureRule pressure;            // host_pressure only
+  LogWatchRule logwatch;            // app_errors only
   ProcessMatch match;
 };
 
@@ -197,6 +209,11 @@ struct Config {
   DaemonConfig daemon;
   HardwareConfig hardware;
   std::string source;               // file it came from ("<built-in>")
+  // [[logwatch]] sections left out for a mistake (a pattern that does not
+  // compile, a bad path, ...): one message each, FILE:LINE:COLUMN and the
+  // key. The rest of the config is used; `faultprobe check-config` fails on
+  // them and the daemon logs them as errors and shows them in its status.
+  std::vector<std::string> left_out;
 };
 
 // The built-in defaults: one rule per class, sensible on a busy server.

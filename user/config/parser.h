@@ -27,6 +27,7 @@ std::string number_text(double v);               // shortest form
 std::string describe(const toml::node& n);       // what the user wrote: "10", 10, true, a table
 std::string join(const std::vector<std::string_view>& items);
 std::string class_names();                       // every fault class, comma-separated
+RuleConfig builtin_rule(FaultClass c);           // a class's built-in rule (an added rule's starting point)
 // The action sections' keys (config_sections.cpp) for known_config_keys().
 std::vector<KnownKeys> section_keys();
 
@@ -79,6 +80,15 @@ class Parser {
   void apply_rule(const toml::table& t, RuleConfig& r, const std::string& where, bool added);
   void apply_match(const toml::node& n, ProcessMatch& m, const std::string& where);
   void pressure_key(const toml::node& n, std::string_view k, RuleConfig& r, const std::string& where);
+  // [[logwatch]] (config_logwatch.cpp): a mistake there leaves that section out (Config::left_out).
+  void logwatches(const toml::node& n, Config& cfg);
+  void logwatch(const toml::table& t, size_t index, std::map<std::string, const toml::node*>& seen, Config& cfg);
+  void logwatch_names(Config& cfg);
+  // Moves the complaints made since `errors_before` into `out` (soft errors).
+  void soften(size_t errors_before, std::vector<std::string>& out) {
+    for (size_t i = errors_before; i < errors_.size(); i++) out.push_back(std::move(errors_[i].text));
+    errors_.resize(errors_before);
+  }
 
   // The action sections (policy, service, limits, daemon): config_sections.cpp.
   const toml::array* table_array(const toml::node& n, std::string_view key, std::string_view what);

@@ -167,6 +167,8 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
   s->cgroup_pressure_ = std::make_unique<CgroupPressureSet>(detect_cgroups().v2_root);
   s->cgroup_pressure_->set_rules(s->config_.rules);
   s->engine_->set_cgroup_pressure(s->cgroup_pressure_.get());
+  s->logwatch_.set_rules(s->config_.rules);
+  s->engine_->set_logs(&s->logwatch_);
   for (const auto& hs : s->probe_->hardware_sources())
     spdlog::info("hardware source {} ({}): {}{}", hs.name, hs.tracepoint, hs.available ? "available" : "unavailable",
                  hs.reason.empty() ? "" : " -- " + hs.reason);
@@ -501,6 +503,7 @@ void Service::tick(uint64_t now) {
   changed_total_ += changed_.size();
   hw_inputs_->prepare(now, events_);
   read_pressure(now);
+  if (!logwatch_.empty()) guarded("logwatch", [&] { logwatch_.read(); });
   // Each record goes out as soon as its rule decided it: a crash does not
   // wait for the threshold detectors.
   // One record that cannot be written costs that record, not the tick.
@@ -624,6 +627,7 @@ void Service::do_reload() {
   config_ = std::move(next);
   engine_->reload(config_);  // resolved records of removed rules come out with the next tick
   cgroup_pressure_->set_rules(config_.rules);
+  logwatch_.set_rules(config_.rules);
   hw_inputs_->reconfigure(config_.hardware);
   safety_->set_protected(config_.protected_comms);
   handler_->reload(config_);

@@ -22,6 +22,7 @@
 #include "detect/engine.h"
 #include "detect/cgroup_pressure.h"
 #include "detect/host_pressure.h"
+#include "detect/logwatch.h"
 #include "detect/hw_sources.h"
 #include "detect/cpu_quota.h"
 #include "detect/memory_budget.h"
@@ -100,6 +101,7 @@ class Service : public ServerProvider {
   // host_pressure rules that name a cgroup v2 group: its own PSI files.
   std::unique_ptr<CgroupPressureSet> cgroup_pressure_;
   HostSampler util_sampler_;
+  LogWatchSet logwatch_;  // [[logwatch]]: app_errors' files, read at every tick
   uint64_t last_util_ns_ = 0;
   bool pressure_wanted_ = false;  // an enabled host_pressure rule: read PSI, wake on its triggers
   std::vector<const fp_proc*> changed_;

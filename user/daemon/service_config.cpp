@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include <spdlog/spdlog.h>
+
 namespace fp {
 
 Result<void> check_config_file_safe(const std::string& path) {
@@ -32,6 +34,8 @@ Result<Config> load_service_config(const ServiceOptions& opts) {
     if (!c) return c.error();
     cfg = std::move(c).value();
   }
+  // A mistake in a [[logwatch]] costs that rule only: say so, loudly, and run the rest.
+  for (const std::string& why : cfg.left_out) spdlog::error("config: left out: {}", why);
   if (opts.pin_dir) cfg.daemon.pin_dir = *opts.pin_dir;
   if (opts.lock_path) cfg.daemon.lock_path = *opts.lock_path;
   return cfg;

@@ -154,6 +154,8 @@ nlohmann::json Service::build_status() const {
   s["hardware"] = hw_inputs_->status();
   s["pressure"] = pressure_.status();
   if (cgroup_pressure_ && !cgroup_pressure_->empty()) s["pressure"]["cgroups"] = cgroup_pressure_->status();
+  if (!logwatch_.empty()) s["logwatch"] = logwatch_.status();
+  if (!config_.left_out.empty()) s["config_left_out"] = config_.left_out;
   s["cpu_tick"] = probe_->cpu_tick_attached();
   s["thread_state"] = probe_->thread_task_storage() ? "task_storage" : "hash";
   s["runq_waits_from"] = probe_->runq_from_sched_info() ? "sched_info" : "wakeups";

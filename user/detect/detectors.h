@@ -20,6 +20,8 @@ std::unique_ptr<Detector> make_fork_bomb(const RuleConfig& r);
 std::unique_ptr<Detector> make_anomaly(const RuleConfig& r);
 // Host-wide pressure (detect/detectors_pressure.cpp): PSI or utilisation of a resource.
 std::unique_ptr<Detector> make_host_pressure(const RuleConfig& r);
+// Log lines matching a [[logwatch]] pattern (detect/detectors_app.cpp).
+std::unique_ptr<Detector> make_app_errors(const RuleConfig& r);
 
 // Event-driven detectors (detect/detectors_event.cpp).
 std::unique_ptr<Detector> make_oom_kill(const RuleConfig& r);

@@ -25,6 +25,7 @@ std::unique_ptr<Detector> make_detector(const RuleConfig& rule) {
     case FaultClass::ForkBomb: return make_fork_bomb(rule);
     case FaultClass::Anomaly: return make_anomaly(rule);
     case FaultClass::HostPressure: return make_host_pressure(rule);
+    case FaultClass::AppErrors: return make_app_errors(rule);
     case FaultClass::HwMce:
     case FaultClass::HwMemoryError:
     case FaultClass::HwPcieError:

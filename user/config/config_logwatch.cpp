@@ -1,0 +1,127 @@
+// [[logwatch]]: the app_errors rules. Each names a log file, an RE2 pattern
+// and the usual rule keys (threshold = matching lines in `window`, `for`,
+// `clear`, `resolve`, `severity`, `match`). A mistake in one section leaves
+// that section out (Config::left_out) and the rest of the config in use: a
+// bad pattern must not keep the daemon from watching everything else.
+#include <re2/re2.h>
+
+#include <algorithm>
+
+#include "config/parser.h"
+
+namespace fp::config_parse {
+namespace {
+
+constexpr size_t kMaxPathBytes = 4095;     // PATH_MAX - 1
+constexpr size_t kMaxPatternBytes = 4096;  // a pattern, not a dictionary
+constexpr int64_t kMaxRe2Memory = 8 << 20; // RE2's own budget per pattern
+
+}  // namespace
+
+void Parser::logwatches(const toml::node& n, Config& cfg) {
+  const size_t before = errors_.size();
+  const toml::array* arr = table_array(n, "logwatch", "watched log file");
+  if (!arr) {
+    soften(before, cfg.left_out);
+    return;
+  }
+  std::map<std::string, const toml::node*> seen;
+  size_t index = 0;
+  for (const toml::node& e : *arr) {
+    ++index;
+    const size_t errors_before = errors_.size();
+    if (const toml::table* t = e.as_table())
+      logwatch(*t, index, seen, cfg);
+    else
+      error(e, "each [[logwatch]] must be a table of logwatch keys (got " + describe(e) + ")");
+    soften(errors_before, cfg.left_out);
+  }
+}
+
+void Parser::logwatch(const toml::table& t, size_t index, std::map<std::string, const toml::node*>& seen,
+                      Config& cfg) {
+  std::string where = "[[logwatch]] #" + std::to_string(index);
+  const size_t errors_before = errors_.size();
+  RuleConfig r = builtin_rule(FaultClass::AppErrors);
+  r.enabled = true;
+  r.name.clear();
+
+  if (const toml::node* n = t.get("name")) {
+    if (const auto* s = n->as_string(); !s) {
+      error(*n, "\"name\" must be a string (got " + describe(*n) + ")");
+    } else if (s->get().empty()) {
+      error(*n, "\"name\" must not be empty");
+    } else if (parse_fault_class(s->get())) {
+      error(*n, "logwatch name " + quote(s->get()) + " is the name of a built-in rule; pick another name");
+    } else if (auto it = seen.find(s->get()); it != seen.end()) {
+      const auto& first = it->second->source().begin;
+      error(*n, "duplicate logwatch name " + quote(s->get()) + " (first used at " + std::to_string(first.line) +
+                    ":" + std::to_string(first.column) + "); names must be unique");
+    } else {
+      r.name = s->get();
+      seen.emplace(r.name, n);
+      where = "[[logwatch]] " + quote(r.name);
+    }
+  } else {
+    error(t, where + " needs a \"name\" (a unique name for the rule, as its faults are named)");
+  }
+
+  if (const toml::node* n = t.get("path")) {
+    if (auto v = absolute_path(*n, "path", "\"/var/log/api/error.log\"")) {
+      const bool dotdot = v->find("/../") != std::string::npos || v->ends_with("/..");
+      if (v->size() > kMaxPathBytes || v->find('\0') != std::string::npos || dotdot || v->back() == '/')
+        error(*n, "\"path\" of " + where + " must be a file's absolute path, no \"..\", at most " +
+                      std::to_string(kMaxPathBytes) + " bytes (got " + describe(*n) + ")");
+      else
+        r.logwatch.path = *v;
+    }
+  } else {
+    error(t, where + " needs a \"path\": the log file to follow, such as \"/var/log/api/error.log\"");
+  }
+
+  if (const toml::node* n = t.get("pattern")) {
+    if (auto v = string(*n, "pattern", "\"ERROR|Traceback\"")) {
+      if (v->empty() || v->size() > kMaxPatternBytes) {
+        error(*n, "\"pattern\" of " + where + " must be 1 to " + std::to_string(kMaxPatternBytes) +
+                      " bytes of RE2 syntax (got " + std::to_string(v->size()) + " bytes)");
+      } else {
+        RE2::Options opts;
+        opts.set_log_errors(false);
+        opts.set_max_mem(kMaxRe2Memory);
+        RE2 re(*v, opts);
+        if (!re.ok()) {
+          error(*n, "\"pattern\" of " + where + " is not a valid RE2 pattern: " + re.error() + " (got " +
+                        describe(*n) + ")");
+        } else if (auto groups = re.NamedCapturingGroups(); groups.count("pid") == 0 && groups.size() > 0) {
+          error(*n, "\"pattern\" of " + where + " names a group other than \"pid\"; the only named group it may "
+                        "have is (?P<pid>[0-9]+), the writer's pid in the line");
+        } else {
+          r.logwatch.pattern = *v;
+        }
+      }
+    }
+  } else {
+    error(t, where + " needs a \"pattern\": an RE2 pattern a line must match to count, such as \"ERROR\"");
+  }
+
+  apply_rule(t, r, where, true);
+  if (errors_.size() == errors_before) cfg.rules.push_back(std::move(r));
+}
+
+// A [[logwatch]] name must not be taken by an added [[rule]] (faults are
+// keyed by rule name). The sections are read in key order, so this is
+// checked when both are in.
+void Parser::logwatch_names(Config& cfg) {
+  std::map<std::string, size_t> others;
+  for (const RuleConfig& r : cfg.rules)
+    if (r.cls != FaultClass::AppErrors) others.emplace(r.name, 0);
+  auto it = std::remove_if(cfg.rules.begin(), cfg.rules.end(), [&](const RuleConfig& r) {
+    if (r.cls != FaultClass::AppErrors || !r.enabled || !others.contains(r.name)) return false;
+    cfg.left_out.push_back(file_ + ": [[logwatch]] " + quote(r.name) +
+                           " has the name of a [[rule]]; names must be unique (the logwatch is left out)");
+    return true;
+  });
+  cfg.rules.erase(it, cfg.rules.end());
+}
+
+}  // namespace fp::config_parse
