@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "config/config.h"
+#include "detect/journal.h"
 #include "detect/logwatch.h"
 #include "threshold_rules.h"
 
@@ -257,6 +259,132 @@ TEST(LogWatchSet, MatchesAndTakesThePidFromTheLine) {
   set.read();
   EXPECT_EQ(set.matches("plain").size(), 1u);
   EXPECT_TRUE(set.matches("bypid").empty());
+}
+
+// ---- the journal ----
+
+TEST(LogwatchConfig, TheJournalAsSource) {
+  auto c = parse_config(R"(
+[[logwatch]]
+name = "api"
+journal = true
+unit = "api.service"
+pattern = "ERROR"
+
+[[logwatch]]
+name = "remote"
+journal = "/var/log/journal/remote"
+pattern = "FATAL"
+)",
+                        "t.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->left_out.empty()) << c->left_out[0];
+  const RuleConfig* api = find_rule(*c, "api");
+  ASSERT_NE(api, nullptr);
+  EXPECT_TRUE(api->logwatch.journal);
+  EXPECT_EQ(api->logwatch.journal_dir, "");
+  EXPECT_EQ(api->logwatch.unit, "api.service");
+  EXPECT_EQ(find_rule(*c, "remote")->logwatch.journal_dir, "/var/log/journal/remote");
+  struct Case {
+    const char* body;
+    const char* says;
+  } cases[] = {
+      {"journal = true\npath = \"/l\"\n", "either a file (\"path\") or the journal"},
+      {"journal = \"rel/dir\"\n", "\"journal\" of [[logwatch]] \"n\" must be true"},
+      {"journal = false\nunit = \"a.service\"\n", "it needs \"journal = true\""},
+      {"journal = true\nunit = \"a/b\"\n", "must be a systemd unit name"},
+  };
+  for (const Case& k : cases) {
+    auto e = parse_config(std::string("[[logwatch]]\nname = \"n\"\npattern = \"x\"\n") + k.body, "t.toml");
+    ASSERT_TRUE(e) << k.body;
+    ASSERT_FALSE(e->left_out.empty()) << k.body;
+    EXPECT_NE(e->left_out[0].find(k.says), std::string::npos) << k.body << " -> " << e->left_out[0];
+  }
+}
+
+// Journal files written by systemd-journal-remote from the export format
+// (the fields as journald would have stored them).
+struct JournalDir : TempDir {
+  std::string write(uint32_t pid, const std::string& unit, const std::string& message) {
+    static uint64_t seq = 0;
+    seq++;
+    const std::string entry = "__REALTIME_TIMESTAMP=" + std::to_string(1796650000000000ull + seq * 1000) +
+                              "\n__MONOTONIC_TIMESTAMP=" + std::to_string(seq * 1000) +
+                              "\n_BOOT_ID=0123456789abcdef0123456789abcdef\n" +
+                              (pid ? "_PID=" + std::to_string(pid) + "\n" : std::string()) +
+                              (unit.empty() ? std::string() : "_SYSTEMD_UNIT=" + unit + "\n") + "MESSAGE=" + message +
+                              "\n\n";
+    const std::string in = path + "/entry.export";
+    std::ofstream(in, std::ios::trunc) << entry;
+    const std::string cmd = "/lib/systemd/systemd-journal-remote -o " + path + "/j/remote.journal " + in +
+                            " >/dev/null 2>&1";
+    return std::system(cmd.c_str()) == 0 ? "" : "systemd-journal-remote failed: " + cmd;
+  }
+  JournalDir() { std::filesystem::create_directories(path + "/j"); }
+};
+
+TEST(JournalFollower, ReadsNewEntriesWithTheirPidFromTheEnd) {
+  ASSERT_TRUE(std::filesystem::exists("/lib/systemd/systemd-journal-remote"))
+      << "install systemd-journal-remote (scripts/install-deps test)";
+  JournalDir d;
+  ASSERT_EQ(d.write(100, "api.service", "ERROR before the daemon looked"), "");
+  JournalFollower all(d.path + "/j", "");
+  JournalFollower api(d.path + "/j", "api.service");
+  struct Entry {
+    std::string msg;
+    uint32_t pid;
+  };
+  auto drain = [](JournalFollower& f) {
+    std::vector<Entry> out;
+    f.read(kMaxJournalEntries, [&](std::string_view m, uint32_t pid) { out.push_back({std::string(m), pid}); });
+    return out;
+  };
+  EXPECT_TRUE(drain(all).empty());  // history
+  EXPECT_TRUE(drain(api).empty());
+  EXPECT_EQ(all.error(), "");
+  EXPECT_TRUE(all.following());
+  ASSERT_EQ(d.write(4242, "api.service", "ERROR one"), "");
+  ASSERT_EQ(d.write(777, "db.service", "ERROR other unit"), "");
+  ASSERT_EQ(d.write(0, "", "no pid at all"), "");
+  auto got = drain(all);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].msg, "ERROR one");
+  EXPECT_EQ(got[0].pid, 4242u);
+  EXPECT_EQ(got[2].pid, 0u);
+  auto mine = drain(api);
+  ASSERT_EQ(mine.size(), 1u);
+  EXPECT_EQ(mine[0].msg, "ERROR one");
+  EXPECT_TRUE(drain(all).empty());
+}
+
+TEST(JournalFollower, AnAbsentJournalIsAnErrorNotAFailure) {
+  JournalFollower f("/nonexistent/fp-journal", "");
+  f.read(10, [](std::string_view, uint32_t) { FAIL() << "no entries from nothing"; });
+  EXPECT_FALSE(f.following());
+  EXPECT_NE(f.error().find("does not exist"), std::string::npos) << f.error();
+}
+
+TEST(LogWatchSet, JournalEntriesAreChargedToTheirPid) {
+  ASSERT_TRUE(std::filesystem::exists("/lib/systemd/systemd-journal-remote"));
+  JournalDir d;
+  ASSERT_EQ(d.write(1, "init.scope", "start"), "");
+  RuleConfig r = rule(FaultClass::AppErrors, 5, 1, 10s);
+  r.name = "j";
+  r.logwatch.journal = true;
+  r.logwatch.journal_dir = d.path + "/j";
+  r.logwatch.pattern = "ERROR";
+  LogWatchSet set;
+  set.set_rules({r});
+  set.read();
+  ASSERT_EQ(d.write(4242, "api.service", "ERROR boom"), "");
+  ASSERT_EQ(d.write(4242, "api.service", "INFO fine"), "");
+  set.read();
+  const auto& m = set.matches("j");
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].pid, 4242u);
+  EXPECT_EQ(m[0].by, LogMatch::By::Journal);
+  EXPECT_EQ(set.status()["j"]["writers_from"], "journal (_PID)");
+  EXPECT_EQ(set.status()["j"]["entries"], 2);
 }
 
 class FakeLogs : public LogMatchSource {

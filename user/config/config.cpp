@@ -185,8 +185,9 @@ const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "thresho
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
                                                       "resolve", "for",  "window",  "clear",    "count",
                                                       "horizon", "resource", "kind", "cgroup", "match"};
-const std::vector<std::string_view> kLogwatchKeys = {"name",   "path",   "pattern", "enabled", "severity", "threshold",
-                                                     "resolve", "for",   "window",  "clear",   "match"};
+const std::vector<std::string_view> kLogwatchKeys = {"name",   "path",   "journal", "unit",   "pattern", "enabled",
+                                                     "severity", "threshold", "resolve", "for", "window",  "clear",
+                                                     "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -438,7 +439,8 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
       apply_match(node, r.match, where);
     } else if (added && r.cls != FaultClass::AppErrors && (k == "name" || k == "class")) {
       // read by added_rule()
-    } else if (r.cls == FaultClass::AppErrors && (k == "name" || k == "path" || k == "pattern")) {
+    } else if (r.cls == FaultClass::AppErrors &&
+               (k == "name" || k == "path" || k == "pattern" || k == "journal" || k == "unit")) {
       // read by logwatch()
     } else {
       unknown_key(key, where, r.cls == FaultClass::AppErrors ? kLogwatchKeys : added ? kAddedRuleKeys : kRuleKeys);

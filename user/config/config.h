@@ -44,7 +44,12 @@ struct PressureRule {
 // app_errors, written as a [[logwatch]] section: the log file followed and the
 // pattern a line must match to count (detect/logwatch.h).
 struct LogWatchRule {
+  // The source: a file (path), or the systemd journal (journal: the host's
+  // own when journal_dir is "", else that directory of journal files).
   std::string path;     // absolute; a regular file, never opened through a symlink
+  bool journal = false;
+  std::string journal_dir;
+  std::string unit;     // journal only: entries of _SYSTEMD_UNIT=unit ("" = all)
   // RE2 (linear time whatever the line: the lines are the logging process's
   // to choose). A named group "pid" ((?P<pid>[0-9]+)) takes the writer's pid
   // from the line; else the kernel names the writer (fanotify), else the

@@ -66,7 +66,38 @@ void Parser::logwatch(const toml::table& t, size_t index, std::map<std::string, 
     error(t, where + " needs a \"name\" (a unique name for the rule, as its faults are named)");
   }
 
-  if (const toml::node* n = t.get("path")) {
+  const toml::node* journal = t.get("journal");
+  if (journal != nullptr && journal->as_boolean() && !journal->as_boolean()->get()) journal = nullptr;  // = false
+  if (journal != nullptr) {
+    if (const auto* b = journal->as_boolean(); b && b->get()) {
+      r.logwatch.journal = true;
+    } else if (const auto* s = journal->as_string(); s && !s->get().empty() && s->get()[0] == '/' &&
+                                                       s->get().size() <= kMaxPathBytes &&
+                                                       s->get().find('\0') == std::string::npos) {
+      r.logwatch.journal = true;
+      r.logwatch.journal_dir = s->get();
+    } else {
+      error(*journal, "\"journal\" of " + where + " must be true (the host's journal) or the absolute path of a "
+                      "directory of journal files (got " + describe(*journal) + ")");
+    }
+  }
+  if (const toml::node* n = t.get("unit")) {
+    const auto* s = n->as_string();
+    if (journal == nullptr)
+      error(*n, "\"unit\" selects journal entries; it needs \"journal = true\" in " + where);
+    else if (!s || s->get().empty() || s->get().size() > 256 || s->get().find('/') != std::string::npos ||
+             s->get().find('\0') != std::string::npos)
+      error(*n, "\"unit\" of " + where + " must be a systemd unit name such as \"api.service\" (got " +
+                    describe(*n) + ")");
+    else
+      r.logwatch.unit = s->get();
+  }
+
+  if (const toml::node* n = t.get("path"); n != nullptr && journal != nullptr) {
+    error(*n, where + " reads either a file (\"path\") or the journal (\"journal\"), not both");
+  } else if (journal != nullptr) {
+    // the journal it is
+  } else if (n != nullptr) {
     if (auto v = absolute_path(*n, "path", "\"/var/log/api/error.log\"")) {
       const bool dotdot = v->find("/../") != std::string::npos || v->ends_with("/..");
       if (v->size() > kMaxPathBytes || v->find('\0') != std::string::npos || dotdot || v->back() == '/')
@@ -76,7 +107,8 @@ void Parser::logwatch(const toml::table& t, size_t index, std::map<std::string, 
         r.logwatch.path = *v;
     }
   } else {
-    error(t, where + " needs a \"path\": the log file to follow, such as \"/var/log/api/error.log\"");
+    error(t, where + " needs a \"path\" (the log file to follow, such as \"/var/log/api/error.log\") or "
+             "\"journal = true\"");
   }
 
   if (const toml::node* n = t.get("pattern")) {

@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "detect/journal.h"
 #include "util/text.h"
 
 namespace fp {
@@ -57,6 +58,7 @@ const char* log_match_by_name(LogMatch::By by) {
   switch (by) {
     case LogMatch::By::Line: return "line";
     case LogMatch::By::Kernel: return "kernel";
+    case LogMatch::By::Journal: return "journal";
     case LogMatch::By::None: return "match";
   }
   return "?";
@@ -199,15 +201,19 @@ std::vector<uint32_t> WriterWatch::drain() {
 // ---- LogWatchSet ----
 
 struct LogWatchSet::Watch {
+  LogWatchRule source;
   std::string path, pattern;
   LogFollower follower;
+  std::unique_ptr<JournalFollower> journal;  // journal = ...: instead of the file
   WriterWatch writers;
   uint64_t marked_generation = 0;
   std::unique_ptr<re2::RE2> re;
   int pid_group = 0;  // 1-based index of (?P<pid>...), 0 when none
   std::vector<LogMatch> matches;
   uint64_t matched = 0;
-  Watch(std::string p, std::string pat) : path(p), pattern(std::move(pat)), follower(std::move(p)) {
+  explicit Watch(const LogWatchRule& lw)
+      : source(lw), path(lw.path), pattern(lw.pattern), follower(lw.path) {
+    if (lw.journal) journal = std::make_unique<JournalFollower>(lw.journal_dir, lw.unit);
     re2::RE2::Options opts;
     opts.set_log_errors(false);
     opts.set_max_mem(8 << 20);
@@ -223,13 +229,16 @@ LogWatchSet::~LogWatchSet() = default;
 void LogWatchSet::set_rules(const std::vector<RuleConfig>& rules) {
   std::map<std::string, std::unique_ptr<Watch>> next;
   for (const RuleConfig& r : rules) {
-    if (r.cls != FaultClass::AppErrors || !r.enabled || r.logwatch.path.empty()) continue;
+    if (r.cls != FaultClass::AppErrors || !r.enabled || (r.logwatch.path.empty() && !r.logwatch.journal)) continue;
     auto it = watches_.find(r.name);
-    if (it != watches_.end() && it->second->path == r.logwatch.path && it->second->pattern == r.logwatch.pattern) {
+    const LogWatchRule& lw = r.logwatch;
+    if (it != watches_.end() && it->second->path == lw.path && it->second->pattern == lw.pattern &&
+        it->second->source.journal == lw.journal && it->second->source.journal_dir == lw.journal_dir &&
+        it->second->source.unit == lw.unit) {
       next[r.name] = std::move(it->second);
       continue;
     }
-    auto w = std::make_unique<Watch>(r.logwatch.path, r.logwatch.pattern);
+    auto w = std::make_unique<Watch>(r.logwatch);
     if (!w->re->ok()) {  // the config checked it: only a stale one gets here
       spdlog::error("logwatch {}: pattern does not compile: {}", display_text(r.name), w->re->error());
       continue;
@@ -239,38 +248,66 @@ void LogWatchSet::set_rules(const std::vector<RuleConfig>& rules) {
   watches_ = std::move(next);
 }
 
+namespace {
+
+// Whether `line` matches; with a pid group, the pid it names (0: none or not a number).
+bool match_line(const re2::RE2& re, int pid_group, std::string_view line, uint32_t& pid) {
+  pid = 0;
+  re2::StringPiece pid_text;
+  bool hit = false;
+  try {
+    if (pid_group > 0) {
+      std::vector<re2::StringPiece> groups(static_cast<size_t>(pid_group) + 1);
+      hit = re.Match(line, 0, line.size(), re2::RE2::UNANCHORED, groups.data(), static_cast<int>(groups.size()));
+      if (hit) pid_text = groups[static_cast<size_t>(pid_group)];
+    } else {
+      hit = re2::RE2::PartialMatch(line, re);
+    }
+  } catch (...) {
+    return false;  // RE2 does not throw; an allocation failure must not end the tick
+  }
+  if (hit && !pid_text.empty()) {
+    uint32_t v = 0;
+    auto [end, ec] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), v);
+    if (ec == std::errc() && end == pid_text.data() + pid_text.size()) pid = v;
+  }
+  return hit;
+}
+
+}  // namespace
+
 void LogWatchSet::read() {
   for (auto& [name, wp] : watches_) {
     Watch& w = *wp;
     w.matches.clear();
     std::vector<LogMatch> found;
-    w.follower.read(kReadBudget, [&](std::string_view line) {
-      re2::StringPiece pid_text;
-      bool hit = false;
-      try {
-        if (w.pid_group > 0) {
-          std::vector<re2::StringPiece> groups(static_cast<size_t>(w.pid_group) + 1);
-          hit = w.re->Match(line, 0, line.size(), re2::RE2::UNANCHORED, groups.data(),
-                            static_cast<int>(groups.size()));
-          if (hit) pid_text = groups[static_cast<size_t>(w.pid_group)];
-        } else {
-          hit = re2::RE2::PartialMatch(line, *w.re);
-        }
-      } catch (...) {
-        hit = false;  // RE2 does not throw; an allocation failure must not end the tick
-      }
-      if (!hit) return;
+    auto take = [&](std::string_view line, uint32_t line_pid, LogMatch::By by) {
       LogMatch m;
       m.line = std::string(utf8_prefix(line, kMaxLineBytes));
-      uint32_t pid = 0;
-      if (!pid_text.empty()) {
-        auto [end, ec] = std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid);
-        if (ec == std::errc() && end == pid_text.data() + pid_text.size() && pid > 0) {
-          m.pid = pid;
-          m.by = LogMatch::By::Line;
-        }
+      if (line_pid > 0) {
+        m.pid = line_pid;
+        m.by = by;
       }
       found.push_back(std::move(m));
+    };
+    if (w.journal) {
+      // The journal names the writer of each entry (_PID); a pid group in the
+      // pattern overrides it (a logger's entries about others).
+      w.journal->read(kMaxJournalEntries, [&](std::string_view msg, uint32_t pid) {
+        uint32_t line_pid = 0;
+        if (!match_line(*w.re, w.pid_group, msg, line_pid)) return;
+        if (line_pid > 0)
+          take(msg, line_pid, LogMatch::By::Line);
+        else
+          take(msg, pid, LogMatch::By::Journal);
+      });
+      w.matched += found.size();
+      w.matches = std::move(found);
+      continue;
+    }
+    w.follower.read(kReadBudget, [&](std::string_view line) {
+      uint32_t line_pid = 0;
+      if (match_line(*w.re, w.pid_group, line, line_pid)) take(line, line_pid, LogMatch::By::Line);
     });
     // Who wrote: the kernel's answer covers every line read so far (the
     // marks were drained after the read), so a writer of these lines is in it.
@@ -304,16 +341,28 @@ nlohmann::json LogWatchSet::status() const {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, wp] : watches_) {
     const Watch& w = *wp;
-    nlohmann::json j = {{"path", w.path},
-                        {"following", w.follower.fd() >= 0},
-                        {"lines", w.follower.lines()},
-                        {"bytes", w.follower.bytes()},
-                        {"matched", w.matched},
-                        {"rotations", w.follower.rotations()},
-                        {"skipped_bytes", w.follower.skipped_bytes()},
-                        {"writers_from", w.pid_group > 0       ? "line"
-                                         : w.writers.active() ? "kernel (fanotify)"
-                                                              : "match"}};
+    nlohmann::json j;
+    if (w.journal) {
+      j = {{"journal", w.source.journal_dir.empty() ? "the host's" : w.source.journal_dir},
+           {"following", w.journal->following()},
+           {"entries", w.journal->entries()},
+           {"matched", w.matched},
+           {"writers_from", w.pid_group > 0 ? "line" : "journal (_PID)"}};
+      if (!w.source.unit.empty()) j["unit"] = w.source.unit;
+      if (!w.journal->error().empty()) j["error"] = w.journal->error();
+      out[name] = std::move(j);
+      continue;
+    }
+    j = {{"path", w.path},
+         {"following", w.follower.fd() >= 0},
+         {"lines", w.follower.lines()},
+         {"bytes", w.follower.bytes()},
+         {"matched", w.matched},
+         {"rotations", w.follower.rotations()},
+         {"skipped_bytes", w.follower.skipped_bytes()},
+         {"writers_from", w.pid_group > 0       ? "line"
+                          : w.writers.active() ? "kernel (fanotify)"
+                                               : "match"}};
     if (!w.follower.error().empty()) j["error"] = w.follower.error();
     if (!w.writers.error().empty()) j["writer_error"] = w.writers.error();
     out[name] = std::move(j);

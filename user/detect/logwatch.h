@@ -41,16 +41,17 @@ namespace fp {
 inline constexpr size_t kMaxLineBytes = 4096;          // longer lines are cut (and the rest skipped)
 inline constexpr size_t kReadBudget = 256 * 1024;       // per file per tick
 inline constexpr uint64_t kMaxBacklogBytes = 16u << 20;  // further behind than this: skip to the end
+inline constexpr size_t kMaxJournalEntries = 2000;      // journal entries read per rule per tick
 
 // A line that matched, and who wrote it as far as the source knows.
 struct LogMatch {
-  enum class By { Line, Kernel, None };
-  uint32_t pid = 0;               // By::Line: the line's pid; By::Kernel: the only writer; None: 0
+  enum class By { Line, Kernel, Journal, None };
+  uint32_t pid = 0;               // Line: the line's pid; Kernel: the only writer; Journal: _PID; None: 0
   By by = By::None;
   std::vector<uint32_t> writers;  // By::None: the writers the kernel saw (several, or none known)
   std::string line;               // raw bytes, at most kMaxLineBytes, no newline
 };
-const char* log_match_by_name(LogMatch::By by);  // "line", "kernel", "match"
+const char* log_match_by_name(LogMatch::By by);  // "line", "kernel", "journal", "match"
 
 // What the app_errors detector reads: the lines of a rule matched at this tick.
 class LogMatchSource {
