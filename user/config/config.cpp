@@ -66,6 +66,8 @@ const Builtin kBuiltins[] = {
     {FaultClass::ForkBomb,        100,    20,     true,  1s,   3s,   5s,   64,   C},  // forks/s of a group; min size
     {FaultClass::Anomaly,         8,      4,      true,  1s,   10s,  10s,  60,   W},  // z-score; warm-up s
     {FaultClass::HostPressure,    20,     10,     true,  10s,  10s,  10s,  0,    W},  // memory some avg10 %
+    {FaultClass::NetRetransmits,  5,      1,      true,  10s,  10s,  10s,  20,   W},  // retransmits/s; min in window
+    {FaultClass::NetConnectFailures, 2,   0.5,    true,  10s,  5s,   10s,  10,   W},  // failed connects/s; min in window
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM
@@ -97,6 +99,9 @@ RuleConfig rule_from(const Builtin& b) {
   r.count = b.count;
   // The leak forecast looks 10 minutes ahead: time enough to act before the OOM killer does.
   if (b.cls == FaultClass::MemoryLeak) r.horizon = 600s;
+  // A lossy link shows in the share of what was sent: 5 % of the segments
+  // retransmitted is far past what a healthy path loses (well under 1 %).
+  if (b.cls == FaultClass::NetRetransmits) r.min_share = 0.05;
   return r;
 }
 
@@ -175,10 +180,11 @@ const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_co
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve",  "for", "window",
-                                                 "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "match"};
+                                                 "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "min_share",
+                                                 "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
                                                       "resolve", "for",  "window",  "clear",    "count",
-                                                      "horizon", "resource", "kind", "cgroup", "match"};
+                                                      "horizon", "resource", "kind", "cgroup", "min_share", "match"};
 const std::vector<std::string_view> kMatchKeys = {"comm", "exe", "cgroup", "unit", "uid", "service"};
 
 // Where a rule's cross-checked values came from (nullptr: the built-in default).
@@ -413,6 +419,17 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
         error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
       else if (auto d = duration(node, k))
         r.horizon = *d;
+    } else if (k == "min_share") {
+      if (r.cls != FaultClass::NetRetransmits) {
+        error(node, "\"min_share\" is a net_retransmits rule's (the share of segments retransmitted) and means "
+                    "nothing in " + where);
+      } else if (auto v = number(node, k)) {
+        if (*v > 1)
+          error(node, "\"min_share\" must be a share between 0 and 1 (0.05 = 5 % of the segments sent) (got " +
+                          describe(node) + ")");
+        else
+          r.min_share = *v;
+      }
     } else if (k == "resource" || k == "kind" || k == "cgroup") {
       pressure_key(node, k, r, where);
     } else if (k == "match") {

@@ -58,6 +58,9 @@ struct RuleConfig {
   // within `horizon` opens it early; 0 turns the forecast off.
   std::chrono::nanoseconds horizon{0};
   PressureRule pressure;            // host_pressure only
+  // net_retransmits only: the share of the segments the process sent in the
+  // window that must be retransmissions (0..1) besides the rate.
+  double min_share = 0;
   ProcessMatch match;
 };
 

@@ -22,6 +22,7 @@ class MemoryBudgetSource;  // detect/memory_budget.h
 class CpuQuotaSource;      // detect/cpu_quota.h
 struct HostPressure;       // detect/host_pressure.h
 class CgroupPressureSource;  // detect/cgroup_pressure.h
+class NetEndpointSource;     // detect/net_endpoints.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -61,6 +62,9 @@ struct World {
   const HostPressure* pressure = nullptr;
   // Per-cgroup PSI for host_pressure rules that name a group (detect/cgroup_pressure.h). Null: they see nothing.
   const CgroupPressureSource* cgroup_pressure = nullptr;
+  // The remote endpoints of a process's network trouble (the probe's): the
+  // network detectors' evidence. Null: they report without endpoints.
+  NetEndpointSource* net_endpoints = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -75,6 +75,8 @@ class Engine {
   // Where host_pressure reads the host's pressure (World::pressure); not owned.
   void set_pressure(const HostPressure* p) { pressure_ = p; }
   void set_cgroup_pressure(const CgroupPressureSource* p) { cgroup_pressure_ = p; }
+  // Where the network detectors name remote endpoints (World::net_endpoints); not owned.
+  void set_net_endpoints(NetEndpointSource* src) { net_endpoints_ = src; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -98,6 +100,7 @@ class Engine {
   CpuQuotaSource* cpu_quota_ = nullptr;
   const HostPressure* pressure_ = nullptr;
   const CgroupPressureSource* cgroup_pressure_ = nullptr;
+  NetEndpointSource* net_endpoints_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -24,6 +24,9 @@ enum class FaultClass {
   ForkBomb,
   Anomaly,
   HostPressure,
+  // Network, per process (bpf/net.bpf.c).
+  NetRetransmits,
+  NetConnectFailures,
   // Hardware: the culprit is a device, not a process (FaultRecord::subject).
   HwMce,
   HwMemoryError,
@@ -36,7 +39,7 @@ inline constexpr FaultClass kAllFaultClasses[] = {
     FaultClass::CpuRunaway, FaultClass::RunqStarvation, FaultClass::MemoryLeak, FaultClass::MemoryPressure,
     FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
     FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
-    FaultClass::Anomaly,    FaultClass::HostPressure, FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
+    FaultClass::Anomaly,    FaultClass::HostPressure, FaultClass::NetRetransmits, FaultClass::NetConnectFailures, FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
     FaultClass::HwDiskError, FaultClass::HwThermal,     FaultClass::HwVoltage};
 
 // Hardware classes: pid 0 in the record, the device in `subject` and

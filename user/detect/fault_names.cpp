@@ -10,7 +10,7 @@
 namespace fp {
 namespace {
 
-constexpr std::array<std::pair<FaultClass, const char*>, 20> kClassNames{{
+constexpr std::array<std::pair<FaultClass, const char*>, 22> kClassNames{{
     {FaultClass::CpuRunaway, "cpu_runaway"},
     {FaultClass::RunqStarvation, "runq_starvation"},
     {FaultClass::MemoryLeak, "memory_leak"},
@@ -25,6 +25,8 @@ constexpr std::array<std::pair<FaultClass, const char*>, 20> kClassNames{{
     {FaultClass::ForkBomb, "fork_bomb"},
     {FaultClass::Anomaly, "anomaly"},
     {FaultClass::HostPressure, "host_pressure"},
+    {FaultClass::NetRetransmits, "net_retransmits"},
+    {FaultClass::NetConnectFailures, "net_connect_failures"},
     {FaultClass::HwMce, "hw_mce"},
     {FaultClass::HwMemoryError, "hw_memory_error"},
     {FaultClass::HwPcieError, "hw_pcie_error"},
