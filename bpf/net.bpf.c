@@ -87,10 +87,13 @@ static __always_inline void fp_ep_key(struct sock *sk, struct fp_net_owner *o, s
 	k->start_ns = o->start_ns;
 	k->family = fp_sk_family(sk);
 	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (k->family == FP_AF_INET6)
+	if (k->family == FP_AF_INET6) {
 		BPF_CORE_READ_INTO(&k->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	else
-		BPF_CORE_READ_INTO(&k->daddr[0], sk, __sk_common.skc_daddr);
+	} else {
+		__be32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(k->daddr, &v4, sizeof(v4));
+	}
 }
 
 /* The endpoint entry of the socket's peer; created when `create`. */
