@@ -94,6 +94,9 @@ TEST(NetConnectFailures, HammeringClientOpensNamingItsPeer) {
   EXPECT_NE(summary.find("pid 500 client"), std::string::npos) << summary;
   EXPECT_NE(summary.find("127.0.0.1:9 (ECONNREFUSED)"), std::string::npos) << summary;
   EXPECT_EQ(s.finding_for(501), nullptr);
+  // The probe's map is walked at most once a second per process with a finding, not at every tick.
+  EXPECT_GE(fake.reads, 1);
+  EXPECT_LE(fake.reads, 12);
 }
 
 TEST(NetConnectFailures, OccasionalFailuresRaiseNothing) {

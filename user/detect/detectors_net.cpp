@@ -4,6 +4,7 @@
 // evidence names the remote endpoints that account for most of it.
 #include <cinttypes>
 #include <cstdio>
+#include <map>
 
 #include "detect/detectors.h"
 #include "detect/net_endpoints.h"
@@ -14,13 +15,40 @@ namespace fp {
 namespace {
 
 constexpr size_t kTopEndpoints = 3;
+// Reading the probe's endpoint map walks it (up to 4096 entries): a process
+// with a finding has its endpoints read at most once a second, not at every
+// tick its window moves.
+constexpr uint64_t kEndpointsEveryNs = 1'000'000'000;
 
-// The endpoints of `s`, most `what` first (an empty array without a source).
-nlohmann::json endpoints_of(const World& w, const ProcState& s, NetMetric what) {
-  std::vector<NetEndpoint> eps;
-  if (w.net_endpoints == nullptr || !w.net_endpoints->read(s.key, eps)) return nlohmann::json::array();
-  return top_endpoints(eps, what, kTopEndpoints);
-}
+// The endpoints of processes with findings, most `what` first, read at most
+// every kEndpointsEveryNs (an empty array without a source).
+class EndpointCache {
+ public:
+  explicit EndpointCache(NetMetric what) : what_(what) {}
+  nlohmann::json get(const World& w, const ProcState& s) {
+    if (w.net_endpoints == nullptr) return nlohmann::json::array();
+    Entry& e = cache_[s.key];
+    if (e.read_ns == 0 || w.now_ns - e.read_ns >= kEndpointsEveryNs) {
+      std::vector<NetEndpoint> eps;
+      e.top = w.net_endpoints->read(s.key, eps) ? top_endpoints(eps, what_, kTopEndpoints) : nlohmann::json::array();
+      e.read_ns = w.now_ns;
+    }
+    e.used_ns = w.now_ns;
+    return e.top;
+  }
+  // Forgets processes whose endpoints nobody asked for lately.
+  void prune(uint64_t now_ns) {
+    std::erase_if(cache_, [&](const auto& kv) { return now_ns - kv.second.used_ns > 10 * kEndpointsEveryNs; });
+  }
+
+ private:
+  struct Entry {
+    uint64_t read_ns = 0, used_ns = 0;
+    nlohmann::json top;
+  };
+  NetMetric what_;
+  std::map<ProcKey, Entry> cache_;
+};
 
 // "pid 812 postgres: 40 % of segments to 10.0.0.7:5432 retransmitted": the
 // comm made printable (it is the process's to choose).
@@ -62,7 +90,7 @@ class NetRetransmitsDetector final : public RuleDetector {
       ev["min_retransmits"] = rule_.count;
       ev["resets_sent"] = m.net_resets_sent;
       ev["resets_received"] = m.net_resets_received;
-      nlohmann::json eps = endpoints_of(w, s, NetMetric::Retransmits);
+      nlohmann::json eps = endpoints_.get(w, s);
       std::string summary = pid_comm(s) + ": " + percent(share) + " % of segments";
       if (!eps.empty()) {
         const nlohmann::json& top = eps[0];
@@ -78,10 +106,12 @@ class NetRetransmitsDetector final : public RuleDetector {
       return f;
     });
     cache_.emit(out);
+    endpoints_.prune(w.now_ns);
   }
 
  private:
   FindingCache cache_;
+  EndpointCache endpoints_{NetMetric::Retransmits};
 };
 
 // Metric: failed TCP connects (SYN_SENT -> CLOSE with an error: refused,
@@ -106,7 +136,7 @@ class NetConnectFailuresDetector final : public RuleDetector {
         ev["failure_share"] = round4(std::min(1.0, double(m.net_connect_failures) / double(m.net_connects)));
       ev["min_failures"] = rule_.count;
       ev["resets_received"] = m.net_resets_received;
-      nlohmann::json eps = endpoints_of(w, s, NetMetric::ConnectFailures);
+      nlohmann::json eps = endpoints_.get(w, s);
       char buf[160];
       std::snprintf(buf, sizeof buf, "%" PRIu64 " failed connects in %.0f s", m.net_connect_failures,
                     double(d.span_ns) / kNsPerSec);
@@ -121,10 +151,12 @@ class NetConnectFailuresDetector final : public RuleDetector {
       return f;
     });
     cache_.emit(out);
+    endpoints_.prune(w.now_ns);
   }
 
  private:
   FindingCache cache_;
+  EndpointCache endpoints_{NetMetric::ConnectFailures};
 };
 
 }  // namespace
