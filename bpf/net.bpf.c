@@ -288,15 +288,25 @@ int BPF_PROG(raw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff
 /*
  * A RST the kernel sent on a socket. Resets answering a packet that has no
  * socket (a connect to a closed port, seen from the server's side) come with
- * sk NULL or a time-wait socket: nobody's, not counted.
+ * sk NULL or a time-wait socket: nobody's, not counted. A close() that
+ * aborts (unread data, SO_LINGER 0) sets CLOSE, which forgot the owner,
+ * before it sends the RST: it runs in the owner, with the socket locked, so
+ * the owner is learned again and forgotten once charged.
  */
 static __always_inline int on_send_reset(struct sock *sk)
 {
 	struct fp_net_owner *o;
 	struct fp_net_ep *e;
 	struct fp_proc *p = NULL;
+	bool relearned = false;
 
 	o = fp_owner_of(sk, &p, false);
+	if (!o && sk && BPF_CORE_READ(sk, sk_lock.owned) &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == FP_TCP_CLOSE) {
+		fp_learn_owner(sk);
+		o = fp_owner_of(sk, &p, false);
+		relearned = true;
+	}
 	if (!o)
 		return 0;
 	__sync_fetch_and_add(&p->net_resets_sent, 1);
@@ -304,6 +314,11 @@ static __always_inline int on_send_reset(struct sock *sk)
 	if (e) {
 		__sync_fetch_and_add(&e->resets_sent, 1);
 		e->last_ns = bpf_ktime_get_ns();
+	}
+	if (relearned) {
+		__u64 key = (__u64)sk;
+
+		bpf_map_delete_elem(&net_owners, &key);
 	}
 	return 0;
 }

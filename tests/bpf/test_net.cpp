@@ -223,3 +223,121 @@ TEST(Net, PeerGoingDownMakesTheSenderRetransmit) {
   server.kill(SIGKILL);
   server.wait();
 }
+
+// A client that aborts its connection (SO_LINGER 0, close()) sends a RST:
+// charged to it although close() set CLOSE first; the server's accepted
+// socket, born in softirq, has its owner from its first read, and the RST
+// it receives (softirq) is charged to the server (here the test process).
+TEST(Net, AbortiveCloseIsAResetSentByTheClientAndReceivedByTheServer) {
+  probe();
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const uint16_t port = ntohs(a.sin_port);
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  Child client([port, go] {
+    int fd = connect_to("127.0.0.1", port);
+    if (fd < 0 || send(fd, "x", 1, 0) != 1) return 2;
+    char c;
+    if (read(go[0], &c, 1) != 1) return 3;  // until the server has read
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+    return 0;
+  });
+  const uint32_t pid = uint32_t(client.pid());
+  const uint32_t self = uint32_t(getpid());
+  client.release();
+  int cfd = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(cfd, 0);
+  char c;
+  ASSERT_EQ(recv(cfd, &c, 1, 0), 1);  // the server's first read: its owner
+  std::optional<fp_proc> before = live_slot(self);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  const int status = client.wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->final.net_resets_sent, 1u);
+  EXPECT_EQ(ex->final.net_resets_received, 0u);
+  EXPECT_EQ(ex->final.net_connect_failures, 0u);
+  const bool received = wait_until(
+      [&] {
+        auto s = live_slot(self);
+        return s && s->net_resets_received > before->net_resets_received;
+      },
+      3s);
+  EXPECT_TRUE(received) << "the server's reset was not charged to the server";
+  close(cfd);
+  close(lfd);
+  close(go[0]);
+  close(go[1]);
+}
+
+// A UDP receiver that does not read: datagrams past its receive buffer are
+// dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. UDP
+// sockets get their owner from a recvmsg/sendmsg (sock_recv_length, v6.3+):
+// without those tracepoints the drops are counted as unowned instead.
+TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
+  probe();
+  bool learnable = false;
+  for (const auto& h : probe().hooks())
+    if (h.name == "sock_recv_length") learnable = h.mode != AttachMode::Unavailable;
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  Child receiver([ready] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return 2;
+    char buf[16];
+    (void)recv(fd, buf, sizeof buf, MSG_DONTWAIT);  // nothing yet: only its owner is learned
+    uint16_t port = ntohs(a.sin_port);
+    if (write(ready[1], &port, sizeof port) != sizeof port) return 3;
+    pause();
+    return 0;
+  });
+  const uint32_t pid = uint32_t(receiver.pid());
+  receiver.release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  static char payload[1000];
+  for (int i = 0; i < 200; ++i)
+    sendto(s, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  close(s);
+  if (learnable) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto p = live_slot(pid);
+          return p && p->net_rcvq_overflows >= 100;
+        },
+        3s))
+        << "overflows charged: " << (live_slot(pid) ? live_slot(pid)->net_rcvq_overflows : 0);
+  } else {
+    EXPECT_TRUE(wait_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
+  }
+  receiver.kill(SIGKILL);
+  receiver.wait();
+  close(ready[0]);
+  close(ready[1]);
+}
