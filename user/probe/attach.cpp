@@ -156,6 +156,15 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
                    (io_start->mode == AttachMode::RawTp && !k.tracefs.empty() && listed(k, "block", "block_io_start"))))
     not_needed(plan.hooks, {"block_rq_insert", "block_rq_issue"}, "block_io_start sees every request");
 
+  // Where sock_recv_length exists (v6.3+) every reader is seen there, in
+  // its own context, without tcp_rcv_space_adjust's second program on each
+  // TCP read (~100 ns each, measured).
+  const HookStatus* recv_length = status_of(plan.hooks, "sock_recv_length");
+  if (recv_length && (recv_length->mode == AttachMode::TpBtf ||
+                      (recv_length->mode == AttachMode::RawTp && !k.tracefs.empty() &&
+                       listed(k, "sock", "sock_recv_length"))))
+    not_needed(plan.hooks, {"tcp_rcv_space_adjust"}, "sock_recv_length sees every reader");
+
   // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
   const HookStatus* rq_error = status_of(plan.hooks, "block_rq_error");
   plan.disk_err_from_complete = rq_error && rq_error->mode == AttachMode::Unavailable;
