@@ -230,4 +230,19 @@ static __always_inline struct rq *fp_task_rq(struct task_struct *task, bool btf)
 	return btf ? task->se.cfs_rq->rq : BPF_CORE_READ(task, se.cfs_rq, rq);
 }
 
+/*
+ * tcp:tcp_retransmit_skb grew an `err` argument in recent kernels (6.18 has
+ * it, 6.1 and 6.12 do not) and since fires for attempts that failed too
+ * (the packet did not go out); before, it fired only for sent packets. The
+ * record's `err` field tells which prototype this kernel has. The load is
+ * volatile so that it stays behind the check: on a kernel without the
+ * argument the verifier never sees it (ctx[2] would be past the arguments).
+ */
+static __always_inline int fp_retransmit_err(unsigned long long *ctx)
+{
+	if (bpf_core_field_exists(((struct trace_event_raw_tcp_retransmit_skb *)0)->err))
+		return (int)((volatile unsigned long long *)ctx)[2];
+	return 0;
+}
+
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

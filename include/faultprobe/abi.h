@@ -32,7 +32,10 @@ enum fp_drop_reason {
 	FP_DROP_IO_ORPHANED = 6,     /* completion after its submitter exited */
 	FP_DROP_EXIT_UNSEEN = 7,     /* a process exited that never had a slot */
 	FP_DROP_RUNQ_SLOT_TAKEN = 8, /* a CPU's run-queue blame slot taken from a process charged < 30 s ago */
-	FP_DROP_NR = 9,
+	FP_DROP_NET_OWNERS_FULL = 9, /* socket -> owner map refused an insert */
+	FP_DROP_NET_UNOWNED = 10,    /* a TCP/UDP event on a socket whose owner the probe never learned */
+	FP_DROP_NET_ENDPOINTS_FULL = 11, /* (process, remote endpoint) map refused an insert */
+	FP_DROP_NR = 12,
 };
 
 /* mm counters as the kernel numbers them (MM_FILEPAGES...). */
@@ -109,6 +112,20 @@ struct fp_proc {
 	/* Throttled in dirty-page balancing (writeback:balance_dirty_pages pauses). */
 	__u64 dirty_throttle_ns;
 	__u64 dirty_throttles;
+
+	/*
+	 * Network (bpf/net.bpf.c), charged to the process that owns the socket
+	 * (learned in process context, kept per socket) even when the kernel
+	 * handles it in softirq or a timer.
+	 */
+	__u64 net_connects;         /* TCP connect() attempts (CLOSE -> SYN_SENT) */
+	__u64 net_connect_failures; /* SYN_SENT -> CLOSE with an error: refused, timed out, unreachable */
+	__u64 net_retransmits;      /* TCP retransmitted packets (tcp:tcp_retransmit_skb, successful ones) */
+	__u64 net_segs_out;         /* TCP segments sent (tcp_sock.segs_out, charged as the probe sees the socket) */
+	__u64 net_resets_sent;      /* RSTs sent on its sockets */
+	__u64 net_resets_received;  /* RSTs received on its sockets */
+	__u64 net_rcvq_overflows;   /* packets dropped because its socket's receive queue was full (TCP, UDP) */
+	__u64 net_drops;            /* packets dropped with a reason on its sockets (skb:kfree_skb); 0: not counted */
 };
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
@@ -162,6 +179,36 @@ struct fp_runq_cpu {
 	__u32 _pad0;
 	struct fp_runq_run ring[FP_RUNQ_RING];
 	struct fp_runq_slot slot[FP_RUNQ_SLOTS];
+};
+
+/*
+ * Per-process, per-remote-endpoint network counters (bpf/net.bpf.c): an LRU
+ * map that userspace reads when a network fault opens, to name the peers
+ * that account for most of it. Addresses are in network byte order; an IPv4
+ * peer is family AF_INET (2) with its address in daddr[0..3].
+ */
+#define FP_DEFAULT_NET_ENDPOINTS 4096
+#define FP_DEFAULT_NET_OWNERS 32768
+
+struct fp_net_ep_key {
+	__u32 tgid;
+	__u16 family;           /* AF_INET 2, AF_INET6 10 */
+	__u16 dport;            /* host byte order */
+	__u64 start_ns;         /* the process's identity with tgid */
+	__u8 daddr[16];
+};
+
+struct fp_net_ep {
+	__u64 connects;
+	__u64 connect_failures;
+	__u64 retransmits;
+	__u64 segs_out;
+	__u64 resets_sent;
+	__u64 resets_received;
+	__u64 first_ns;         /* bpf_ktime_get_ns() of the entry's first count */
+	__u64 last_ns;          /* and of its latest */
+	__s32 last_err;         /* sk_err of the latest failed connect (ECONNREFUSED 111, ETIMEDOUT 110...) */
+	__u32 _pad0;
 };
 
 /* Ring-buffer events. Every event starts with fp_event_hdr. */
@@ -353,7 +400,8 @@ struct fp_seed_stats {
 #endif
 #define FP_OFFSETOF(type, field) __builtin_offsetof(type, field)
 
-FP_ABI_ASSERT(sizeof(struct fp_proc) == 584, "fp_proc size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 648, "fp_proc size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, net_connects) == 584, "fp_proc.net_connects");
 FP_ABI_ASSERT(sizeof(struct fp_proc) % 8 == 0, "fp_proc must stay 8-byte aligned in arrays");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, start_ns) == 16, "fp_proc.start_ns");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, cpu_ns) == 56, "fp_proc.cpu_ns");
@@ -365,7 +413,9 @@ FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist"
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 544, "fp_proc.io_read_bytes");
 FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
-FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 632, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 696, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_net_ep_key) == 32, "fp_net_ep_key size");
+FP_ABI_ASSERT(sizeof(struct fp_net_ep) == 72, "fp_net_ep size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");

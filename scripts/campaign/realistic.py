@@ -5,6 +5,7 @@ cgroup, a process already hung when the daemon starts, a fast leak in a
 memory cgroup, an OOM triggered by a non-main thread. Detection and
 localization only: no policy of the campaign matches them."""
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -68,6 +69,25 @@ APP_LOGGER = ("import sys, time\n"
               "        f.write('ERROR request %d failed: upstream reset\\n' % i)\n"
               "        i += 1\n"
               "        time.sleep(0.02)\n")
+# A client of an HTTP backend that is down, as a web app retries its API:
+# urllib every 50 ms, one process, connection refused each time.
+DEAD_BACKEND_CLIENT = ("import sys, time, urllib.request\n"
+                       "url = 'http://127.0.0.1:%s/health' % sys.argv[1]\n"
+                       "while True:\n"
+                       "    try:\n"
+                       "        urllib.request.urlopen(url, timeout=1).read()\n"
+                       "    except OSError:\n"
+                       "        pass\n"
+                       "    time.sleep(0.05)\n")
+
+
+def _closed_port():
+    """A loopback TCP port nobody listens on: bound, then closed."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def _popen(argv, **kw):
@@ -214,6 +234,17 @@ def app_errors(ctx, run, log_path, wait_s=20):
     _wait_fault(ctx, run, wait_s)
     host.kill_group(proc)
     return _close(ctx, run, run.pids, 30)
+def dead_backend_client(ctx, run, wait_s=20):
+    """A python urllib client retrying a backend whose port is closed every
+    50 ms. net_connect_failures, culprit: the client (the refusing RSTs are
+    handled in softirq; the probe charges them to the socket's owner)."""
+    run.first_index = ctx.daemon.count()
+    client = _popen(["python3", "-c", DEAD_BACKEND_CLIENT, str(_closed_port())])
+    run.injected_ns = time.time_ns()
+    ctx.claim(run, [client.pid])
+    _wait_fault(ctx, run, wait_s)
+    host.kill_group(client)
+    return _close(ctx, run, run.pids, 20)
 
 
 class FrozenHangs:

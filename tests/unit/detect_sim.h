@@ -38,6 +38,8 @@ struct Load {
   int64_t rss_bytes = 0;         // RSS change per tick
   uint64_t reclaim_ns = 0;       // direct-reclaim stall per tick
   uint64_t page_faults = 0;      // per tick
+  uint64_t net_connects = 0, net_connect_failures = 0;  // TCP connects per tick, and of them failed
+  uint64_t net_segs_out = 0, net_retransmits = 0;       // TCP segments sent per tick, and of them retransmitted
 };
 
 // The probe's log2(us) bucket of a duration.
@@ -194,6 +196,10 @@ class Sim {
       p.runq_wait_max_ns = std::max<uint64_t>(p.runq_wait_max_ns, l.runq_wait_ns);
     }
     p.forks += l.forks;
+    p.net_connects += l.net_connects;
+    p.net_connect_failures += l.net_connect_failures;
+    p.net_segs_out += l.net_segs_out;
+    p.net_retransmits += l.net_retransmits;
     p.io_write_bytes += l.io_bytes + l.dirtied_bytes;
     p.io_submit_write_bytes += l.io_bytes + l.flushed_bytes;
     p.io_write_reqs += l.io_reqs;

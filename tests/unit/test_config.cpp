@@ -77,7 +77,8 @@ void expect_same_rule(const RuleConfig& a, const RuleConfig& b) {
 TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
-                            "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "app_errors",  "hw_mce",
+                            "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "app_errors",
+                            "net_retransmits", "net_connect_failures",        "hw_mce",
                             "hw_memory_error",
                             "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
@@ -132,6 +133,8 @@ const Expected kTable[] = {
     {FaultClass::Anomaly, 8, 4, 1s, 10s, 10s, 60, Severity::Warning},
     {FaultClass::HostPressure, 20, 10, 10s, 10s, 10s, 0, Severity::Warning},
     {FaultClass::AppErrors, 50, 10, 60s, 0s, 60s, 0, Severity::Warning},
+    {FaultClass::NetRetransmits, 5, 1, 10s, 10s, 10s, 20, Severity::Warning},
+    {FaultClass::NetConnectFailures, 2, 0.5, 10s, 5s, 10s, 10, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
     {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
@@ -365,13 +368,13 @@ TEST(ConfigErrors, TomlSyntax) {
 TEST(ConfigErrors, UnknownKeyInOverride) {
   EXPECT_EQ(error_of("# faultprobe\n[rules.cpu_runaway]\ntreshold = 0.5\n", "x.toml"),
             "x.toml:3:1: unknown key \"treshold\" in [rules.cpu_runaway]; expected one of: enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, min_share, match");
 }
 
 TEST(ConfigErrors, UnknownKeyInAddedRuleAndMatch) {
   EXPECT_EQ(error_of("[[rule]]\nname = \"a\"\nclass = \"hang\"\n  limit = 3\n"),
             "t.toml:4:3: unknown key \"limit\" in [[rule]] \"a\"; expected one of: name, class, enabled, severity, "
-            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, match");
+            "threshold, resolve, for, window, clear, count, horizon, resource, kind, cgroup, min_share, match");
   EXPECT_EQ(error_of("[rules.crash]\nmatch = { comm = \"x\", user = \"bob\" }\n"),
             "t.toml:2:23: unknown key \"user\" in the match of [rules.crash]; expected one of: comm, exe, cgroup, "
             "unit, uid, service");
@@ -421,7 +424,8 @@ TEST(ConfigErrors, SampleIntervalBounds) {
 TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
-      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, hw_mce, hw_memory_error, "
+      "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, "
+      "net_connect_failures, hw_mce, hw_memory_error, "
       "hw_pcie_error, "
       "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
@@ -644,7 +648,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 22 rules (21 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 24 rules (23 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;

@@ -319,6 +319,15 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
               [](const ProcessRow& p) { return p.runq_p99_ms / 1000.0; });
   per_process("faultprobe_process_page_faults_per_second", "User page faults per second.",
               [](const ProcessRow& p) { return p.faults_per_s; });
+  per_process("faultprobe_process_tcp_retransmits_per_second",
+              "TCP packets retransmitted per second on the process's sockets (charged to the socket's owner).",
+              [](const ProcessRow& p) { return p.net_retrans_per_s; });
+  per_process("faultprobe_process_tcp_retransmit_ratio",
+              "Share of the TCP segments the process sent in the last window that were retransmissions.",
+              [](const ProcessRow& p) { return p.net_retrans_share; });
+  per_process("faultprobe_process_tcp_connect_failures_per_second",
+              "TCP connects of the process that failed (refused, timed out, unreachable) per second.",
+              [](const ProcessRow& p) { return p.net_connect_fail_per_s; });
   e.family("faultprobe_process_state", "gauge",
            "1 for the state of each exported process: ok, the class of its open fault, throttled, restarted.");
   for (size_t k = 0; k < sel.size(); ++k) {

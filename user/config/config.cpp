@@ -68,6 +68,8 @@ const Builtin kBuiltins[] = {
     {FaultClass::HostPressure,    20,     10,     true,  10s,  10s,  10s,  0,    W},  // memory some avg10 %
     // The defaults of a [[logwatch]] section; the built-in rule has no file to read and stays off.
     {FaultClass::AppErrors,       50,     10,     true,  60s,  0s,   60s,  0,    W},  // matching lines in window
+    {FaultClass::NetRetransmits,  5,      1,      true,  10s,  10s,  10s,  20,   W},  // retransmits/s; min in window
+    {FaultClass::NetConnectFailures, 2,   0.5,    true,  10s,  5s,   10s,  10,   W},  // failed connects/s; min in window
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM
@@ -101,6 +103,9 @@ RuleConfig rule_from(const Builtin& b) {
   if (b.cls == FaultClass::MemoryLeak) r.horizon = 600s;
   // It has no file to read: [[logwatch]] sections are the app_errors rules.
   if (b.cls == FaultClass::AppErrors) r.enabled = false;
+  // A lossy link shows in the share of what was sent: 5 % of the segments
+  // retransmitted is far past what a healthy path loses (well under 1 %).
+  if (b.cls == FaultClass::NetRetransmits) r.min_share = 0.05;
   return r;
 }
 
@@ -181,10 +186,11 @@ const std::vector<std::string_view> kTopKeys = {"sample_interval", "protected_co
                                                 "policy",          "service",         "limits", "daemon",
                                                 "metrics_listen",  "hardware",        "logwatch"};
 const std::vector<std::string_view> kRuleKeys = {"enabled", "severity", "threshold", "resolve",  "for", "window",
-                                                 "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "match"};
+                                                 "clear",   "count",    "horizon",   "resource", "kind", "cgroup", "min_share",
+                                                 "match"};
 const std::vector<std::string_view> kAddedRuleKeys = {"name",   "class", "enabled", "severity", "threshold",
                                                       "resolve", "for",  "window",  "clear",    "count",
-                                                      "horizon", "resource", "kind", "cgroup", "match"};
+                                                      "horizon", "resource", "kind", "cgroup", "min_share", "match"};
 const std::vector<std::string_view> kLogwatchKeys = {"name",   "path",   "journal", "unit",   "pattern", "enabled",
                                                      "severity", "threshold", "resolve", "for", "window",  "clear",
                                                      "match"};
@@ -433,6 +439,17 @@ void Parser::apply_rule(const toml::table& t, RuleConfig& r, const std::string& 
         error(node, "\"horizon\" is a memory_leak rule's (the forecast's) and means nothing in " + where);
       else if (auto d = duration(node, k))
         r.horizon = *d;
+    } else if (k == "min_share") {
+      if (r.cls != FaultClass::NetRetransmits) {
+        error(node, "\"min_share\" is a net_retransmits rule's (the share of segments retransmitted) and means "
+                    "nothing in " + where);
+      } else if (auto v = number(node, k)) {
+        if (*v > 1)
+          error(node, "\"min_share\" must be a share between 0 and 1 (0.05 = 5 % of the segments sent) (got " +
+                          describe(node) + ")");
+        else
+          r.min_share = *v;
+      }
     } else if (k == "resource" || k == "kind" || k == "cgroup") {
       pressure_key(node, k, r, where);
     } else if (k == "match") {

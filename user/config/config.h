@@ -75,6 +75,9 @@ struct RuleConfig {
   std::chrono::nanoseconds horizon{0};
   PressureRule pressure;            // host_pressure only
   LogWatchRule logwatch;            // app_errors only
+  // net_retransmits only: the share of the segments the process sent in the
+  // window that must be retransmissions (0..1) besides the rate.
+  double min_share = 0;
   ProcessMatch match;
 };
 

@@ -157,6 +157,10 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
     spdlog::info("run-queue blame unavailable ({}): runq_starvation blames the top CPU consumer",
                  s->probe_->runq_blame_reason());
   }
+  if (s->probe_->net_endpoints_fd() >= 0) {
+    s->net_endpoints_ = std::make_unique<NetEndpointReader>(s->probe_->net_endpoints_fd());
+    s->engine_->set_net_endpoints(s->net_endpoints_.get());
+  }
   s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
   s->engine_->set_memory_budget(s->memory_budget_.get());
   s->cpu_quota_ = std::make_unique<CgroupCpuQuota>(detect_cgroups(), real_cgroup_ops());
@@ -350,6 +354,12 @@ void Service::count_and_log_events() {
                                 {"io_read_reqs", p.io_read_reqs},
                                 {"io_write_reqs", p.io_write_reqs},
                                 {"dirty_throttle_ns", p.dirty_throttle_ns},
+                                {"net_connects", p.net_connects},
+                                {"net_connect_failures", p.net_connect_failures},
+                                {"net_retransmits", p.net_retransmits},
+                                {"net_segs_out", p.net_segs_out},
+                                {"net_resets_sent", p.net_resets_sent},
+                                {"net_resets_received", p.net_resets_received},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
     std::string text = safe_dump(j);

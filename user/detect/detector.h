@@ -23,6 +23,7 @@ class CpuQuotaSource;      // detect/cpu_quota.h
 struct HostPressure;       // detect/host_pressure.h
 class CgroupPressureSource;  // detect/cgroup_pressure.h
 class LogMatchSource;        // detect/logwatch.h
+class NetEndpointSource;     // detect/net_endpoints.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -64,6 +65,9 @@ struct World {
   const CgroupPressureSource* cgroup_pressure = nullptr;
   // The lines [[logwatch]] rules matched at this tick: app_errors' input. Null: it sees nothing.
   const LogMatchSource* logs = nullptr;
+  // The remote endpoints of a process's network trouble (the probe's): the
+  // network detectors' evidence. Null: they report without endpoints.
+  NetEndpointSource* net_endpoints = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

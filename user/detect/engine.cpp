@@ -169,6 +169,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.pressure = pressure_;
   w.cgroup_pressure = cgroup_pressure_;
   w.logs = logs_;
+  w.net_endpoints = net_endpoints_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

@@ -77,6 +77,8 @@ class Engine {
   void set_cgroup_pressure(const CgroupPressureSource* p) { cgroup_pressure_ = p; }
   // Where app_errors reads the lines its [[logwatch]] matched (World::logs); not owned.
   void set_logs(const LogMatchSource* logs) { logs_ = logs; }
+  // Where the network detectors name remote endpoints (World::net_endpoints); not owned.
+  void set_net_endpoints(NetEndpointSource* src) { net_endpoints_ = src; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -101,6 +103,7 @@ class Engine {
   const HostPressure* pressure_ = nullptr;
   const CgroupPressureSource* cgroup_pressure_ = nullptr;
   const LogMatchSource* logs_ = nullptr;
+  NetEndpointSource* net_endpoints_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -26,6 +26,9 @@ enum class FaultClass {
   HostPressure,
   // A [[logwatch]] rule's pattern matched the lines a process wrote to a log (detect/logwatch.h).
   AppErrors,
+  // Network, per process (bpf/net.bpf.c).
+  NetRetransmits,
+  NetConnectFailures,
   // Hardware: the culprit is a device, not a process (FaultRecord::subject).
   HwMce,
   HwMemoryError,
@@ -38,7 +41,8 @@ inline constexpr FaultClass kAllFaultClasses[] = {
     FaultClass::CpuRunaway, FaultClass::RunqStarvation, FaultClass::MemoryLeak, FaultClass::MemoryPressure,
     FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
     FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
-    FaultClass::Anomaly,    FaultClass::HostPressure, FaultClass::AppErrors, FaultClass::HwMce,          FaultClass::HwMemoryError, FaultClass::HwPcieError,
+    FaultClass::Anomaly,    FaultClass::HostPressure,   FaultClass::AppErrors,  FaultClass::NetRetransmits,
+    FaultClass::NetConnectFailures, FaultClass::HwMce,  FaultClass::HwMemoryError, FaultClass::HwPcieError,
     FaultClass::HwDiskError, FaultClass::HwThermal,     FaultClass::HwVoltage};
 
 // Hardware classes: pid 0 in the record, the device in `subject` and

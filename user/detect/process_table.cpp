@@ -37,7 +37,9 @@ constexpr uint64_t Metrics::*kMetricFields[] = {
     &Metrics::forks,          &Metrics::execs,          &Metrics::io_read_bytes,
     &Metrics::io_write_bytes, &Metrics::io_reqs,        &Metrics::io_lat_ns,   &Metrics::io_errors,
     &Metrics::page_faults,    &Metrics::reclaim_ns,     &Metrics::reclaims,    &Metrics::rss_bytes,
-    &Metrics::fatal_signals,  &Metrics::oom_victim,     &Metrics::io_submit_bytes, &Metrics::dirty_throttle_ns};
+    &Metrics::fatal_signals,  &Metrics::oom_victim,     &Metrics::io_submit_bytes, &Metrics::dirty_throttle_ns,
+    &Metrics::net_connects,   &Metrics::net_connect_failures, &Metrics::net_retransmits, &Metrics::net_segs_out,
+    &Metrics::net_resets_sent, &Metrics::net_resets_received, &Metrics::net_rcvq_overflows};
 constexpr size_t kNumMetrics = std::size(kMetricFields);
 static_assert(sizeof(Metrics) == kNumMetrics * sizeof(uint64_t), "a Metrics field is missing from kMetricFields");
 static_assert(kNumMetrics <= kRingMaxValues);
@@ -133,6 +135,13 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
   m.oom_victim = p.oom_victim;
   m.io_submit_bytes = p.io_submit_read_bytes + p.io_submit_write_bytes;
   m.dirty_throttle_ns = p.dirty_throttle_ns;
+  m.net_connects = p.net_connects;
+  m.net_connect_failures = p.net_connect_failures;
+  m.net_retransmits = p.net_retransmits;
+  m.net_segs_out = p.net_segs_out;
+  m.net_resets_sent = p.net_resets_sent;
+  m.net_resets_received = p.net_resets_received;
+  m.net_rcvq_overflows = p.net_rcvq_overflows;
   return m;
 }
 

@@ -36,6 +36,9 @@ struct Metrics {
   uint64_t fatal_signals = 0, oom_victim = 0;
   uint64_t io_submit_bytes = 0;      // read + write bytes of the requests it submitted
   uint64_t dirty_throttle_ns = 0;    // paused in dirty-page balancing
+  // Network, charged to the socket's owner (bpf/net.bpf.c).
+  uint64_t net_connects = 0, net_connect_failures = 0, net_retransmits = 0, net_segs_out = 0;
+  uint64_t net_resets_sent = 0, net_resets_received = 0, net_rcvq_overflows = 0;
 };
 
 // ts_ns: the sample's CLOCK_MONOTONIC time (for dstate_ongoing_ns).

@@ -26,6 +26,8 @@ std::unique_ptr<Detector> make_detector(const RuleConfig& rule) {
     case FaultClass::Anomaly: return make_anomaly(rule);
     case FaultClass::HostPressure: return make_host_pressure(rule);
     case FaultClass::AppErrors: return make_app_errors(rule);
+    case FaultClass::NetRetransmits: return make_net_retransmits(rule);
+    case FaultClass::NetConnectFailures: return make_net_connect_failures(rule);
     case FaultClass::HwMce:
     case FaultClass::HwMemoryError:
     case FaultClass::HwPcieError:

@@ -47,6 +47,10 @@ struct HookSpec {
   const char* hw_source = nullptr;  // a hardware fault source (bpf/hw.bpf.c): its name in status
 };
 std::span<const HookSpec> hook_specs();
+// Optional hooks that only newer kernels have (sock_recv_length and
+// sock_send_length: v6.3): off before load where tracefs does not list them,
+// so status says why instead of a failed attach, and logged as info.
+bool newer_hook(std::string_view name);
 const HookSpec* find_hook(std::string_view name);
 
 // The BPF program that runs `hook` in `mode`: "btf_NAME", "raw_NAME",

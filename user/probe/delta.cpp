@@ -78,6 +78,14 @@ ProcDelta make_delta(const fp_proc* before, uint64_t ts_before, const fp_proc& a
   d.io_submit_write_bytes = sub(a.io_submit_write_bytes, b.io_submit_write_bytes);
   d.dirty_throttle_ns = sub(a.dirty_throttle_ns, b.dirty_throttle_ns);
   d.dirty_throttles = sub(a.dirty_throttles, b.dirty_throttles);
+  d.net_connects = sub(a.net_connects, b.net_connects);
+  d.net_connect_failures = sub(a.net_connect_failures, b.net_connect_failures);
+  d.net_retransmits = sub(a.net_retransmits, b.net_retransmits);
+  d.net_segs_out = sub(a.net_segs_out, b.net_segs_out);
+  d.net_resets_sent = sub(a.net_resets_sent, b.net_resets_sent);
+  d.net_resets_received = sub(a.net_resets_received, b.net_resets_received);
+  d.net_rcvq_overflows = sub(a.net_rcvq_overflows, b.net_rcvq_overflows);
+  d.net_drops = sub(a.net_drops, b.net_drops);
   d.io_read_reqs = sub(a.io_read_reqs, b.io_read_reqs);
   d.io_write_reqs = sub(a.io_write_reqs, b.io_write_reqs);
   d.io_lat_ns = sub(a.io_lat_ns, b.io_lat_ns);

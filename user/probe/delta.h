@@ -36,6 +36,9 @@ struct ProcDelta {
   uint64_t io_submit_read_bytes = 0, io_submit_write_bytes = 0, io_read_reqs = 0, io_write_reqs = 0;
   uint64_t io_lat_ns = 0, io_lat_max_ns = 0, io_lat_p99_ns = 0, io_errors = 0;
   uint64_t dirty_throttle_ns = 0, dirty_throttles = 0;  // paused in dirty-page balancing
+  // Network, charged to the socket's owner (bpf/net.bpf.c).
+  uint64_t net_connects = 0, net_connect_failures = 0, net_retransmits = 0, net_segs_out = 0;
+  uint64_t net_resets_sent = 0, net_resets_received = 0, net_rcvq_overflows = 0, net_drops = 0;
   uint64_t page_faults = 0, reclaim_ns = 0, reclaims = 0;
   uint64_t rss_bytes = 0;          // gauge at the end of the interval (at exit for exited ones)
   uint64_t oom_victim = 0, fatal_signals = 0;

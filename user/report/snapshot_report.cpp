@@ -19,6 +19,9 @@ const char* drop_reason_name(unsigned reason) {
     case FP_DROP_IO_ORPHANED: return "io_orphaned";
     case FP_DROP_EXIT_UNSEEN: return "exit_unseen";
     case FP_DROP_RUNQ_SLOT_TAKEN: return "runq_slot_taken";
+    case FP_DROP_NET_OWNERS_FULL: return "net_owners_full";
+    case FP_DROP_NET_UNOWNED: return "net_unowned";
+    case FP_DROP_NET_ENDPOINTS_FULL: return "net_endpoints_full";
     default: return "unknown";
   }
 }
@@ -76,6 +79,13 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
         {"io_errors", d.io_errors},
         {"dirty_throttle_ns", d.dirty_throttle_ns},
         {"dirty_throttles", d.dirty_throttles},
+        {"net_connects", d.net_connects},
+        {"net_connect_failures", d.net_connect_failures},
+        {"net_retransmits", d.net_retransmits},
+        {"net_segs_out", d.net_segs_out},
+        {"net_resets_sent", d.net_resets_sent},
+        {"net_resets_received", d.net_resets_received},
+        {"net_rcvq_overflows", d.net_rcvq_overflows},
         {"page_faults", d.page_faults},
         {"reclaim_ns", d.reclaim_ns},
         {"reclaims", d.reclaims},

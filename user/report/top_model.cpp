@@ -99,7 +99,8 @@ const std::vector<Column>& top_columns() {
       {"PID", 7, false},     {"USER", 8, true},     {"COMM", 15, true},   {"CPU%", 6, false},
       {"RUNQ99", 6, false},  {"DSTATE", 7, false},  {"READ/s", 6, false}, {"WRITE/s", 7, false},
       {"IOLAT99", 7, false}, {"IOERR", 5, false},   {"DIRTY", 6, false},  {"FLT/s", 6, false},
-      {"RECLAIM", 7, false}, {"RSS", 6, false},     {"FORK/s", 6, false}, {"STATE", 15, true},
+      {"RECLAIM", 7, false}, {"RSS", 6, false},     {"FORK/s", 6, false}, {"RETR/s", 6, false},
+      {"CFAIL/s", 7, false}, {"STATE", 15, true},
   };
   return kColumns;
 }
@@ -151,6 +152,8 @@ std::string format_row(const ProcessRow& r) {
       human_ms(r.reclaim_ms),
       human_bytes(double(r.rss_bytes)),
       human_number(r.forks_per_s),
+      human_number(r.net_retrans_per_s),
+      human_number(r.net_connect_fail_per_s),
       r.state,
   };
   return format_cells(cols, cells);

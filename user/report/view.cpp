@@ -63,6 +63,10 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   r.dirty_throttle_ms = double(d.dirty_throttle_ns) / kNsPerMs;
   r.rss_bytes = w.rss_end;
   r.forks_per_s = double(d.forks) / span_s;
+  r.net_retrans_per_s = double(d.net_retransmits) / span_s;
+  r.net_retrans_share = d.net_segs_out ? std::min(1.0, double(d.net_retransmits) / double(d.net_segs_out)) : 0.0;
+  r.net_connect_fail_per_s = double(d.net_connect_failures) / span_s;
+  r.net_resets_per_s = double(d.net_resets_sent + d.net_resets_received) / span_s;
 }
 
 }  // namespace
@@ -324,6 +328,10 @@ json row_to_json(const ProcessRow& r) {
           {"reclaim_ms", r.reclaim_ms},
           {"rss_bytes", r.rss_bytes},
           {"forks_per_s", r.forks_per_s},
+          {"net_retrans_per_s", r.net_retrans_per_s},
+          {"net_retrans_share", r.net_retrans_share},
+          {"net_connect_fail_per_s", r.net_connect_fail_per_s},
+          {"net_resets_per_s", r.net_resets_per_s},
           {"state", r.state},
           {"evidence", r.evidence},
           {"idle", r.idle},
@@ -380,6 +388,10 @@ ProcessRow row_from_json(const json& j) {
   read(j, "reclaim_ms", r.reclaim_ms);
   read(j, "rss_bytes", r.rss_bytes);
   read(j, "forks_per_s", r.forks_per_s);
+  read(j, "net_retrans_per_s", r.net_retrans_per_s);
+  read(j, "net_retrans_share", r.net_retrans_share);
+  read(j, "net_connect_fail_per_s", r.net_connect_fail_per_s);
+  read(j, "net_resets_per_s", r.net_resets_per_s);
   read(j, "state", r.state);
   r.evidence = member(j, "evidence");
   read(j, "idle", r.idle);

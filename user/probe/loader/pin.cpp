@@ -155,7 +155,7 @@ uint64_t probe_identity() {
   const uint32_t abi[] = {uint32_t(sizeof(fp_proc)),         uint32_t(sizeof(fp_exit_event)),
                           uint32_t(sizeof(fp_signal_event)), uint32_t(sizeof(fp_oom_event)),
                           uint32_t(sizeof(fp_hang_event)),   uint32_t(sizeof(Bss)),
-                          uint32_t(sizeof(fp_runq_cpu)),
+                          uint32_t(sizeof(fp_runq_cpu)),     uint32_t(sizeof(fp_net_ep)),
                           FP_HIST_SLOTS,                     FP_DROP_NR,
                           pin::kMetaFormat};
   return pin::fnv1a(abi, sizeof(abi), pin::fnv1a(elf, sz));
@@ -179,7 +179,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
       {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
-      {"runq_cpu", fds_.runq_cpu}};
+      {"runq_cpu", fds_.runq_cpu},     {"net_owners", fds_.net_owners},   {"net_endpoints", fds_.net_endpoints}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -287,6 +287,9 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"dirty", &fds_.dirty, BPF_MAP_TYPE_ARRAY, 4, 8, dirty_words_per_cpu_ * uint32_t(ncpus_)},
       {"bss", &fds_.bss, BPF_MAP_TYPE_ARRAY, 4, sizeof(Bss), 1},
       {"runq_cpu", &fds_.runq_cpu, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(fp_runq_cpu), 1},
+      {"net_owners", &fds_.net_owners, BPF_MAP_TYPE_LRU_HASH, 8, any, FP_DEFAULT_NET_OWNERS},
+      {"net_endpoints", &fds_.net_endpoints, BPF_MAP_TYPE_LRU_HASH, sizeof(fp_net_ep_key), sizeof(fp_net_ep),
+       FP_DEFAULT_NET_ENDPOINTS},
   };
   for (auto& s : specs) {
     auto fd = open(std::string("map_") + s.name);

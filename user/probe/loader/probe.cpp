@@ -184,6 +184,8 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.bss = bpf_map__fd(skel_->maps.bss);
   fds_.thread_ts = bpf_map__fd(skel_->maps.thread_ts);
   fds_.runq_cpu = bpf_map__fd(skel_->maps.runq_cpu);
+  fds_.net_owners = bpf_map__fd(skel_->maps.net_owners);
+  fds_.net_endpoints = bpf_map__fd(skel_->maps.net_endpoints);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
   for (uint32_t i = max_procs_; i-- > 0;) {
@@ -221,6 +223,10 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     // A kernel without block_io_start (< v6.5) is served by block_rq_insert/issue.
     if (st.name == "block_io_start") {
       spdlog::debug("{} unavailable, submitters come from block_rq_insert/issue", st.name);
+      continue;
+    }
+    if (newer_hook(st.name)) {
+      spdlog::info("{} unavailable ({}): {}", st.name, st.reason, st.feeds);
       continue;
     }
     if (const HookSpec* spec = find_hook(st.name); spec && spec->hw_source) {

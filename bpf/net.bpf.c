@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Network family: per-process TCP retransmits, resets sent and received,
+ * failed connects, receive-queue overflows, and the remote endpoints they
+ * went to. Most of these happen in softirq or a timer (a retransmit timer,
+ * a RST arriving), where `current` is whoever was interrupted: the probe
+ * keeps socket -> owner, learned where the owner itself runs, and charges
+ * each event to the socket's owner.
+ *
+ * Where the owner is learned (process context only):
+ *  - inet_sock_set_state CLOSE -> SYN_SENT: connect() sets the state itself;
+ *  - tcp_rcv_space_adjust with the socket lock owned: called from recvmsg,
+ *    or from release_sock processing the backlog, in the lock owner;
+ *  - sock_recv_length / sock_send_length (v6.3+, optional): every
+ *    recvmsg/sendmsg, in the caller; the only way UDP sockets get an owner.
+ * Accepted sockets are born in softirq; they get their owner at their first
+ * read (or write, v6.3+). Entries go at -> CLOSE; the map is an LRU, so
+ * sockets that never close through a state change (UDP) age out.
+ */
+#include "common.bpf.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define FP_AF_INET 2
+#define FP_AF_INET6 10
+#define FP_IPPROTO_TCP 6
+#define FP_IPPROTO_UDP 17
+#define FP_TCP_SYN_SENT 2
+#define FP_TCP_SYN_RECV 3
+#define FP_TCP_CLOSE 7
+
+struct fp_net_owner {
+	__u32 tgid;
+	__u32 segs_seen;        /* tcp_sock.segs_out already charged to the owner */
+	__u64 start_ns;         /* the owner's identity with tgid */
+};
+
+/* struct sock * -> owner. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FP_DEFAULT_NET_OWNERS);
+	__type(key, __u64);
+	__type(value, struct fp_net_owner);
+} net_owners SEC(".maps") __weak;
+
+/* (process, remote endpoint) -> counts, created when something goes wrong there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FP_DEFAULT_NET_ENDPOINTS);
+	__type(key, struct fp_net_ep_key);
+	__type(value, struct fp_net_ep);
+} net_endpoints SEC(".maps") __weak;
+
+static __always_inline __u16 fp_sk_family(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_family);
+}
+
+static __always_inline bool fp_sk_tcp(struct sock *sk)
+{
+	__u16 fam = fp_sk_family(sk);
+
+	return (fam == FP_AF_INET || fam == FP_AF_INET6) && BPF_CORE_READ(sk, sk_protocol) == FP_IPPROTO_TCP;
+}
+
+static __always_inline __u32 fp_sk_segs_out(struct sock *sk)
+{
+	return BPF_CORE_READ((struct tcp_sock *)sk, segs_out);
+}
+
+/* The owner's slot, or NULL (and the entry dropped) when the owner is gone or its pid reused. */
+static __always_inline struct fp_proc *fp_owner_proc(__u64 key, struct fp_net_owner *o)
+{
+	struct fp_proc *p = fp_proc_get(o->tgid, NULL, false);
+
+	if (p && p->start_ns == o->start_ns)
+		return p;
+	bpf_map_delete_elem(&net_owners, &key);
+	return NULL;
+}
+
+static __always_inline void fp_ep_key(struct sock *sk, struct fp_net_owner *o, struct fp_net_ep_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->tgid = o->tgid;
+	k->start_ns = o->start_ns;
+	k->family = fp_sk_family(sk);
+	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (k->family == FP_AF_INET6) {
+		BPF_CORE_READ_INTO(&k->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		__be32 v4 = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+
+		__builtin_memcpy(k->daddr, &v4, sizeof(v4));
+	}
+}
+
+/* The endpoint entry of the socket's peer; created when `create`. */
+static __always_inline struct fp_net_ep *fp_ep_of(struct sock *sk, struct fp_net_owner *o, bool create)
+{
+	struct fp_net_ep_key k;
+	struct fp_net_ep *e;
+	long err;
+
+	fp_ep_key(sk, o, &k);
+	e = bpf_map_lookup_elem(&net_endpoints, &k);
+	if (e || !create)
+		return e;
+	struct fp_net_ep init = {};
+
+	init.first_ns = bpf_ktime_get_ns();
+	err = bpf_map_update_elem(&net_endpoints, &k, &init, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU created it */) {
+		fp_drop(FP_DROP_NET_ENDPOINTS_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&net_endpoints, &k);
+}
+
+/*
+ * Charges the TCP segments the socket sent since the last charge to its
+ * owner (and to its endpoint entry, when there is one). segs_out counts
+ * retransmitted segments too, so retransmits / segs_out is the share.
+ */
+static __always_inline void fp_charge_segs(struct sock *sk, struct fp_net_owner *o, struct fp_proc *p,
+					   struct fp_net_ep *e)
+{
+	__u32 now = fp_sk_segs_out(sk);
+	__u32 seen = o->segs_seen;
+	__u32 d = now - seen;
+
+	if (d == 0 || d > (1u << 30)) /* nothing new, or a value from before the owner changed */
+		return;
+	if (__sync_val_compare_and_swap(&o->segs_seen, seen, now) != seen)
+		return; /* another CPU charged it meanwhile */
+	__sync_fetch_and_add(&p->net_segs_out, d);
+	if (!e)
+		e = fp_ep_of(sk, o, false);
+	if (e)
+		__sync_fetch_and_add(&e->segs_out, d);
+}
+
+/*
+ * The calling process owns `sk` (process context): record it, or charge the
+ * segments sent since the last look when it is already known.
+ */
+static __always_inline void fp_learn_owner(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fp_net_owner *o;
+	struct fp_proc *p;
+
+	if (!sk || tgid == 0)
+		return;
+	o = bpf_map_lookup_elem(&net_owners, &key);
+	if (o && o->tgid == tgid) {
+		if (fp_sk_tcp(sk)) {
+			p = fp_owner_proc(key, o);
+			if (p)
+				fp_charge_segs(sk, o, p, NULL);
+		}
+		return;
+	}
+	p = fp_proc_get(tgid, (void *)bpf_get_current_task(), true);
+	if (!p)
+		return;
+	struct fp_net_owner v = {};
+
+	v.tgid = tgid;
+	v.start_ns = p->start_ns;
+	/* a new owner starts from what the socket sent so far; a first one is charged all of it */
+	v.segs_seen = o && fp_sk_tcp(sk) ? fp_sk_segs_out(sk) : 0;
+	if (bpf_map_update_elem(&net_owners, &key, &v, BPF_ANY))
+		fp_drop(FP_DROP_NET_OWNERS_FULL);
+}
+
+/* The owner of `sk` and its slot, or NULL (counted) when the probe never learned it. */
+static __always_inline struct fp_net_owner *fp_owner_of(struct sock *sk, struct fp_proc **p, bool count_unowned)
+{
+	__u64 key = (__u64)sk;
+	struct fp_net_owner *o = sk ? bpf_map_lookup_elem(&net_owners, &key) : NULL;
+
+	if (!o) {
+		if (count_unowned)
+			fp_drop(FP_DROP_NET_UNOWNED);
+		return NULL;
+	}
+	*p = fp_owner_proc(key, o);
+	return *p ? o : NULL;
+}
+
+/*
+ * Every TCP state change, in whatever context made it. CLOSE -> SYN_SENT is
+ * connect() itself (the owner); SYN_SENT -> CLOSE with sk_err set is a
+ * failed connect (tcp_reset and tcp_write_err set sk_err before tcp_done;
+ * a close() of a connecting socket sets none and is no failure).
+ */
+static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk;
+	struct fp_net_owner *o;
+	struct fp_net_ep *e = NULL;
+	struct fp_proc *p = NULL;
+
+	if (!sk || !fp_sk_tcp(sk))
+		return 0;
+	if (newstate == FP_TCP_SYN_SENT && oldstate == FP_TCP_CLOSE) {
+		bpf_map_delete_elem(&net_owners, &key); /* a recycled pointer's old owner */
+		fp_learn_owner(sk);
+		o = fp_owner_of(sk, &p, false);
+		if (o) {
+			__sync_fetch_and_add(&p->net_connects, 1);
+			e = fp_ep_of(sk, o, false);
+			if (e)
+				__sync_fetch_and_add(&e->connects, 1);
+		}
+		return 0;
+	}
+	if (newstate == FP_TCP_SYN_RECV) {
+		/* a child socket being born in softirq: whatever owned this address before is gone */
+		bpf_map_delete_elem(&net_owners, &key);
+		return 0;
+	}
+	if (newstate != FP_TCP_CLOSE)
+		return 0;
+	o = fp_owner_of(sk, &p, false);
+	if (o) {
+		int err = BPF_CORE_READ(sk, sk_err);
+
+		if (oldstate == FP_TCP_SYN_SENT && err != 0) {
+			__sync_fetch_and_add(&p->net_connect_failures, 1);
+			e = fp_ep_of(sk, o, true);
+			if (e) {
+				__sync_fetch_and_add(&e->connect_failures, 1);
+				e->last_err = err;
+				e->last_ns = bpf_ktime_get_ns();
+			}
+		}
+		fp_charge_segs(sk, o, p, e);
+	}
+	bpf_map_delete_elem(&net_owners, &key);
+	return 0;
+}
+
+FP_HOOK(inet_sock_set_state, on_set_state((struct sock *)sk, oldstate, newstate), const struct sock *sk,
+	const int oldstate, const int newstate)
+
+/*
+ * A retransmitted packet, from the retransmit timer (softirq) or loss
+ * recovery. Since v6.12ish the tracepoint also fires for attempts that
+ * failed (err != 0: the packet did not go out), which are not counted.
+ */
+static __always_inline int on_retransmit(struct sock *sk, int err)
+{
+	struct fp_net_owner *o;
+	struct fp_net_ep *e;
+	struct fp_proc *p = NULL;
+
+	if (err || !sk)
+		return 0;
+	o = fp_owner_of(sk, &p, true);
+	if (!o)
+		return 0;
+	__sync_fetch_and_add(&p->net_retransmits, 1);
+	e = fp_ep_of(sk, o, true);
+	if (e) {
+		__sync_fetch_and_add(&e->retransmits, 1);
+		e->last_ns = bpf_ktime_get_ns();
+	}
+	fp_charge_segs(sk, o, p, e);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(btf_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	return on_retransmit((struct sock *)sk, fp_retransmit_err(ctx));
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(raw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	return on_retransmit((struct sock *)sk, fp_retransmit_err(ctx));
+}
+
+/*
+ * A RST the kernel sent on a socket. Resets answering a packet that has no
+ * socket (a connect to a closed port, seen from the server's side) come with
+ * sk NULL or a time-wait socket: nobody's, not counted. A close() that
+ * aborts (unread data, SO_LINGER 0) sets CLOSE, which forgot the owner,
+ * before it sends the RST: it runs in the owner, with the socket locked, so
+ * the owner is learned again and forgotten once charged.
+ */
+static __always_inline int on_send_reset(struct sock *sk)
+{
+	struct fp_net_owner *o;
+	struct fp_net_ep *e;
+	struct fp_proc *p = NULL;
+	bool relearned = false;
+
+	o = fp_owner_of(sk, &p, false);
+	if (!o && sk && BPF_CORE_READ(sk, sk_lock.owned) &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == FP_TCP_CLOSE) {
+		fp_learn_owner(sk);
+		o = fp_owner_of(sk, &p, false);
+		relearned = true;
+	}
+	if (!o)
+		return 0;
+	__sync_fetch_and_add(&p->net_resets_sent, 1);
+	e = fp_ep_of(sk, o, true);
+	if (e) {
+		__sync_fetch_and_add(&e->resets_sent, 1);
+		e->last_ns = bpf_ktime_get_ns();
+	}
+	if (relearned) {
+		__u64 key = (__u64)sk;
+
+		bpf_map_delete_elem(&net_owners, &key);
+	}
+	return 0;
+}
+
+FP_HOOK(tcp_send_reset, on_send_reset((struct sock *)sk), const struct sock *sk, const struct sk_buff *skb)
+
+/* A RST received on a socket (tcp_reset, softirq). */
+static __always_inline int on_receive_reset(struct sock *sk)
+{
+	struct fp_net_owner *o;
+	struct fp_net_ep *e;
+	struct fp_proc *p = NULL;
+
+	o = fp_owner_of(sk, &p, true);
+	if (!o)
+		return 0;
+	__sync_fetch_and_add(&p->net_resets_received, 1);
+	e = fp_ep_of(sk, o, true);
+	if (e) {
+		__sync_fetch_and_add(&e->resets_received, 1);
+		e->last_ns = bpf_ktime_get_ns();
+	}
+	return 0;
+}
+
+FP_HOOK(tcp_receive_reset, on_receive_reset(sk), struct sock *sk)
+
+/* A packet dropped because the socket's receive queue was full. */
+static __always_inline int on_rcvq_full(struct sock *sk)
+{
+	struct fp_proc *p = NULL;
+
+	if (fp_owner_of(sk, &p, true))
+		__sync_fetch_and_add(&p->net_rcvq_overflows, 1);
+	return 0;
+}
+
+/* sock_queue_rcv_skb's callers (raw, ICMP, packet...); UDP has not used it since v4.10. */
+FP_HOOK(sock_rcvqueue_full, on_rcvq_full(sk), struct sock *sk, struct sk_buff *skb)
+/* UDP's own: __udp_queue_rcv_skb failed to queue (receive buffer full, or no memory). */
+FP_HOOK(udp_fail_queue_rcv_skb, (rc < 0 ? on_rcvq_full(sk) : 0), int rc, struct sock *sk)
+
+/*
+ * tcp_rcv_space_adjust runs in tcp_recvmsg (the reader) and where the stack
+ * processes received data; only with the socket lock owned is `current` the
+ * process that owns the socket (softirq finding it owned only queues to the
+ * backlog, which the owner processes in release_sock).
+ */
+static __always_inline int on_rcv_space_adjust(struct sock *sk)
+{
+	if (sk && BPF_CORE_READ(sk, sk_lock.owned))
+		fp_learn_owner(sk);
+	return 0;
+}
+
+FP_HOOK(tcp_rcv_space_adjust, on_rcv_space_adjust(sk), struct sock *sk)
+
+/* sock_recvmsg / sock_sendmsg (v6.3+): always the caller's own socket. */
+static __always_inline int on_sock_io(struct sock *sk)
+{
+	__u16 fam;
+
+	if (!sk)
+		return 0;
+	fam = fp_sk_family(sk);
+	if (fam == FP_AF_INET || fam == FP_AF_INET6)
+		fp_learn_owner(sk);
+	return 0;
+}
+
+FP_HOOK(sock_recv_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
+FP_HOOK(sock_send_length, on_sock_io(sk), struct sock *sk, int ret, int flags)

@@ -1,0 +1,343 @@
+// Network: events the kernel handles in softirq or a timer (a RST arriving,
+// the retransmit timer) are charged to the process that owns the socket,
+// not to whoever was interrupted (bpf/net.bpf.c), and the probe's endpoint
+// map names the peer.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+#include <atomic>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "probe/loader/net_endpoints.h"
+#include "probe_fixture.h"
+
+using namespace std::chrono_literals;
+using namespace fp;
+using namespace fp::test;
+
+namespace {
+
+// A loopback port nobody listens on: bound, then closed.
+uint16_t closed_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return 0;
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+int connect_to(const char* addr, uint16_t port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+std::vector<NetEndpoint> endpoints_of(const ProcKey& k) {
+  NetEndpointReader reader(probe().net_endpoints_fd());
+  std::vector<NetEndpoint> out;
+  EXPECT_TRUE(reader.read(k, out));
+  return out;
+}
+
+int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+}  // namespace
+
+TEST(Net, ConnectToClosedPortIsAFailedConnectWithAResetReceived) {
+  probe();
+  reset_events();
+  const uint16_t port = closed_port();
+  ASSERT_NE(port, 0);
+  const uint32_t self = uint32_t(getpid());
+  std::optional<fp_proc> before = live_slot(self);
+  constexpr int kTries = 20;
+  Child c([port] {
+    int refused = 0;
+    for (int i = 0; i < kTries; ++i)
+      if (connect_to("127.0.0.1", port) < 0 && errno == ECONNREFUSED) ++refused;
+    return refused == kTries ? 0 : 1;
+  });
+  const uint32_t pid = uint32_t(c.pid());
+  c.release();
+  const int status = c.wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the connects were not all refused";
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  RecordProperty("connect_failures", std::to_string(ex->final.net_connect_failures));
+  EXPECT_EQ(ex->final.net_connects, uint64_t(kTries));
+  EXPECT_EQ(ex->final.net_connect_failures, uint64_t(kTries));
+  EXPECT_EQ(ex->final.net_resets_received, uint64_t(kTries));
+  EXPECT_EQ(ex->final.net_retransmits, 0u);
+
+  // The peer, from the probe's endpoint map.
+  auto eps = endpoints_of(key_of(ex->final));
+  const NetEndpoint* ep = nullptr;
+  for (const auto& e : eps)
+    if (e.port == port) ep = &e;
+  ASSERT_NE(ep, nullptr) << eps.size() << " endpoints for the child";
+  EXPECT_EQ(endpoint_text(*ep), "127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(ep->connect_failures, uint64_t(kTries));
+  EXPECT_EQ(ep->resets_received, uint64_t(kTries));
+  EXPECT_EQ(ep->last_err, ECONNREFUSED);
+
+  // Nothing of it went to the test process, which only waited.
+  std::optional<fp_proc> after = live_slot(self);
+  ASSERT_TRUE(before && after);
+  EXPECT_EQ(after->net_connect_failures, before->net_connect_failures);
+  EXPECT_EQ(after->net_resets_received, before->net_resets_received);
+}
+
+// A veth pair into a network namespace: a TCP sender in the host namespace,
+// a reader in the other. The peer goes away while the sender sends (its
+// address is flushed: what reaches it is dropped, nothing answers): the
+// sender's retransmit timer (softirq) retransmits, charged to the sender.
+// (Setting the peer's link down instead turns the host end's carrier off,
+// and the kernel fails the retransmits locally (the qdisc drops them): no
+// segment goes out, and the probe counts only retransmits that did.)
+class NetNs {
+ public:
+  NetNs() {
+    const std::string id = std::to_string(getpid() % 100000);
+    ns_ = "fptest" + id;
+    host_if_ = "fpa" + id;
+    peer_if_ = "fpb" + id;
+    const int sub = getpid() % 250 + 1;
+    host_ip_ = "10.213." + std::to_string(sub) + ".1";
+    peer_ip_ = "10.213." + std::to_string(sub) + ".2";
+    cleanup();
+    ok_ = sh("ip netns add " + ns_) == 0 &&
+          sh("ip link add " + host_if_ + " type veth peer name " + peer_if_) == 0 &&
+          sh("ip link set " + peer_if_ + " netns " + ns_) == 0 &&
+          sh("ip addr add " + host_ip_ + "/30 dev " + host_if_) == 0 && sh("ip link set " + host_if_ + " up") == 0 &&
+          sh(in_ns("ip addr add " + peer_ip_ + "/30 dev " + peer_if_)) == 0 &&
+          sh(in_ns("ip link set " + peer_if_ + " up")) == 0 && sh(in_ns("ip link set lo up")) == 0;
+  }
+  ~NetNs() { cleanup(); }
+  NetNs(const NetNs&) = delete;
+  NetNs& operator=(const NetNs&) = delete;
+  bool ok() const { return ok_; }
+  std::string in_ns(const std::string& cmd) const { return "ip netns exec " + ns_ + " " + cmd; }
+  bool peer_gone() const { return sh(in_ns("ip addr flush dev " + peer_if_)) == 0; }
+  const std::string& peer_ip() const { return peer_ip_; }
+
+ private:
+  void cleanup() const {
+    sh("ip netns del " + ns_);  // takes the peer end, and with it the pair
+    sh("ip link del " + host_if_);
+  }
+  std::string ns_, host_if_, peer_if_, host_ip_, peer_ip_;
+  bool ok_ = false;
+};
+
+TEST(Net, PeerGoingDownMakesTheSenderRetransmit) {
+  probe();
+  ASSERT_EQ(sh("ip -V"), 0) << "this test needs iproute2's ip";
+  NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "cannot set up a veth pair into a network namespace";
+  const uint16_t port = 47000 + uint16_t(getpid() % 1000);
+  // The reader: accepts one connection and reads it to the end.
+  const std::string reader = ns.in_ns(
+      "python3 -c \"import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+      "s.bind(('" + ns.peer_ip() + "', " + std::to_string(port) + ")); s.listen(1); c, _ = s.accept(); "
+      "exec('while c.recv(65536): pass')\"");
+  Child server([reader] {
+    execl("/bin/sh", "sh", "-c", ("exec " + reader).c_str(), static_cast<char*>(nullptr));
+    return 127;
+  });
+  server.release();
+  const std::string peer = ns.peer_ip();
+  // Set by the sender once connected (shared with the forked child).
+  void* shared = mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* connected = new (shared) std::atomic<int>(0);
+  Child sender([peer, port, connected] {
+    int fd = -1;
+    for (int i = 0; i < 500 && fd < 0; ++i) {  // until the reader listens (5 s)
+      fd = connect_to(peer.c_str(), port);
+      if (fd < 0) usleep(10'000);
+    }
+    if (fd < 0) return 2;
+    connected->store(1);
+    static char buf[16384];
+    std::memset(buf, 'x', sizeof buf);
+    for (;;)
+      if (send(fd, buf, sizeof buf, 0) < 0) return 3;
+  });
+  const uint32_t pid = uint32_t(sender.pid());
+  sender.release();
+  // Connected, then sending for a moment on a clean veth.
+  const bool up = wait_until([&] { return connected->load() == 1; }, 8s);
+  munmap(shared, sizeof(std::atomic<int>));  // the child has its own mapping
+  connected = nullptr;
+  ASSERT_TRUE(up) << "the sender never connected";
+  auto sending = live_slot(pid);
+  ASSERT_TRUE(sending);
+  EXPECT_GE(sending->net_connects, 1u);
+  ASSERT_TRUE(ns.peer_gone());
+  // The retransmit timer: 200 ms at least, doubling.
+  const bool retransmitted = wait_until(
+      [&] {
+        auto s = live_slot(pid);
+        return s && s->net_retransmits >= 3;
+      },
+      15s, 20ms);
+  auto after = live_slot(pid);
+  ASSERT_TRUE(after);
+  RecordProperty("retransmits", std::to_string(after->net_retransmits));
+  RecordProperty("segs_out", std::to_string(after->net_segs_out));
+  EXPECT_TRUE(retransmitted) << "retransmits: " << after->net_retransmits;
+  EXPECT_GT(after->net_segs_out, sending->net_segs_out) << "retransmits are segments sent too";
+  EXPECT_EQ(after->net_connect_failures, sending->net_connect_failures) << "the connection did not fail";
+
+  auto eps = endpoints_of(key_of(*after));
+  const NetEndpoint* ep = nullptr;
+  for (const auto& e : eps)
+    if (e.port == port) ep = &e;
+  ASSERT_NE(ep, nullptr);
+  EXPECT_EQ(endpoint_text(*ep), peer + ":" + std::to_string(port));
+  EXPECT_GE(ep->retransmits, 3u);
+  EXPECT_GT(ep->segs_out, 0u);
+  sender.kill(SIGKILL);
+  sender.wait();
+  server.kill(SIGKILL);
+  server.wait();
+}
+
+// A client that aborts its connection (SO_LINGER 0, close()) sends a RST:
+// charged to it although close() set CLOSE first; the server's accepted
+// socket, born in softirq, has its owner from its first read, and the RST
+// it receives (softirq) is charged to the server (here the test process).
+TEST(Net, AbortiveCloseIsAResetSentByTheClientAndReceivedByTheServer) {
+  probe();
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(lfd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  ASSERT_EQ(getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const uint16_t port = ntohs(a.sin_port);
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  Child client([port, go] {
+    int fd = connect_to("127.0.0.1", port);
+    if (fd < 0 || send(fd, "x", 1, 0) != 1) return 2;
+    char c;
+    if (read(go[0], &c, 1) != 1) return 3;  // until the server has read
+    linger l{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+    return 0;
+  });
+  const uint32_t pid = uint32_t(client.pid());
+  const uint32_t self = uint32_t(getpid());
+  client.release();
+  int cfd = accept(lfd, nullptr, nullptr);
+  ASSERT_GE(cfd, 0);
+  char c;
+  ASSERT_EQ(recv(cfd, &c, 1, 0), 1);  // the server's first read: its owner
+  std::optional<fp_proc> before = live_slot(self);
+  ASSERT_TRUE(before);
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  const int status = client.wait();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->final.net_resets_sent, 1u);
+  EXPECT_EQ(ex->final.net_resets_received, 0u);
+  EXPECT_EQ(ex->final.net_connect_failures, 0u);
+  const bool received = wait_until(
+      [&] {
+        auto s = live_slot(self);
+        return s && s->net_resets_received > before->net_resets_received;
+      },
+      3s);
+  EXPECT_TRUE(received) << "the server's reset was not charged to the server";
+  close(cfd);
+  close(lfd);
+  close(go[0]);
+  close(go[1]);
+}
+
+// A UDP receiver that does not read: datagrams past its receive buffer are
+// dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. UDP
+// sockets get their owner from a recvmsg/sendmsg (sock_recv_length, v6.3+):
+// without those tracepoints the drops are counted as unowned instead.
+TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
+  probe();
+  bool learnable = false;
+  for (const auto& h : probe().hooks())
+    if (h.name == "sock_recv_length") learnable = h.mode != AttachMode::Unavailable;
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  Child receiver([ready] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return 2;
+    char buf[16];
+    (void)recv(fd, buf, sizeof buf, MSG_DONTWAIT);  // nothing yet: only its owner is learned
+    uint16_t port = ntohs(a.sin_port);
+    if (write(ready[1], &port, sizeof port) != sizeof port) return 3;
+    pause();
+    return 0;
+  });
+  const uint32_t pid = uint32_t(receiver.pid());
+  receiver.release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  static char payload[1000];
+  for (int i = 0; i < 200; ++i)
+    sendto(s, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  close(s);
+  if (learnable) {
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto p = live_slot(pid);
+          return p && p->net_rcvq_overflows >= 100;
+        },
+        3s))
+        << "overflows charged: " << (live_slot(pid) ? live_slot(pid)->net_rcvq_overflows : 0);
+  } else {
+    EXPECT_TRUE(wait_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
+  }
+  receiver.kill(SIGKILL);
+  receiver.wait();
+  close(ready[0]);
+  close(ready[1]);
+}

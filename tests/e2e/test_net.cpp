@@ -1,0 +1,139 @@
+// Network faults end to end: the real daemon (real probe) against real
+// clients. A client hammering a closed port opens net_connect_failures
+// naming it; normal network use (a loopback HTTP load, DNS lookups) raises
+// nothing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "e2e_fixture.h"
+#include "services.h"
+
+using namespace std::chrono_literals;
+using namespace fp::e2e;
+using nlohmann::json;
+
+namespace {
+
+// A loopback TCP port nobody listens on (bound, then closed) or, with
+// `listen_free`, a free one for a server.
+uint16_t free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return 0;
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A client that connects to 127.0.0.1:PORT every 20 ms for a while, as a
+// service whose backend is down would; its first line names it for FaultGen.
+const char* kHammer = R"(
+import json, os, socket, sys, time
+print(json.dumps({"culprit": os.getpid()}), flush=True)
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + secs
+while time.time() < end:
+    s = socket.socket()
+    try:
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        pass
+    s.close()
+    time.sleep(0.02)
+)";
+
+// Requests to a loopback HTTP server as fast as one client goes, for a while.
+const char* kHttpLoad = R"(
+import sys, time, urllib.request
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+end = time.time() + secs
+ok = 0
+while time.time() < end:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=2) as r:
+            r.read()
+            ok += 1
+    except OSError:
+        time.sleep(0.05)
+print(ok, flush=True)
+)";
+
+bool net_fault(const json& r) {
+  const std::string cls = r.value("class", "");
+  return r.value("kind", "") == "fault" && cls.rfind("net_", 0) == 0;
+}
+
+}  // namespace
+
+TEST(NetE2E, ClientHammeringAClosedPortOpensConnectFailures) {
+  Daemon d(kBase);  // the built-in rule: 2 failures/s for 5 s, at least 10
+  ASSERT_TRUE(d.ready());
+  const uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  FaultGen g("/usr/bin/python3", {"-c", kHammer, std::to_string(port), "30"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("net_connect_failures", g.culprit(), 25s);
+  ASSERT_TRUE(f) << describe(d.records());
+  const json& ev = (*f)["evidence"];
+  EXPECT_EQ(ev["metric"], "connect_failures_per_s");
+  EXPECT_GE(ev["value"].get<double>(), 2.0);
+  ASSERT_FALSE(ev["endpoints"].empty()) << f->dump();
+  EXPECT_EQ(ev["endpoints"][0]["endpoint"], "127.0.0.1:" + std::to_string(port)) << f->dump();
+  EXPECT_EQ(ev["endpoints"][0]["last_error"], "ECONNREFUSED") << f->dump();
+  EXPECT_NE(ev["summary"].get<std::string>().find("pid " + std::to_string(g.culprit())), std::string::npos)
+      << f->dump();
+  // The daemon's view has the rate too.
+  json row = d.view_row(g.culprit());
+  if (!row.is_null()) {
+    EXPECT_GT(row.value("net_connect_fail_per_s", 0.0), 1.0) << row.dump();
+  }
+  g.stop();
+  EXPECT_TRUE(d.wait_resolved("net_connect_failures", g.culprit(), 30s)) << describe(d.records());
+}
+
+TEST(NetE2E, CleanNetworkUseRaisesNothing) {
+  Daemon d(kBase);
+  ASSERT_TRUE(d.ready());
+  const uint16_t port = free_port();
+  ASSERT_NE(port, 0);
+  const std::string logs = d.dir();
+  ChildProcess server({"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", std::to_string(port),
+                       "--directory", logs},
+                      logs + "/http.log");
+  // Up when it answers.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        std::string out;
+        return run_capture({"/usr/bin/curl", "-sf", "-o", "/dev/null", "http://127.0.0.1:" + std::to_string(port) + "/"},
+                           &out, 2s) == 0;
+      },
+      10s))
+      << "the HTTP server never answered";
+  ChildProcess load({"/usr/bin/python3", "-c", kHttpLoad, std::to_string(port), "20"}, logs + "/load.log");
+  ChildProcess curls({"/bin/sh", "-c",
+                      "end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do curl -sf -o /dev/null "
+                      "http://127.0.0.1:" + std::to_string(port) + "/; done"},
+                     logs + "/curl.log");
+  ChildProcess lookups({"/bin/sh", "-c",
+                        "end=$(($(date +%s) + 20)); while [ $(date +%s) -lt $end ]; do getent hosts localhost; "
+                        "getent hosts debian.org; getent ahosts example.com; sleep 0.2; done"},
+                       logs + "/dns.log");
+  // The spell, then as long as the rules hold a condition before opening
+  // (net_retransmits 10 s with its window, net_connect_failures 5 s): a
+  // fault building up during the spell would open by then.
+  wait_for([&] { return !load.alive() && !curls.alive() && !lookups.alive(); }, 30s);
+  std::this_thread::sleep_for(11s);
+  const std::string served = slurp(logs + "/load.log");
+  EXPECT_GT(std::atoi(served.c_str()), 100) << "the HTTP load did not run: " << served;
+  auto bad = first_match(d.records(), net_fault);
+  EXPECT_FALSE(bad) << bad->dump();
+}
