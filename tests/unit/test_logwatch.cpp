@@ -226,7 +226,8 @@ TEST(LogFollower, ALongLineIsCutAndAFloodIsSkippedAndCounted) {
 RuleConfig watch_rule(const std::string& name, const std::string& path, const std::string& pattern) {
   RuleConfig r = rule(FaultClass::AppErrors, 5, 1, 10s);
   r.name = name;
-  r.logwatch = {path, pattern};
+  r.logwatch.path = path;
+  r.logwatch.pattern = pattern;
   return r;
 }
 
