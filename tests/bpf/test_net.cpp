@@ -126,13 +126,19 @@ class NetNs {
     host_ip_ = "10.213." + std::to_string(sub) + ".1";
     peer_ip_ = "10.213." + std::to_string(sub) + ".2";
     cleanup();
-    ok_ = sh("ip netns add " + ns_) == 0 &&
-          sh("ip link add " + host_if_ + " type veth peer name " + peer_if_) == 0 &&
-          sh("ip link set " + peer_if_ + " netns " + ns_) == 0 &&
-          sh("ip addr add " + host_ip_ + "/30 dev " + host_if_) == 0 && sh("ip link set " + host_if_ + " up") == 0 &&
-          sh(in_ns("ip addr add " + peer_ip_ + "/30 dev " + peer_if_)) == 0 &&
-          sh(in_ns("ip link set " + peer_if_ + " up")) == 0 && sh(in_ns("ip link set lo up")) == 0;
+    for (const std::string& step :
+         {"ip netns add " + ns_, "ip link add " + host_if_ + " type veth peer name " + peer_if_,
+          "ip link set " + peer_if_ + " netns " + ns_, "ip addr add " + host_ip_ + "/30 dev " + host_if_,
+          "ip link set " + host_if_ + " up", in_ns("ip addr add " + peer_ip_ + "/30 dev " + peer_if_),
+          in_ns("ip link set " + peer_if_ + " up"), in_ns("ip link set lo up")}) {
+      if (sh(step) != 0) {
+        failed_ = step;
+        return;
+      }
+    }
+    ok_ = true;
   }
+  const std::string& failed() const { return failed_; }
   ~NetNs() { cleanup(); }
   NetNs(const NetNs&) = delete;
   NetNs& operator=(const NetNs&) = delete;
@@ -146,7 +152,7 @@ class NetNs {
     sh("ip netns del " + ns_);  // takes the peer end, and with it the pair
     sh("ip link del " + host_if_);
   }
-  std::string ns_, host_if_, peer_if_, host_ip_, peer_ip_;
+  std::string ns_, host_if_, peer_if_, host_ip_, peer_ip_, failed_;
   bool ok_ = false;
 };
 
@@ -154,7 +160,7 @@ TEST(Net, PeerGoingDownMakesTheSenderRetransmit) {
   probe();
   ASSERT_EQ(sh("ip -V"), 0) << "this test needs iproute2's ip";
   NetNs ns;
-  ASSERT_TRUE(ns.ok()) << "cannot set up a veth pair into a network namespace";
+  ASSERT_TRUE(ns.ok()) << "cannot set up a veth pair into a network namespace: `" << ns.failed() << "` failed";
   const uint16_t port = 47000 + uint16_t(getpid() % 1000);
   // The reader: accepts one connection and reads it to the end.
   const std::string reader = ns.in_ns(
