@@ -46,24 +46,10 @@ void Parser::logwatch(const toml::table& t, size_t index, std::map<std::string, 
   r.enabled = true;
   r.name.clear();
 
-  if (const toml::node* n = t.get("name")) {
-    if (const auto* s = n->as_string(); !s) {
-      error(*n, "\"name\" must be a string (got " + describe(*n) + ")");
-    } else if (s->get().empty()) {
-      error(*n, "\"name\" must not be empty");
-    } else if (parse_fault_class(s->get())) {
-      error(*n, "logwatch name " + quote(s->get()) + " is the name of a built-in rule; pick another name");
-    } else if (auto it = seen.find(s->get()); it != seen.end()) {
-      const auto& first = it->second->source().begin;
-      error(*n, "duplicate logwatch name " + quote(s->get()) + " (first used at " + std::to_string(first.line) +
-                    ":" + std::to_string(first.column) + "); names must be unique");
-    } else {
-      r.name = s->get();
-      seen.emplace(r.name, n);
-      where = "[[logwatch]] " + quote(r.name);
-    }
-  } else {
-    error(t, where + " needs a \"name\" (a unique name for the rule, as its faults are named)");
+  r.name = unique_name(t, where, seen, "logwatch", false);
+  if (!r.name.empty() && parse_fault_class(r.name)) {  // faults are keyed by rule name
+    error(*t.get("name"), "logwatch name " + quote(r.name) + " is the name of a built-in rule; pick another name");
+    r.name.clear();
   }
 
   const toml::node* journal = t.get("journal");
