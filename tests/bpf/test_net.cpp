@@ -15,6 +15,7 @@
 #include <string>
 
 #include "probe/loader/net_endpoints.h"
+#include "../support/loopback_port.h"
 #include "probe_fixture.h"
 
 using namespace std::chrono_literals;
@@ -23,19 +24,7 @@ using namespace fp::test;
 
 namespace {
 
-// A loopback port nobody listens on: bound, then closed.
-uint16_t closed_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    return 0;
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using fp::test_support::unused_loopback_port;
 
 int connect_to(const char* addr, uint16_t port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -67,7 +56,7 @@ int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c
 TEST(Net, ConnectToClosedPortIsAFailedConnectWithAResetReceived) {
   probe();
   reset_events();
-  const uint16_t port = closed_port();
+  const uint16_t port = unused_loopback_port();
   ASSERT_NE(port, 0);
   const uint32_t self = uint32_t(getpid());
   std::optional<fp_proc> before = live_slot(self);

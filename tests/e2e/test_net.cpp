@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "e2e_fixture.h"
+#include "loopback_port.h"
 #include "services.h"
 
 using namespace std::chrono_literals;
@@ -19,20 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-// A loopback TCP port nobody listens on (bound, then closed) or, with
-// `listen_free`, a free one for a server.
-uint16_t free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    return 0;
-  close(fd);
-  return ntohs(a.sin_port);
-}
+using fp::test_support::unused_loopback_port;
 
 // A client that connects to 127.0.0.1:PORT every 20 ms for a while, as a
 // service whose backend is down would; its first line names it for FaultGen.
@@ -77,7 +65,7 @@ bool net_fault(const json& r) {
 TEST(NetE2E, ClientHammeringAClosedPortOpensConnectFailures) {
   Daemon d(kBase);  // the built-in rule: 2 failures/s for 5 s, at least 10
   ASSERT_TRUE(d.ready());
-  const uint16_t port = free_port();
+  const uint16_t port = unused_loopback_port();
   ASSERT_NE(port, 0);
   FaultGen g("/usr/bin/python3", {"-c", kHammer, std::to_string(port), "30"});
   ASSERT_TRUE(g.started());
@@ -103,7 +91,7 @@ TEST(NetE2E, ClientHammeringAClosedPortOpensConnectFailures) {
 TEST(NetE2E, CleanNetworkUseRaisesNothing) {
   Daemon d(kBase);
   ASSERT_TRUE(d.ready());
-  const uint16_t port = free_port();
+  const uint16_t port = unused_loopback_port();
   ASSERT_NE(port, 0);
   const std::string logs = d.dir();
   ChildProcess server({"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", std::to_string(port),
