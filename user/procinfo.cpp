@@ -116,7 +116,12 @@ ProcInfo ProcInfoCache::read(uint32_t pid) const {
     info.cmdline = join_cmdline(raw);
   }
   info.cgroup = parse_cgroup_file(read_file_partial(dir + "/cgroup", 256 * 1024));  // v1: a line per hierarchy
+  // Read last: a process that exited meanwhile shows as a zombie here. The
+  // kernel moves an exiting task to the root cgroup before it becomes a
+  // zombie and its exe link is gone, so what was read of it above is not what
+  // it was: it is not found (a stale "/" must not stand for its cgroup).
   std::string status = read_file_partial(dir + "/status", kProcFileCap);
+  if (proc_status_exited(status)) return ProcInfo{};
   proc_status_number(status, "Uid:", info.uid);
   proc_status_number(status, "PPid:", info.ppid);
   return info;

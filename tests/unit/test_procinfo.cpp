@@ -1,6 +1,7 @@
 #include "procinfo.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -190,6 +191,19 @@ TEST_F(FakeProc, MalformedStatusLeavesZeros) {
   EXPECT_EQ(info.ppid, 0u);
 }
 
+// An exited process not yet reaped: the kernel moved it to the root cgroup
+// and dropped its exe before it became a zombie, so none of that is its own.
+TEST_F(FakeProc, AZombieIsNotFound) {
+  fs::path dir = add_process(91, "bash", "", "", "4:cpu,cpuacct:/\n0::/\n", 0, 90);
+  write(dir / "status", "Name:\tbash\nUmask:\t0022\nState:\tZ (zombie)\nTgid:\t91\nPPid:\t90\nUid:\t0\t0\t0\t0\n");
+  fs::path dead = add_process(92, "bash", "", "", "0::/\n", 0, 90);
+  write(dead / "status", "Name:\tbash\nState:\tX (dead)\nPPid:\t90\n");
+  ProcInfoCache cache(root_.string());
+  EXPECT_FALSE(cache.get({91, 1}).found);
+  EXPECT_EQ(cache.get({91, 1}).cgroup, "");
+  EXPECT_FALSE(cache.read(92).found);
+}
+
 TEST_F(FakeProc, SecondGetIsServedFromCache) {
   fs::path dir = add_process(500, "before", "/bin/before", "before\0"s, "0::/a\n", 1, 1);
   ProcInfoCache cache(root_.string());
@@ -296,6 +310,28 @@ TEST(ProcInfoCacheRealProc, ReadsThisProcess) {
   EXPECT_EQ(info.uid, ::getuid());
   EXPECT_EQ(info.ppid, static_cast<uint32_t>(::getppid()));
   EXPECT_EQ(info.cgroup.front(), '/');
+}
+
+// A real child that exited and was not reaped yet.
+TEST(ProcInfoCacheRealProc, AnUnreapedChildIsNotFound) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  // Its status says Z once it exited: wait for that state, not a time.
+  bool zombie = false;
+  for (int i = 0; i < 5000 && !zombie; ++i) {
+    std::ifstream st("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(st, line);
+    const size_t close = line.rfind(')');
+    zombie = close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+    if (!zombie) ::usleep(1000);
+  }
+  ProcInfoCache cache;
+  const ProcInfo info = cache.read(static_cast<uint32_t>(child));
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(zombie) << "the child never showed as a zombie";
+  EXPECT_FALSE(info.found) << info.cgroup;
 }
 
 }  // namespace

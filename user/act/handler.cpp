@@ -2,6 +2,8 @@
 
 #include <fnmatch.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -281,6 +283,9 @@ void Handler::open_case(uint64_t now_ns, const FaultRecord& f, TargetResolver& r
     }
   }
   const PolicyConfig* p = policy_for(t, f.cls);
+  spdlog::debug("handler: {} fault on pid {} (comm {}, exe {}, cgroup {}, unit {}, {} group member(s)): {}",
+                fault_class_name(f.cls), t.key.tgid, t.comm, t.exe, t.cgroup, t.unit, t.group.size(),
+                p ? "policy " + p->name : std::string("no policy acts on it"));
   if (!p) return;  // alert only
   act_.remember(t);
   Case c;

@@ -267,6 +267,9 @@ class ForkBombDetector final : public RuleDetector {
       st.matches = rule_matches(rule_, *next, w);
     }
     if (st.culprit.tgid == 0) return;
+    // Its names and cgroup read while it lives, and kept (the cache keeps
+    // what is asked for every tick): the fault names it after it exits.
+    if (w.infos != nullptr) (void)w.infos->info(st.culprit);
     const ProcState* named = t.find(st.culprit);
     const bool named_alive = named != nullptr && !named->exited;
     st.last_seen_ns = w.now_ns;

@@ -94,6 +94,7 @@ void Engine::reload(const Config& cfg) {
 
 void Engine::annotate(FaultRecord& r) const {
   const ProcState* s = table_.find(r.culprit);
+  bool cgroup_known = false;
   if (s != nullptr) {
     r.comm = s->comm;
     if (const ProcInfo* info = trusted_info(*s, &infos_)) {
@@ -104,6 +105,22 @@ void Engine::annotate(FaultRecord& r) const {
       const bool exec_after_read = (s->flags & FP_PROC_EXEC_SEEN) != 0 && !r.comm.empty();
       if (r.comm.empty() || (!s->exited && !info->comm.empty() && !exec_after_read)) r.comm = info->comm;
       r.cgroup = info->cgroup;
+      cgroup_known = true;
+    }
+  }
+  // A group fault outlives the process it names, which may have exited
+  // before /proc was read (a bomb's origin lives milliseconds): its cgroup is
+  // then that of the group's oldest live member with one (fork keeps the
+  // cgroup), said in the evidence. A policy matching the cgroup still applies.
+  if (!cgroup_known) {
+    for (const ProcKey& k : r.group) {
+      const ProcState* m = table_.find(k);
+      if (m == nullptr || m->exited) continue;
+      if (const ProcInfo* info = trusted_info(*m, &infos_)) {
+        r.cgroup = info->cgroup;
+        if (r.evidence.is_object()) r.evidence["cgroup_of"] = k.tgid;
+        break;
+      }
     }
   }
   SystemdUnit unit = systemd_unit_of(r.cgroup);
