@@ -248,25 +248,46 @@ FP_HOOK(inet_sock_set_state, on_set_state((struct sock *)sk, oldstate, newstate)
 	const int oldstate, const int newstate)
 
 /*
- * A retransmitted packet, from the retransmit timer (softirq) or loss
- * recovery. Since v6.12ish the tracepoint also fires for attempts that
- * failed (err != 0: the packet did not go out), which are not counted.
+ * The TCP segments an skb carries (tcp_skb_pcount: TCP_SKB_CB(skb)->
+ * tcp_gso_segs): a retransmitted TSO/GSO skb is several segments, and the
+ * kernel's RetransSegs (nstat TcpRetransSegs) and tcp_sock.segs_out count
+ * segments, so the probe does too. At least 1.
  */
-static __always_inline int on_retransmit(struct sock *sk, int err)
+static __always_inline __u32 fp_skb_tcp_segs(const struct sk_buff *skb)
+{
+	struct tcp_skb_cb *cb;
+	__u16 segs;
+
+	if (!skb)
+		return 1;
+	cb = (struct tcp_skb_cb *)((const char *)skb + bpf_core_field_offset(struct sk_buff, cb));
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	return segs ? segs : 1;
+}
+
+/*
+ * A retransmitted packet, from the retransmit timer (softirq) or loss
+ * recovery, counted in segments. Since v6.12ish the tracepoint also fires
+ * for attempts that failed (err != 0: the packet did not go out), which are
+ * not counted.
+ */
+static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *skb, int err)
 {
 	struct fp_net_owner *o;
 	struct fp_net_ep *e;
 	struct fp_proc *p = NULL;
+	__u32 segs;
 
 	if (err || !sk)
 		return 0;
 	o = fp_owner_of(sk, &p, true);
 	if (!o)
 		return 0;
-	__sync_fetch_and_add(&p->net_retransmits, 1);
+	segs = fp_skb_tcp_segs(skb);
+	__sync_fetch_and_add(&p->net_retransmits, segs);
 	e = fp_ep_of(sk, o, true);
 	if (e) {
-		__sync_fetch_and_add(&e->retransmits, 1);
+		__sync_fetch_and_add(&e->retransmits, segs);
 		e->last_ns = bpf_ktime_get_ns();
 	}
 	fp_charge_segs(sk, o, p, e);
@@ -276,13 +297,13 @@ static __always_inline int on_retransmit(struct sock *sk, int err)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(btf_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
-	return on_retransmit((struct sock *)sk, fp_retransmit_err(ctx));
+	return on_retransmit((struct sock *)sk, skb, fp_retransmit_err(ctx));
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(raw_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
 {
-	return on_retransmit((struct sock *)sk, fp_retransmit_err(ctx));
+	return on_retransmit((struct sock *)sk, skb, fp_retransmit_err(ctx));
 }
 
 /*

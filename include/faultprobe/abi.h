@@ -120,7 +120,7 @@ struct fp_proc {
 	 */
 	__u64 net_connects;         /* TCP connect() attempts (CLOSE -> SYN_SENT) */
 	__u64 net_connect_failures; /* SYN_SENT -> CLOSE with an error: refused, timed out, unreachable */
-	__u64 net_retransmits;      /* TCP retransmitted packets (tcp:tcp_retransmit_skb, successful ones) */
+	__u64 net_retransmits;      /* TCP segments retransmitted (tcp:tcp_retransmit_skb, successful ones; as nstat TcpRetransSegs) */
 	__u64 net_segs_out;         /* TCP segments sent (tcp_sock.segs_out, charged as the probe sees the socket) */
 	__u64 net_resets_sent;      /* RSTs sent on its sockets */
 	__u64 net_resets_received;  /* RSTs received on its sockets */

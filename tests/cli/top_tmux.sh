@@ -31,8 +31,10 @@ fail() {
 }
 screen() { tmux capture-pane -p -t "$session"; }
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND (given the screen on stdin) until it succeeds.
+# SECONDS are scaled by FP_TEST_TIME_SCALE (scripts/vmtest sets 3: loading
+# the probe and drawing the first screen under emulation takes that much longer).
 wait_for() {
-  local secs=$1 what=$2; shift 2
+  local secs=$(($1 * ${FP_TEST_TIME_SCALE:-1})) what=$2; shift 2
   local deadline=$((SECONDS + secs))
   while [ "$SECONDS" -lt "$deadline" ]; do
     if screen | "$@"; then return 0; fi
