@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "probe/loader/net_drop_reasons.h"
@@ -53,6 +55,15 @@ std::vector<NetEndpoint> endpoints_of(const ProcKey& k) {
 }
 
 int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// skb:kfree_skb passes rx_sk (v6.11+) and the probe attached it.
+bool kfree_skb_has_rx_sk() {
+  for (const auto& h : probe().hooks())
+    if (h.name == "kfree_skb" && h.mode == AttachMode::Unavailable) return false;
+  std::ifstream f("/sys/kernel/tracing/events/skb/kfree_skb/format");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return text.find("rx_sk") != std::string::npos;
+}
 
 }  // namespace
 
@@ -237,7 +248,10 @@ TEST(Net, AbortiveCloseIsAResetSentByTheClientAndReceivedByTheServer) {
 // A UDP receiver that does not read: datagrams past its receive buffer are
 // dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. UDP
 // sockets get their owner from a recvmsg/sendmsg (sock_recv_length, v6.3+):
-// without those tracepoints the drops are counted as unowned instead.
+// without those tracepoints the drops are counted as unowned instead. Where
+// skb:kfree_skb has rx_sk (v6.11+) they are drops with reason SOCKET_RCVBUFF
+// too (net_drops); before it the dropped skb has no socket and 6.1 counts
+// them only as overflows.
 TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
   probe();
   bool learnable = false;
@@ -285,6 +299,26 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
         },
         3s))
         << "overflows charged: " << (live_slot(pid) ? live_slot(pid)->net_rcvq_overflows : 0);
+    // Where skb:kfree_skb names the socket a received packet was for (rx_sk,
+    // v6.11+), each is also a drop with its reason, charged to the receiver.
+    if (kfree_skb_has_rx_sk()) {
+      EXPECT_TRUE(wait_until(
+          [&] {
+            auto p = live_slot(pid);
+            return p && p->net_drops >= 100;
+          },
+          3s))
+          << "drops charged: " << (live_slot(pid) ? live_slot(pid)->net_drops : 0);
+      auto p = live_slot(pid);
+      ASSERT_TRUE(p);
+      NetDropReasonReader reader(probe().net_drop_reasons_fd(), kernel_drop_reason_names());
+      std::vector<NetDropReason> reasons;
+      ASSERT_TRUE(reader.read(key_of(*p), reasons));
+      uint64_t rcvbuff = 0;
+      for (const auto& r : reasons)
+        if (r.name == "SOCKET_RCVBUFF") rcvbuff = r.count;
+      EXPECT_GE(rcvbuff, 100u);
+    }
   } else {
     EXPECT_TRUE(wait_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
   }
