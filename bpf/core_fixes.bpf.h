@@ -245,4 +245,63 @@ static __always_inline int fp_retransmit_err(unsigned long long *ctx)
 	return 0;
 }
 
+/*
+ * skb:kfree_skb's drop reason (v5.17+): enum skb_drop_reason, whose numbers
+ * moved (v6.0 put SKB_NOT_DROPPED_YET first, v6.2 added SKB_CONSUMED; v6.4
+ * subsystem reasons in the high bits), so the floor comes from the running
+ * kernel's BTF. A drop is counted when its reason says more than
+ * NOT_SPECIFIED and is not SKB_CONSUMED (a packet used up, not lost), nor
+ * a socket's teardown: QUEUE_PURGE (v6.10: what a closing socket still had
+ * queued; a loopback HTTP load makes one per connection) and SOCKET_CLOSE
+ * (v6.11: unread data at close), the process's own choice, not the network's.
+ */
+/*
+ * The value of an enumerator the running kernel may lack is read in a
+ * subprogram of its own, called only where it exists: inlined, clang may
+ * load the value before the test, and a missing one is a poisoned
+ * relocation the verifier then meets on the live path (6.1 has none of these three).
+ */
+static __noinline bool fp_reason_is_consumed(__u32 reason)
+{
+	return reason == (__u32)bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED);
+}
+
+static __noinline bool fp_reason_is_queue_purge(__u32 reason)
+{
+	return reason == (__u32)bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE);
+}
+
+static __noinline bool fp_reason_is_socket_close(__u32 reason)
+{
+	return reason == (__u32)bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_CLOSE);
+}
+
+/* NOT_SPECIFIED exists wherever skb:kfree_skb has a reason (the loader loads the hook only there). */
+static __always_inline bool fp_drop_reason_counted(__u32 reason)
+{
+	if (reason <= (__u32)bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
+		return false;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) && fp_reason_is_consumed(reason))
+		return false;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+	    fp_reason_is_queue_purge(reason))
+		return false;
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_CLOSE) &&
+	    fp_reason_is_socket_close(reason))
+		return false;
+	return true;
+}
+
+/*
+ * v6.11 gave skb:kfree_skb a fourth argument, rx_sk: the socket a received
+ * packet was for, where the drop happens before the skb is charged to it
+ * (skb->sk is still NULL: TCP and UDP receive-side drops). NULL before.
+ */
+static __always_inline __u64 fp_kfree_skb_rx_sk(unsigned long long *ctx)
+{
+	if (bpf_core_field_exists(((struct trace_event_raw_kfree_skb *)0)->rx_sk))
+		return ((volatile unsigned long long *)ctx)[3];
+	return 0;
+}
+
 #endif /* FAULTPROBE_CORE_FIXES_BPF_H */

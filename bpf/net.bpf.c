@@ -16,6 +16,9 @@
  * Accepted sockets are born in softirq; they get their owner at their first
  * read (or write, v6.3+). Entries go at -> CLOSE; the map is an LRU, so
  * sockets that never close through a state change (UDP) age out.
+ *
+ * Drops with a reason (skb:kfree_skb) are charged to the owner of the skb's
+ * socket, and counted per (process, reason) in net_drop_reasons.
  */
 #include "common.bpf.h"
 #include <bpf/bpf_endian.h>
@@ -51,6 +54,14 @@ struct {
 	__type(key, struct fp_net_ep_key);
 	__type(value, struct fp_net_ep);
 } net_endpoints SEC(".maps") __weak;
+
+/* (process, enum skb_drop_reason) -> packets dropped, created at the first drop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FP_DEFAULT_NET_DROP_REASONS);
+	__type(key, struct fp_net_drop_key);
+	__type(value, __u64);
+} net_drop_reasons SEC(".maps") __weak;
 
 static __always_inline __u16 fp_sk_family(struct sock *sk)
 {
@@ -412,3 +423,75 @@ static __always_inline int on_sock_io(struct sock *sk)
 
 FP_HOOK(sock_recv_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
 FP_HOOK(sock_send_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
+
+/*
+ * skb:kfree_skb, a packet freed because it was dropped, with the kernel's
+ * reason (v5.17+). It fires for every skb freed without being consumed, on
+ * every path (most with reason NOT_SPECIFIED), so the reason is checked
+ * first and the socket second, before any map work.
+ *
+ * The socket: skb->sk where the skb is charged to one (everything sent: a
+ * neighbour queue overflow, a qdisc, netfilter OUTPUT; received data once
+ * queued), else rx_sk (v6.11+: the socket a received packet was for). A
+ * received packet dropped before it has either (on 6.1: UDP and TCP receive
+ * queue drops, where only udp_fail_queue_rcv_skb / sock_rcvqueue_full see the
+ * socket) is not counted here: finding its socket would take a lookup in the
+ * program, on this hottest of network paths. Unowned sockets are skipped
+ * silently: drops on kernel sockets and sockets of processes the probe never
+ * saw use them are not the net_unowned counter's business.
+ */
+static __always_inline int on_kfree_skb(struct sk_buff *skb, __u32 reason, __u64 rx_sk, bool btf)
+{
+	struct fp_net_drop_key k;
+	struct fp_net_owner *o;
+	struct fp_net_ep *e;
+	struct fp_proc *p = NULL;
+	struct sock *sk;
+	__u64 one = 1, *n;
+	long err;
+
+	if (!fp_drop_reason_counted(reason) || !skb)
+		return 0;
+	sk = btf ? skb->sk : BPF_CORE_READ(skb, sk);
+	if (!sk)
+		sk = (struct sock *)rx_sk;
+	if (!sk)
+		return 0;
+	o = fp_owner_of(sk, &p, false);
+	if (!o)
+		return 0;
+	__sync_fetch_and_add(&p->net_drops, 1);
+	__builtin_memset(&k, 0, sizeof(k));
+	k.tgid = o->tgid;
+	k.reason = reason;
+	k.start_ns = o->start_ns;
+	n = bpf_map_lookup_elem(&net_drop_reasons, &k);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+	} else {
+		err = bpf_map_update_elem(&net_drop_reasons, &k, &one, BPF_NOEXIST);
+		if (err == -17 /* EEXIST: another CPU created it */) {
+			n = bpf_map_lookup_elem(&net_drop_reasons, &k);
+			if (n)
+				__sync_fetch_and_add(n, 1);
+		} else if (err) {
+			fp_drop(FP_DROP_NET_DROP_REASONS_FULL);
+		}
+	}
+	e = fp_ep_of(sk, o, false);
+	if (e)
+		__sync_fetch_and_add(&e->drops, 1);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(btf_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return on_kfree_skb(skb, (__u32)reason, fp_kfree_skb_rx_sk(ctx), true);
+}
+
+SEC("raw_tp/kfree_skb")
+int BPF_PROG(raw_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return on_kfree_skb(skb, (__u32)reason, fp_kfree_skb_rx_sk(ctx), false);
+}

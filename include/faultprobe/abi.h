@@ -35,7 +35,8 @@ enum fp_drop_reason {
 	FP_DROP_NET_OWNERS_FULL = 9, /* socket -> owner map refused an insert */
 	FP_DROP_NET_UNOWNED = 10,    /* a TCP/UDP event on a socket whose owner the probe never learned */
 	FP_DROP_NET_ENDPOINTS_FULL = 11, /* (process, remote endpoint) map refused an insert */
-	FP_DROP_NR = 12,
+	FP_DROP_NET_DROP_REASONS_FULL = 12, /* (process, drop reason) map refused an insert */
+	FP_DROP_NR = 13,
 };
 
 /* mm counters as the kernel numbers them (MM_FILEPAGES...). */
@@ -208,7 +209,21 @@ struct fp_net_ep {
 	__u64 first_ns;         /* bpf_ktime_get_ns() of the entry's first count */
 	__u64 last_ns;          /* and of its latest */
 	__s32 last_err;         /* sk_err of the latest failed connect (ECONNREFUSED 111, ETIMEDOUT 110...) */
-	__u32 _pad0;
+	__u32 drops;            /* packets dropped with a reason on the way to or from it (skb:kfree_skb); wraps */
+};
+
+/*
+ * Per-process, per-drop-reason counts (bpf/net.bpf.c, skb:kfree_skb): an LRU
+ * map that userspace reads when a net_drops fault opens, to name the reasons.
+ * `reason` is the kernel's enum skb_drop_reason value, whose numbers move
+ * between kernels: userspace names it from the running kernel's BTF.
+ */
+#define FP_DEFAULT_NET_DROP_REASONS 4096
+
+struct fp_net_drop_key {
+	__u32 tgid;
+	__u32 reason;           /* enum skb_drop_reason */
+	__u64 start_ns;         /* the process's identity with tgid */
 };
 
 /* Ring-buffer events. Every event starts with fp_event_hdr. */
@@ -416,6 +431,7 @@ FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
 FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 696, "fp_exit_event size");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep_key) == 32, "fp_net_ep_key size");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep) == 72, "fp_net_ep size");
+FP_ABI_ASSERT(sizeof(struct fp_net_drop_key) == 16, "fp_net_drop_key size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");

@@ -12,10 +12,14 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
+#include "probe/loader/net_drop_reasons.h"
 #include "probe/loader/net_endpoints.h"
 #include "../support/loopback_port.h"
+#include "../support/veth_netns.h"
 #include "probe_fixture.h"
 
 using namespace std::chrono_literals;
@@ -24,6 +28,7 @@ using namespace fp::test;
 
 namespace {
 
+using fp::test_support::NetNs;
 using fp::test_support::unused_loopback_port;
 
 int connect_to(const char* addr, uint16_t port) {
@@ -50,6 +55,15 @@ std::vector<NetEndpoint> endpoints_of(const ProcKey& k) {
 }
 
 int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// skb:kfree_skb passes rx_sk (v6.11+) and the probe attached it.
+bool kfree_skb_has_rx_sk() {
+  for (const auto& h : probe().hooks())
+    if (h.name == "kfree_skb" && h.mode == AttachMode::Unavailable) return false;
+  std::ifstream f("/sys/kernel/tracing/events/skb/kfree_skb/format");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return text.find("rx_sk") != std::string::npos;
+}
 
 }  // namespace
 
@@ -97,54 +111,8 @@ TEST(Net, ConnectToClosedPortIsAFailedConnectWithAResetReceived) {
   EXPECT_EQ(after->net_resets_received, before->net_resets_received);
 }
 
-// A veth pair into a network namespace: a TCP sender in the host namespace,
-// a reader in the other. The peer goes away while the sender sends (its
-// address is flushed: what reaches it is dropped, nothing answers): the
+// The peer going away under a TCP sender (tests/support/veth_netns.h): the
 // sender's retransmit timer (softirq) retransmits, charged to the sender.
-// (Setting the peer's link down instead turns the host end's carrier off,
-// and the kernel fails the retransmits locally (the qdisc drops them): no
-// segment goes out, and the probe counts only retransmits that did.)
-class NetNs {
- public:
-  NetNs() {
-    const std::string id = std::to_string(getpid() % 100000);
-    ns_ = "fptest" + id;
-    host_if_ = "fpa" + id;
-    peer_if_ = "fpb" + id;
-    const int sub = getpid() % 250 + 1;
-    host_ip_ = "10.213." + std::to_string(sub) + ".1";
-    peer_ip_ = "10.213." + std::to_string(sub) + ".2";
-    cleanup();
-    for (const std::string& step :
-         {"ip netns add " + ns_, "ip link add " + host_if_ + " type veth peer name " + peer_if_,
-          "ip link set " + peer_if_ + " netns " + ns_, "ip addr add " + host_ip_ + "/30 dev " + host_if_,
-          "ip link set " + host_if_ + " up", in_ns("ip addr add " + peer_ip_ + "/30 dev " + peer_if_),
-          in_ns("ip link set " + peer_if_ + " up"), in_ns("ip link set lo up")}) {
-      if (sh(step) != 0) {
-        failed_ = step;
-        return;
-      }
-    }
-    ok_ = true;
-  }
-  const std::string& failed() const { return failed_; }
-  ~NetNs() { cleanup(); }
-  NetNs(const NetNs&) = delete;
-  NetNs& operator=(const NetNs&) = delete;
-  bool ok() const { return ok_; }
-  std::string in_ns(const std::string& cmd) const { return "ip netns exec " + ns_ + " " + cmd; }
-  bool peer_gone() const { return sh(in_ns("ip addr flush dev " + peer_if_)) == 0; }
-  const std::string& peer_ip() const { return peer_ip_; }
-
- private:
-  void cleanup() const {
-    sh("ip netns del " + ns_);  // takes the peer end, and with it the pair
-    sh("ip link del " + host_if_);
-  }
-  std::string ns_, host_if_, peer_if_, host_ip_, peer_ip_, failed_;
-  bool ok_ = false;
-};
-
 TEST(Net, PeerGoingDownMakesTheSenderRetransmit) {
   probe();
   ASSERT_EQ(sh("ip -V"), 0) << "this test needs iproute2's ip";
@@ -280,7 +248,10 @@ TEST(Net, AbortiveCloseIsAResetSentByTheClientAndReceivedByTheServer) {
 // A UDP receiver that does not read: datagrams past its receive buffer are
 // dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. UDP
 // sockets get their owner from a recvmsg/sendmsg (sock_recv_length, v6.3+):
-// without those tracepoints the drops are counted as unowned instead.
+// without those tracepoints the drops are counted as unowned instead. Where
+// skb:kfree_skb has rx_sk (v6.11+) they are drops with reason SOCKET_RCVBUFF
+// too (net_drops); before it the dropped skb has no socket and 6.1 counts
+// them only as overflows.
 TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
   probe();
   bool learnable = false;
@@ -328,6 +299,26 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
         },
         3s))
         << "overflows charged: " << (live_slot(pid) ? live_slot(pid)->net_rcvq_overflows : 0);
+    // Where skb:kfree_skb names the socket a received packet was for (rx_sk,
+    // v6.11+), each is also a drop with its reason, charged to the receiver.
+    if (kfree_skb_has_rx_sk()) {
+      EXPECT_TRUE(wait_until(
+          [&] {
+            auto p = live_slot(pid);
+            return p && p->net_drops >= 100;
+          },
+          3s))
+          << "drops charged: " << (live_slot(pid) ? live_slot(pid)->net_drops : 0);
+      auto p = live_slot(pid);
+      ASSERT_TRUE(p);
+      NetDropReasonReader reader(probe().net_drop_reasons_fd(), kernel_drop_reason_names());
+      std::vector<NetDropReason> reasons;
+      ASSERT_TRUE(reader.read(key_of(*p), reasons));
+      uint64_t rcvbuff = 0;
+      for (const auto& r : reasons)
+        if (r.name == "SOCKET_RCVBUFF") rcvbuff = r.count;
+      EXPECT_GE(rcvbuff, 100u);
+    }
   } else {
     EXPECT_TRUE(wait_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
   }
@@ -335,4 +326,76 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
   receiver.wait();
   close(ready[0]);
   close(ready[1]);
+}
+
+// Packets dropped with a reason (skb:kfree_skb), charged to the process
+// whose socket sent them. The drop: the peer's address is gone, so its
+// neighbour entry never resolves, and the host end may queue only one packet
+// for it (unres_qlen_bytes 1): each connect's SYN pushes the one queued
+// before out of the queue, dropped with NEIGH_QUEUEFULL in the sender's
+// context, the skb still the connecting socket's (6.1 and 6.18 alike), and
+// the socket's owner known from connect() itself.
+TEST(Net, NeighbourQueueOverflowIsADropChargedToTheSenderWithItsReason) {
+  probe();
+  const HookStatus* hook = nullptr;
+  for (const auto& h : probe().hooks())
+    if (h.name == "kfree_skb") hook = &h;
+  ASSERT_NE(hook, nullptr);
+  if (hook->mode == AttachMode::Unavailable) GTEST_SKIP() << "skb:kfree_skb unavailable: " << hook->reason;
+  ASSERT_EQ(sh("ip -V"), 0) << "this test needs iproute2's ip";
+  NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "cannot set up a veth pair into a network namespace: `" << ns.failed() << "` failed";
+  ASSERT_TRUE(ns.peer_gone());
+  ASSERT_TRUE(ns.tiny_neighbour_queue());
+  const std::string peer = ns.peer_ip();
+  constexpr int kConnects = 20;
+  Child sender([peer] {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(9);
+    inet_pton(AF_INET, peer.c_str(), &a.sin_addr);
+    for (int i = 0; i < kConnects; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      if (fd < 0) return 2;
+      (void)connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS: the SYN waits for ARP
+    }
+    pause();
+    return 0;
+  });
+  const uint32_t pid = uint32_t(sender.pid());
+  sender.release();
+  const bool charged = wait_until(
+      [&] {
+        auto p = live_slot(pid);
+        return p && p->net_drops >= uint64_t(kConnects - 1);
+      },
+      5s);
+  auto after = live_slot(pid);
+  ASSERT_TRUE(after);
+  RecordProperty("net_drops", std::to_string(after->net_drops));
+  EXPECT_TRUE(charged) << "drops charged to the sender: " << after->net_drops;
+  EXPECT_GE(after->net_connects, uint64_t(kConnects));
+
+  // The reasons, named from the kernel's own enum.
+  NetDropReasonReader reader(probe().net_drop_reasons_fd(), kernel_drop_reason_names());
+  std::vector<NetDropReason> reasons;
+  ASSERT_TRUE(reader.read(key_of(*after), reasons));
+  uint64_t queuefull = 0, total = 0;
+  std::string seen;
+  for (const auto& r : reasons) {
+    seen += drop_reason_text(r) + "=" + std::to_string(r.count) + " ";
+    total += r.count;
+    if (r.name == "NEIGH_QUEUEFULL") queuefull = r.count;
+  }
+  EXPECT_GE(queuefull, uint64_t(kConnects - 1)) << "reasons: " << seen;
+  EXPECT_LE(total, after->net_drops) << "reasons: " << seen;
+  EXPECT_EQ(probe().drops()[FP_DROP_NET_DROP_REASONS_FULL], 0u);
+  // Nobody else's: this process's drops only.
+  auto me = live_slot(uint32_t(getpid()));
+  ASSERT_TRUE(me);
+  std::vector<NetDropReason> mine;
+  ASSERT_TRUE(reader.read(key_of(*me), mine));
+  for (const auto& r : mine) EXPECT_NE(r.name, "NEIGH_QUEUEFULL");
+  sender.kill(SIGKILL);
+  sender.wait();
 }

@@ -1,7 +1,8 @@
 // Network faults end to end: the real daemon (real probe) against real
 // clients. A client hammering a closed port opens net_connect_failures
-// naming it; normal network use (a loopback HTTP load, DNS lookups) raises
-// nothing.
+// naming it; a client whose packets are dropped opens net_drops naming it
+// and the reason; normal network use (a loopback HTTP load, DNS lookups)
+// raises nothing.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include "e2e_fixture.h"
 #include "loopback_port.h"
 #include "services.h"
+#include "veth_netns.h"
 
 using namespace std::chrono_literals;
 using namespace fp::e2e;
@@ -116,7 +118,8 @@ TEST(NetE2E, CleanNetworkUseRaisesNothing) {
                         "getent hosts debian.org; getent ahosts example.com; sleep 0.2; done"},
                        logs + "/dns.log");
   // The spell, then as long as the rules hold a condition before opening
-  // (net_retransmits 10 s with its window, net_connect_failures 5 s): a
+  // (net_retransmits 10 s with its window, net_connect_failures and
+  // net_drops 5 s): a
   // fault building up during the spell would open by then.
   wait_for([&] { return !load.alive() && !curls.alive() && !lookups.alive(); }, 30s);
   std::this_thread::sleep_for(11s);
@@ -124,4 +127,64 @@ TEST(NetE2E, CleanNetworkUseRaisesNothing) {
   EXPECT_GT(std::atoi(served.c_str()), 100) << "the HTTP load did not run: " << served;
   auto bad = first_match(d.records(), net_fault);
   EXPECT_FALSE(bad) << bad->dump();
+}
+
+// Nonblocking TCP connects to ADDR every 10 ms for a while, each socket
+// closed 2 s later; its first line names it for FaultGen.
+const char* kUnreachable = R"(
+import json, os, socket, sys, time
+print(json.dumps({"culprit": os.getpid()}), flush=True)
+addr, secs = sys.argv[1], float(sys.argv[2])
+end = time.time() + secs
+live = []
+while time.time() < end:
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        s.connect((addr, 9))
+    except OSError:
+        pass
+    live.append((time.time(), s))
+    while live and time.time() - live[0][0] > 2:
+        live.pop(0)[1].close()
+    time.sleep(0.01)
+)";
+
+// A client whose packets the kernel drops: the peer's neighbour never
+// resolves and the host end queues one packet for it, so every SYN pushes
+// the one before out (NEIGH_QUEUEFULL), ~100 a second, charged to the
+// client. The built-in rule (20/s for 5 s, at least 100) opens naming it
+// and the reason, and resolves once it stops.
+TEST(NetE2E, ClientWhosePacketsAreDroppedOpensNetDropsNamingTheReason) {
+  ASSERT_EQ(std::system("ip -V >/dev/null 2>&1"), 0) << "this test needs iproute2's ip";
+  fp::test_support::NetNs ns;
+  ASSERT_TRUE(ns.ok()) << "cannot set up a veth pair into a network namespace: `" << ns.failed() << "` failed";
+  ASSERT_TRUE(ns.peer_gone());
+  ASSERT_TRUE(ns.tiny_neighbour_queue());
+  Daemon d(kBase);
+  ASSERT_TRUE(d.ready());
+  FaultGen g("/usr/bin/python3", {"-c", kUnreachable, ns.peer_ip(), "30"});
+  ASSERT_TRUE(g.started());
+  auto f = d.wait_fault("net_drops", g.culprit(), 25s);
+  ASSERT_TRUE(f) << describe(d.records());
+  const json& ev = (*f)["evidence"];
+  RecordProperty("fault", f->dump());
+  EXPECT_EQ(ev["metric"], "drops_per_s");
+  EXPECT_GE(ev["value"].get<double>(), 20.0);
+  ASSERT_FALSE(ev["reasons"].empty()) << f->dump();
+  const std::string top = ev["reasons"][0]["reason"];
+  EXPECT_TRUE(top == "NEIGH_QUEUEFULL" || top == "NEIGH_FAILED") << f->dump();
+  EXPECT_NE(ev["summary"].get<std::string>().find("pid " + std::to_string(g.culprit())), std::string::npos)
+      << f->dump();
+  json row = d.view_row(g.culprit());
+  if (!row.is_null()) {
+    EXPECT_GT(row.value("net_drops_per_s", 0.0), 10.0) << row.dump();
+  }
+  g.stop();
+  EXPECT_TRUE(d.wait_resolved("net_drops", g.culprit(), 40s)) << describe(d.records());
+  // Nothing else: the connects never complete or fail within the spell (no RST, no ICMP).
+  auto other = first_match(d.records(), [&](const json& r) {
+    return net_fault(r) && r.value("class", "") != "net_drops" && r.value("pid", 0) == int(g.culprit());
+  });
+  EXPECT_FALSE(other) << other->dump();
 }

@@ -40,6 +40,7 @@ struct Load {
   uint64_t page_faults = 0;      // per tick
   uint64_t net_connects = 0, net_connect_failures = 0;  // TCP connects per tick, and of them failed
   uint64_t net_segs_out = 0, net_retransmits = 0;       // TCP segments sent per tick, and of them retransmitted
+  uint64_t net_drops = 0;                                // packets dropped with a reason per tick
 };
 
 // The probe's log2(us) bucket of a duration.
@@ -200,6 +201,7 @@ class Sim {
     p.net_connect_failures += l.net_connect_failures;
     p.net_segs_out += l.net_segs_out;
     p.net_retransmits += l.net_retransmits;
+    p.net_drops += l.net_drops;
     p.io_write_bytes += l.io_bytes + l.dirtied_bytes;
     p.io_submit_write_bytes += l.io_bytes + l.flushed_bytes;
     p.io_write_reqs += l.io_reqs;

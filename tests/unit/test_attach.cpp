@@ -24,6 +24,7 @@ KernelOffer current_kernel() {
   k.sched_info = true;
   k.perf_event_task_storage = true;
   k.runq_rq = true;
+  k.kfree_skb_reason = true;
   return k;
 }
 
@@ -156,6 +157,26 @@ TEST(AttachPlan, SocketOwnersFromRecvLengthOrRcvSpaceAdjust) {
   EXPECT_NE(hook(old, "sock_recv_length").reason.find("sock:sock_recv_length"), std::string::npos);
   EXPECT_EQ(mode(old, "sock_send_length"), AttachMode::Unavailable);
   EXPECT_EQ(mode(old, "tcp_rcv_space_adjust"), AttachMode::TpBtf);
+}
+
+// Drops with a reason: skb:kfree_skb where it passes the reason (v5.17+,
+// tp_btf or raw_tp like any other), off before load where it does not or
+// where tracefs does not list it.
+TEST(AttachPlan, KfreeSkbOnlyWithItsDropReason) {
+  EXPECT_EQ(mode(plan_attach(current_kernel(), {}), "kfree_skb"), AttachMode::TpBtf);
+  AttachChoices raw;
+  raw.force_raw_tp = true;
+  EXPECT_EQ(mode(plan_attach(current_kernel(), raw), "kfree_skb"), AttachMode::RawTp);
+
+  KernelOffer no_reason = current_kernel();
+  no_reason.kfree_skb_reason = false;
+  AttachPlan p = plan_attach(no_reason, {});
+  EXPECT_EQ(mode(p, "kfree_skb"), AttachMode::Unavailable);
+  EXPECT_NE(hook(p, "kfree_skb").reason.find("no drop reason"), std::string::npos);
+
+  KernelOffer unlisted = current_kernel();
+  unlisted.listed.erase("skb/kfree_skb");
+  EXPECT_EQ(mode(plan_attach(unlisted, {}), "kfree_skb"), AttachMode::Unavailable);
 }
 
 TEST(AttachPlan, OneUntypedThreadHookMeansTheTidHash) {

@@ -170,6 +170,7 @@ DaemonView sample_view() {
   v.open_faults.push_back({{"class", "cpu_runaway"}, {"pid", 4242}});
   v.procs.push_back(row(4242, "burn \"cpu\"\\x\ny", 98.0, 10'000'000));
   v.procs.back().state = "cpu_runaway";
+  v.procs.back().net_drops_per_s = 12.5;
   v.procs.push_back(row(1, "init", 0.5, 5'000'000));
   v.procs.push_back(row(77, "idle", 0, 0));  // uses nothing: exported by no ranking
   return v;
@@ -226,6 +227,8 @@ TEST(Metrics, ParsesAndCarriesTheCounters) {
   EXPECT_EQ(cpu->value, "0.98");
   EXPECT_NE(text.find(R"(comm="burn \"cpu\"\\x\\x0ay")"), std::string::npos);
   EXPECT_EQ(p.find("faultprobe_process_rss_bytes", {{"pid", "1"}})->value, "5000000");
+  EXPECT_EQ(p.types["faultprobe_process_net_drops_per_second"], "gauge");
+  EXPECT_EQ(p.find("faultprobe_process_net_drops_per_second", {{"pid", "4242"}})->value, "12.5");
   EXPECT_EQ(p.find("faultprobe_process_state", {{"pid", "4242"}})->labels.at("state"), "cpu_runaway");
   EXPECT_EQ(p.find("faultprobe_process_state", {{"pid", "1"}})->labels.at("state"), "ok");
   EXPECT_EQ(p.find("faultprobe_process_cpu_ratio", {{"pid", "77"}}), nullptr);

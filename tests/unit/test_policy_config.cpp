@@ -396,7 +396,8 @@ TEST(PolicyConfigErrors, Ladders) {
   const std::string head = "[[policy]]\nname = \"a\"\nmatch = { comm = \"x\" }\n";
   std::string classes =
       "cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, io_latency, io_error, crash, "
-      "crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, net_connect_failures, hw_mce, "
+      "crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, net_connect_failures, net_drops, "
+      "hw_mce, "
       "hw_memory_error, hw_pcie_error, hw_disk_error, "
       "hw_thermal, "
       "hw_voltage";

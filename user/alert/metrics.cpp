@@ -328,6 +328,10 @@ void render_processes(Exposition& e, const DaemonView& v, size_t top_n) {
   per_process("faultprobe_process_tcp_connect_failures_per_second",
               "TCP connects of the process that failed (refused, timed out, unreachable) per second.",
               [](const ProcessRow& p) { return p.net_connect_fail_per_s; });
+  per_process("faultprobe_process_net_drops_per_second",
+              "Packets dropped per second with a kernel drop reason on the process's sockets (skb:kfree_skb, "
+              "charged to the socket's owner).",
+              [](const ProcessRow& p) { return p.net_drops_per_s; });
   e.family("faultprobe_process_state", "gauge",
            "1 for the state of each exported process: ok, the class of its open fault, throttled, restarted.");
   for (size_t k = 0; k < sel.size(); ++k) {

@@ -70,6 +70,7 @@ const Builtin kBuiltins[] = {
     {FaultClass::AppErrors,       50,     10,     true,  60s,  0s,   60s,  0,    W},  // matching lines in window
     {FaultClass::NetRetransmits,  5,      1,      true,  10s,  10s,  10s,  20,   W},  // retransmits/s; min in window
     {FaultClass::NetConnectFailures, 2,   0.5,    true,  10s,  5s,   10s,  10,   W},  // failed connects/s; min in window
+    {FaultClass::NetDrops,        20,     5,      true,  10s,  5s,   10s,  100,  W},  // dropped packets/s; min in window
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM

@@ -161,6 +161,11 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
     s->net_endpoints_ = std::make_unique<NetEndpointReader>(s->probe_->net_endpoints_fd());
     s->engine_->set_net_endpoints(s->net_endpoints_.get());
   }
+  if (s->probe_->net_drop_reasons_fd() >= 0) {
+    s->net_drop_reasons_ = std::make_unique<NetDropReasonReader>(s->probe_->net_drop_reasons_fd(),
+                                                                 kernel_drop_reason_names());
+    s->engine_->set_net_drop_reasons(s->net_drop_reasons_.get());
+  }
   s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
   s->engine_->set_memory_budget(s->memory_budget_.get());
   s->cpu_quota_ = std::make_unique<CgroupCpuQuota>(detect_cgroups(), real_cgroup_ops());
@@ -360,6 +365,8 @@ void Service::count_and_log_events() {
                                 {"net_segs_out", p.net_segs_out},
                                 {"net_resets_sent", p.net_resets_sent},
                                 {"net_resets_received", p.net_resets_received},
+                                {"net_rcvq_overflows", p.net_rcvq_overflows},
+                                {"net_drops", p.net_drops},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
     std::string text = safe_dump(j);

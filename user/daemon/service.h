@@ -27,6 +27,7 @@
 #include "detect/cpu_quota.h"
 #include "detect/memory_budget.h"
 #include "probe/probe.h"
+#include "probe/loader/net_drop_reasons.h"
 #include "probe/loader/net_endpoints.h"
 #include "probe/loader/runq_blame.h"
 #include "procinfo.h"
@@ -94,6 +95,7 @@ class Service : public ServerProvider {
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
   std::unique_ptr<NetEndpointReader> net_endpoints_;  // the network detectors' remote endpoints
+  std::unique_ptr<NetDropReasonReader> net_drop_reasons_;  // net_drops' reasons, named from the kernel's BTF
   std::unique_ptr<CgroupMemoryBudget> memory_budget_;  // memory_leak's forecast
   std::unique_ptr<CgroupCpuQuota> cpu_quota_;          // runq_starvation: waits a quota caused
   EventBatch events_;

@@ -24,6 +24,7 @@ struct HostPressure;       // detect/host_pressure.h
 class CgroupPressureSource;  // detect/cgroup_pressure.h
 class LogMatchSource;        // detect/logwatch.h
 class NetEndpointSource;     // detect/net_endpoints.h
+class NetDropReasonSource;   // detect/net_drop_reasons.h
 
 // Where detectors get names and cgroups of processes (ProcInfoCache in the
 // daemon, a fake in tests).
@@ -68,6 +69,9 @@ struct World {
   // The remote endpoints of a process's network trouble (the probe's): the
   // network detectors' evidence. Null: they report without endpoints.
   NetEndpointSource* net_endpoints = nullptr;
+  // Why a process's packets were dropped (the probe's counts per kernel drop
+  // reason): net_drops' evidence. Null: it reports without reasons.
+  NetDropReasonSource* net_drop_reasons = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

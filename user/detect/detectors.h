@@ -22,9 +22,10 @@ std::unique_ptr<Detector> make_anomaly(const RuleConfig& r);
 std::unique_ptr<Detector> make_host_pressure(const RuleConfig& r);
 // Log lines matching a [[logwatch]] pattern (detect/detectors_app.cpp).
 std::unique_ptr<Detector> make_app_errors(const RuleConfig& r);
-// Network, per process (detect/detectors_net.cpp): TCP retransmits, failed connects.
+// Network, per process (detect/detectors_net.cpp): TCP retransmits, failed connects, drops.
 std::unique_ptr<Detector> make_net_retransmits(const RuleConfig& r);
 std::unique_ptr<Detector> make_net_connect_failures(const RuleConfig& r);
+std::unique_ptr<Detector> make_net_drops(const RuleConfig& r);
 
 // Event-driven detectors (detect/detectors_event.cpp).
 std::unique_ptr<Detector> make_oom_kill(const RuleConfig& r);

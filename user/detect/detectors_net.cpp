@@ -1,12 +1,16 @@
-// Network rules, per process: TCP retransmits (net_retransmits) and failed
-// connects (net_connect_failures), charged by the probe to the process that
-// owns the socket (bpf/net.bpf.c), so the culprit is that process. The
-// evidence names the remote endpoints that account for most of it.
+// Network rules, per process: TCP retransmits (net_retransmits), failed
+// connects (net_connect_failures) and packets dropped with a reason
+// (net_drops), charged by the probe to the process that owns the socket
+// (bpf/net.bpf.c), so the culprit is that process. The evidence names the
+// remote endpoints that account for most of it, and net_drops the kernel's
+// drop reasons.
 #include <cinttypes>
 #include <cstdio>
+#include <functional>
 #include <map>
 
 #include "detect/detectors.h"
+#include "detect/net_drop_reasons.h"
 #include "detect/net_endpoints.h"
 #include "detect/threshold.h"
 #include "util/text.h"
@@ -15,22 +19,23 @@ namespace fp {
 namespace {
 
 constexpr size_t kTopEndpoints = 3;
-// Reading the probe's endpoint map walks it (up to 4096 entries): a process
-// with a finding has its endpoints read at most once a second, not at every
-// tick its window moves.
+constexpr size_t kTopDropReasons = 3;
+// Reading the probe's endpoint (or drop reason) map walks it (up to 4096
+// entries): a process with a finding has its entries read at most once a
+// second, not at every tick its window moves.
 constexpr uint64_t kEndpointsEveryNs = 1'000'000'000;
 
-// The endpoints of processes with findings, most `what` first, read at most
-// every kEndpointsEveryNs (an empty array without a source).
-class EndpointCache {
+// What one of the probe's per-process maps says about a process with a
+// finding (an array, most first), read at most every kEndpointsEveryNs.
+class EvidenceCache {
  public:
-  explicit EndpointCache(NetMetric what) : what_(what) {}
+  // The array for one process; empty without a source or when it cannot be read.
+  using Reader = std::function<nlohmann::json(const World&, const ProcKey&)>;
+  explicit EvidenceCache(Reader read) : read_(std::move(read)) {}
   nlohmann::json get(const World& w, const ProcState& s) {
-    if (w.net_endpoints == nullptr) return nlohmann::json::array();
     Entry& e = cache_[s.key];
     if (e.read_ns == 0 || w.now_ns - e.read_ns >= kEndpointsEveryNs) {
-      std::vector<NetEndpoint> eps;
-      e.top = w.net_endpoints->read(s.key, eps) ? top_endpoints(eps, what_, kTopEndpoints) : nlohmann::json::array();
+      e.top = read_(w, s.key);
       e.read_ns = w.now_ns;
     }
     e.used_ns = w.now_ns;
@@ -46,9 +51,25 @@ class EndpointCache {
     uint64_t read_ns = 0, used_ns = 0;
     nlohmann::json top;
   };
-  NetMetric what_;
+  Reader read_;
   std::map<ProcKey, Entry> cache_;
 };
+
+// The endpoints with the most `what`.
+EvidenceCache::Reader endpoints_by(NetMetric what) {
+  return [what](const World& w, const ProcKey& k) {
+    std::vector<NetEndpoint> eps;
+    if (w.net_endpoints == nullptr || !w.net_endpoints->read(k, eps)) return nlohmann::json::array();
+    return top_endpoints(eps, what, kTopEndpoints);
+  };
+}
+
+// The drop reasons with the most drops.
+nlohmann::json top_reasons_of(const World& w, const ProcKey& k) {
+  std::vector<NetDropReason> reasons;
+  if (w.net_drop_reasons == nullptr || !w.net_drop_reasons->read(k, reasons)) return nlohmann::json::array();
+  return top_drop_reasons(reasons, kTopDropReasons);
+}
 
 // "pid 812 postgres: 40 % of segments to 10.0.0.7:5432 retransmitted": the
 // comm made printable (it is the process's to choose).
@@ -111,7 +132,7 @@ class NetRetransmitsDetector final : public RuleDetector {
 
  private:
   FindingCache cache_;
-  EndpointCache endpoints_{NetMetric::Retransmits};
+  EvidenceCache endpoints_{endpoints_by(NetMetric::Retransmits)};
 };
 
 // Metric: failed TCP connects (SYN_SENT -> CLOSE with an error: refused,
@@ -156,7 +177,58 @@ class NetConnectFailuresDetector final : public RuleDetector {
 
  private:
   FindingCache cache_;
-  EndpointCache endpoints_{NetMetric::ConnectFailures};
+  EvidenceCache endpoints_{endpoints_by(NetMetric::ConnectFailures)};
+};
+
+// Metric: packets dropped per second over the window on the process's
+// sockets with a kernel drop reason (skb:kfree_skb; a neighbour that never
+// resolves, a full receive buffer, a firewall), at least `count` of them.
+// The evidence names the reasons as the kernel does, with how many each
+// (counted since the probe first saw one for the process), and the peers
+// the drops went to where the probe keeps them.
+class NetDropsDetector final : public RuleDetector {
+ public:
+  using RuleDetector::RuleDetector;
+
+  void evaluate(const World& w, std::vector<Finding>& out) override {
+    const uint64_t win = window_ns(rule_);
+    cache_.refresh(w, win, [&](const ProcState& s, const WindowDelta& d) {
+      std::optional<Finding> f;
+      const Metrics& m = d.delta;
+      if (m.net_drops == 0 || m.net_drops < rule_.count) return f;
+      const double rate = per_sec(m.net_drops, d.span_ns);
+      Level level = level_of(rate, rule_);
+      if (level == Level::None || !may_accuse(rule_, s, w)) return f;
+      nlohmann::json ev = rule_evidence(rule_, "drops_per_s", rate);
+      ev["drops"] = m.net_drops;
+      ev["min_drops"] = rule_.count;
+      ev["rcvq_overflows"] = m.net_rcvq_overflows;
+      nlohmann::json reasons = reasons_.get(w, s);
+      nlohmann::json eps = endpoints_.get(w, s);
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%" PRIu64 " packets dropped in %.0f s", m.net_drops,
+                    double(d.span_ns) / kNsPerSec);
+      std::string summary = pid_comm(s) + ": " + buf;
+      if (!reasons.empty()) {
+        summary += ", most " + reasons[0]["reason"].get<std::string>();
+        if (reasons.size() > 1) summary += " (then " + reasons[1]["reason"].get<std::string>() + ")";
+      }
+      if (!eps.empty()) summary += ", most to " + eps[0]["endpoint"].get<std::string>();
+      ev["reasons"] = std::move(reasons);
+      ev["endpoints"] = std::move(eps);
+      ev["summary"] = std::move(summary);
+      f = make_finding(rule_, s.key, level, std::move(ev));
+      return f;
+    });
+    cache_.emit(out);
+    reasons_.prune(w.now_ns);
+    endpoints_.prune(w.now_ns);
+  }
+
+ private:
+  FindingCache cache_;
+  EvidenceCache reasons_{top_reasons_of};
+  EvidenceCache endpoints_{endpoints_by(NetMetric::Drops)};
 };
 
 }  // namespace
@@ -167,5 +239,6 @@ std::unique_ptr<Detector> make_net_retransmits(const RuleConfig& r) {
 std::unique_ptr<Detector> make_net_connect_failures(const RuleConfig& r) {
   return std::make_unique<NetConnectFailuresDetector>(r);
 }
+std::unique_ptr<Detector> make_net_drops(const RuleConfig& r) { return std::make_unique<NetDropsDetector>(r); }
 
 }  // namespace fp

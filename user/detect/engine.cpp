@@ -187,6 +187,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.cgroup_pressure = cgroup_pressure_;
   w.logs = logs_;
   w.net_endpoints = net_endpoints_;
+  w.net_drop_reasons = net_drop_reasons_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();

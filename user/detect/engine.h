@@ -79,6 +79,8 @@ class Engine {
   void set_logs(const LogMatchSource* logs) { logs_ = logs; }
   // Where the network detectors name remote endpoints (World::net_endpoints); not owned.
   void set_net_endpoints(NetEndpointSource* src) { net_endpoints_ = src; }
+  // Where net_drops names the drop reasons (World::net_drop_reasons); not owned.
+  void set_net_drop_reasons(NetDropReasonSource* src) { net_drop_reasons_ = src; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -104,6 +106,7 @@ class Engine {
   const CgroupPressureSource* cgroup_pressure_ = nullptr;
   const LogMatchSource* logs_ = nullptr;
   NetEndpointSource* net_endpoints_ = nullptr;
+  NetDropReasonSource* net_drop_reasons_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -29,6 +29,7 @@ enum class FaultClass {
   // Network, per process (bpf/net.bpf.c).
   NetRetransmits,
   NetConnectFailures,
+  NetDrops,
   // Hardware: the culprit is a device, not a process (FaultRecord::subject).
   HwMce,
   HwMemoryError,
@@ -42,8 +43,8 @@ inline constexpr FaultClass kAllFaultClasses[] = {
     FaultClass::OomKill,    FaultClass::IoStorm,        FaultClass::IoLatency,  FaultClass::IoError,
     FaultClass::Crash,      FaultClass::CrashLoop,      FaultClass::Hang,       FaultClass::ForkBomb,
     FaultClass::Anomaly,    FaultClass::HostPressure,   FaultClass::AppErrors,  FaultClass::NetRetransmits,
-    FaultClass::NetConnectFailures, FaultClass::HwMce,  FaultClass::HwMemoryError, FaultClass::HwPcieError,
-    FaultClass::HwDiskError, FaultClass::HwThermal,     FaultClass::HwVoltage};
+    FaultClass::NetConnectFailures, FaultClass::NetDrops, FaultClass::HwMce, FaultClass::HwMemoryError,
+    FaultClass::HwPcieError, FaultClass::HwDiskError,   FaultClass::HwThermal,  FaultClass::HwVoltage};
 
 // Hardware classes: pid 0 in the record, the device in `subject` and
 // evidence.device, the processes it hurt in `victims`. They do not end when

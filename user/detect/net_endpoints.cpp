@@ -19,7 +19,12 @@ bool v4_mapped(const std::array<uint8_t, 16>& a) {
 }
 
 uint64_t count_of(const NetEndpoint& e, NetMetric what) {
-  return what == NetMetric::Retransmits ? e.retransmits : e.connect_failures;
+  switch (what) {
+    case NetMetric::Retransmits: return e.retransmits;
+    case NetMetric::ConnectFailures: return e.connect_failures;
+    case NetMetric::Drops: return e.drops;
+  }
+  return 0;
 }
 
 double round4(double v) { return std::round(v * 1e4) / 1e4; }
@@ -68,6 +73,8 @@ nlohmann::json top_endpoints(const std::vector<NetEndpoint>& eps, NetMetric what
       j["retransmits"] = e.retransmits;
       j["segments_out"] = e.segs_out;
       if (e.segs_out > 0) j["retransmit_share"] = round4(std::min(1.0, double(e.retransmits) / double(e.segs_out)));
+    } else if (what == NetMetric::Drops) {
+      j["drops"] = e.drops;
     } else {
       j["connect_failures"] = e.connect_failures;
       if (e.last_err != 0) j["last_error"] = errno_name(e.last_err);

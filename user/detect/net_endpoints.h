@@ -24,6 +24,7 @@ struct NetEndpoint {
   uint64_t resets_sent = 0, resets_received = 0;
   uint64_t first_ns = 0, last_ns = 0;
   int32_t last_err = 0;  // errno of the latest failed connect
+  uint32_t drops = 0;    // packets to or from it dropped with a reason (wraps at 2^32)
 };
 
 // Where the entries come from (the probe's NetEndpointReader, a fake in tests).
@@ -41,8 +42,8 @@ std::string endpoint_text(const NetEndpoint& e);
 std::string errno_name(int32_t err);
 
 // What a finding's evidence says about the endpoints: the `n` with the most
-// `what` ("retransmits" or "connect_failures"), most first, with their counts.
-enum class NetMetric { Retransmits, ConnectFailures };
+// `what` ("retransmits", "connect_failures" or "drops"), most first, with their counts.
+enum class NetMetric { Retransmits, ConnectFailures, Drops };
 nlohmann::json top_endpoints(const std::vector<NetEndpoint>& eps, NetMetric what, size_t n);
 
 }  // namespace fp

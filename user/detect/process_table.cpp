@@ -39,7 +39,8 @@ constexpr uint64_t Metrics::*kMetricFields[] = {
     &Metrics::page_faults,    &Metrics::reclaim_ns,     &Metrics::reclaims,    &Metrics::rss_bytes,
     &Metrics::fatal_signals,  &Metrics::oom_victim,     &Metrics::io_submit_bytes, &Metrics::dirty_throttle_ns,
     &Metrics::net_connects,   &Metrics::net_connect_failures, &Metrics::net_retransmits, &Metrics::net_segs_out,
-    &Metrics::net_resets_sent, &Metrics::net_resets_received, &Metrics::net_rcvq_overflows};
+    &Metrics::net_resets_sent, &Metrics::net_resets_received, &Metrics::net_rcvq_overflows,
+    &Metrics::net_drops};
 constexpr size_t kNumMetrics = std::size(kMetricFields);
 static_assert(sizeof(Metrics) == kNumMetrics * sizeof(uint64_t), "a Metrics field is missing from kMetricFields");
 static_assert(kNumMetrics <= kRingMaxValues);
@@ -142,6 +143,7 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
   m.net_resets_sent = p.net_resets_sent;
   m.net_resets_received = p.net_resets_received;
   m.net_rcvq_overflows = p.net_rcvq_overflows;
+  m.net_drops = p.net_drops;
   return m;
 }
 

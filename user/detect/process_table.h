@@ -39,6 +39,7 @@ struct Metrics {
   // Network, charged to the socket's owner (bpf/net.bpf.c).
   uint64_t net_connects = 0, net_connect_failures = 0, net_retransmits = 0, net_segs_out = 0;
   uint64_t net_resets_sent = 0, net_resets_received = 0, net_rcvq_overflows = 0;
+  uint64_t net_drops = 0;  // packets dropped with a reason on its sockets (skb:kfree_skb)
 };
 
 // ts_ns: the sample's CLOCK_MONOTONIC time (for dstate_ongoing_ns).

@@ -47,6 +47,7 @@ constexpr HookSpec kHooks[] = {
     {"tcp_rcv_space_adjust", "socket owners (readers)", false, false, "tcp"},
     {"sock_recv_length", "socket owners (every recvmsg, v6.3+)", false, false, "sock"},
     {"sock_send_length", "socket owners (every sendmsg, v6.3+)", false, false, "sock"},
+    {"kfree_skb", "net_drops (packets dropped with a reason, v5.17+)", false, false, "skb"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
     {"mce_record", "hw_mce", false, true, "mce", "mce"},
     {"mc_event", "hw_memory_error", false, true, "ras", "memory"},
@@ -89,7 +90,9 @@ void not_needed(std::vector<HookStatus>& hooks, std::initializer_list<std::strin
 
 std::span<const HookSpec> hook_specs() { return kHooks; }
 
-bool newer_hook(std::string_view name) { return name == "sock_recv_length" || name == "sock_send_length"; }
+bool newer_hook(std::string_view name) {
+  return name == "sock_recv_length" || name == "sock_send_length" || name == "kfree_skb";
+}
 
 const HookSpec* find_hook(std::string_view name) {
   for (const auto& h : kHooks)
@@ -116,6 +119,10 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
     if ((h.hw_source || newer_hook(h.name)) && !listed(k, h.category, h.name)) {
       st.reason = "the kernel has no " + std::string(h.category) + ":" + h.name + " tracepoint (no " + k.tracefs +
                   "/events/" + h.category + "/" + h.name + ")";
+    } else if (std::string_view(h.name) == "kfree_skb" && !k.kfree_skb_reason) {
+      // Older kernels have the tracepoint without a reason: nothing to count, and
+      // the programs read an argument the kernel does not pass.
+      st.reason = "the kernel's skb:kfree_skb has no drop reason (v5.17+)";
     } else if (h.classic) {
       if (k.typed.contains(h.name))
         st.mode = AttachMode::Tracepoint;

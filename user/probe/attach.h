@@ -48,7 +48,8 @@ struct HookSpec {
 };
 std::span<const HookSpec> hook_specs();
 // Optional hooks that only newer kernels have (sock_recv_length and
-// sock_send_length: v6.3): off before load where tracefs does not list them,
+// sock_send_length: v6.3; kfree_skb with a reason: v5.17): off before load
+// where tracefs does not list them,
 // so status says why instead of a failed attach, and logged as info.
 bool newer_hook(std::string_view name);
 const HookSpec* find_hook(std::string_view name);
@@ -79,6 +80,8 @@ struct KernelOffer {
   // A task's run queue and queueing stamp are readable (cfs_rq::rq, i.e.
   // CONFIG_FAIR_GROUP_SCHED, and sched_info::last_queued): run-queue blame.
   bool runq_rq = false;
+  // skb:kfree_skb passes the drop reason (v5.17+: enum skb_drop_reason).
+  bool kfree_skb_reason = false;
 };
 
 // The options that steer the choice (see ProbeOptions).

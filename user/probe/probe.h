@@ -147,6 +147,7 @@ class Probe {
   // The (process, remote endpoint) network counters (bpf/net.bpf.c; read with
   // NetEndpointReader). Always there once loaded.
   int net_endpoints_fd() const { return fds_.net_endpoints; }
+  int net_drop_reasons_fd() const { return fds_.net_drop_reasons; }
   // Counters whose hooks could not be attached on this kernel (and the task
   // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
@@ -198,7 +199,8 @@ class Probe {
   // a takeover (there is no skeleton then).
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
-        drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1, net_owners = -1, net_endpoints = -1;
+        drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1, net_owners = -1, net_endpoints = -1,
+        net_drop_reasons = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;

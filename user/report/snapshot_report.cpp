@@ -22,6 +22,7 @@ const char* drop_reason_name(unsigned reason) {
     case FP_DROP_NET_OWNERS_FULL: return "net_owners_full";
     case FP_DROP_NET_UNOWNED: return "net_unowned";
     case FP_DROP_NET_ENDPOINTS_FULL: return "net_endpoints_full";
+    case FP_DROP_NET_DROP_REASONS_FULL: return "net_drop_reasons_full";
     default: return "unknown";
   }
 }
@@ -86,6 +87,7 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
         {"net_resets_sent", d.net_resets_sent},
         {"net_resets_received", d.net_resets_received},
         {"net_rcvq_overflows", d.net_rcvq_overflows},
+        {"net_drops", d.net_drops},
         {"page_faults", d.page_faults},
         {"reclaim_ns", d.reclaim_ns},
         {"reclaims", d.reclaims},

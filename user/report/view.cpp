@@ -67,6 +67,7 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   r.net_retrans_share = d.net_segs_out ? std::min(1.0, double(d.net_retransmits) / double(d.net_segs_out)) : 0.0;
   r.net_connect_fail_per_s = double(d.net_connect_failures) / span_s;
   r.net_resets_per_s = double(d.net_resets_sent + d.net_resets_received) / span_s;
+  r.net_drops_per_s = double(d.net_drops) / span_s;
 }
 
 }  // namespace
@@ -332,6 +333,7 @@ json row_to_json(const ProcessRow& r) {
           {"net_retrans_share", r.net_retrans_share},
           {"net_connect_fail_per_s", r.net_connect_fail_per_s},
           {"net_resets_per_s", r.net_resets_per_s},
+          {"net_drops_per_s", r.net_drops_per_s},
           {"state", r.state},
           {"evidence", r.evidence},
           {"idle", r.idle},
@@ -392,6 +394,7 @@ ProcessRow row_from_json(const json& j) {
   read(j, "net_retrans_share", r.net_retrans_share);
   read(j, "net_connect_fail_per_s", r.net_connect_fail_per_s);
   read(j, "net_resets_per_s", r.net_resets_per_s);
+  read(j, "net_drops_per_s", r.net_drops_per_s);
   read(j, "state", r.state);
   r.evidence = member(j, "evidence");
   read(j, "idle", r.idle);

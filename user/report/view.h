@@ -46,9 +46,11 @@ struct ProcessRow {
   double forks_per_s = 0;
   // Network, charged to the socket's owner: TCP retransmits and the share of
   // the segments it sent that they are (0 when it sent none), failed connects,
-  // resets sent and received.
+  // resets sent and received, packets dropped with a reason (not a top column:
+  // the table is full; in the view's JSON and Prometheus).
   double net_retrans_per_s = 0, net_retrans_share = 0;
   double net_connect_fail_per_s = 0, net_resets_per_s = 0;
+  double net_drops_per_s = 0;
   std::string state = "ok";   // "ok", the open fault's class, "throttled", "restarted"
   nlohmann::json evidence;    // of the open fault, null when none
   bool idle = false;          // did nothing in the window (its counters did not move) and is not in D

@@ -129,6 +129,7 @@ Result<KernelOffer> read_kernel_offer() {
   k.task_io = kernel_has_task_io_accounting(vmlinux);
   k.task_iter = btf__find_by_name_kind(vmlinux, "bpf_iter_task", BTF_KIND_FUNC) >= 0;
   k.runq_rq = btf_has_member(vmlinux, "cfs_rq", "rq") && btf_has_member(vmlinux, "sched_info", "last_queued");
+  k.kfree_skb_reason = btf_has_member(vmlinux, "trace_event_raw_kfree_skb", "reason");
   btf__free(vmlinux);
   k.perf_event_task_storage =
       libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_task_storage_get, nullptr) == 1;

@@ -27,6 +27,7 @@ void add(const ProcKey& proc, const fp_net_ep_key& key, const fp_net_ep& v, std:
   e.first_ns = v.first_ns;
   e.last_ns = v.last_ns;
   e.last_err = v.last_err;
+  e.drops = v.drops;
   out.push_back(e);
 }
 

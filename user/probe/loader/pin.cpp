@@ -179,7 +179,8 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
       {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
-      {"runq_cpu", fds_.runq_cpu},     {"net_owners", fds_.net_owners},   {"net_endpoints", fds_.net_endpoints}};
+      {"runq_cpu", fds_.runq_cpu},     {"net_owners", fds_.net_owners},   {"net_endpoints", fds_.net_endpoints},
+      {"net_drop_reasons", fds_.net_drop_reasons}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -290,6 +291,8 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"net_owners", &fds_.net_owners, BPF_MAP_TYPE_LRU_HASH, 8, any, FP_DEFAULT_NET_OWNERS},
       {"net_endpoints", &fds_.net_endpoints, BPF_MAP_TYPE_LRU_HASH, sizeof(fp_net_ep_key), sizeof(fp_net_ep),
        FP_DEFAULT_NET_ENDPOINTS},
+      {"net_drop_reasons", &fds_.net_drop_reasons, BPF_MAP_TYPE_LRU_HASH, sizeof(fp_net_drop_key), 8,
+       FP_DEFAULT_NET_DROP_REASONS},
   };
   for (auto& s : specs) {
     auto fd = open(std::string("map_") + s.name);

@@ -25,8 +25,9 @@ inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // 4: fp_thread.faults, no page_fault_user/rss_stat programs; 5: task IO accounting (fp_proc and
 // fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
 // fp_oom_event.tid; 7: + runq_cpu map, runq_blame; 8: network counters in fp_proc, net_owners and
-// net_endpoints maps, 9 network hooks, 40 hook entries)
-inline constexpr uint32_t kMetaFormat = 8;
+// net_endpoints maps, 9 network hooks, 40 hook entries; 9: + net_drop_reasons map, kfree_skb hook,
+// fp_net_ep.drops)
+inline constexpr uint32_t kMetaFormat = 9;
 inline constexpr int kMaxHooks = 40;
 
 struct PinnedHook {

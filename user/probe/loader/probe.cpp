@@ -186,6 +186,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.runq_cpu = bpf_map__fd(skel_->maps.runq_cpu);
   fds_.net_owners = bpf_map__fd(skel_->maps.net_owners);
   fds_.net_endpoints = bpf_map__fd(skel_->maps.net_endpoints);
+  fds_.net_drop_reasons = bpf_map__fd(skel_->maps.net_drop_reasons);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
   for (uint32_t i = max_procs_; i-- > 0;) {
