@@ -1,9 +1,7 @@
 #include "probe/loader/net_drop_reasons.h"
 
-#include <bpf/bpf.h>
 #include <bpf/btf.h>
 
-#include <cerrno>
 #include <string_view>
 
 namespace fp {
@@ -41,41 +39,7 @@ void NetDropReasonReader::add(const ProcKey& proc, const fp_net_drop_key& key, u
 
 bool NetDropReasonReader::read(const ProcKey& proc, std::vector<NetDropReason>& out) {
   out.clear();
-  // One batch read of the whole map (v5.6+): a handful of syscalls.
-  if (batch_) {
-    keys_.resize(FP_DEFAULT_NET_DROP_REASONS);
-    values_.resize(FP_DEFAULT_NET_DROP_REASONS);
-    fp_net_drop_key token{}, next{};
-    bool first = true, done = false;
-    while (!done) {
-      __u32 count = FP_DEFAULT_NET_DROP_REASONS;
-      int r = bpf_map_lookup_batch(fd_, first ? nullptr : &token, &next, keys_.data(), values_.data(), &count, nullptr);
-      if (r != 0 && errno != ENOENT) {
-        if (first) break;  // refused: walk the keys below
-        return false;
-      }
-      done = r != 0;
-      for (__u32 i = 0; i < count; ++i) add(proc, keys_[i], values_[i], out);
-      token = next;
-      first = false;
-    }
-    if (!first) return true;
-    batch_ = false;
-    out.clear();
-  }
-  fp_net_drop_key key{}, next{};
-  uint64_t v = 0;
-  const void* prev = nullptr;
-  // Bounded: an LRU map being written meanwhile may restart the walk.
-  for (int i = 0; i < 4 * FP_DEFAULT_NET_DROP_REASONS; ++i) {
-    if (bpf_map_get_next_key(fd_, prev, &next) != 0) return true;  // ENOENT: the end
-    key = next;
-    prev = &key;
-    if (key.tgid != proc.tgid || key.start_ns != proc.start_ns) continue;
-    if (bpf_map_lookup_elem(fd_, &key, &v) != 0) continue;  // evicted meanwhile
-    add(proc, key, v, out);
-  }
-  return true;
+  return map_.read(proc, [&](const fp_net_drop_key& k, uint64_t count) { add(proc, k, count, out); });
 }
 
 }  // namespace fp

@@ -11,6 +11,7 @@
 
 #include "detect/net_drop_reasons.h"
 #include "faultprobe/abi.h"
+#include "probe/loader/proc_map_reader.h"
 
 namespace fp {
 
@@ -25,16 +26,14 @@ DropReasonNames kernel_drop_reason_names();
 class NetDropReasonReader final : public NetDropReasonSource {
  public:
   // `map_fd`: Probe::net_drop_reasons_fd() (not owned; must be >= 0).
-  NetDropReasonReader(int map_fd, DropReasonNames names) : fd_(map_fd), names_(std::move(names)) {}
+  NetDropReasonReader(int map_fd, DropReasonNames names)
+      : map_(map_fd, FP_DEFAULT_NET_DROP_REASONS), names_(std::move(names)) {}
   bool read(const ProcKey& proc, std::vector<NetDropReason>& out) override;
 
  private:
   void add(const ProcKey& proc, const fp_net_drop_key& key, uint64_t count, std::vector<NetDropReason>& out) const;
-  int fd_;
+  ProcMapReader<fp_net_drop_key, uint64_t> map_;
   DropReasonNames names_;
-  bool batch_ = true;
-  std::vector<fp_net_drop_key> keys_;
-  std::vector<uint64_t> values_;
 };
 
 }  // namespace fp

@@ -10,20 +10,18 @@
 
 #include "detect/net_endpoints.h"
 #include "faultprobe/abi.h"
+#include "probe/loader/proc_map_reader.h"
 
 namespace fp {
 
 class NetEndpointReader final : public NetEndpointSource {
  public:
   // `map_fd`: Probe::net_endpoints_fd() (not owned; must be >= 0).
-  explicit NetEndpointReader(int map_fd) : fd_(map_fd) {}
+  explicit NetEndpointReader(int map_fd) : map_(map_fd, FP_DEFAULT_NET_ENDPOINTS) {}
   bool read(const ProcKey& proc, std::vector<NetEndpoint>& out) override;
 
  private:
-  int fd_;
-  bool batch_ = true;
-  std::vector<fp_net_ep_key> keys_;
-  std::vector<fp_net_ep> values_;
+  ProcMapReader<fp_net_ep_key, fp_net_ep> map_;
 };
 
 }  // namespace fp
