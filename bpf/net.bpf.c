@@ -11,10 +11,15 @@
  *  - inet_sock_set_state CLOSE -> SYN_SENT: connect() sets the state itself;
  *  - tcp_rcv_space_adjust with the socket lock owned: called from recvmsg,
  *    or from release_sock processing the backlog, in the lock owner;
- *  - sock_recv_length / sock_send_length (v6.3+, optional): every
- *    recvmsg/sendmsg, in the caller; the only way UDP sockets get an owner.
+ *  - the resolver (net_resolve, an iter/task_file walk the daemon runs when
+ *    net_pending has entries): the process that has the socket open.
  * Accepted sockets are born in softirq; they get their owner at their first
- * read (or write, v6.3+). Entries go at -> CLOSE; the map is an LRU, so
+ * read. UDP sockets, and accepted sockets that something happens to before
+ * any read, get theirs from the resolver: the event waits in net_pending
+ * (abi.h: fp_net_pending) and is charged to the owner the walk finds. No hook
+ * on every sendmsg/recvmsg (sock:sock_send_length/sock_recv_length, v6.3+):
+ * they fire for every socket of every family, ~40 ns a call even on AF_UNIX
+ * (bench/RESULTS.md 1b). Entries go at -> CLOSE; the map is an LRU, so
  * sockets that never close through a state change (UDP) age out.
  *
  * Drops with a reason (skb:kfree_skb) are charged to the owner of the skb's
@@ -54,6 +59,19 @@ struct {
 	__type(key, struct fp_net_ep_key);
 	__type(value, struct fp_net_ep);
 } net_endpoints SEC(".maps") __weak;
+
+/* struct sock * -> what happened to it before its owner was known (abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FP_DEFAULT_NET_PENDING);
+	__type(key, __u64);
+	__type(value, struct fp_net_pending);
+} net_pending SEC(".maps") __weak;
+
+/* Events kept in net_pending, ever: the daemon runs the resolver when it moves. */
+__u64 fp_net_pending_events = 0;
+/* What the resolver's walks did (read by the daemon around a walk). */
+struct fp_net_resolve_stats fp_net_resolve_stats = {};
 
 /* (process, enum skb_drop_reason) -> packets dropped, created at the first drop. */
 struct {
@@ -187,19 +205,107 @@ static __always_inline void fp_learn_owner(struct sock *sk)
 		fp_drop(FP_DROP_NET_OWNERS_FULL);
 }
 
-/* The owner of `sk` and its slot, or NULL (counted) when the probe never learned it. */
-static __always_inline struct fp_net_owner *fp_owner_of(struct sock *sk, struct fp_proc **p, bool count_unowned)
+/* The owner of `sk` and its slot, or NULL when the probe does not know it (yet). */
+static __always_inline struct fp_net_owner *fp_owner_of(struct sock *sk, struct fp_proc **p)
 {
 	__u64 key = (__u64)sk;
 	struct fp_net_owner *o = sk ? bpf_map_lookup_elem(&net_owners, &key) : NULL;
 
-	if (!o) {
-		if (count_unowned)
-			fp_drop(FP_DROP_NET_UNOWNED);
+	if (!o)
 		return NULL;
-	}
 	*p = fp_owner_proc(key, o);
 	return *p ? o : NULL;
+}
+
+/* The inode number of the socket's file (struct socket_alloc: the socket, then its inode); 0: none yet. */
+static __always_inline __u64 fp_sk_ino(struct sock *sk)
+{
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	struct inode *inode;
+
+	if (!sock)
+		return 0;
+	inode = (struct inode *)((char *)sock + bpf_core_field_offset(struct socket_alloc, vfs_inode) -
+				 bpf_core_field_offset(struct socket_alloc, socket));
+	return BPF_CORE_READ(inode, i_ino);
+}
+
+enum fp_pend_kind { FP_PEND_RETRANSMIT, FP_PEND_RESET_RECEIVED, FP_PEND_RCVQ_OVERFLOW, FP_PEND_DROP };
+
+/*
+ * Something happened to a socket whose owner is not known: kept in
+ * net_pending for the resolver. Only a full map loses it (counted unowned;
+ * a drop is not: drops on sockets nobody owns are not the counter's business,
+ * as below).
+ */
+static __always_inline void fp_pend(struct sock *sk, enum fp_pend_kind kind, __u32 n, __u32 reason)
+{
+	__u64 key = (__u64)sk;
+	struct fp_net_pending *pe;
+	long err;
+
+	if (!sk)
+		return;
+	pe = bpf_map_lookup_elem(&net_pending, &key);
+	if (!pe) {
+		struct fp_net_pending init = {};
+
+		init.first_ns = bpf_ktime_get_ns();
+		init.drop_reason = reason;
+		init.ino = fp_sk_ino(sk);
+		err = bpf_map_update_elem(&net_pending, &key, &init, BPF_NOEXIST);
+		if (err && err != -17 /* EEXIST: another CPU made it */) {
+			if (kind != FP_PEND_DROP)
+				fp_drop(FP_DROP_NET_UNOWNED);
+			return;
+		}
+		pe = bpf_map_lookup_elem(&net_pending, &key);
+		if (!pe)
+			return;
+	}
+	switch (kind) {
+	case FP_PEND_RETRANSMIT:
+		__sync_fetch_and_add(&pe->retransmits, n);
+		break;
+	case FP_PEND_RESET_RECEIVED:
+		__sync_fetch_and_add(&pe->resets_received, n);
+		break;
+	case FP_PEND_RCVQ_OVERFLOW:
+		__sync_fetch_and_add(&pe->rcvq_overflows, n);
+		break;
+	case FP_PEND_DROP:
+		if (pe->drops == 0 && pe->drops_other == 0)
+			pe->drop_reason = reason;
+		if (pe->drop_reason == reason)
+			__sync_fetch_and_add(&pe->drops, n);
+		else
+			__sync_fetch_and_add(&pe->drops_other, n);
+		break;
+	}
+	__sync_fetch_and_add(&fp_net_pending_events, 1);
+}
+
+/*
+ * A TCP socket closing with events waiting for its owner, and no file (an
+ * accepted socket reset before accept(), a connect that failed on a socket
+ * the probe never saw connect): nobody will ever have it open and its
+ * address may soon be another socket's, so what waited is counted unowned
+ * now. One with a file stays: its process may still have it open (a reset
+ * closes the socket, not the descriptor) and the walk checks the inode.
+ */
+static __always_inline void fp_pending_closed(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct fp_net_pending *pe = bpf_map_lookup_elem(&net_pending, &key);
+	__u32 reason = FP_DROP_NET_UNOWNED;
+	__u64 *c;
+
+	if (!pe || BPF_CORE_READ(sk, sk_socket))
+		return;
+	c = bpf_map_lookup_elem(&drops, &reason);
+	if (c)
+		*c += pe->retransmits + pe->resets_received + pe->rcvq_overflows;
+	bpf_map_delete_elem(&net_pending, &key);
 }
 
 /*
@@ -220,7 +326,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	if (newstate == FP_TCP_SYN_SENT && oldstate == FP_TCP_CLOSE) {
 		bpf_map_delete_elem(&net_owners, &key); /* a recycled pointer's old owner */
 		fp_learn_owner(sk);
-		o = fp_owner_of(sk, &p, false);
+		o = fp_owner_of(sk, &p);
 		if (o) {
 			__sync_fetch_and_add(&p->net_connects, 1);
 			e = fp_ep_of(sk, o, false);
@@ -236,7 +342,8 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	}
 	if (newstate != FP_TCP_CLOSE)
 		return 0;
-	o = fp_owner_of(sk, &p, false);
+	fp_pending_closed(sk);
+	o = fp_owner_of(sk, &p);
 	if (o) {
 		int err = BPF_CORE_READ(sk, sk_err);
 
@@ -291,10 +398,12 @@ static __always_inline int on_retransmit(struct sock *sk, const struct sk_buff *
 
 	if (err || !sk)
 		return 0;
-	o = fp_owner_of(sk, &p, true);
-	if (!o)
-		return 0;
 	segs = fp_skb_tcp_segs(skb);
+	o = fp_owner_of(sk, &p);
+	if (!o) {
+		fp_pend(sk, FP_PEND_RETRANSMIT, segs, 0);
+		return 0;
+	}
 	__sync_fetch_and_add(&p->net_retransmits, segs);
 	e = fp_ep_of(sk, o, true);
 	if (e) {
@@ -332,11 +441,11 @@ static __always_inline int on_send_reset(struct sock *sk)
 	struct fp_proc *p = NULL;
 	bool relearned = false;
 
-	o = fp_owner_of(sk, &p, false);
+	o = fp_owner_of(sk, &p);
 	if (!o && sk && BPF_CORE_READ(sk, sk_lock.owned) &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == FP_TCP_CLOSE) {
 		fp_learn_owner(sk);
-		o = fp_owner_of(sk, &p, false);
+		o = fp_owner_of(sk, &p);
 		relearned = true;
 	}
 	if (!o)
@@ -364,9 +473,11 @@ static __always_inline int on_receive_reset(struct sock *sk)
 	struct fp_net_ep *e;
 	struct fp_proc *p = NULL;
 
-	o = fp_owner_of(sk, &p, true);
-	if (!o)
+	o = fp_owner_of(sk, &p);
+	if (!o) {
+		fp_pend(sk, FP_PEND_RESET_RECEIVED, 1, 0);
 		return 0;
+	}
 	__sync_fetch_and_add(&p->net_resets_received, 1);
 	e = fp_ep_of(sk, o, true);
 	if (e) {
@@ -383,8 +494,10 @@ static __always_inline int on_rcvq_full(struct sock *sk)
 {
 	struct fp_proc *p = NULL;
 
-	if (fp_owner_of(sk, &p, true))
+	if (fp_owner_of(sk, &p))
 		__sync_fetch_and_add(&p->net_rcvq_overflows, 1);
+	else
+		fp_pend(sk, FP_PEND_RCVQ_OVERFLOW, 1, 0);
 	return 0;
 }
 
@@ -408,21 +521,31 @@ static __always_inline int on_rcv_space_adjust(struct sock *sk)
 
 FP_HOOK(tcp_rcv_space_adjust, on_rcv_space_adjust(sk), struct sock *sk)
 
-/* sock_recvmsg / sock_sendmsg (v6.3+): always the caller's own socket. */
-static __always_inline int on_sock_io(struct sock *sk)
+/* Adds `n` drops with `reason` to the owner's (process, reason) entry. */
+static __always_inline void fp_count_drop_reason(struct fp_net_owner *o, __u32 reason, __u64 n)
 {
-	__u16 fam;
+	struct fp_net_drop_key k;
+	__u64 *c;
+	long err;
 
-	if (!sk)
-		return 0;
-	fam = fp_sk_family(sk);
-	if (fam == FP_AF_INET || fam == FP_AF_INET6)
-		fp_learn_owner(sk);
-	return 0;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.tgid = o->tgid;
+	k.reason = reason;
+	k.start_ns = o->start_ns;
+	c = bpf_map_lookup_elem(&net_drop_reasons, &k);
+	if (c) {
+		__sync_fetch_and_add(c, n);
+		return;
+	}
+	err = bpf_map_update_elem(&net_drop_reasons, &k, &n, BPF_NOEXIST);
+	if (err == -17 /* EEXIST: another CPU created it */) {
+		c = bpf_map_lookup_elem(&net_drop_reasons, &k);
+		if (c)
+			__sync_fetch_and_add(c, n);
+	} else if (err) {
+		fp_drop(FP_DROP_NET_DROP_REASONS_FULL);
+	}
 }
-
-FP_HOOK(sock_recv_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
-FP_HOOK(sock_send_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
 
 /*
  * skb:kfree_skb, a packet freed because it was dropped, with the kernel's
@@ -442,13 +565,10 @@ FP_HOOK(sock_send_length, on_sock_io(sk), struct sock *sk, int ret, int flags)
  */
 static __always_inline int on_kfree_skb(struct sk_buff *skb, __u32 reason, __u64 rx_sk, bool btf)
 {
-	struct fp_net_drop_key k;
 	struct fp_net_owner *o;
 	struct fp_net_ep *e;
 	struct fp_proc *p = NULL;
 	struct sock *sk;
-	__u64 one = 1, *n;
-	long err;
 
 	if (!fp_drop_reason_counted(reason) || !skb)
 		return 0;
@@ -457,27 +577,16 @@ static __always_inline int on_kfree_skb(struct sk_buff *skb, __u32 reason, __u64
 		sk = (struct sock *)rx_sk;
 	if (!sk)
 		return 0;
-	o = fp_owner_of(sk, &p, false);
-	if (!o)
+	o = fp_owner_of(sk, &p);
+	if (!o) {
+		__u16 fam = fp_sk_family(sk);
+
+		if (fam == FP_AF_INET || fam == FP_AF_INET6)
+			fp_pend(sk, FP_PEND_DROP, 1, reason);
 		return 0;
-	__sync_fetch_and_add(&p->net_drops, 1);
-	__builtin_memset(&k, 0, sizeof(k));
-	k.tgid = o->tgid;
-	k.reason = reason;
-	k.start_ns = o->start_ns;
-	n = bpf_map_lookup_elem(&net_drop_reasons, &k);
-	if (n) {
-		__sync_fetch_and_add(n, 1);
-	} else {
-		err = bpf_map_update_elem(&net_drop_reasons, &k, &one, BPF_NOEXIST);
-		if (err == -17 /* EEXIST: another CPU created it */) {
-			n = bpf_map_lookup_elem(&net_drop_reasons, &k);
-			if (n)
-				__sync_fetch_and_add(n, 1);
-		} else if (err) {
-			fp_drop(FP_DROP_NET_DROP_REASONS_FULL);
-		}
 	}
+	__sync_fetch_and_add(&p->net_drops, 1);
+	fp_count_drop_reason(o, reason, 1);
 	e = fp_ep_of(sk, o, false);
 	if (e)
 		__sync_fetch_and_add(&e->drops, 1);
@@ -494,4 +603,104 @@ SEC("raw_tp/kfree_skb")
 int BPF_PROG(raw_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	return on_kfree_skb(skb, (__u32)reason, fp_kfree_skb_rx_sk(ctx), false);
+}
+
+/*
+ * The resolver: a walk of every process's open files (iter/task_file; a
+ * thread sharing its leader's file table is skipped by the kernel), run by
+ * the daemon when net_pending has something. A socket found there belongs to
+ * the process that has it open (the first found, when several share it); what
+ * waited for it is charged to that process and the socket gets it as owner.
+ * Entries the walk does not find (the socket was closed, or is the kernel's)
+ * are the daemon's to count as unowned and delete.
+ */
+static __always_inline void fp_resolve(struct sock *sk, struct task_struct *task, struct fp_net_pending *pe)
+{
+	__u64 key = (__u64)sk;
+	__u32 tgid = task->tgid;
+	struct fp_net_owner *o = bpf_map_lookup_elem(&net_owners, &key);
+	struct fp_net_ep *e = NULL;
+	struct fp_proc *p = NULL;
+	__u32 retrans, resets, overflows, drops, drops_other;
+
+	if (o)
+		p = fp_owner_proc(key, o); /* learned meanwhile: charged there */
+	if (!p) {
+		p = fp_proc_get(tgid, task, true);
+		if (!p)
+			return; /* left pending: counted unowned by the daemon */
+		struct fp_net_owner v = {};
+
+		v.tgid = tgid;
+		v.start_ns = p->start_ns;
+		if (bpf_map_update_elem(&net_owners, &key, &v, BPF_ANY)) {
+			fp_drop(FP_DROP_NET_OWNERS_FULL);
+			return;
+		}
+		o = bpf_map_lookup_elem(&net_owners, &key);
+		if (!o)
+			return;
+	}
+	fp_net_resolve_stats.charged++;
+	/* the owner is in net_owners now: new events go to it, not here */
+	retrans = __sync_lock_test_and_set(&pe->retransmits, 0);
+	resets = __sync_lock_test_and_set(&pe->resets_received, 0);
+	overflows = __sync_lock_test_and_set(&pe->rcvq_overflows, 0);
+	drops = __sync_lock_test_and_set(&pe->drops, 0);
+	drops_other = __sync_lock_test_and_set(&pe->drops_other, 0);
+	fp_net_resolve_stats.events += retrans + resets + overflows + drops + drops_other;
+	if (retrans)
+		__sync_fetch_and_add(&p->net_retransmits, retrans);
+	if (resets)
+		__sync_fetch_and_add(&p->net_resets_received, resets);
+	if (overflows)
+		__sync_fetch_and_add(&p->net_rcvq_overflows, overflows);
+	if (drops + drops_other) {
+		__sync_fetch_and_add(&p->net_drops, drops + drops_other);
+		if (drops)
+			fp_count_drop_reason(o, pe->drop_reason, drops);
+	}
+	if (retrans || resets) {
+		e = fp_ep_of(sk, o, true);
+		if (e) {
+			if (retrans)
+				__sync_fetch_and_add(&e->retransmits, retrans);
+			if (resets)
+				__sync_fetch_and_add(&e->resets_received, resets);
+			e->last_ns = bpf_ktime_get_ns();
+		}
+	}
+	if (fp_sk_tcp(sk))
+		fp_charge_segs(sk, o, p, e); /* all it sent so far: the owner is new */
+	bpf_map_delete_elem(&net_pending, &key);
+}
+
+SEC("iter/task_file")
+int net_resolve(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct fp_net_pending *pe;
+	struct socket *sock;
+	struct sock *sk;
+	__u64 key;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	fp_net_resolve_stats.sockets++;
+	sk = BPF_CORE_READ(sock, sk);
+	key = (__u64)sk;
+	if (!sk)
+		return 0;
+	pe = bpf_map_lookup_elem(&net_pending, &key);
+	if (!pe)
+		return 0;
+	if (pe->ino && pe->ino != BPF_CORE_READ(file, f_inode, i_ino))
+		return 0; /* another socket at a freed one's address: the sweep counts it */
+	fp_net_resolve_stats.found++;
+	fp_resolve(sk, task, pe);
+	return 0;
 }

@@ -33,7 +33,7 @@ enum fp_drop_reason {
 	FP_DROP_EXIT_UNSEEN = 7,     /* a process exited that never had a slot */
 	FP_DROP_RUNQ_SLOT_TAKEN = 8, /* a CPU's run-queue blame slot taken from a process charged < 30 s ago */
 	FP_DROP_NET_OWNERS_FULL = 9, /* socket -> owner map refused an insert */
-	FP_DROP_NET_UNOWNED = 10,    /* a TCP/UDP event on a socket whose owner the probe never learned */
+	FP_DROP_NET_UNOWNED = 10,    /* a TCP/UDP event on a socket whose owner nobody found (not even the resolver) */
 	FP_DROP_NET_ENDPOINTS_FULL = 11, /* (process, remote endpoint) map refused an insert */
 	FP_DROP_NET_DROP_REASONS_FULL = 12, /* (process, drop reason) map refused an insert */
 	FP_DROP_NR = 13,
@@ -224,6 +224,39 @@ struct fp_net_drop_key {
 	__u32 tgid;
 	__u32 reason;           /* enum skb_drop_reason */
 	__u64 start_ns;         /* the process's identity with tgid */
+};
+
+/*
+ * Sockets something happened to before the probe knew their owner (bpf/
+ * net.bpf.c): a retransmit on an accepted socket that never read, a UDP
+ * receiver's overflow. The owner of a socket is learned where the owner
+ * itself runs (connect, a TCP read), never on every sendmsg/recvmsg (that
+ * costs every socket of every family its own hook); what happens to a socket
+ * still unknown is kept here, keyed by the struct sock pointer, until the
+ * daemon's resolver pass (an iter/task_file walk: net_resolve) finds the
+ * process that has it open and charges it all. A plain hash, not an LRU: an
+ * entry leaves only charged or counted (FP_DROP_NET_UNOWNED) by the daemon.
+ */
+#define FP_DEFAULT_NET_PENDING 4096
+
+struct fp_net_pending {
+	__u32 retransmits;      /* segments */
+	__u32 resets_received;
+	__u32 rcvq_overflows;
+	__u32 drops;            /* with reason drop_reason */
+	__u32 drops_other;      /* with another reason (charged, not named) */
+	__u32 drop_reason;      /* enum skb_drop_reason of the first drop */
+	__u64 first_ns;         /* bpf_ktime_get_ns() of the first event */
+	__u64 ino;              /* the socket's inode number then (0: it had no file yet): a
+				   freed socket's address reused by another is not its owner */
+};
+
+/* What the resolver's walks did, summed over walks (bpf/net.bpf.c .bss). */
+struct fp_net_resolve_stats {
+	__u64 sockets;          /* socket files looked at */
+	__u64 found;            /* pending sockets found open in a process */
+	__u64 charged;          /* of those, charged to it (else: no slot for it, left pending) */
+	__u64 events;           /* events charged */
 };
 
 /* Ring-buffer events. Every event starts with fp_event_hdr. */
@@ -432,6 +465,8 @@ FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 696, "fp_exit_event size");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep_key) == 32, "fp_net_ep_key size");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep) == 72, "fp_net_ep size");
 FP_ABI_ASSERT(sizeof(struct fp_net_drop_key) == 16, "fp_net_drop_key size");
+FP_ABI_ASSERT(sizeof(struct fp_net_pending) == 40, "fp_net_pending size");
+FP_ABI_ASSERT(sizeof(struct fp_net_resolve_stats) == 32, "fp_net_resolve_stats size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");

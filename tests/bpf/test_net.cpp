@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -245,21 +246,25 @@ TEST(Net, AbortiveCloseIsAResetSentByTheClientAndReceivedByTheServer) {
   close(go[1]);
 }
 
-// A UDP receiver that does not read: datagrams past its receive buffer are
-// dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. UDP
-// sockets get their owner from a recvmsg/sendmsg (sock_recv_length, v6.3+):
-// without those tracepoints the drops are counted as unowned instead. Where
-// skb:kfree_skb has rx_sk (v6.11+) they are drops with reason SOCKET_RCVBUFF
-// too (net_drops); before it the dropped skb has no socket and 6.1 counts
-// them only as overflows.
-TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
-  probe();
-  bool learnable = false;
-  for (const auto& h : probe().hooks())
-    if (h.name == "sock_recv_length") learnable = h.mode != AttachMode::Unavailable;
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  Child receiver([ready] {
+namespace {
+
+// Walks for socket owners (the daemon does it from its loop) until `done`.
+template <class F>
+bool resolve_until(F done, std::chrono::milliseconds deadline) {
+  return wait_until(
+      [&] {
+        probe().resolve_net_owners();
+        return done();
+      },
+      deadline);
+}
+
+bool resolver_walks() { return probe().net_resolve_status().walk; }
+
+// A UDP receiver on loopback with a 4 KB receive buffer that never reads;
+// writes its port to `ready` and pauses.
+Child udp_receiver(int ready) {
+  return Child([ready] {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
     int small = 4096;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -270,39 +275,61 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
     if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
         getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
       return 2;
-    char buf[16];
-    (void)recv(fd, buf, sizeof buf, MSG_DONTWAIT);  // nothing yet: only its owner is learned
     uint16_t port = ntohs(a.sin_port);
-    if (write(ready[1], &port, sizeof port) != sizeof port) return 3;
+    if (write(ready, &port, sizeof port) != sizeof port) return 3;
     pause();
     return 0;
   });
-  const uint32_t pid = uint32_t(receiver.pid());
-  receiver.release();
-  uint16_t port = 0;
-  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
-  const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
+}
+
+void flood_udp(uint16_t port, int n) {
   int s = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_port = htons(port);
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   static char payload[1000];
-  for (int i = 0; i < 200; ++i)
-    sendto(s, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  for (int i = 0; i < n; ++i) sendto(s, payload, sizeof payload, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   close(s);
-  if (learnable) {
-    EXPECT_TRUE(wait_until(
+}
+
+}  // namespace
+
+// A UDP receiver that never reads: datagrams past its receive buffer are
+// dropped in softirq (udp_fail_queue_rcv_skb), charged to the receiver. The
+// probe never saw the receiver run on that socket: the overflows wait in
+// net_pending until the resolver's walk finds the process that has the
+// socket open (the daemon walks from its loop; here the test does). Where
+// skb:kfree_skb has rx_sk (v6.11+) they are drops with reason SOCKET_RCVBUFF
+// too (net_drops); before it the dropped skb has no socket and 6.1 counts
+// them only as overflows. Without the walk (< 5.11) they are unowned.
+TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
+  probe();
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  Child receiver = udp_receiver(ready[1]);
+  const uint32_t pid = uint32_t(receiver.pid());
+  receiver.release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
+  const uint64_t charged_before = probe().net_resolve_status().charged;
+  flood_udp(port, 200);
+  if (resolver_walks()) {
+    EXPECT_TRUE(resolve_until(
         [&] {
           auto p = live_slot(pid);
           return p && p->net_rcvq_overflows >= 100;
         },
         3s))
         << "overflows charged: " << (live_slot(pid) ? live_slot(pid)->net_rcvq_overflows : 0);
+    EXPECT_GT(probe().net_resolve_status().charged, charged_before);
+    std::printf("resolver walk: %.2f ms (max %.2f) over this host's processes\n",
+                probe().net_resolve_status().last_ms, probe().net_resolve_status().max_ms);
     // Where skb:kfree_skb names the socket a received packet was for (rx_sk,
     // v6.11+), each is also a drop with its reason, charged to the receiver.
     if (kfree_skb_has_rx_sk()) {
-      EXPECT_TRUE(wait_until(
+      EXPECT_TRUE(resolve_until(
           [&] {
             auto p = live_slot(pid);
             return p && p->net_drops >= 100;
@@ -319,13 +346,117 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
         if (r.name == "SOCKET_RCVBUFF") rcvbuff = r.count;
       EXPECT_GE(rcvbuff, 100u);
     }
+    // Once known, the owner is charged directly: no walk needed.
+    auto before = live_slot(pid);
+    ASSERT_TRUE(before);
+    const uint64_t pending_before = probe().net_pending_events();
+    flood_udp(port, 50);
+    EXPECT_TRUE(wait_until(
+        [&] {
+          auto p = live_slot(pid);
+          return p && p->net_rcvq_overflows >= before->net_rcvq_overflows + 50;
+        },
+        3s));
+    EXPECT_EQ(probe().net_pending_events(), pending_before);
   } else {
-    EXPECT_TRUE(wait_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
+    EXPECT_TRUE(resolve_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
   }
   receiver.kill(SIGKILL);
   receiver.wait();
   close(ready[0]);
   close(ready[1]);
+}
+
+// Events on a socket nobody has open by the time of the walk (its receiver
+// died first) are charged to nobody: counted unowned, once, and the entry is
+// gone; the walk charges no other process with them.
+TEST(Net, EventsOnASocketClosedBeforeTheWalkAreCountedUnowned) {
+  probe();
+  probe().resolve_net_owners();  // whatever earlier tests left
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  Child receiver = udp_receiver(ready[1]);
+  const uint32_t pid = uint32_t(receiver.pid());
+  receiver.release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  const uint64_t pending_before = probe().net_pending_events();
+  flood_udp(port, 200);
+  ASSERT_TRUE(wait_until([&] { return probe().net_pending_events() >= pending_before + 100; }, 3s));
+  const uint64_t waited = probe().net_pending_events() - pending_before;
+  receiver.kill(SIGKILL);
+  receiver.wait();
+  auto ex = wait_exit(pid, 3s);
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->final.net_rcvq_overflows, 0u);
+  const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
+  const uint64_t charged_before = probe().net_resolve_status().events;
+  const uint64_t unresolved_before = probe().net_resolve_status().unresolved_sockets;
+  // The entry is swept by the first walk that starts after it was made.
+  EXPECT_TRUE(resolve_until([&] { return probe().net_resolve_status().unresolved_sockets > unresolved_before; }, 3s));
+  const uint64_t unowned = probe().drops()[FP_DROP_NET_UNOWNED] - unowned_before;
+  EXPECT_GE(unowned, 100u);
+  EXPECT_LE(unowned, waited);  // overflows only; its drops (rx_sk) are not unowned events
+  EXPECT_EQ(probe().net_resolve_status().events, charged_before);
+  close(ready[0]);
+  close(ready[1]);
+}
+
+// An accepted TCP socket its server never read from: the probe never saw
+// the server run on it. The client aborts (RST): the reset the server's
+// socket receives (softirq) waits for its owner, and the walk finds the
+// server, which still has the descriptor open (a reset closes the socket,
+// not the file).
+TEST(Net, ResetOnAnAcceptedSocketNeverReadIsChargedToTheServerByTheResolver) {
+  probe();
+  if (!resolver_walks()) GTEST_SKIP() << "no resolver walk on this kernel: " << probe().net_resolve_status().reason;
+  int ready[2], go[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(go), 0);
+  Child server([ready, go] {
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd, 1) != 0 ||
+        getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return 2;
+    uint16_t port = ntohs(a.sin_port);
+    if (write(ready[1], &port, sizeof port) != sizeof port) return 3;
+    int cfd = accept(lfd, nullptr, nullptr);
+    if (cfd < 0) return 4;
+    if (write(go[1], "a", 1) != 1) return 5;  // accepted; never reads
+    pause();
+    return 0;
+  });
+  const uint32_t pid = uint32_t(server.pid());
+  server.release();
+  uint16_t port = 0;
+  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  int fd = connect_to("127.0.0.1", port);
+  ASSERT_GE(fd, 0);
+  char c;
+  ASSERT_EQ(read(go[0], &c, 1), 1);
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+  EXPECT_TRUE(resolve_until(
+      [&] {
+        auto p = live_slot(pid);
+        return p && p->net_resets_received == 1;
+      },
+      3s))
+      << "resets charged to the server: " << (live_slot(pid) ? live_slot(pid)->net_resets_received : 0);
+  auto p = live_slot(pid);
+  ASSERT_TRUE(p);
+  bool named = false;
+  for (const auto& e : endpoints_of(key_of(*p)))
+    if (e.resets_received == 1) named = true;
+  EXPECT_TRUE(named) << "the reset's endpoint is not in the server's endpoint map";
+  server.kill(SIGKILL);
+  server.wait();
+  for (int f : {ready[0], ready[1], go[0], go[1]}) close(f);
 }
 
 // Packets dropped with a reason (skb:kfree_skb), charged to the process

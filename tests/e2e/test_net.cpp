@@ -188,3 +188,63 @@ TEST(NetE2E, ClientWhosePacketsAreDroppedOpensNetDropsNamingTheReason) {
   });
   EXPECT_FALSE(other) << other->dump();
 }
+
+namespace {
+
+// A UDP service that stopped reading (a stuck syslog collector): a 4 KB
+// receive buffer, bound to 127.0.0.1:PORT, never read. It never calls
+// recv, so the probe never sees it run on that socket: its owner comes from
+// the daemon's resolver walk.
+const char* kDeafUdp = R"(
+import json, os, signal, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+print(json.dumps({"culprit": os.getpid()}), flush=True)
+signal.pause()
+)";
+
+// Datagrams to 127.0.0.1:PORT, 200 a second, for a while.
+const char* kUdpSender = R"(
+import socket, sys, time
+port, secs = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+end = time.time() + secs
+while time.time() < end:
+    for _ in range(20):
+        s.sendto(b"x" * 1000, ("127.0.0.1", port))
+    time.sleep(0.1)
+)";
+
+bool kfree_skb_names_rx_sk() {
+  return slurp("/sys/kernel/tracing/events/skb/kfree_skb/format").find("rx_sk") != std::string::npos;
+}
+
+}  // namespace
+
+// The receiver's drops are charged to it although it never ran on the
+// socket: the daemon's resolver found it (status says so), and net_drops
+// opens naming it with the kernel's reason (a full receive buffer).
+TEST(NetE2E, UdpServiceThatStoppedReadingOpensNetDropsFoundByTheResolver) {
+  if (!kfree_skb_names_rx_sk())
+    GTEST_SKIP() << "skb:kfree_skb has no rx_sk before v6.11: a full UDP receive buffer's drops have no socket";
+  Daemon d(kBase);
+  ASSERT_TRUE(d.ready());
+  const uint16_t port = fp::test_support::unused_udp_loopback_port();
+  ASSERT_NE(port, 0);
+  FaultGen deaf("/usr/bin/python3", {"-c", kDeafUdp, std::to_string(port)});
+  ASSERT_TRUE(deaf.started());
+  ChildProcess sender({"/usr/bin/python3", "-c", kUdpSender, std::to_string(port), "20"}, d.dir() + "/sender.log");
+  auto f = d.wait_fault("net_drops", deaf.culprit(), 25s);
+  ASSERT_TRUE(f) << describe(d.records());
+  const json& ev = (*f)["evidence"];
+  ASSERT_FALSE(ev["reasons"].empty()) << f->dump();
+  EXPECT_EQ(ev["reasons"][0]["reason"], "SOCKET_RCVBUFF") << f->dump();
+  json status = d.query({{"cmd", "status"}});
+  const json& nr = status["status"]["net_resolve"];
+  EXPECT_EQ(nr["walk"], true) << nr.dump();
+  EXPECT_GE(nr["charged"].get<uint64_t>(), 1u) << nr.dump();
+  EXPECT_GE(nr["events_charged"].get<uint64_t>(), 1u) << nr.dump();
+  // Once found, its socket's owner is known: no walk per datagram.
+  EXPECT_LE(nr["walks"].get<uint64_t>(), 10u) << nr.dump();
+}

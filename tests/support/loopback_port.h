@@ -1,4 +1,4 @@
-// A loopback TCP port nobody listens on: bound, then closed (0 when none
+// A loopback TCP (or UDP) port nobody listens on: bound, then closed (0 when none
 // could be had). The network tests connect to it (refused) or serve on it.
 #pragma once
 
@@ -11,8 +11,8 @@
 
 namespace fp::test_support {
 
-inline uint16_t unused_loopback_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+inline uint16_t unused_loopback_port(int type = SOCK_STREAM) {
+  int fd = socket(AF_INET, type, 0);
   if (fd < 0) return 0;
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -23,5 +23,8 @@ inline uint16_t unused_loopback_port() {
   close(fd);
   return ok ? ntohs(a.sin_port) : 0;
 }
+
+// The same for UDP.
+inline uint16_t unused_udp_loopback_port() { return unused_loopback_port(SOCK_DGRAM); }
 
 }  // namespace fp::test_support

@@ -510,6 +510,9 @@ void Service::remember_new_processes() {
 
 void Service::tick(uint64_t now) {
   uint64_t cpu0 = thread_cpu_ns();
+  // Owners for sockets that events waited for (a .bss read when none wait);
+  // before the refresh, so what a walk charged is read this tick.
+  probe_->resolve_net_owners_if_due(now);
   // Always consume: clean exits are submitted without a wake-up, and the
   // kernel only wakes a reader that has caught up, so poll() alone would
   // stall behind the first unconsumed record.

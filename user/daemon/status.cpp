@@ -162,6 +162,8 @@ nlohmann::json Service::build_status() const {
   s["io_bytes_from"] = probe_->io_bytes_from();
   // how the processes alive at start got their slots: task_iter, or proc (and why)
   s["seed"] = seed_status_json(probe_->seed_status());
+  // socket owners found by the resolver's walk (probe/net_resolve.h)
+  s["net_resolve"] = net_resolve_status_json(probe_->net_resolve_status());
   s["runq_blame"] = probe_->runq_blame_fd() >= 0 ? "cpu_runners" : "top_cpu_consumer: " + probe_->runq_blame_reason();
   s["unavailable_counters"] = probe_->unavailable_counters();
   nlohmann::json drops = nlohmann::json::object();

@@ -45,8 +45,6 @@ constexpr HookSpec kHooks[] = {
     {"sock_rcvqueue_full", "net_rcvq_overflows (raw, ICMP)", false, false, "sock"},
     {"udp_fail_queue_rcv_skb", "net_rcvq_overflows (UDP)", false, false, "udp"},
     {"tcp_rcv_space_adjust", "socket owners (readers)", false, false, "tcp"},
-    {"sock_recv_length", "socket owners (every recvmsg, v6.3+)", false, false, "sock"},
-    {"sock_send_length", "socket owners (every sendmsg, v6.3+)", false, false, "sock"},
     {"kfree_skb", "net_drops (packets dropped with a reason, v5.17+)", false, false, "skb"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
     {"mce_record", "hw_mce", false, true, "mce", "mce"},
@@ -91,7 +89,7 @@ void not_needed(std::vector<HookStatus>& hooks, std::initializer_list<std::strin
 std::span<const HookSpec> hook_specs() { return kHooks; }
 
 bool newer_hook(std::string_view name) {
-  return name == "sock_recv_length" || name == "sock_send_length" || name == "kfree_skb";
+  return name == "kfree_skb";
 }
 
 const HookSpec* find_hook(std::string_view name) {
@@ -162,15 +160,6 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
   if (io_start && (io_start->mode == AttachMode::TpBtf ||
                    (io_start->mode == AttachMode::RawTp && !k.tracefs.empty() && listed(k, "block", "block_io_start"))))
     not_needed(plan.hooks, {"block_rq_insert", "block_rq_issue"}, "block_io_start sees every request");
-
-  // Where sock_recv_length exists (v6.3+) every reader is seen there, in
-  // its own context, without tcp_rcv_space_adjust's second program on each
-  // TCP read (~100 ns each, measured).
-  const HookStatus* recv_length = status_of(plan.hooks, "sock_recv_length");
-  if (recv_length && (recv_length->mode == AttachMode::TpBtf ||
-                      (recv_length->mode == AttachMode::RawTp && !k.tracefs.empty() &&
-                       listed(k, "sock", "sock_recv_length"))))
-    not_needed(plan.hooks, {"tcp_rcv_space_adjust"}, "sock_recv_length sees every reader");
 
   // Without block_rq_error, failed requests are reported from block_rq_complete (bpf/hw.bpf.h).
   const HookStatus* rq_error = status_of(plan.hooks, "block_rq_error");

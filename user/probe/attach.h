@@ -47,10 +47,9 @@ struct HookSpec {
   const char* hw_source = nullptr;  // a hardware fault source (bpf/hw.bpf.c): its name in status
 };
 std::span<const HookSpec> hook_specs();
-// Optional hooks that only newer kernels have (sock_recv_length and
-// sock_send_length: v6.3; kfree_skb with a reason: v5.17): off before load
-// where tracefs does not list them,
-// so status says why instead of a failed attach, and logged as info.
+// Optional hooks that only newer kernels have (kfree_skb with a reason:
+// v5.17): off before load where tracefs does not list them, so status says
+// why instead of a failed attach, and logged as info.
 bool newer_hook(std::string_view name);
 const HookSpec* find_hook(std::string_view name);
 
@@ -77,6 +76,9 @@ struct KernelOffer {
   bool task_io = false;
   // The BPF task iterator (iter/task, 5.8+): the seeding pass (probe/seed.h).
   bool task_iter = false;
+  // The BPF task-file iterator (iter/task_file, 5.8+) with bpf_sock_from_file
+  // (5.11+): the socket-owner resolver (probe/net_resolve.h).
+  bool task_file_iter = false;
   // A task's run queue and queueing stamp are readable (cfs_rq::rq, i.e.
   // CONFIG_FAIR_GROUP_SCHED, and sched_info::last_queued): run-queue blame.
   bool runq_rq = false;

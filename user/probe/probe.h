@@ -7,15 +7,18 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "faultprobe/abi.h"
 #include "probe/attach.h"
+#include "probe/net_resolve.h"
 #include "probe/sample.h"
 #include "probe/seed.h"
 #include "util/result.h"
@@ -148,6 +151,15 @@ class Probe {
   // NetEndpointReader). Always there once loaded.
   int net_endpoints_fd() const { return fds_.net_endpoints; }
   int net_drop_reasons_fd() const { return fds_.net_drop_reasons; }
+  // Socket owners the probe did not learn where they run (probe/
+  // net_resolve.h): the daemon's loop calls resolve_net_owners_if_due every
+  // tick (one read of a .bss counter when nothing waits); it walks when
+  // events wait and the pacer allows, then counts what no walk can charge.
+  // resolve_net_owners walks now and waits for it (tests).
+  void resolve_net_owners_if_due(uint64_t now_ns);
+  void resolve_net_owners();
+  uint64_t net_pending_events() const;
+  const NetResolveStatus& net_resolve_status() const { return net_resolve_; }
   // Counters whose hooks could not be attached on this kernel (and the task
   // IO accounting, when IO bytes fall back to the submitter's).
   std::vector<std::string> unavailable_counters() const;
@@ -200,7 +212,7 @@ class Probe {
   struct MapFds {
     int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
         drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1, net_owners = -1, net_endpoints = -1,
-        net_drop_reasons = -1;
+        net_drop_reasons = -1, net_pending = -1;
   };
   std::unique_ptr<struct faultprobe, SkelDeleter> skel_;
   MapFds fds_;
@@ -223,6 +235,24 @@ class Probe {
   std::string seed_iter_reason_;
   const volatile fp_seed_stats* seed_stats_ = nullptr;
   SeedStatus seed_;
+  // The socket-owner resolver (loader/net_resolve.cpp): its iterator link
+  // (-1: none, why in net_resolve_.reason), counters in .bss, the pacer.
+  int net_resolve_link_ = -1;
+  const volatile uint64_t* net_pending_events_ = nullptr;
+  const volatile fp_net_resolve_stats* net_resolve_stats_ = nullptr;
+  NetResolveStatus net_resolve_;
+  NetResolvePacer net_resolve_pacer_;
+  // A walk runs on its own thread (tens of ms at 10,000 processes: not in
+  // the daemon's tick); the tick that finds it done sweeps and accounts.
+  struct NetWalk {
+    uint64_t start_ns = 0, pending_before = 0, charged_before = 0, found_before = 0, events_before = 0;
+    std::string error;
+  } net_walk_;
+  std::thread net_walker_;
+  std::atomic<bool> net_walk_done_{false};
+  void start_net_walk();
+  void finish_net_walk();
+  bool iters_refused_ = false;   // the retried load: neither iterator
   bool resync_ = false;          // the next refresh copies every used slot
   std::string pin_dir_;
   struct ring_buffer* rb_ = nullptr;

@@ -52,8 +52,9 @@ nlohmann::json seed_status_json(const SeedStatus& s);
 // all the same (a later takeover may seed).
 std::string seed_iter_missing(bool kernel_has_task_iter, SeedMode mode);
 
-// Creates the iterator's link (pinnable, so a takeover runs the same program).
-Result<int> create_seed_iter_link(int prog_fd);
+// Creates a BPF iterator's link (seed_task, net_resolve; pinnable, so a
+// takeover runs the same program); `what` names it in the error.
+Result<int> create_iter_link(int prog_fd, const char* what);
 
 // One pass of the iterator behind `link_fd`; `stats` is the probe's .bss
 // counters (cumulative: the pass's share is the difference).

@@ -128,6 +128,9 @@ Result<KernelOffer> read_kernel_offer() {
   k.sched_info = kernel_counts_runq_waits(vmlinux);
   k.task_io = kernel_has_task_io_accounting(vmlinux);
   k.task_iter = btf__find_by_name_kind(vmlinux, "bpf_iter_task", BTF_KIND_FUNC) >= 0;
+  // BPF_CALL_1(bpf_sock_from_file, ...) leaves its btf_ typedef in the kernel's BTF.
+  k.task_file_iter = btf__find_by_name_kind(vmlinux, "bpf_iter_task_file", BTF_KIND_FUNC) >= 0 &&
+                     btf__find_by_name_kind(vmlinux, "btf_bpf_sock_from_file", BTF_KIND_TYPEDEF) >= 0;
   k.runq_rq = btf_has_member(vmlinux, "cfs_rq", "rq") && btf_has_member(vmlinux, "sched_info", "last_queued");
   k.kfree_skb_reason = btf_has_member(vmlinux, "trace_event_raw_kfree_skb", "reason");
   btf__free(vmlinux);

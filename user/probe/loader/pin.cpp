@@ -156,6 +156,7 @@ uint64_t probe_identity() {
                           uint32_t(sizeof(fp_signal_event)), uint32_t(sizeof(fp_oom_event)),
                           uint32_t(sizeof(fp_hang_event)),   uint32_t(sizeof(Bss)),
                           uint32_t(sizeof(fp_runq_cpu)),     uint32_t(sizeof(fp_net_ep)),
+                          uint32_t(sizeof(fp_net_pending)),
                           FP_HIST_SLOTS,                     FP_DROP_NR,
                           pin::kMetaFormat};
   return pin::fnv1a(abi, sizeof(abi), pin::fnv1a(elf, sz));
@@ -180,7 +181,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
       {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
       {"runq_cpu", fds_.runq_cpu},     {"net_owners", fds_.net_owners},   {"net_endpoints", fds_.net_endpoints},
-      {"net_drop_reasons", fds_.net_drop_reasons}};
+      {"net_drop_reasons", fds_.net_drop_reasons}, {"net_pending", fds_.net_pending}};
   for (const auto& [name, fd] : maps)
     if (auto r = pin::pin_fd(fd, dir + "/map_" + name); !r) return r;
   for (const auto& [name, fd] : links_)
@@ -208,6 +209,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   meta.loader_pid = uint32_t(getpid());
   meta.attached_at_ns = attached_at_ns_;
   meta.seed_iter = seed_link_ >= 0;
+  meta.net_resolve = net_resolve_link_ >= 0;
   if (hooks_.size() > size_t(pin::kMaxHooks)) return Error{E2BIG, "too many hooks for the pin metadata"};
   meta.nhooks = uint32_t(hooks_.size());
   for (size_t i = 0; i < hooks_.size(); i++) {
@@ -293,6 +295,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
        FP_DEFAULT_NET_ENDPOINTS},
       {"net_drop_reasons", &fds_.net_drop_reasons, BPF_MAP_TYPE_LRU_HASH, sizeof(fp_net_drop_key), 8,
        FP_DEFAULT_NET_DROP_REASONS},
+      {"net_pending", &fds_.net_pending, BPF_MAP_TYPE_HASH, 8, sizeof(fp_net_pending), FP_DEFAULT_NET_PENDING},
   };
   for (auto& s : specs) {
     auto fd = open(std::string("map_") + s.name);
@@ -332,6 +335,15 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
     seed_link_ = *fd;
   } else {
     seed_iter_reason_ = "the probe taken over was loaded without the task iterator";
+  }
+  if (m.net_resolve) {
+    auto fd = open("link_net_resolve");
+    if (!fd) return fd.error();
+    if (auto r = pin::check_link(*fd, "link_net_resolve"); !r) return r;
+    net_resolve_link_ = *fd;
+    net_resolve_.walk = true;
+  } else {
+    net_resolve_.reason = "the probe taken over was loaded without the socket-owner resolver";
   }
   attached_at_ns_ = m.attached_at_ns;
   if (auto r = map_views(); !r) return r;

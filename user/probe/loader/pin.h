@@ -26,8 +26,8 @@ inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
 // fp_oom_event.tid; 7: + runq_cpu map, runq_blame; 8: network counters in fp_proc, net_owners and
 // net_endpoints maps, 9 network hooks, 40 hook entries; 9: + net_drop_reasons map, kfree_skb hook,
-// fp_net_ep.drops)
-inline constexpr uint32_t kMetaFormat = 9;
+// fp_net_ep.drops; 10: - sock_recv_length/sock_send_length hooks, + net_pending map, net_resolve link)
+inline constexpr uint32_t kMetaFormat = 10;
 inline constexpr int kMaxHooks = 40;
 
 struct PinnedHook {
@@ -60,7 +60,8 @@ struct PinMeta {
   uint8_t seed_iter;          // link_seed_iter: the task iterator that seeds at a takeover
   uint8_t runq_blame_asked;   // ProbeOptions::runq_blame
   uint8_t runq_blame;         // run-queue blame is on (asked, and the kernel allows it)
-  uint8_t _pad1[3];
+  uint8_t net_resolve;        // link_net_resolve: the socket-owner resolver's iterator
+  uint8_t _pad1[2];
   PinnedHook hooks[kMaxHooks];
 };
 

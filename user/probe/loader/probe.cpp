@@ -74,13 +74,17 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
   std::unique_ptr<Probe> p(new Probe());
   if (auto r = p->load(opts); !r) {
     // A kernel that refuses the task iterator (seed.bpf.c) still gets the probe, seeded from /proc.
-    if (opts.seed != SeedMode::Auto || !p->seed_iter_reason_.empty()) return r.error();
-    std::string why = "the probe with the task iterator did not load (" + r.error().message + ")";
-    spdlog::warn("{}: trying without it, seeding from /proc", why);
-    opts.seed = SeedMode::Proc;
+    if ((opts.seed != SeedMode::Auto || !p->seed_iter_reason_.empty()) && !p->net_resolve_.walk)
+      return r.error();
+    std::string why = "the probe with the iterators did not load (" + r.error().message + ")";
+    spdlog::warn("{}: trying without them, seeding from /proc, socket owners only where they run", why);
+    const bool seeded_by_iter = opts.seed == SeedMode::Auto;
+    if (seeded_by_iter) opts.seed = SeedMode::Proc;
     p.reset(new Probe());
+    p->iters_refused_ = true;
     if (auto again = p->load(opts); !again) return again.error();
-    p->seed_iter_reason_ = why;
+    if (seeded_by_iter) p->seed_iter_reason_ = why;
+    p->net_resolve_.reason = why;
   }
   if (!opts.pin_dir.empty()) {
     if (auto r = p->pin(opts); !r) {
@@ -96,6 +100,7 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
 Result<void> Probe::remove_pins(const std::string& pin_dir) { return pin::remove_dir(pin_dir); }
 
 Probe::~Probe() {
+  if (net_walker_.joinable()) net_walker_.join();
   if (rb_) ring_buffer__free(rb_);
   if (slots_) munmap(const_cast<fp_proc*>(slots_), slots_map_len_);
   if (dirty_) munmap(dirty_, dirty_map_len_);
@@ -158,8 +163,14 @@ Result<void> Probe::load(const ProbeOptions& opts) {
     spdlog::info("IO bytes from the block requests' submitter: {}",
                  opts.io_from_submitter ? "as asked" : "the kernel has no task IO accounting (CONFIG_TASK_IO_ACCOUNTING)");
   // seeding (seed.cpp): the task iterator where the kernel has what it needs.
-  seed_iter_reason_ = seed_iter_missing(kernel->task_iter, opts.seed);
+  seed_iter_reason_ = iters_refused_ ? "the probe with the iterators did not load"
+                                     : seed_iter_missing(kernel->task_iter, opts.seed);
   bpf_program__set_autoload(skel_->progs.seed_task, seed_iter_reason_.empty());
+  // the socket-owner resolver (net_resolve.cpp): the task-file iterator
+  net_resolve_.walk = kernel->task_file_iter && !iters_refused_;
+  if (!kernel->task_file_iter)
+    net_resolve_.reason = "the kernel has no BPF task-file iterator with bpf_sock_from_file (Linux 5.11+)";
+  bpf_program__set_autoload(skel_->progs.net_resolve, net_resolve_.walk);
   skel_->rodata->fp_disk_err_from_complete = plan.disk_err_from_complete;
   thread_ts_ = plan.thread_ts;
   skel_->rodata->fp_thread_ts = thread_ts_;
@@ -187,6 +198,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.net_owners = bpf_map__fd(skel_->maps.net_owners);
   fds_.net_endpoints = bpf_map__fd(skel_->maps.net_endpoints);
   fds_.net_drop_reasons = bpf_map__fd(skel_->maps.net_drop_reasons);
+  fds_.net_pending = bpf_map__fd(skel_->maps.net_pending);
 
   // 5. free slots: pushed high to low so that pops hand out 0, 1, 2... first.
   for (uint32_t i = max_procs_; i-- > 0;) {
@@ -238,12 +250,22 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   }
   attach_cpu_tick(opts.cpu_tick_ms);
   if (seed_iter_reason_.empty()) {  // a link, pinned with the others: a takeover seeds with it
-    auto link = create_seed_iter_link(bpf_program__fd(skel_->progs.seed_task));
+    auto link = create_iter_link(bpf_program__fd(skel_->progs.seed_task), "the task iterator");
     if (link) {
       links_.emplace_back("link_seed_iter", *link);
       seed_link_ = *link;
     } else {
       seed_iter_reason_ = link.error().message;
+    }
+  }
+  if (net_resolve_.walk) {  // pinned with the others: a takeover walks with it
+    auto link = create_iter_link(bpf_program__fd(skel_->progs.net_resolve), "the socket-owner resolver");
+    if (link) {
+      links_.emplace_back("link_net_resolve", *link);
+      net_resolve_link_ = *link;
+    } else {
+      net_resolve_.walk = false;
+      net_resolve_.reason = link.error().message;
     }
   }
   attached_at_ns_ = monotonic_now_ns();

@@ -58,9 +58,9 @@ std::string seed_iter_missing(bool kernel_has_task_iter, SeedMode mode) {
   return "";
 }
 
-Result<int> create_seed_iter_link(int prog_fd) {
+Result<int> create_iter_link(int prog_fd, const char* what) {
   int fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, nullptr);
-  if (fd < 0) return Error::from_errno(errno, "cannot create the task iterator's link");
+  if (fd < 0) return Error::from_errno(errno, std::string("cannot create the link of ") + what);
   return fd;
 }
 

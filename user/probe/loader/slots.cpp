@@ -36,6 +36,10 @@ Result<void> Probe::map_views() {
   bss_map_ = m;
   hwm_ = reinterpret_cast<const uint32_t*>(static_cast<const char*>(m) + offsetof(Bss, fp_slots_hwm));
   seed_stats_ = reinterpret_cast<const fp_seed_stats*>(static_cast<const char*>(m) + offsetof(Bss, fp_seed_stats));
+  net_pending_events_ =
+      reinterpret_cast<const uint64_t*>(static_cast<const char*>(m) + offsetof(Bss, fp_net_pending_events));
+  net_resolve_stats_ = reinterpret_cast<const fp_net_resolve_stats*>(static_cast<const char*>(m) +
+                                                                     offsetof(Bss, fp_net_resolve_stats));
   // The slot array: reserved as address space, mapped chunk by chunk where
   // slots are read (map_slot), unmapped where they stay idle.
   slots_map_len_ = round(sizeof(fp_proc) * size_t(max_procs_));

@@ -20,6 +20,8 @@ DropCounts Probe::drops() const {
     if (bpf_map_lookup_elem(fd, &r, vals.data())) continue;
     for (auto v : vals) total[r] += v;
   }
+  // and the events no resolver walk could charge (net_resolve.cpp)
+  total[FP_DROP_NET_UNOWNED] += net_resolve_.unresolved_events;
   return total;
 }
 
