@@ -175,31 +175,40 @@ std::string pack_hists(const __u32 (&runq)[FP_HIST_SLOTS], const __u32 (&io)[FP_
   return std::string(buf, n);
 }
 
-// `which`: 0 runq, 1 io.
-Hist unpack_hist(const std::string& packed, unsigned which) {
-  Hist h{};
-  if (packed.size() < sizeof(uint64_t)) return h;
+// Both histograms in one pass over the set bits of the mask.
+void unpack_hists(const std::string& packed, Hist* runq, Hist* io) {
+  if (runq != nullptr) *runq = Hist{};
+  if (io != nullptr) *io = Hist{};
+  if (packed.size() < sizeof(uint64_t)) return;
   uint64_t mask = 0;
   std::memcpy(&mask, packed.data(), sizeof mask);
   const auto* in = reinterpret_cast<const unsigned char*>(packed.data()) + sizeof mask;
-  for (unsigned b = 0; b < 2 * FP_HIST_SLOTS; ++b) {
-    if ((mask >> b & 1) == 0) continue;
+  for (; mask != 0; mask &= mask - 1) {
+    const unsigned b = static_cast<unsigned>(std::countr_zero(mask));
     uint64_t v = 0;
     for (unsigned shift = 0;; shift += 7) {
       const unsigned char c = *in++;
       v |= uint64_t{c & 0x7fu} << shift;
       if ((c & 0x80) == 0) break;
     }
-    if (b / FP_HIST_SLOTS == which) h[b % FP_HIST_SLOTS] = v;
-    else if (b / FP_HIST_SLOTS > which) break;
+    Hist* h = b < FP_HIST_SLOTS ? runq : io;
+    if (h != nullptr) (*h)[b % FP_HIST_SLOTS] = v;
   }
-  return h;
 }
 
 }  // namespace
 
-Hist SlotFields::runq_hist() const { return unpack_hist(hists, 0); }
-Hist SlotFields::io_lat_hist() const { return unpack_hist(hists, 1); }
+Hist SlotFields::runq_hist() const {
+  Hist h;
+  unpack_hists(hists, &h, nullptr);
+  return h;
+}
+
+Hist SlotFields::io_lat_hist() const {
+  Hist h;
+  unpack_hists(hists, nullptr, &h);
+  return h;
+}
 
 SlotFields slot_fields_of(const fp_proc& p) {
   SlotFields f;
@@ -284,8 +293,10 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   } else {
     if (slot_digest(p) == s.slot_digest) return &e;  // nothing changed: no point
     prev = vec_of(s.now);
-    prev_runq = vec_of(s.slot.runq_hist());
-    prev_io = vec_of(s.slot.io_lat_hist());
+    Hist runq, io;
+    unpack_hists(s.slot.hists, &runq, &io);
+    prev_runq = vec_of(runq);
+    prev_io = vec_of(io);
   }
 
   if (!memo_.empty()) {  // windows computed before this change are stale
@@ -542,7 +553,8 @@ WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t n
   w.rss_end = last.rss_bytes;
 
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
-  const Hist runq = s.slot.runq_hist(), io = s.slot.io_lat_hist();
+  Hist runq, io;
+  unpack_hists(s.slot.hists, &runq, &io);
   ring_seek(e.runq, cur.runq, t0, vec_of(runq));
   ring_seek(e.io, cur.io, t0, vec_of(io));
   w.runq_hist = hist_delta(runq, hist_of(vec_of(cur.runq.v)));
