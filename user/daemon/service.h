@@ -154,7 +154,8 @@ class Service : public ServerProvider {
   std::unique_ptr<Alerter> alerter_;
   std::unique_ptr<SocketServer> server_;
   std::unique_ptr<MetricsServer> metrics_;
-  HostSampler host_sampler_;
+  HostSampler host_sampler_;  // sampled once a second (update_rates): the view's host line is over the last second
+  HostStats host_stats_;
   StatusBoard board_;  // status and view, from the sampling thread to the socket server's (status.h)
   Counters counters_;
   std::vector<pollfd> poll_fds_;  // wait_for_events()' set, kept to spare an allocation a tick

@@ -30,6 +30,10 @@ std::string Service::view_json() { return board_.view_json(); }
 nlohmann::json Service::status() { return board_.status(); }
 
 void Service::update_rates(uint64_t now) {
+  // The host's CPU and IO rates need readings a second apart: taken here
+  // whether or not a view is wanted, so that the first view after a pause
+  // (a snapshot) shows the last second, not the time since the last view.
+  host_stats_ = host_sampler_.sample(now);
   if (last_rate_ns_ != 0 && now > last_rate_ns_) {
     sample_hz_ = double(ticks_ - last_rate_ticks_) * 1e9 / double(now - last_rate_ns_);
     if (ticks_ > last_rate_ticks_)
@@ -56,7 +60,7 @@ void Service::rebuild_view(uint64_t now) {
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   v->hostname = host;
-  v->host = host_sampler_.sample(now);
+  v->host = host_stats_;
   const uint64_t built = monotonic_now_ns();  // at or after the status requests it answers
   nlohmann::json st = build_status();
   last_view_ns_ = now;
