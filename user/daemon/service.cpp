@@ -518,6 +518,11 @@ void Service::tick(uint64_t now) {
   changed_.clear();
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
   changed_total_ += changed_.size();
+  // A burst (thousands of processes changed at once: a start-up, a poke of
+  // every idle process) leaves its temporaries' pages free inside the heap:
+  // they go back to the kernel once the windows it moved have settled,
+  // instead of at the next health line (once a minute).
+  if (changed_.size() >= kBurstChanged) trim_at_ns_ = now + kTrimAfterBurstNs;
   hw_inputs_->prepare(now, events_);
   read_pressure(now);
   if (!logwatch_.empty()) guarded("logwatch", [&] { logwatch_.read(); });
@@ -551,6 +556,10 @@ void Service::tick(uint64_t now) {
   if (tick_cost_ns_.size() > 1000) tick_cost_ns_.erase(tick_cost_ns_.begin(), tick_cost_ns_.begin() + 500);
   if (now - last_rate_ns_ >= 1'000'000'000ull) update_rates(now);
   serve_board(now);
+  if (trim_at_ns_ != 0 && now >= trim_at_ns_) {
+    malloc_trim(0);
+    trim_at_ns_ = 0;
+  }
   if (now - last_health_ns_ >= 60'000'000'000ull) {
     uint64_t drops = 0;
     for (auto d : probe_->drops()) drops += d;

@@ -160,6 +160,9 @@ class Service : public ServerProvider {
   Counters counters_;
   std::vector<pollfd> poll_fds_;  // wait_for_events()' set, kept to spare an allocation a tick
   std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
+  static constexpr size_t kBurstChanged = 1000;                  // changed slots in one tick that make a burst
+  static constexpr uint64_t kTrimAfterBurstNs = 2'000'000'000ull;  // malloc_trim this long after the last one
+  uint64_t trim_at_ns_ = 0;                                        // 0: none due
   uint64_t changed_total_ = 0, last_rate_changed_ = 0;  // slots the probe reported changed, summed over ticks
   double changed_per_tick_ = 0;
   uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;
