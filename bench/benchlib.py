@@ -300,15 +300,18 @@ pin_dir = ""
         return r.get("status") if r and r.get("ok") else None
 
     def fresh_status(self, timeout=5.0):
-        """The status rebuilt after now (it is rebuilt about once a second)."""
+        """A status built after two sampling ticks that began after now. The
+        daemon builds the status when asked (it was rebuilt once a second, at
+        the end of a tick): waiting for ticks keeps what callers rely on, that
+        what the probe had delivered before the call is counted."""
         first = self.status()
-        t0 = first.get("uptime_s", 0) if first else 0
+        t0 = first.get("sampling", {}).get("ticks", 0) if first else 0
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             st = self.status()
-            if st and st.get("uptime_s", 0) > t0:
+            if st and st.get("sampling", {}).get("ticks", 0) > t0 + 1:
                 return st
-            time.sleep(0.05)
+            time.sleep(0.01)
         return self.status()
 
     def view(self):

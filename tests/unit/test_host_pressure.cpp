@@ -122,6 +122,35 @@ TEST(PressureInputs, StallDeltasAndAnAbsentResource) {
   EXPECT_EQ(in.now().of(PsiResource::Cpu).some_delta_us, 0u);
 }
 
+// The files are kept open between reads (pread at 0): a rewrite is seen, a
+// file that appears later is read, one that turns bad is an error that
+// names it, and one that turns good again is read again.
+TEST(Psi, KeptOpenFilesFollowTheirContent) {
+  TempDir d;
+  const PsiFiles f = PsiFiles::host(d.path);
+  EXPECT_FALSE(f.read(PsiResource::Cpu));  // not there yet
+  d.write("cpu", "some avg10=1.00 avg60=0 avg300=0 total=1000\n");
+  auto a = f.read(PsiResource::Cpu);
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->some.total_us, 1000u);
+  d.write("cpu", "some avg10=1.00 avg60=0 avg300=0 total=123456789\n");
+  auto b = f.read(PsiResource::Cpu);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->some.total_us, 123456789u);
+  d.write("cpu", "garbage\n");
+  auto c = f.read(PsiResource::Cpu);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message.find(d.path + "/cpu"), std::string::npos) << c.error().message;
+  d.write("cpu", "some avg10=1.00 avg60=0 avg300=0 total=5\n");
+  auto e = f.read(PsiResource::Cpu);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->some.total_us, 5u);
+  const PsiFiles copy = f;  // a copy opens its own
+  auto g = copy.read(PsiResource::Cpu);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->some.total_us, 5u);
+}
+
 TEST(PressureInputs, TriggersPerResourceAndOneThatErrsIsDropped) {
   TempDir d;
   d.write("cpu", "");

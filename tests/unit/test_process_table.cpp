@@ -492,5 +492,138 @@ TEST(ProcessTable, MemoryStaysWithinBudget) {
   std::printf("busy process: %zu bytes\n", per_process);
 }
 
+// ---- what the table keeps of a slot (no copy of the whole fp_proc) ---------
+
+bool same_metrics(const Metrics& a, const Metrics& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+TEST(ProcessTable, MetricsAtMatchTheSlotsMetrics) {
+  // metrics_at() of the kept state gives what metrics_of() of the whole slot
+  // gave, for D-states finished, ongoing, starting after the sample, none.
+  for (uint64_t since : {uint64_t{0}, kT0 - 3 * kSec, kT0, kT0 + 50 * kMs}) {
+    ProcessTable t(kPage);
+    fp_proc p = proc(40, 2);
+    p.cpu_ns = 123;
+    p.dstate_ns = 7 * kMs;
+    p.dstate_since_ns = since;
+    p.dstate_active = since != 0 ? 2 : 0;
+    p.rss_pages[1] = 10;
+    t.update(kT0, p);
+    const ProcState* s = t.find({40, 2});
+    ASSERT_NE(s, nullptr);
+    for (uint64_t at : {kT0, kT0 + 10 * kMs, kT0 + 2 * kSec}) {
+      EXPECT_TRUE(same_metrics(metrics_at(*s, at), metrics_of(p, at, kPage))) << "since " << since << " at " << at;
+    }
+  }
+}
+
+TEST(ProcessTable, KeepsTheSlotFieldsTheDetectorsRead) {
+  ProcessTable t(kPage);
+  fp_proc p = proc(41, 2);
+  p.dstate_since_ns = kT0 - kSec;
+  p.dstate_active = 3;
+  p.io_dev = (8u << 20) | 16u;
+  p.runq_wait_max_ns = 5 * kMs;
+  p.io_lat_max_ns = 9 * kMs;
+  p.runq_hist[4] = 11;
+  p.io_lat_hist[31] = 12;
+  t.update(kT0, p);
+  const ProcState* s = t.find({41, 2});
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->slot.dstate_since_ns, p.dstate_since_ns);
+  EXPECT_EQ(s->slot.dstate_active, 3);
+  EXPECT_EQ(s->slot.io_dev, p.io_dev);
+  EXPECT_EQ(s->slot.runq_wait_max_ns, p.runq_wait_max_ns);
+  EXPECT_EQ(s->slot.io_lat_max_ns, p.io_lat_max_ns);
+  Hist runq{}, io{};
+  runq[4] = 11;
+  io[31] = 12;
+  EXPECT_EQ(s->slot.runq_hist(), runq);
+  EXPECT_EQ(s->slot.io_lat_hist(), io);
+  // Far less than the slot it replaces (the table held 10,000 of them), and
+  // a few buckets stay in the string's inline bytes.
+  EXPECT_LT(sizeof(SlotFields) + sizeof(uint64_t), sizeof(fp_proc) / 4);
+  EXPECT_LE(s->slot.hists.size(), 15u);
+}
+
+TEST(ProcessTable, PackedHistogramsRoundTrip) {
+  fp_proc p = proc(44, 2);
+  SlotFields none = slot_fields_of(p);
+  EXPECT_TRUE(none.hists.empty());
+  EXPECT_EQ(none.runq_hist(), Hist{});
+  EXPECT_EQ(none.io_lat_hist(), Hist{});
+  Hist runq{}, io{};
+  for (unsigned i = 0; i < FP_HIST_SLOTS; ++i) {
+    // zeros, small values and the largest: every LEB128 length
+    const uint32_t r = i % 3 == 0 ? 0 : i % 3 == 1 ? i : UINT32_MAX - i;
+    const uint32_t o = i % 2 == 0 ? 0 : (1u << (i % 32)) + 1;
+    p.runq_hist[i] = r;
+    p.io_lat_hist[i] = o;
+    runq[i] = r;
+    io[i] = o;
+  }
+  SlotFields f = slot_fields_of(p);
+  EXPECT_EQ(f.runq_hist(), runq);
+  EXPECT_EQ(f.io_lat_hist(), io);
+  fp_proc only_io = proc(45, 2);
+  only_io.io_lat_hist[FP_HIST_SLOTS - 1] = 7;
+  SlotFields g = slot_fields_of(only_io);
+  EXPECT_EQ(g.runq_hist(), Hist{});
+  EXPECT_EQ(g.io_lat_hist()[FP_HIST_SLOTS - 1], 7u);
+}
+
+TEST(ProcessTable, RecordsASlotOnlyWhenAnyOfItChanged) {
+  ProcessTable t(kPage);
+  fp_proc p = proc(42, 2);
+  t.update(kT0, p);
+  t.end_tick(kT0);
+  const ProcState* s = t.find({42, 2});
+  ASSERT_NE(s, nullptr);
+  // The same slot again: nothing recorded.
+  t.update(kT0 + 100 * kMs, p);
+  EXPECT_EQ(s->last_update_ns, kT0);
+  // A field the table does not keep (threads created) still counts as a
+  // change, as it did when the table compared a whole copy.
+  p.threads = 1;
+  t.update(kT0 + 200 * kMs, p);
+  EXPECT_EQ(s->last_update_ns, kT0 + 200 * kMs);
+  p.last_fatal_sig = 11;
+  t.update(kT0 + 300 * kMs, p);
+  EXPECT_EQ(s->last_update_ns, kT0 + 300 * kMs);
+  t.update(kT0 + 400 * kMs, p);
+  EXPECT_EQ(s->last_update_ns, kT0 + 300 * kMs);
+}
+
+TEST(ProcessTable, SlotDigestSeesEveryByte) {
+  fp_proc a = proc(43, 2);
+  const uint64_t d = slot_digest(a);
+  auto* bytes = reinterpret_cast<unsigned char*>(&a);
+  for (size_t i = 0; i < sizeof a; ++i) {
+    bytes[i] ^= 1;
+    EXPECT_NE(slot_digest(a), d) << "byte " << i;
+    bytes[i] ^= 1;
+  }
+  EXPECT_EQ(slot_digest(a), d);
+}
+
+TEST(ProcessTable, LostProcessExitsAsItWasAndGoesAtTheTicksEnd) {
+  ProcessTable t(kPage);
+  fp_proc p = proc(46, 2);
+  p.cpu_ns = 5 * kMs;
+  t.update(kT0, p);
+  t.end_tick(kT0);
+  t.lost({46, 2});
+  const ProcState* s = t.find({46, 2});
+  ASSERT_NE(s, nullptr);  // the detectors see it once more, exited
+  EXPECT_TRUE(s->exited);
+  EXPECT_EQ(s->exit_code, 0u);
+  EXPECT_EQ(s->now.cpu_ns, 5 * kMs);
+  EXPECT_EQ(s->last_update_ns, kT0);  // nothing new recorded
+  t.lost({47, 2});                     // unknown: nothing
+  t.end_tick(kT0 + kTick);
+  EXPECT_EQ(t.find({46, 2}), nullptr);
+  ASSERT_EQ(t.removed().size(), 1u);
+  EXPECT_EQ(t.removed()[0], (ProcKey{46, 2}));
+}
+
 }  // namespace
 }  // namespace fp

@@ -521,6 +521,11 @@ void Service::tick(uint64_t now) {
   changed_.clear();
   for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
   changed_total_ += changed_.size();
+  // A burst (thousands of processes changed at once: a start-up, a poke of
+  // every idle process) leaves its temporaries' pages free inside the heap:
+  // they go back to the kernel once the windows it moved have settled,
+  // instead of at the next health line (once a minute).
+  if (changed_.size() >= kBurstChanged) trim_at_ns_ = now + kTrimAfterBurstNs;
   hw_inputs_->prepare(now, events_);
   read_pressure(now);
   if (!logwatch_.empty()) guarded("logwatch", [&] { logwatch_.read(); });
@@ -552,9 +557,12 @@ void Service::tick(uint64_t now) {
   uint64_t cost = thread_cpu_ns() - cpu0;
   tick_cost_ns_.push_back(cost);
   if (tick_cost_ns_.size() > 1000) tick_cost_ns_.erase(tick_cost_ns_.begin(), tick_cost_ns_.begin() + 500);
-  // Once a second for status; at once when a client waits for a fresh view.
-  if (now - last_view_ns_ >= 1'000'000'000ull || (view_wanted(now) && board_.stale(now)))
-    rebuild_view(now);
+  if (now - last_rate_ns_ >= 1'000'000'000ull) update_rates(now);
+  serve_board(now);
+  if (trim_at_ns_ != 0 && now >= trim_at_ns_) {
+    malloc_trim(0);
+    trim_at_ns_ = 0;
+  }
   if (now - last_health_ns_ >= 60'000'000'000ull) {
     uint64_t drops = 0;
     for (auto d : probe_->drops()) drops += d;
@@ -585,31 +593,34 @@ void Service::read_pressure(uint64_t now) {
     pressure_.set_util(host_util(h.cpu_pct, h.mem_total_bytes, h.mem_available_bytes, h.io_read_bps, h.io_write_bps));
 }
 
-// Sleeps until a ring-buffer record, a PSI trigger or `wait`; true when a
-// trigger fired (the host stalls: tick now, not at the next period).
-bool Service::wait_for_events(std::chrono::milliseconds wait) {
-  std::vector<int> triggers;  // the host's, then the watched groups'
-  if (pressure_wanted_) {
-    triggers = pressure_.trigger_fds();
-    const std::vector<int> groups = cgroup_pressure_->trigger_fds();
-    triggers.insert(triggers.end(), groups.begin(), groups.end());
+// One poll() for everything that can end the wait: the ring buffer's epoll
+// fd, the status board's (a client waits), PSI triggers; then a drain of the
+// ring (no syscall). ring_buffer__poll() could wait on the ring only.
+Service::Woken Service::wait_for_events(std::chrono::milliseconds wait) {
+  std::vector<pollfd>& fds = poll_fds_;
+  fds.clear();
+  fds.push_back({probe_->event_fd(), POLLIN, 0});
+  if (board_.wake_fd() >= 0) fds.push_back({board_.wake_fd(), POLLIN, 0});
+  const size_t first_trigger = fds.size();
+  if (pressure_wanted_) {  // the host's, then the watched groups'
+    for (int fd : pressure_.trigger_fds()) fds.push_back({fd, POLLPRI, 0});
+    for (int fd : cgroup_pressure_->trigger_fds()) fds.push_back({fd, POLLPRI, 0});
   }
-  if (triggers.empty()) {
-    probe_->poll(events_, wait);
-    return false;
-  }
-  std::vector<pollfd> fds{{probe_->event_fd(), POLLIN, 0}};
-  for (int fd : triggers) fds.push_back({fd, POLLPRI, 0});
-  bool fired = false;
-  if (::poll(fds.data(), fds.size(), int(wait.count())) > 0)
-    for (size_t i = 1; i < fds.size(); ++i) {
+  Woken woken;
+  if (::poll(fds.data(), fds.size(), int(wait.count())) > 0) {
+    if (first_trigger > 1 && (fds[1].revents & POLLIN)) {
+      board_.clear_wake();
+      woken.client = true;
+    }
+    for (size_t i = first_trigger; i < fds.size(); ++i) {
       const bool error = (fds[i].revents & (POLLERR | POLLNVAL)) != 0;
       if (!error && !(fds[i].revents & POLLPRI)) continue;
       if (!cgroup_pressure_->fired(fds[i].fd, error)) pressure_.fired(fds[i].fd, error);
-      fired = fired || !error;
+      woken.stalled = woken.stalled || !error;
     }
+  }
   probe_->drain(events_);
-  return fired;
+  return woken;
 }
 
 // The open set is written whenever it changes (state_store.h).
@@ -686,10 +697,11 @@ int Service::run(std::atomic<bool>& stop, std::atomic<bool>& reload) {
       // or a PSI trigger wakes us and is handled at once instead of at the next tick.
       uint64_t until = std::min(next, throttle_ ? throttle_->next_deadline_ns() : next);
       auto wait = std::chrono::milliseconds((std::max(until, now) - now + 999'999) / 1'000'000);
-      const bool stalled = wait_for_events(wait);
-      if (!urgent(events_) && !stalled && monotonic_now_ns() < next) {
+      const Woken woken = wait_for_events(wait);
+      if (!urgent(events_) && !woken.stalled && monotonic_now_ns() < next) {
         if (throttle_ && throttle_->next_deadline_ns() <= monotonic_now_ns())
           guarded("throttle duty cycle", [&] { throttle_->tick(monotonic_now_ns()); });
+        if (woken.client) guarded("status", [&] { serve_board(monotonic_now_ns()); });
         continue;
       }
     }  // tick() drains whatever poll() did not

@@ -2,6 +2,8 @@
 // recover) -> event stream, syslog, socket API, Prometheus.
 #pragma once
 
+#include <poll.h>
+
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -17,7 +19,7 @@
 #include "alert/syslog.h"
 #include "config/config.h"
 #include "daemon/service_config.h"
-#include "daemon/status.h"
+#include "server/status_board.h"
 #include "detect/detector.h"
 #include "detect/engine.h"
 #include "detect/cgroup_pressure.h"
@@ -70,7 +72,13 @@ class Service : public ServerProvider {
   Service() = default;
   Result<void> start_actions(int* exit_code);
   void tick(uint64_t now);
-  bool wait_for_events(std::chrono::milliseconds wait);
+  // Sleeps until a ring-buffer record, a PSI trigger, a client's request or
+  // `wait`, in one poll(). Returns what woke it (besides records in events_).
+  struct Woken {
+    bool stalled = false;  // a PSI trigger fired: tick now
+    bool client = false;   // a client waits for a status or a view
+  };
+  Woken wait_for_events(std::chrono::milliseconds wait);
   void read_pressure(uint64_t now);
   void emit_fault(const FaultRecord& r);
   void emit_action(const ActionRecord& r);
@@ -81,6 +89,11 @@ class Service : public ServerProvider {
   void remember_new_processes();
   void rebuild_view(uint64_t now);
   bool view_wanted(uint64_t now) const;
+  // Answers what clients wait for: a status built after their request, the
+  // view's rows while they want them (once a second; at once when stale).
+  void serve_board(uint64_t now);
+  // The achieved rate and changed slots per tick, over the last second.
+  void update_rates(uint64_t now);
   void save_state();
   void load_state(uint64_t now);
   void do_reload();
@@ -141,10 +154,15 @@ class Service : public ServerProvider {
   std::unique_ptr<Alerter> alerter_;
   std::unique_ptr<SocketServer> server_;
   std::unique_ptr<MetricsServer> metrics_;
-  HostSampler host_sampler_;
+  HostSampler host_sampler_;  // sampled once a second (update_rates): the view's host line is over the last second
+  HostStats host_stats_;
   StatusBoard board_;  // status and view, from the sampling thread to the socket server's (status.h)
   Counters counters_;
+  std::vector<pollfd> poll_fds_;  // wait_for_events()' set, kept to spare an allocation a tick
   std::vector<uint64_t> tick_cost_ns_;  // the last ticks' CPU time, for the sampler's cost
+  static constexpr size_t kBurstChanged = 1000;                  // changed slots in one tick that make a burst
+  static constexpr uint64_t kTrimAfterBurstNs = 2'000'000'000ull;  // malloc_trim this long after the last one
+  uint64_t trim_at_ns_ = 0;                                        // 0: none due
   uint64_t changed_total_ = 0, last_rate_changed_ = 0;  // slots the probe reported changed, summed over ticks
   double changed_per_tick_ = 0;
   uint64_t ticks_ = 0, faults_ = 0, last_prune_ns_ = 0, last_health_ns_ = 0, last_view_ns_ = 0;

@@ -1,17 +1,17 @@
-#include "daemon/status.h"
+#include "daemon/service.h"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 
 #include "daemon/limits_status.h"
-#include "daemon/service.h"
 #include "report/snapshot_report.h"
 #include "util/clock.h"
 #include "util/memory_usage.h"
 #include "util/text.h"
 
+// Service's faces: the status JSON and the view it posts on the board
+// (server/status_board.h).
 namespace fp {
 namespace {
 
@@ -23,70 +23,17 @@ double percentile_us(std::vector<uint64_t> v, double q) {
 
 }  // namespace
 
-bool StatusBoard::wanted(uint64_t now) const {
-  uint64_t asked = wanted_ns_.load(std::memory_order_relaxed);
-  return asked != 0 && now - std::min(now, asked) < kWantedNs;
-}
-
-void StatusBoard::post(nlohmann::json status, std::shared_ptr<const DaemonView> view, uint64_t now) {
-  const bool rows = view != nullptr;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    status_ = std::move(status);
-    if (rows) {
-      view_ = std::move(view);
-      ++gen_;
-      built_ns_ = now;
-    }
-  }
-  if (rows) cv_.notify_all();
-}
-
-std::string StatusBoard::view_json() {
-  const uint64_t asked = monotonic_now_ns();
-  wanted_ns_.store(asked, std::memory_order_relaxed);
-  std::unique_lock<std::mutex> g(mu_);
-  // Rows are built only while wanted: the first request (or one after a
-  // pause) waits for the sampling thread's next tick, at most a second.
-  cv_.wait_until(g, std::chrono::steady_clock::now() + std::chrono::seconds(1), [&] {
-    return view_ != nullptr && asked - std::min(asked, built_ns_) < kFreshNs;
-  });
-  if (view_ == nullptr) return "{}";
-  if (json_gen_ != gen_) {
-    // Serialized here, on the asking thread, once per view.
-    std::shared_ptr<const DaemonView> v = view_;
-    g.unlock();
-    std::string text = safe_dump(view_to_json(*v));
-    g.lock();
-    if (view_ == v) {
-      view_json_ = std::move(text);
-      json_gen_ = gen_;
-    } else {
-      return text;
-    }
-  }
-  return view_json_;
-}
-
-nlohmann::json StatusBoard::status() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return status_;
-}
-
 bool Service::view_wanted(uint64_t now) const { return metrics_ || board_.wanted(now); }
 
 std::string Service::view_json() { return board_.view_json(); }
 
 nlohmann::json Service::status() { return board_.status(); }
 
-void Service::rebuild_view(uint64_t now) {
-  auto v = std::make_shared<DaemonView>();
-  v->realtime_ns = realtime_now_ns();
-  v->window_ns = 1'000'000'000ull;
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  v->hostname = host;
-  v->host = host_sampler_.sample(now);
+void Service::update_rates(uint64_t now) {
+  // The host's CPU and IO rates need readings a second apart: taken here
+  // whether or not a view is wanted, so that the first view after a pause
+  // (a snapshot) shows the last second, not the time since the last view.
+  host_stats_ = host_sampler_.sample(now);
   if (last_rate_ns_ != 0 && now > last_rate_ns_) {
     sample_hz_ = double(ticks_ - last_rate_ticks_) * 1e9 / double(now - last_rate_ns_);
     if (ticks_ > last_rate_ticks_)
@@ -95,6 +42,26 @@ void Service::rebuild_view(uint64_t now) {
   last_rate_changed_ = changed_total_;
   last_rate_ns_ = now;
   last_rate_ticks_ = ticks_;
+}
+
+void Service::serve_board(uint64_t now) {
+  if (view_wanted(now) && (now - last_view_ns_ >= 1'000'000'000ull || board_.stale(now))) {
+    rebuild_view(now);  // its status answers a status request too
+  } else if (board_.status_asked()) {
+    const uint64_t built = monotonic_now_ns();  // at or after the requests it answers
+    board_.post(build_status(), nullptr, built);
+  }
+}
+
+void Service::rebuild_view(uint64_t now) {
+  auto v = std::make_shared<DaemonView>();
+  v->realtime_ns = realtime_now_ns();
+  v->window_ns = 1'000'000'000ull;
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  v->hostname = host;
+  v->host = host_stats_;
+  const uint64_t built = monotonic_now_ns();  // at or after the status requests it answers
   nlohmann::json st = build_status();
   last_view_ns_ = now;
   const bool rows = view_wanted(now);
@@ -121,7 +88,7 @@ void Service::rebuild_view(uint64_t now) {
     v->counters.syslog_forward_failures = alerter_->forward_failures();
     v->status = st;
   }
-  board_.post(std::move(st), rows ? v : nullptr, now);
+  board_.post(std::move(st), rows ? v : nullptr, built);
   if (rows && metrics_) metrics_->publish(v);
 }
 

@@ -262,7 +262,7 @@ class IoErrorDetector : public EventDetector {
       f.evidence["io_errors"] = d.delta.io_errors;
       f.evidence["io_reqs"] = d.delta.io_reqs;
       f.evidence["window_s"] = secs(d.span_ns);
-      f.evidence.update(io_device_evidence(s.raw.io_dev));
+      f.evidence.update(io_device_evidence(s.slot.io_dev));
       out.push_back(std::move(f));
     });
   }
@@ -294,7 +294,7 @@ class HangDetector : public EventDetector {
     for_each_of(*w.procs, w.procs->in_dstate(), [&](const ProcState& s) {
       // The ongoing D-state at this tick, also for a process whose slot has
       // not changed since it went to sleep.
-      uint64_t since = s.raw.dstate_since_ns;
+      uint64_t since = s.slot.dstate_since_ns;
       if (s.exited || since == 0 || w.now_ns <= since || reported.count(s.key) != 0) return;
       const uint64_t ongoing = w.now_ns - since;
       const bool strong = static_cast<double>(ongoing) >= threshold_ns;
@@ -307,7 +307,7 @@ class HangDetector : public EventDetector {
       f.strong = strong;
       f.evidence["source"] = "dstate";
       f.evidence["dstate_s"] = secs(ongoing);
-      f.evidence["threads_in_d"] = s.raw.dstate_active;
+      f.evidence["threads_in_d"] = s.slot.dstate_active;
       out.push_back(std::move(f));
     });
   }

@@ -89,7 +89,7 @@ class IoLatencyDetector final : public RuleDetector {
       ev["min_requests"] = rule_.count;
       ev["io_mean_ms"] = round4(static_cast<double>(d.delta.io_lat_ns) / kNsPerMsec /
                                 static_cast<double>(d.delta.io_reqs));
-      ev.update(io_device_evidence(s.raw.io_dev));
+      ev.update(io_device_evidence(s.slot.io_dev));
       f = make_finding(rule_, s.key, level, std::move(ev));
       return f;
     });

@@ -151,13 +151,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
     if (owner != slot_owner_.end() && (p->tgid == 0 || owner->second != key_of(*p))) {
       // The slot's process is gone. Its exit event, if it was not lost,
       // comes in `events` and adds the exit code.
-      const ProcState* old = table_.find(owner->second);
-      if (old != nullptr && !old->exited) {
-        ExitRecord gone;
-        gone.ts_ns = now_ns;
-        gone.final = old->raw;
-        table_.exited(now_ns, gone);
-      }
+      table_.lost(owner->second);
     }
     if (p->tgid == 0) {  // a freed slot
       if (owner != slot_owner_.end()) slot_owner_.erase(owner);

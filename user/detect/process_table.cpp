@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <iterator>
 #include <set>
@@ -105,7 +106,8 @@ size_t ring_bytes(const std::vector<uint8_t>& b) { return b.capacity(); }
 // What an entry holds on the heap: its rings' buffers and a name too long to stay inline.
 template <typename Entry>
 size_t heap_bytes_of(const Entry& e) {
-  return (e.state.comm.capacity() > 15 ? e.state.comm.capacity() + 1 : 0) + ring_bytes(e.fine.bytes) +
+  return (e.state.comm.capacity() > 15 ? e.state.comm.capacity() + 1 : 0) +
+         (e.state.slot.hists.capacity() > 15 ? e.state.slot.hists.capacity() + 1 : 0) + ring_bytes(e.fine.bytes) +
          ring_bytes(e.coarse.bytes) + ring_bytes(e.runq.bytes) + ring_bytes(e.io.bytes);
 }
 
@@ -144,6 +146,104 @@ Metrics metrics_of(const fp_proc& p, uint64_t ts_ns, uint64_t page_size) {
   m.net_resets_received = p.net_resets_received;
   m.net_rcvq_overflows = p.net_rcvq_overflows;
   m.net_drops = p.net_drops;
+  return m;
+}
+
+namespace {
+
+// SlotFields::hists: the mask of non-zero buckets (runq's, then io's), then
+// each non-zero value as LEB128, in bucket order.
+static_assert(2 * FP_HIST_SLOTS <= 64, "the packed histograms' mask is one uint64_t");
+
+std::string pack_hists(const __u32 (&runq)[FP_HIST_SLOTS], const __u32 (&io)[FP_HIST_SLOTS]) {
+  uint64_t mask = 0;
+  char buf[sizeof mask + 2 * FP_HIST_SLOTS * 5];
+  size_t n = sizeof mask;
+  auto put = [&](const __u32 (&h)[FP_HIST_SLOTS], unsigned base) {
+    for (unsigned i = 0; i < FP_HIST_SLOTS; ++i) {
+      uint32_t v = h[i];
+      if (v == 0) continue;
+      mask |= uint64_t{1} << (base + i);
+      for (; v >= 0x80; v >>= 7) buf[n++] = static_cast<char>((v & 0x7f) | 0x80);
+      buf[n++] = static_cast<char>(v);
+    }
+  };
+  put(runq, 0);
+  put(io, FP_HIST_SLOTS);
+  if (mask == 0) return {};
+  std::memcpy(buf, &mask, sizeof mask);
+  return std::string(buf, n);
+}
+
+// Both histograms in one pass over the set bits of the mask.
+void unpack_hists(const std::string& packed, Hist* runq, Hist* io) {
+  if (runq != nullptr) *runq = Hist{};
+  if (io != nullptr) *io = Hist{};
+  if (packed.size() < sizeof(uint64_t)) return;
+  uint64_t mask = 0;
+  std::memcpy(&mask, packed.data(), sizeof mask);
+  const auto* in = reinterpret_cast<const unsigned char*>(packed.data()) + sizeof mask;
+  for (; mask != 0; mask &= mask - 1) {
+    const unsigned b = static_cast<unsigned>(std::countr_zero(mask));
+    uint64_t v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+      const unsigned char c = *in++;
+      v |= uint64_t{c & 0x7fu} << shift;
+      if ((c & 0x80) == 0) break;
+    }
+    Hist* h = b < FP_HIST_SLOTS ? runq : io;
+    if (h != nullptr) (*h)[b % FP_HIST_SLOTS] = v;
+  }
+}
+
+}  // namespace
+
+Hist SlotFields::runq_hist() const {
+  Hist h;
+  unpack_hists(hists, &h, nullptr);
+  return h;
+}
+
+Hist SlotFields::io_lat_hist() const {
+  Hist h;
+  unpack_hists(hists, nullptr, &h);
+  return h;
+}
+
+SlotFields slot_fields_of(const fp_proc& p) {
+  SlotFields f;
+  f.dstate_since_ns = p.dstate_since_ns;
+  f.dstate_active = p.dstate_active;
+  f.io_dev = p.io_dev;
+  f.runq_wait_max_ns = p.runq_wait_max_ns;
+  f.io_lat_max_ns = p.io_lat_max_ns;
+  f.hists = pack_hists(p.runq_hist, p.io_lat_hist);
+  return f;
+}
+
+uint64_t slot_digest(const fp_proc& p) {
+  // xxhash64's round over the slot's 8-byte words (and a zero-padded tail).
+  constexpr uint64_t kP1 = 0x9e3779b185ebca87ull, kP2 = 0xc2b2ae3d27d4eb4full;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&p);
+  uint64_t h = sizeof p * kP1;
+  for (size_t i = 0; i < sizeof p; i += sizeof(uint64_t)) {
+    uint64_t w = 0;
+    std::memcpy(&w, bytes + i, std::min(sizeof w, sizeof p - i));
+    h ^= std::rotl(w * kP2, 31) * kP1;
+    h = std::rotl(h, 27) * kP1 + 0x85ebca77c2b2ae63ull;
+  }
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
+  return h;
+}
+
+Metrics metrics_at(const ProcState& s, uint64_t t) {
+  Metrics m = s.now;
+  const uint64_t finished = s.now.dstate_ns - s.now.dstate_ongoing_ns;  // the slot's dstate_ns
+  const uint64_t since = s.slot.dstate_since_ns;
+  m.dstate_ongoing_ns = since != 0 && t > since ? t - since : 0;
+  m.dstate_ns = finished + m.dstate_ongoing_ns;
   return m;
 }
 
@@ -191,10 +291,12 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
       s.first_seen_ns = p.first_seen_ns;
     }
   } else {
-    if (std::memcmp(&s.raw, &p, sizeof p) == 0) return &e;  // nothing changed: no point
+    if (slot_digest(p) == s.slot_digest) return &e;  // nothing changed: no point
     prev = vec_of(s.now);
-    prev_runq = vec_of(s.raw.runq_hist);
-    prev_io = vec_of(s.raw.io_lat_hist);
+    Hist runq, io;
+    unpack_hists(s.slot.hists, &runq, &io);
+    prev_runq = vec_of(runq);
+    prev_io = vec_of(io);
   }
 
   if (!memo_.empty()) {  // windows computed before this change are stale
@@ -208,7 +310,8 @@ ProcessTable::Entry* ProcessTable::record(uint64_t ts, const fp_proc& p) {
   s.flags = p.flags;
   s.cgroup_id = p.cgroup_id;
   s.comm = comm_of(p);
-  s.raw = p;
+  s.slot = slot_fields_of(p);
+  s.slot_digest = slot_digest(p);
   s.now = metrics_of(p, ts, page_size_);
   s.last_update_ns = ts;
   changed_.push_back(key);
@@ -257,6 +360,15 @@ void ProcessTable::exited(uint64_t now_ns, const ExitRecord& ev) {
   if (!e->state.exited) exited_.push_back(e->state.key);
   e->state.exited = true;
   e->state.exit_code = ev.exit_code;
+}
+
+void ProcessTable::lost(const ProcKey& k) {
+  // What exited() with the last slot recorded did: that slot changes nothing.
+  auto it = procs_.find(k);
+  if (it == procs_.end() || it->second.state.exited) return;
+  it->second.state.exited = true;
+  it->second.state.exit_code = 0;
+  exited_.push_back(k);
 }
 
 void ProcessTable::end_tick(uint64_t /*now_ns*/) {
@@ -434,17 +546,19 @@ WindowDelta ProcessTable::window_of(const Entry& e, SpanCursors& cur, uint64_t n
   }
   if (start > now_ns) start = now_ns;
   Metrics first = advance(metrics_of_vec(vec_of(base.v)), base.ts, start);
-  Metrics last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_);
+  Metrics last = metrics_at(s, std::max(now_ns, s.last_update_ns));
   w.span_ns = now_ns - start;
   w.delta = diff(last, first);
   w.rss_start = first.rss_bytes;
   w.rss_end = last.rss_bytes;
 
   // Histograms: the newest 1 s snapshot at or before t0 (or the oldest kept).
-  ring_seek(e.runq, cur.runq, t0, vec_of(s.raw.runq_hist));
-  ring_seek(e.io, cur.io, t0, vec_of(s.raw.io_lat_hist));
-  w.runq_hist = hist_delta(hist_of(vec_of(s.raw.runq_hist)), hist_of(vec_of(cur.runq.v)));
-  w.io_lat_hist = hist_delta(hist_of(vec_of(s.raw.io_lat_hist)), hist_of(vec_of(cur.io.v)));
+  Hist runq, io;
+  unpack_hists(s.slot.hists, &runq, &io);
+  ring_seek(e.runq, cur.runq, t0, vec_of(runq));
+  ring_seek(e.io, cur.io, t0, vec_of(io));
+  w.runq_hist = hist_delta(runq, hist_of(vec_of(cur.runq.v)));
+  w.io_lat_hist = hist_delta(io, hist_of(vec_of(cur.io.v)));
   uint64_t hist_next = UINT64_MAX;  // the oldest histogram point after t0
   uint64_t t = 0;
   if (ring_next_ts(e.runq, cur.runq, t)) hist_next = std::min(hist_next, t);
@@ -468,7 +582,7 @@ std::pair<uint64_t, uint64_t> ProcessTable::rss_range(const ProcState& st, uint6
     lo = std::min(lo, wk.v[kRssIndex]);
     hi = std::max(hi, wk.v[kRssIndex]);
   }
-  const uint64_t last = metrics_of(s.raw, std::max(now_ns, s.last_update_ns), page_size_).rss_bytes;
+  const uint64_t last = s.now.rss_bytes;  // a gauge: as at the last update
   return {std::min(lo, last), std::max(hi, last)};
 }
 

@@ -70,6 +70,27 @@ struct ProcKeyHash {
   }
 };
 
+// What detectors and the faces read of the probe's slot beyond Metrics.
+// ProcState kept the whole slot (an fp_proc, 544 bytes: 5.4 MB at 10,000
+// processes, a copy of the probe's mirror) for these few fields.
+struct SlotFields {
+  uint64_t dstate_since_ns = 0;  // non-zero: some thread has been in D since then
+  int32_t dstate_active = 0;     // threads in D right now
+  uint32_t io_dev = 0;           // device of the last completed IO (kernel dev_t)
+  uint64_t runq_wait_max_ns = 0, io_lat_max_ns = 0;
+  // The slot's run-queue wait and IO latency histograms (FP_HIST_SLOTS
+  // buckets each), packed: a bit per non-zero bucket, then their values
+  // (LEB128). Most processes have a few non-zero buckets, which fit in the
+  // string's inline bytes: 32 bytes instead of 256.
+  std::string hists;
+  Hist runq_hist() const;
+  Hist io_lat_hist() const;
+};
+SlotFields slot_fields_of(const fp_proc& p);
+// A 64-bit digest of a whole slot: ProcTable records a slot only when it
+// differs from the last one it recorded (it compared the kept copy).
+uint64_t slot_digest(const fp_proc& p);
+
 struct ProcState {
   ProcKey key;
   uint32_t ppid = 0;
@@ -81,8 +102,14 @@ struct ProcState {
   bool exited = false;
   uint32_t exit_code = 0;       // raw, valid when exited
   Metrics now;                  // latest
-  fp_proc raw{};                // latest raw slot (histograms, last_fatal_sig...)
+  SlotFields slot;              // latest slot's histograms, D-state and IO device
+  uint64_t slot_digest = 0;     // slot_digest() of the latest slot
 };
+
+// The metrics of `s` as they stand at `t` (>= its last update) if nothing
+// changed since: an ongoing D-state keeps growing. What metrics_of() of its
+// latest slot at `t` gives.
+Metrics metrics_at(const ProcState& s, uint64_t t);
 
 // Keeps, per live process, a change-driven history: an entry is appended
 // only when the process's counters changed (idle processes cost nothing),
@@ -100,6 +127,9 @@ class ProcessTable {
   // An exit event: final counters, then the process is marked exited and
   // removed at the next end_tick() after detectors saw it once.
   void exited(uint64_t now_ns, const ExitRecord& e);
+  // A process whose slot went (freed, or taken by another) without an exit
+  // event: exited as it was at its last update, exit code 0.
+  void lost(const ProcKey& k);
   // Closes a tick: removes processes that exited before this tick.
   void end_tick(uint64_t now_ns);
 

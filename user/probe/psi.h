@@ -59,6 +59,9 @@ class PsiFiles {
   static PsiFiles cgroup(std::string dir) { return PsiFiles(std::move(dir), ".pressure"); }
 
   std::string path(PsiResource r) const;
+  // Reads a file kept open from the first read on (pread at 0: the daemon
+  // reads three of them at every tick, and open+close cost more than the
+  // read); a read that fails closes it, and the next one opens it again.
   Result<PsiReading> read(PsiResource r) const;
   // An fd that polls POLLPRI when the trigger fires. Errors name the file.
   Result<Fd> open_trigger(PsiResource r, const PsiTrigger& t) const;
@@ -66,6 +69,19 @@ class PsiFiles {
  private:
   PsiFiles(std::string dir, std::string suffix) : dir_(std::move(dir)), suffix_(std::move(suffix)) {}
   std::string dir_, suffix_;
+  // The kept fds, by resource; a copy opens its own.
+  struct OpenFiles {
+    OpenFiles() = default;
+    OpenFiles(const OpenFiles&) {}
+    OpenFiles& operator=(const OpenFiles&) {
+      for (Fd& f : fds) f.reset();
+      return *this;
+    }
+    OpenFiles(OpenFiles&&) noexcept = default;
+    OpenFiles& operator=(OpenFiles&&) noexcept = default;
+    Fd fds[3];
+  };
+  mutable OpenFiles open_;
 };
 
 }  // namespace fp

@@ -38,9 +38,9 @@ void fill_idle(ProcessRow& r, const ProcState& s, uint64_t now_ns, uint64_t wind
   r.rss_bytes = s.now.rss_bytes;
   r.io_errors = s.now.io_errors;
   r.cpu_total_ns = s.now.cpu_ns;
-  if (s.raw.dstate_active > 0 && s.raw.dstate_since_ns != 0 && now_ns > s.raw.dstate_since_ns) {
+  if (s.slot.dstate_active > 0 && s.slot.dstate_since_ns != 0 && now_ns > s.slot.dstate_since_ns) {
     r.in_dstate = true;
-    r.dstate_ms = double(std::min<uint64_t>(window_ns, now_ns - s.raw.dstate_since_ns)) / kNsPerMs;
+    r.dstate_ms = double(std::min<uint64_t>(window_ns, now_ns - s.slot.dstate_since_ns)) / kNsPerMs;
   }
 }
 
@@ -50,12 +50,12 @@ void fill_active(ProcessRow& r, const ProcState& s, const WindowDelta& w, uint64
   const double span_s = double(w.span_ns ? w.span_ns : window_ns) / kNsPerSec;
   const Metrics& d = w.delta;
   r.cpu_pct = double(d.cpu_ns) / kNsPerSec / span_s * 100.0;
-  r.runq_p99_ms = double(hist_quantile_ns(w.runq_hist, 0.99, s.raw.runq_wait_max_ns)) / kNsPerMs;
+  r.runq_p99_ms = double(hist_quantile_ns(w.runq_hist, 0.99, s.slot.runq_wait_max_ns)) / kNsPerMs;
   r.dstate_ms = double(d.dstate_ns) / kNsPerMs;
-  r.in_dstate = s.raw.dstate_active > 0 || d.dstate_ongoing_ns > 0;
+  r.in_dstate = s.slot.dstate_active > 0 || d.dstate_ongoing_ns > 0;
   r.io_read_bps = double(d.io_read_bytes) / span_s;
   r.io_write_bps = double(d.io_write_bytes) / span_s;
-  r.io_lat_p99_ms = double(hist_quantile_ns(w.io_lat_hist, 0.99, s.raw.io_lat_max_ns)) / kNsPerMs;
+  r.io_lat_p99_ms = double(hist_quantile_ns(w.io_lat_hist, 0.99, s.slot.io_lat_max_ns)) / kNsPerMs;
   r.io_errors = s.now.io_errors;
   r.cpu_total_ns = s.now.cpu_ns;
   r.faults_per_s = double(d.page_faults) / span_s;
