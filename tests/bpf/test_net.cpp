@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <string>
 
 #include "probe/loader/net_drop_reasons.h"
@@ -261,26 +262,47 @@ bool resolve_until(F done, std::chrono::milliseconds deadline) {
 
 bool resolver_walks() { return probe().net_resolve_status().walk; }
 
-// A UDP receiver on loopback with a 4 KB receive buffer that never reads;
-// writes its port to `ready` and pauses.
-Child udp_receiver(int ready) {
-  return Child([ready] {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    int small = 4096;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      return 2;
-    uint16_t port = ntohs(a.sin_port);
-    if (write(ready, &port, sizeof port) != sizeof port) return 3;
-    pause();
-    return 0;
-  });
-}
+// A UDP receiver on loopback with a 4 KB receive buffer that never reads, in
+// a child: started, released, and its bound port read back (port 0: it
+// reported none).
+struct UdpReceiver {
+  int ready[2] = {-1, -1};
+  std::unique_ptr<Child> child;
+  uint32_t pid = 0;
+  uint16_t port = 0;
+
+  UdpReceiver() {
+    if (pipe(ready) != 0) return;
+    const int w = ready[1];
+    child = std::make_unique<Child>([w] {
+      int fd = socket(AF_INET, SOCK_DGRAM, 0);
+      int small = 4096;
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof a;
+      if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+          getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+        return 2;
+      uint16_t p = ntohs(a.sin_port);
+      if (write(w, &p, sizeof p) != sizeof p) return 3;
+      pause();
+      return 0;
+    });
+    pid = uint32_t(child->pid());
+    child->release();
+    if (read(ready[0], &port, sizeof port) != ssize_t(sizeof port)) port = 0;
+  }
+  ~UdpReceiver() {
+    for (int f : ready)
+      if (f >= 0) close(f);
+  }
+  void kill() {
+    child->kill(SIGKILL);
+    child->wait();
+  }
+};
 
 void flood_udp(uint16_t port, int n) {
   int s = socket(AF_INET, SOCK_DGRAM, 0);
@@ -305,13 +327,10 @@ void flood_udp(uint16_t port, int n) {
 // them only as overflows. Without the walk (< 5.11) they are unowned.
 TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
   probe();
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  Child receiver = udp_receiver(ready[1]);
-  const uint32_t pid = uint32_t(receiver.pid());
-  receiver.release();
-  uint16_t port = 0;
-  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  UdpReceiver receiver;
+  ASSERT_NE(receiver.port, 0) << "the receiver did not bind";
+  const uint32_t pid = receiver.pid;
+  const uint16_t port = receiver.port;
   const uint64_t unowned_before = probe().drops()[FP_DROP_NET_UNOWNED];
   const uint64_t charged_before = probe().net_resolve_status().charged;
   flood_udp(port, 200);
@@ -359,10 +378,7 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
   } else {
     EXPECT_TRUE(resolve_until([&] { return probe().drops()[FP_DROP_NET_UNOWNED] >= unowned_before + 100; }, 3s));
   }
-  receiver.kill(SIGKILL);
-  receiver.wait();
-  close(ready[0]);
-  close(ready[1]);
+  receiver.kill();
 }
 
 // Events on a socket nobody has open by the time of the walk (its receiver
@@ -371,19 +387,15 @@ TEST(Net, UdpReceiveBufferOverflowIsChargedToTheReceiver) {
 TEST(Net, EventsOnASocketClosedBeforeTheWalkAreCountedUnowned) {
   probe();
   probe().resolve_net_owners();  // whatever earlier tests left
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  Child receiver = udp_receiver(ready[1]);
-  const uint32_t pid = uint32_t(receiver.pid());
-  receiver.release();
-  uint16_t port = 0;
-  ASSERT_EQ(read(ready[0], &port, sizeof port), ssize_t(sizeof port));
+  UdpReceiver receiver;
+  ASSERT_NE(receiver.port, 0) << "the receiver did not bind";
+  const uint32_t pid = receiver.pid;
+  const uint16_t port = receiver.port;
   const uint64_t pending_before = probe().net_pending_events();
   flood_udp(port, 200);
   ASSERT_TRUE(wait_until([&] { return probe().net_pending_events() >= pending_before + 100; }, 3s));
   const uint64_t waited = probe().net_pending_events() - pending_before;
-  receiver.kill(SIGKILL);
-  receiver.wait();
+  receiver.kill();
   auto ex = wait_exit(pid, 3s);
   ASSERT_TRUE(ex);
   EXPECT_EQ(ex->final.net_rcvq_overflows, 0u);
@@ -397,8 +409,6 @@ TEST(Net, EventsOnASocketClosedBeforeTheWalkAreCountedUnowned) {
   EXPECT_LE(unowned, waited);  // overflows only; its drops (rx_sk) are not unowned events
   // Nobody was charged with its >= 100 overflows (what else the host had waiting may be).
   EXPECT_LT(probe().net_resolve_status().events - charged_before, 100u);
-  close(ready[0]);
-  close(ready[1]);
 }
 
 // An accepted TCP socket its server never read from: the probe never saw
