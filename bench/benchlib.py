@@ -449,9 +449,11 @@ def run(argv, timeout=600, **kw):
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
 
 
-def parse_mode(argv, full_note):
+def parse_mode(argv, full_note, extra=None):
     import argparse
     ap = argparse.ArgumentParser(description=full_note)
     ap.add_argument("--quick", action="store_true", help="short runs, fewer repetitions (smoke test)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions per configuration (default 5, quick 2)")
+    if extra:
+        extra(ap)
     return ap.parse_args(argv)
