@@ -100,10 +100,12 @@ extern const volatile bool fp_task_io;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
-	__u64 start_ns;
+	__u64 start_ns; /* 0: the request's own start_time_ns */
 	__u32 tgid;
 	__u32 op;
-	__u32 dev;      /* kernel dev_t (major << 20 | minor) of the device it was sent to */
+	__u32 dev;      /* a bio's device: kernel dev_t (major << 20 | minor); a request has its own */
+	__u32 slot;     /* the submitter's slot, valid while proc_slots[slot].gen == gen (0: look it up) */
+	__u32 gen;
 	__u32 _pad0;
 };
 

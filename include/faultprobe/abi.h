@@ -19,6 +19,8 @@
 #define FP_DEFAULT_MAX_PROCS 32768
 #define FP_DEFAULT_MAX_THREADS 131072
 #define FP_DEFAULT_MAX_INFLIGHT_IO 16384
+/* Entries of the direct-mapped array requests in flight go to first (a power of two). */
+#define FP_INFLIGHT_ARRAY_ENTRIES 4096
 #define FP_DEFAULT_RINGBUF_BYTES (2u << 20)
 
 /* Reasons a record was not taken. Indexes of the per-CPU `drops` array. */
@@ -36,7 +38,21 @@ enum fp_drop_reason {
 	FP_DROP_NET_UNOWNED = 10,    /* a TCP/UDP event on a socket whose owner nobody found (not even the resolver) */
 	FP_DROP_NET_ENDPOINTS_FULL = 11, /* (process, remote endpoint) map refused an insert */
 	FP_DROP_NET_DROP_REASONS_FULL = 12, /* (process, drop reason) map refused an insert */
-	FP_DROP_NR = 13,
+	/*
+	 * A hook's program did not run: the kernel skips a program that is
+	 * already running on the same CPU (e.g. an interrupt's IO completion
+	 * arriving while a softirq's is in the program). Counted from the
+	 * programs' recursion_misses by userspace, not by BPF.
+	 */
+	FP_DROP_HOOK_NESTED = 13,
+	/*
+	 * A block request (or bio) started again while the probe still held its
+	 * previous life: that one's completion never reached the probe (seen when
+	 * other tools attach to or detach from the same tracepoints as it runs,
+	 * when the kernel can skip a probe's call), so its request went uncounted.
+	 */
+	FP_DROP_IO_END_UNSEEN = 14,
+	FP_DROP_NR = 15,
 };
 
 /* mm counters as the kernel numbers them (MM_FILEPAGES...). */

@@ -35,6 +35,10 @@ struct ProbeOptions {
   // (raw_tp hooks); otherwise the hash gets one entry.
   uint32_t max_threads = FP_DEFAULT_MAX_THREADS;
   uint32_t max_inflight_io = FP_DEFAULT_MAX_INFLIGHT_IO;
+  // Entries of the array requests in flight are kept in first (a power of two,
+  // at most FP_INFLIGHT_ARRAY_ENTRIES); a request whose entry another holds goes
+  // to the max_inflight_io hash. Fewer only to exercise that path in tests.
+  uint32_t inflight_array_entries = FP_INFLIGHT_ARRAY_ENTRIES;
   uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
   // Use raw_tp even where tp_btf is available (to exercise the fallback).
   bool force_raw_tp = false;
@@ -169,7 +173,14 @@ class Probe {
   // Map occupancy, for status and leak checks (these iterate the maps: not per sample).
   size_t proc_index_entries() const;
   size_t thread_entries() const;
-  size_t inflight_io_entries() const;
+  // Block requests (and bios) the probe has in flight: in the array, in the hash.
+  struct InflightCounts {
+    size_t array = 0, hash = 0;
+  };
+  InflightCounts inflight_io_entries() const;
+  // Runs of the hooks' programs the kernel skipped because the same program
+  // was already running on that CPU (in drops() as FP_DROP_HOOK_NESTED).
+  uint64_t hook_runs_skipped() const;
   uint32_t slots_high_water() const;
   // Whether the probe holds a slot for this tgid right now (one map lookup).
   bool indexed(uint32_t tgid) const;
@@ -210,7 +221,7 @@ class Probe {
   // The maps, whoever owns them: the skeleton after a load, owned_fds_ after
   // a takeover (there is no skeleton then).
   struct MapFds {
-    int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, events = -1,
+    int proc_slots = -1, proc_index = -1, free_slots = -1, threads = -1, inflight_io = -1, inflight_rq = -1, events = -1,
         drops = -1, dirty = -1, bss = -1, thread_ts = -1, runq_cpu = -1, net_owners = -1, net_endpoints = -1,
         net_drop_reasons = -1, net_pending = -1;
   };
@@ -220,6 +231,7 @@ class Probe {
   // Attachments: bpf_link fds (closing one detaches unless it is pinned),
   // named for pinning: link_<hook> / link_cpu_tick_<n>.
   std::vector<std::pair<std::string, int>> links_;
+  std::vector<int> hook_prog_fds_;  // the attached hooks' programs (owned), for hook_runs_skipped()
   std::vector<int> perf_fds_;    // ioctl-attached perf events (kernels without perf links)
   bool cpu_tick_ = false;
   uint32_t cpu_tick_links_ = 0;

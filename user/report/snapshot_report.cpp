@@ -23,6 +23,8 @@ const char* drop_reason_name(unsigned reason) {
     case FP_DROP_NET_UNOWNED: return "net_unowned";
     case FP_DROP_NET_ENDPOINTS_FULL: return "net_endpoints_full";
     case FP_DROP_NET_DROP_REASONS_FULL: return "net_drop_reasons_full";
+    case FP_DROP_HOOK_NESTED: return "hook_nested";
+    case FP_DROP_IO_END_UNSEEN: return "io_end_unseen";
     default: return "unknown";
   }
 }

@@ -88,6 +88,13 @@ Result<void> check_link(int fd, const std::string& name) {
   return {};
 }
 
+int prog_of_link(int link_fd) {
+  bpf_link_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(link_fd, &info, &len) != 0 || info.prog_id == 0) return -1;
+  return bpf_prog_get_fd_by_id(info.prog_id);
+}
+
 Result<void> write_meta(const std::string& dir, const PinMeta& meta) {
   int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "fp_meta", sizeof(uint32_t), sizeof(PinMeta), 1, nullptr);
   if (fd < 0) return Error::from_errno(errno, "cannot create the pin metadata map");
@@ -178,6 +185,7 @@ Result<void> Probe::pin(const ProbeOptions& opts) {
   const std::pair<const char*, int> maps[] = {
       {"proc_slots", fds_.proc_slots}, {"proc_index", fds_.proc_index},   {"free_slots", fds_.free_slots},
       {"threads", fds_.threads},       {"inflight_io", fds_.inflight_io}, {"events", fds_.events},
+      {"inflight_rq", fds_.inflight_rq},
       {"drops", fds_.drops},           {"dirty", fds_.dirty},             {"bss", fds_.bss},
       {"rodata", bpf_map__fd(skel_->maps.rodata)}, {"thread_ts", fds_.thread_ts},
       {"runq_cpu", fds_.runq_cpu},     {"net_owners", fds_.net_owners},   {"net_endpoints", fds_.net_endpoints},
@@ -285,6 +293,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       {"threads", &fds_.threads, BPF_MAP_TYPE_HASH, 4, any, thread_ts_ ? 1 : opts.max_threads},
       {"thread_ts", &fds_.thread_ts, BPF_MAP_TYPE_TASK_STORAGE, 4, any, any},
       {"inflight_io", &fds_.inflight_io, BPF_MAP_TYPE_HASH, 8, any, opts.max_inflight_io},
+      {"inflight_rq", &fds_.inflight_rq, BPF_MAP_TYPE_ARRAY, 4, any, FP_INFLIGHT_ARRAY_ENTRIES},
       {"events", &fds_.events, BPF_MAP_TYPE_RINGBUF, 0, 0, opts.ringbuf_bytes},
       {"drops", &fds_.drops, BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, FP_DROP_NR},
       {"dirty", &fds_.dirty, BPF_MAP_TYPE_ARRAY, 4, 8, dirty_words_per_cpu_ * uint32_t(ncpus_)},
@@ -317,6 +326,7 @@ Result<void> Probe::take_over(const ProbeOptions& opts) {
       auto fd = open("link_" + name);
       if (!fd) return fd.error();
       if (auto r = pin::check_link(*fd, "link_" + name); !r) return r;
+      if (int prog = pin::prog_of_link(*fd); prog >= 0) hook_prog_fds_.push_back(prog);
     }
     hooks_.push_back(std::move(st));
   }

@@ -26,8 +26,9 @@ inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // fp_thread grew, + task_io, io_from_submitter, the balance_dirty_pages hook); 6: + seed_iter,
 // fp_oom_event.tid; 7: + runq_cpu map, runq_blame; 8: network counters in fp_proc, net_owners and
 // net_endpoints maps, 9 network hooks, 40 hook entries; 9: + net_drop_reasons map, kfree_skb hook,
-// fp_net_ep.drops; 10: - sock_recv_length/sock_send_length hooks, + net_pending map, net_resolve link)
-inline constexpr uint32_t kMetaFormat = 10;
+// fp_net_ep.drops; 10: - sock_recv_length/sock_send_length hooks, + net_pending map, net_resolve link;
+// 11: + inflight_rq array, fp_inflight_io.slot/gen)
+inline constexpr uint32_t kMetaFormat = 11;
 inline constexpr int kMaxHooks = 40;
 
 struct PinnedHook {
@@ -85,6 +86,8 @@ Result<void> check_map(int fd, const char* name, uint32_t type, uint32_t key_siz
 
 // Checks that a pinned object is a bpf_link.
 Result<void> check_link(int fd, const std::string& name);
+// A new fd for the program a link runs (-1 if it cannot be had).
+int prog_of_link(int link_fd);
 
 // Creates the meta map, fills and pins it (the commit point of a fresh pin).
 Result<void> write_meta(const std::string& dir, const PinMeta& meta);

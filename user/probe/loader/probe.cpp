@@ -6,6 +6,7 @@
 #include "probe/probe.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <bpf/libbpf.h>
 #include <linux/perf_event.h>
 #include <sys/ioctl.h>
@@ -46,6 +47,10 @@ Result<std::unique_ptr<Probe>> Probe::start(const ProbeOptions& in) {
   if (auto pre = check_probe_prerequisites(); !pre) return pre.error();
   if (in.max_threads == 0 || in.max_inflight_io == 0)
     return Error{EINVAL, "probe map sizes must be positive"};
+  if (in.inflight_array_entries == 0 || in.inflight_array_entries > FP_INFLIGHT_ARRAY_ENTRIES ||
+      (in.inflight_array_entries & (in.inflight_array_entries - 1)))
+    return Error{EINVAL, "inflight_array_entries must be a power of two of at most " +
+                             std::to_string(FP_INFLIGHT_ARRAY_ENTRIES)};
   long page = sysconf(_SC_PAGESIZE);
   if (in.ringbuf_bytes < uint32_t(page) || (in.ringbuf_bytes & (in.ringbuf_bytes - 1)))
     return Error{EINVAL, "ring buffer size must be a power of two of at least one page"};
@@ -110,6 +115,7 @@ Probe::~Probe() {
   for (auto& l : links_) close(l.second);
   for (int fd : perf_fds_) close(fd);
   for (int fd : owned_fds_) close(fd);
+  for (int fd : hook_prog_fds_) close(fd);
 }  // then skel_ closes its maps and programs (pinned ones live on)
 
 Result<void> Probe::load(const ProbeOptions& opts) {
@@ -126,6 +132,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   bpf_map__set_max_entries(skel_->maps.inflight_io, opts.max_inflight_io);
   bpf_map__set_max_entries(skel_->maps.events, opts.ringbuf_bytes);
   skel_->rodata->fp_ringbuf_wake_bytes = opts.ringbuf_bytes / 4;
+  skel_->rodata->fp_inflight_rq_mask = opts.inflight_array_entries - 1;
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) return Error::from_errno(-ncpus_, "cannot count the possible CPUs");
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;
@@ -189,6 +196,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   fds_.free_slots = bpf_map__fd(skel_->maps.free_slots);
   fds_.threads = bpf_map__fd(skel_->maps.threads);
   fds_.inflight_io = bpf_map__fd(skel_->maps.inflight_io);
+  fds_.inflight_rq = bpf_map__fd(skel_->maps.inflight_rq);
   fds_.events = bpf_map__fd(skel_->maps.events);
   fds_.drops = bpf_map__fd(skel_->maps.drops);
   fds_.dirty = bpf_map__fd(skel_->maps.dirty);
@@ -226,6 +234,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
       continue;
     }
     if (*link >= 0) links_.emplace_back("link_" + st.name, *link);
+    if (int fd = fcntl(bpf_program__fd(prog), F_DUPFD_CLOEXEC, 0); fd >= 0) hook_prog_fds_.push_back(fd);
     spdlog::debug("attached {} as {}", st.name, attach_mode_name(st.mode));
   }
   for (const auto& st : hooks_) {
