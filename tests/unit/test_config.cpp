@@ -78,7 +78,7 @@ TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
                             "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "app_errors",
-                            "net_retransmits", "net_connect_failures", "net_drops", "hw_mce",
+                            "net_retransmits", "net_connect_failures", "net_drops", "kernel_error", "hw_mce",
                             "hw_memory_error",
                             "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
@@ -426,7 +426,7 @@ TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
       "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, "
-      "net_connect_failures, net_drops, hw_mce, hw_memory_error, "
+      "net_connect_failures, net_drops, kernel_error, hw_mce, hw_memory_error, "
       "hw_pcie_error, "
       "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
