@@ -19,31 +19,17 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
- * The CPU's preempt count, where the kernel has it as the per-CPU variable
- * __preempt_count (x86 up to v6.1 and again from v6.15; v6.2..v6.14 keep it
- * in pcpu_hot, not read here): weak, so a kernel without it still loads and
- * the report only says the interrupt context was not told.
+ * What the current task is. Interrupt context is not told: the CPU's preempt
+ * count is a per-CPU variable (__preempt_count, or pcpu_hot on v6.2..v6.14)
+ * that a program reaches only as a typed ksym, and the verifier finds its
+ * address through kallsyms, which lists per-CPU variables only with
+ * CONFIG_KALLSYMS_ALL (6.18 here: "ldimm64 failed to find the address for
+ * kernel symbol '__preempt_count'", the whole probe refused). The event says
+ * so (FP_KERR_IRQ_KNOWN unset) and userspace reports it.
  */
-extern const int __preempt_count __ksym __weak;
-
-#define FP_PC_SOFTIRQ_OFFSET 0x00000100u /* serving a softirq (not: softirqs disabled, 0x200) */
-#define FP_PC_HARDIRQ_MASK 0x000f0000u
-#define FP_PC_NMI_MASK 0x00f00000u
-
 static __always_inline __u32 fp_kerror_context(struct task_struct *task, __u32 *flags)
 {
-	if (&__preempt_count) {
-		const int *pc = bpf_this_cpu_ptr(&__preempt_count);
-		__u32 v = (__u32)*pc;
-
-		*flags |= FP_KERR_IRQ_KNOWN;
-		if (v & FP_PC_NMI_MASK)
-			return FP_KERR_CTX_NMI;
-		if (v & FP_PC_HARDIRQ_MASK)
-			return FP_KERR_CTX_HARDIRQ;
-		if (v & FP_PC_SOFTIRQ_OFFSET)
-			return FP_KERR_CTX_SOFTIRQ;
-	}
+	*flags = 0;
 	return (BPF_CORE_READ(task, flags) & FP_PF_KTHREAD) ? FP_KERR_CTX_KTHREAD : FP_KERR_CTX_TASK;
 }
 
@@ -58,7 +44,8 @@ static __always_inline int on_error_report(__u32 detector, __u64 id)
 
 	/*
 	 * Counted on the process whose thread made the report, not on one an
-	 * interrupt happened to land on (the event still names it).
+	 * interrupt happened to land on (the event still names it), where the
+	 * context is known.
 	 */
 	if (tgid != 0 && context <= FP_KERR_CTX_KTHREAD) {
 		p = fp_proc_get(tgid, task, true);

@@ -132,7 +132,8 @@ struct fp_proc {
 	 * The kernel's own error reports (bpf/kerror.bpf.c,
 	 * error_report:error_report_end: KFENCE, KASAN, WARN) made while one of
 	 * its threads ran in the kernel: a kernel bug met in its context, not
-	 * something the process did. Not counted in interrupt context.
+	 * something the process did. The probe cannot tell interrupt context
+	 * yet: a report from an interrupt counts on the task it landed on.
 	 */
 	__u64 kernel_errors;
 };
@@ -350,7 +351,8 @@ struct fp_hang_event {
 #define FP_KERR_CTX_HARDIRQ 3   /* a hardware interrupt handler */
 #define FP_KERR_CTX_NMI 4       /* an NMI handler */
 
-#define FP_KERR_IRQ_KNOWN (1u << 0) /* the CPU's preempt count was read: context tells irq from task */
+/* The CPU's preempt count was read: context tells irq from task (not yet: see bpf/kerror.bpf.c). */
+#define FP_KERR_IRQ_KNOWN (1u << 0)
 
 struct fp_kerror_event {
 	struct fp_event_hdr hdr;

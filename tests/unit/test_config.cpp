@@ -136,6 +136,7 @@ const Expected kTable[] = {
     {FaultClass::NetRetransmits, 5, 1, 10s, 10s, 10s, 20, Severity::Warning},
     {FaultClass::NetConnectFailures, 2, 0.5, 10s, 5s, 10s, 10, Severity::Warning},
     {FaultClass::NetDrops, 20, 5, 10s, 5s, 10s, 100, Severity::Warning},
+    {FaultClass::KernelError, 1, 1, 0s, 0s, 600s, 0, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
     {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
@@ -649,7 +650,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 25 rules (24 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 26 rules (25 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;

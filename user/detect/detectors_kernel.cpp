@@ -52,6 +52,7 @@ class KernelErrorDetector : public Detector {
       f.immediate = true;
       if (error_detector_is_memory_safety(detector)) f.severity = Severity::Critical;
       f.evidence = evidence(r, detector, id, irq);
+      f.evidence["report"] = subject;  // the event line's name for it (the subject is the tracker's key)
       out.push_back(std::move(f));
     }
   }
@@ -79,8 +80,9 @@ class KernelErrorDetector : public Detector {
     ev["detector_value"] = r.detector;
     ev["id"] = id;
     ev["context"] = kernel_error_context_name(r.context);
-    // Where the probe could not read the CPU's preempt count, "task" and
-    // "kernel_thread" only say what the current task was.
+    // Where the probe could not read the CPU's preempt count (bpf/kerror.bpf.c:
+    // every kernel so far), "task" and "kernel_thread" only say what the
+    // current task was.
     ev["interrupt_context_known"] = r.irq_known;
     ev["reports"] = uint64_t{1};
     const std::string who = "pid " + std::to_string(r.proc.tgid) + " " + display_text(r.comm) + " (thread " +
@@ -98,8 +100,9 @@ class KernelErrorDetector : public Detector {
       ev["thread"] = r.task_comm;
       summary += r.context == FP_KERR_CTX_KTHREAD ? ", in kernel thread " : ", in the kernel on behalf of ";
       summary += who;
-      ev["kernel_bug"] = "a kernel bug met in this process's context: the process is where it happened, not its "
-                         "cause";
+      ev["kernel_bug"] = std::string("a kernel bug met in this process's context: the process is where it happened, "
+                                     "not its cause") +
+                         (r.irq_known ? "" : " (or an interrupt that landed on it: the probe cannot tell)");
     }
     ev["summary"] = std::move(summary);
     return ev;
