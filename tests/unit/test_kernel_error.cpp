@@ -149,6 +149,7 @@ TEST(KernelErrorDetector, KfenceInAProcessNamesItWithoutBlame) {
   EXPECT_TRUE(f.immediate);
   EXPECT_EQ(f.severity, Severity::Critical);  // a bad access inside the kernel
   EXPECT_EQ(f.subject, "kfence 0xdeadbeef00001000");
+  EXPECT_EQ(f.evidence["report"], "kfence 0xdeadbeef00001000");
   EXPECT_EQ(f.evidence["source"], "kernel");
   EXPECT_EQ(f.evidence["detector"], "kfence");
   EXPECT_EQ(f.evidence["detector_value"], 0);
@@ -268,7 +269,7 @@ TEST(KernelErrorEngine, OpensForAKernelThreadAndForNoProcessAndStaysOpenAfterExi
   EXPECT_EQ(ke[91]->comm, "app");
   EXPECT_EQ(ke[91]->severity, Severity::Critical);
   EXPECT_EQ(fault_to_json(*ke[91], 0)["class"], "kernel_error");
-  EXPECT_EQ(fault_to_json(*ke[91], 0)["subject"], "kasan 0x30");
+  EXPECT_EQ(fault_to_json(*ke[91], 0)["evidence"]["report"], "kasan 0x30");
 
   // The process exits: the kernel's report stays a fact until `clear`.
   slots[1].tgid = 0;
