@@ -143,6 +143,15 @@ struct fp_proc {
 	__u64 net_resets_received;  /* RSTs received on its sockets */
 	__u64 net_rcvq_overflows;   /* packets dropped because its socket's receive queue was full (TCP, UDP) */
 	__u64 net_drops;            /* packets dropped with a reason on its sockets (skb:kfree_skb); 0: not counted */
+
+	/*
+	 * The kernel's own error reports (bpf/kerror.bpf.c,
+	 * error_report:error_report_end: KFENCE, KASAN, WARN) made while one of
+	 * its threads ran in the kernel: a kernel bug met in its context, not
+	 * something the process did. The probe cannot tell interrupt context
+	 * yet: a report from an interrupt counts on the task it landed on.
+	 */
+	__u64 kernel_errors;
 };
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
@@ -287,6 +296,7 @@ enum fp_event_type {
 	FP_EV_HW_PCIE = 7,      /* ras:aer_event; hdr: none */
 	FP_EV_HW_DISK = 8,      /* a block request failed; hdr: its submitter */
 	FP_EV_HW_THERMAL = 9,   /* thermal:thermal_temperature / thermal_zone_trip; hdr: none */
+	FP_EV_KERNEL_ERROR = 10,/* error_report:error_report_end; hdr: the process in whose context it was made */
 };
 
 struct fp_event_hdr {
@@ -341,6 +351,33 @@ struct fp_hang_event {
 	__u32 tid;
 	__u32 _pad0;
 	__u64 dstate_since_ns;
+};
+
+/*
+ * A kernel error report (bpf/kerror.bpf.c): KFENCE or KASAN found a bad
+ * memory access, or a WARN fired. `detector` is the kernel's enum
+ * error_detector value as the running kernel numbers it (userspace names it
+ * from the kernel's BTF: newer kernels add detectors). hdr names the process
+ * of the task that was current (hdr.tgid 0: none, e.g. the idle task); in
+ * interrupt context that task was only interrupted.
+ */
+#define FP_KERR_CTX_TASK 0      /* a user process's thread, in a system call or fault */
+#define FP_KERR_CTX_KTHREAD 1   /* a kernel thread (kworker, ksoftirqd...) */
+#define FP_KERR_CTX_SOFTIRQ 2   /* serving a softirq, on top of the current task */
+#define FP_KERR_CTX_HARDIRQ 3   /* a hardware interrupt handler */
+#define FP_KERR_CTX_NMI 4       /* an NMI handler */
+
+/* The CPU's preempt count was read: context tells irq from task (not yet: see bpf/kerror.bpf.c). */
+#define FP_KERR_IRQ_KNOWN (1u << 0)
+
+struct fp_kerror_event {
+	struct fp_event_hdr hdr;
+	__u64 id;               /* the report's id: the bad address (KFENCE, KASAN), the WARN's caller */
+	__u32 detector;         /* enum error_detector: 0 kfence, 1 kasan, 2 warning on 5.14..6.18 */
+	__u32 tid;              /* the current thread */
+	__u32 context;          /* FP_KERR_CTX_* */
+	__u32 flags;            /* FP_KERR_* */
+	char task_comm[FP_COMM_LEN]; /* the current thread's comm (hdr.comm is its process's) */
 };
 
 /* Hardware events. Strings are NUL-terminated (truncated to fit). */
@@ -464,7 +501,8 @@ struct fp_seed_stats {
 #endif
 #define FP_OFFSETOF(type, field) __builtin_offsetof(type, field)
 
-FP_ABI_ASSERT(sizeof(struct fp_proc) == 648, "fp_proc size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 656, "fp_proc size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, kernel_errors) == 648, "fp_proc.kernel_errors");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, net_connects) == 584, "fp_proc.net_connects");
 FP_ABI_ASSERT(sizeof(struct fp_proc) % 8 == 0, "fp_proc must stay 8-byte aligned in arrays");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, start_ns) == 16, "fp_proc.start_ns");
@@ -477,7 +515,9 @@ FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist"
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 544, "fp_proc.io_read_bytes");
 FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
-FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 696, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 704, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_kerror_event) == 80, "fp_kerror_event size");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_kerror_event, task_comm) == 64, "fp_kerror_event.task_comm");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep_key) == 32, "fp_net_ep_key size");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep) == 72, "fp_net_ep size");
 FP_ABI_ASSERT(sizeof(struct fp_net_drop_key) == 16, "fp_net_drop_key size");

@@ -172,6 +172,37 @@ TEST(AttachPlan, KfreeSkbOnlyWithItsDropReason) {
   EXPECT_EQ(mode(plan_attach(unlisted, {}), "kfree_skb"), AttachMode::Unavailable);
 }
 
+// The kernel's error reports (error_report_end, v5.14+): tp_btf where typed,
+// off before load (with the reason, logged as info, not a warning) where
+// tracefs does not list it; and the one hook a test may bind raw_tp, the
+// others untouched (BPF_PROG_TEST_RUN runs raw_tp programs only).
+TEST(AttachPlan, ErrorReportEndIsOptionalAndCanBeRawTpAlone) {
+  EXPECT_EQ(mode(plan_attach(current_kernel(), {}), "error_report_end"), AttachMode::TpBtf);
+  EXPECT_TRUE(newer_hook("error_report_end"));
+  EXPECT_FALSE(find_hook("error_report_end")->required);
+
+  KernelOffer old = current_kernel();
+  old.listed.erase("error_report/error_report_end");
+  old.typed.erase("error_report_end");
+  AttachPlan p = plan_attach(old, {});
+  EXPECT_EQ(mode(p, "error_report_end"), AttachMode::Unavailable);
+  EXPECT_NE(hook(p, "error_report_end").reason.find("no error_report:error_report_end tracepoint"),
+            std::string::npos)
+      << hook(p, "error_report_end").reason;
+  EXPECT_EQ(mode(p, "sched_switch"), AttachMode::TpBtf);
+
+  AttachChoices one;
+  one.raw_tp_hooks = {"error_report_end"};
+  AttachPlan r = plan_attach(current_kernel(), one);
+  EXPECT_EQ(mode(r, "error_report_end"), AttachMode::RawTp);
+  for (const auto& st : r.hooks) {
+    if (st.name == "error_report_end" || st.mode == AttachMode::NotNeeded) continue;
+    EXPECT_TRUE(st.mode == AttachMode::TpBtf || st.mode == AttachMode::Tracepoint) << st.name;
+  }
+  // error_report_end keeps no thread state: task storage stays on.
+  EXPECT_TRUE(r.thread_ts);
+}
+
 TEST(AttachPlan, OneUntypedThreadHookMeansTheTidHash) {
   KernelOffer k = current_kernel();
   k.typed.erase("mm_vmscan_direct_reclaim_begin");

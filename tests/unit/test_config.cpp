@@ -78,7 +78,7 @@ TEST(FaultNames, EveryClassRoundTrips) {
   const char* expected[] = {"cpu_runaway", "runq_starvation", "memory_leak", "memory_pressure", "oom_kill",
                             "io_storm",    "io_latency",      "io_error",    "crash",           "crash_loop",
                             "hang",        "fork_bomb",       "anomaly",     "host_pressure",   "app_errors",
-                            "net_retransmits", "net_connect_failures", "net_drops", "hw_mce",
+                            "net_retransmits", "net_connect_failures", "net_drops", "kernel_error", "hw_mce",
                             "hw_memory_error",
                             "hw_pcie_error", "hw_disk_error", "hw_thermal", "hw_voltage"};
   ASSERT_EQ(std::size(expected), std::size(kAllFaultClasses));
@@ -136,6 +136,7 @@ const Expected kTable[] = {
     {FaultClass::NetRetransmits, 5, 1, 10s, 10s, 10s, 20, Severity::Warning},
     {FaultClass::NetConnectFailures, 2, 0.5, 10s, 5s, 10s, 10, Severity::Warning},
     {FaultClass::NetDrops, 20, 5, 10s, 5s, 10s, 100, Severity::Warning},
+    {FaultClass::KernelError, 1, 1, 0s, 0s, 600s, 0, Severity::Warning},
     {FaultClass::HwMce, 3, 3, 3600s, 0s, 600s, 3, Severity::Warning},
     {FaultClass::HwMemoryError, 10, 10, 3600s, 0s, 600s, 10, Severity::Warning},
     {FaultClass::HwPcieError, 10, 10, 600s, 0s, 300s, 10, Severity::Warning},
@@ -426,7 +427,7 @@ TEST(ConfigErrors, UnknownClass) {
   const std::string kClasses =
       "expected one of: cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, "
       "io_latency, io_error, crash, crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, "
-      "net_connect_failures, net_drops, hw_mce, hw_memory_error, "
+      "net_connect_failures, net_drops, kernel_error, hw_mce, hw_memory_error, "
       "hw_pcie_error, "
       "hw_disk_error, hw_thermal, hw_voltage";
   EXPECT_EQ(error_of("[rules.cpu_runway]\nthreshold = 1\n"),
@@ -649,7 +650,7 @@ TEST_F(ConfigFiles, CheckConfigTable) {
   int rc = run_check_config(path, false);
   std::string out = testing::internal::GetCapturedStdout();
   EXPECT_EQ(rc, 0);
-  EXPECT_NE(out.find(path + ": OK, 25 rules (24 built-in, 1 added)"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ": OK, 26 rules (25 built-in, 1 added)"), std::string::npos) << out;
   EXPECT_NE(out.find("sample interval: 100ms"), std::string::npos) << out;
   EXPECT_NE(out.find("NAME"), std::string::npos) << out;
   EXPECT_NE(out.find("comm=batch-*"), std::string::npos) << out;

@@ -274,6 +274,18 @@ TEST(Metrics, OpenFaultSeriesNameTheCulprit) {
   EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sda"}})->value, "1");
   EXPECT_EQ(h.find("faultprobe_open_fault", {{"device", "sdb"}})->value, "2");
   EXPECT_EQ(h.find("faultprobe_open_fault", {{"pid", "5"}})->labels.count("device"), 0u);  // a process's fault
+
+  // A kernel error carries its detector, so an alert can route kernel bugs apart.
+  DaemonView ke;
+  ke.open_faults.push_back({{"class", "kernel_error"}, {"severity", "critical"}, {"rule", "kernel_error"},
+                            {"pid", 4242}, {"comm", "db\xffserver"}, {"evidence", {{"detector", "kfence"}}}});
+  Parsed k = parse(render_metrics(ke, 20));
+  ASSERT_TRUE(k.errors.empty()) << k.errors.front();
+  const Sample* ks = k.find("faultprobe_open_fault", {{"class", "kernel_error"}});
+  ASSERT_NE(ks, nullptr);
+  EXPECT_EQ(ks->labels.at("detector"), "kfence");
+  EXPECT_EQ(ks->labels.at("pid"), "4242");
+  EXPECT_EQ(ks->labels.count("device"), 0u);
 }
 
 TEST(Metrics, TopNBoundsThePerProcessSeries) {

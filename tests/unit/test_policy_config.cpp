@@ -397,7 +397,7 @@ TEST(PolicyConfigErrors, Ladders) {
   std::string classes =
       "cpu_runaway, runq_starvation, memory_leak, memory_pressure, oom_kill, io_storm, io_latency, io_error, crash, "
       "crash_loop, hang, fork_bomb, anomaly, host_pressure, app_errors, net_retransmits, net_connect_failures, net_drops, "
-      "hw_mce, "
+      "kernel_error, hw_mce, "
       "hw_memory_error, hw_pcie_error, hw_disk_error, "
       "hw_thermal, "
       "hw_voltage";

@@ -144,6 +144,8 @@ std::vector<FaultRecord> per_victim(const std::vector<FaultRecord>& in) {
   std::vector<FaultRecord> out;
   out.reserve(in.size());
   for (const FaultRecord& f : in) {
+    // A kernel error in interrupt context (or the idle task) names no process: nothing to act on.
+    if (f.cls == FaultClass::KernelError && f.culprit.tgid == 0) continue;
     if (!is_hardware_class(f.cls)) {
       out.push_back(f);
       continue;

@@ -120,31 +120,35 @@ std::string json_text(const nlohmann::ordered_json& f, const char* key) {
 // and route on the severity: it appears when the fault opens and goes when
 // it resolves, which is what Prometheus turns into a firing and a resolved
 // alert. A hardware fault (pid 0) adds its device, the fault's subject: two
-// disks' errors are two faults. Label sets that still coincide are one
+// disks' errors are two faults. A kernel error adds the kernel's detector
+// (kfence, kasan, warning), so a rule can route kernel bugs to kernel people. Label sets that still coincide are one
 // series counting them (a duplicate series would spoil the scrape). Bounded
 // (a fleet's Prometheus must not drown in a storm of faults);
 // faultprobe_open_faults stays the exact count.
 constexpr size_t kMaxOpenFaultSeries = 100;
 
 void render_open_fault_series(Exposition& e, const DaemonView& v) {
-  using Labels = std::array<std::string, 6>;  // class, severity, rule, pid, comm, device
+  using Labels = std::array<std::string, 7>;  // class, severity, rule, pid, comm, device, detector
   std::vector<std::pair<Labels, uint64_t>> series;
   for (const auto& f : v.open_faults) {
     Labels l{json_text(f, "class"), json_text(f, "severity"), json_text(f, "rule"), json_text(f, "pid"),
-             json_text(f, "comm"), ""};
+             json_text(f, "comm"), "", ""};
     auto cls = parse_fault_class(l[0]);
     if (cls && is_hardware_class(*cls))
       if (auto ev = f.find("evidence"); ev != f.end() && ev->is_object()) l[5] = json_text(*ev, "device");
+    if (cls == FaultClass::KernelError)
+      if (auto ev = f.find("evidence"); ev != f.end() && ev->is_object()) l[6] = json_text(*ev, "detector");
     auto same = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.first == l; });
     if (same != series.end()) ++same->second;
     else if (series.size() < kMaxOpenFaultSeries) series.emplace_back(std::move(l), 1);
   }
   e.family("faultprobe_open_fault", "gauge",
-           "Open faults (1 each; at most 100 series) by class, severity, rule, culprit pid and comm, and "
-           "device for hardware faults.");
+           "Open faults (1 each; at most 100 series) by class, severity, rule, culprit pid and comm, "
+           "device for hardware faults, detector for kernel errors.");
   for (const auto& [l, n] : series) {
     std::vector<Label> labels = {{"class", l[0]}, {"severity", l[1]}, {"rule", l[2]}, {"pid", l[3]}, {"comm", l[4]}};
     if (!l[5].empty()) labels.emplace_back("device", l[5]);
+    if (!l[6].empty()) labels.emplace_back("detector", l[6]);
     e.sample(labels, std::to_string(n));
   }
 }

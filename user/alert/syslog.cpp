@@ -143,6 +143,8 @@ void Alerter::fault_opened(const FaultRecord& r) {
   if (!r.container.empty()) f.emplace_back("container", r.container);
   if (is_hardware_class(r.cls) && r.evidence.contains("device") && r.evidence["device"].is_string())
     f.emplace_back("device", r.evidence["device"].get<std::string>());
+  // A kernel error: which report ("kfence 0xffff888012345678"), before the evidence says whose context.
+  if (r.cls == FaultClass::KernelError && !r.subject.empty()) f.emplace_back("report", r.subject);
   if (!r.victims.empty()) f.emplace_back("victims", join_pids(r.victims));
   f.emplace_back("evidence", evidence_text(r.evidence));
   emit(make_line(syslog_severity(r.severity), "fault", std::move(f)));

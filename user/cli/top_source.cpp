@@ -21,9 +21,9 @@ std::string host_name() {
   return buf;
 }
 
-// Events that cannot wait for the next tick (as in the daemon): a crash, an OOM kill, a hang.
+// Events that cannot wait for the next tick (as in the daemon): a crash, an OOM kill, a hang, a kernel error.
 bool urgent(const EventBatch& b) {
-  if (!b.signals.empty() || !b.ooms.empty() || !b.hangs.empty()) return true;
+  if (!b.signals.empty() || !b.ooms.empty() || !b.hangs.empty() || !b.kernel_errors.empty()) return true;
   for (const auto& e : b.exits)
     if (e.exit_code != 0) return true;
   return false;
@@ -92,6 +92,8 @@ Result<std::unique_ptr<LocalSource>> LocalSource::start(Config cfg, std::string 
     s->runq_blame_ = std::make_unique<RunqBlameReader>(s->probe_->runq_blame_fd());
     s->engine_->set_runq_blame(s->runq_blame_.get());
   }
+  s->error_detectors_ = kernel_error_detector_names();
+  s->engine_->set_error_detector_names(&s->error_detectors_);
   s->fetch_ns_ = monotonic_now_ns();
   s->thread_ = std::thread([p = s.get()] { p->run(); });
   return s;

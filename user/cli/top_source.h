@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "detect/engine.h"
 #include "probe/probe.h"
+#include "probe/loader/kernel_error_names.h"
 #include "probe/loader/runq_blame.h"
 #include "report/view.h"
 #include "server/client.h"
@@ -80,6 +81,7 @@ class LocalSource : public TopSource {
   Infos infos_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
+  ErrorDetectorNames error_detectors_;            // kernel_error's detector names, from the kernel's BTF
   uint64_t ticks_ = 0, last_prune_ns_ = 0, malformed_ = 0;
   std::vector<double> tick_us_;  // the sampler's CPU time of the last ticks (a ring)
   size_t tick_us_next_ = 0;

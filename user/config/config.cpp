@@ -71,6 +71,8 @@ const Builtin kBuiltins[] = {
     {FaultClass::NetRetransmits,  5,      1,      true,  10s,  10s,  10s,  20,   W},  // retransmits/s; min in window
     {FaultClass::NetConnectFailures, 2,   0.5,    true,  10s,  5s,   10s,  10,   W},  // failed connects/s; min in window
     {FaultClass::NetDrops,        20,     5,      true,  10s,  5s,   10s,  100,  W},  // dropped packets/s; min in window
+    // A kernel error report (KFENCE, KASAN, WARN): a kernel bug, alerted; kept open 10 min per report site.
+    {FaultClass::KernelError,     1,      1,      false, 0s,   0s,   600s, 0,    W},  // event (KFENCE/KASAN: critical)
     // Hardware: `count` corrected errors of one device in `window` open a warning; uncorrected ones are critical at once.
     {FaultClass::HwMce,           3,      3,      false, 3600s, 0s,  600s, 3,    W},  // corrected per CPU bank
     {FaultClass::HwMemoryError,   10,     10,     false, 3600s, 0s,  600s, 10,   W},  // corrected per DIMM

@@ -87,6 +87,11 @@ int main(int argc, char** argv) {
                  "(for benchmarks)");
   app.add_flag("--dry-run", opts.dry_run, "never act, only report (actions arrive with policies)");
   app.add_flag("--raw-tp", opts.force_raw_tp, "attach with raw tracepoints even where tp_btf works");
+  // For tests: BPF_PROG_TEST_RUN runs a raw_tp program, not a tp_btf one, so a
+  // test can feed error_report_end a report without a kernel bug.
+  app.add_option("--raw-tp-hook", opts.raw_tp_hooks,
+                 "attach this hook (a tracepoint name, e.g. error_report_end) with a raw tracepoint even where "
+                 "tp_btf works; repeatable (for tests)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -47,9 +47,9 @@ HostInfo host_info() {
   return h;
 }
 
-// Events that cannot wait for the next tick: a crash, an OOM kill, a hang.
+// Events that cannot wait for the next tick: a crash, an OOM kill, a hang, a kernel error report.
 bool urgent(const EventBatch& b) {
-  if (!b.signals.empty() || !b.ooms.empty() || !b.hangs.empty()) return true;
+  if (!b.signals.empty() || !b.ooms.empty() || !b.hangs.empty() || !b.kernel_errors.empty()) return true;
   for (const auto& e : b.exits)
     if (e.exit_code != 0) return true;
   return false;
@@ -136,6 +136,7 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
 
   ProbeOptions popts;
   popts.force_raw_tp = opts.force_raw_tp;
+  popts.raw_tp_hooks = opts.raw_tp_hooks;
   popts.pin_dir = dc.pin_dir;
   popts.max_procs = dc.max_procs;
   // The clock tick charges a task that never switches out (a spinner) its CPU
@@ -166,6 +167,8 @@ Result<std::unique_ptr<Service>> Service::create(const ServiceOptions& opts, int
                                                                  kernel_drop_reason_names());
     s->engine_->set_net_drop_reasons(s->net_drop_reasons_.get());
   }
+  s->error_detectors_ = kernel_error_detector_names();
+  s->engine_->set_error_detector_names(&s->error_detectors_);
   s->memory_budget_ = std::make_unique<CgroupMemoryBudget>(detect_cgroups(), real_cgroup_ops());
   s->engine_->set_memory_budget(s->memory_budget_.get());
   s->cpu_quota_ = std::make_unique<CgroupCpuQuota>(detect_cgroups(), real_cgroup_ops());
@@ -335,6 +338,7 @@ void Service::count_and_log_events() {
   signals_received_ += events_.signals.size();
   ooms_received_ += events_.ooms.size();
   hangs_received_ += events_.hangs.size();
+  kernel_errors_received_ += events_.kernel_errors.size();
   if (!exits_out_ || events_.exits.empty()) return;
   for (const auto& e : events_.exits) {
     const fp_proc& p = e.final;
@@ -367,6 +371,7 @@ void Service::count_and_log_events() {
                                 {"net_resets_received", p.net_resets_received},
                                 {"net_rcvq_overflows", p.net_rcvq_overflows},
                                 {"net_drops", p.net_drops},
+                                {"kernel_errors", p.kernel_errors},
                                 {"page_faults", p.page_faults},
                                 {"rss_pages", rss_pages}};
     std::string text = safe_dump(j);

@@ -29,6 +29,7 @@
 #include "detect/cpu_quota.h"
 #include "detect/memory_budget.h"
 #include "probe/probe.h"
+#include "probe/loader/kernel_error_names.h"
 #include "probe/loader/net_drop_reasons.h"
 #include "probe/loader/net_endpoints.h"
 #include "probe/loader/runq_blame.h"
@@ -109,6 +110,7 @@ class Service : public ServerProvider {
   std::unique_ptr<RunqBlameReader> runq_blame_;  // null when the probe does not charge waits per CPU
   std::unique_ptr<NetEndpointReader> net_endpoints_;  // the network detectors' remote endpoints
   std::unique_ptr<NetDropReasonReader> net_drop_reasons_;  // net_drops' reasons, named from the kernel's BTF
+  ErrorDetectorNames error_detectors_;  // kernel_error's detector names, from the kernel's BTF
   std::unique_ptr<CgroupMemoryBudget> memory_budget_;  // memory_leak's forecast
   std::unique_ptr<CgroupCpuQuota> cpu_quota_;          // runq_starvation: waits a quota caused
   EventBatch events_;
@@ -128,6 +130,7 @@ class Service : public ServerProvider {
   // Ring-buffer records received, by kind (status "events_received"): lets a
   // benchmark count what the probe delivered, clean exits included.
   uint64_t exits_received_ = 0, signals_received_ = 0, ooms_received_ = 0, hangs_received_ = 0;
+  uint64_t kernel_errors_received_ = 0;
 
   // Handling.
   MonotonicClock clock_;

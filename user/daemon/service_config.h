@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "util/result.h"
@@ -16,6 +17,7 @@ struct ServiceOptions {
   std::string exits_json;        // "" = none, else every exit record's final counters, one JSON line each (bench)
   bool dry_run = false;
   bool force_raw_tp = false;
+  std::vector<std::string> raw_tp_hooks;  // ProbeOptions::raw_tp_hooks (tests)
   // Command-line overrides of the config's [daemon] pin_dir and lock_path.
   std::optional<std::string> pin_dir;   // bpffs dir the probe is pinned in / taken over from ("" = none)
   std::optional<std::string> lock_path;

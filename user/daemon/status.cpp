@@ -140,7 +140,8 @@ nlohmann::json Service::build_status() const {
   s["events_received"] = {{"exits", exits_received_},
                            {"signals", signals_received_},
                            {"ooms", ooms_received_},
-                           {"hangs", hangs_received_}};
+                           {"hangs", hangs_received_},
+                           {"kernel_errors", kernel_errors_received_}};
   s["maps"] = {{"proc_slots_max", probe_->max_procs()},
                {"proc_slots_high_water", probe_->slots_high_water()},
                {"processes_tracked", engine_->table().size()},

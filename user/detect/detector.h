@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "detect/fault.h"
+#include "detect/kernel_error.h"
 #include "detect/process_table.h"
 #include "detect/protection.h"
 #include "procinfo.h"
@@ -72,6 +73,9 @@ struct World {
   // Why a process's packets were dropped (the probe's counts per kernel drop
   // reason): net_drops' evidence. Null: it reports without reasons.
   NetDropReasonSource* net_drop_reasons = nullptr;
+  // The running kernel's names of its error detectors (enum error_detector,
+  // from its BTF): kernel_error's evidence. Null: "detector#N".
+  const ErrorDetectorNames* error_detectors = nullptr;
 };
 
 // A condition that holds at this tick for one culprit.

@@ -33,6 +33,8 @@ std::unique_ptr<Detector> make_io_error(const RuleConfig& r);
 std::unique_ptr<Detector> make_crash(const RuleConfig& r);
 std::unique_ptr<Detector> make_crash_loop(const RuleConfig& r);
 std::unique_ptr<Detector> make_hang(const RuleConfig& r);
+// The kernel's own error reports (detect/detectors_kernel.cpp): KFENCE, KASAN, WARN.
+std::unique_ptr<Detector> make_kernel_error(const RuleConfig& r);
 
 // Hardware detectors (detect/detectors_hw.cpp): hw_mce, hw_memory_error,
 // hw_pcie_error, hw_disk_error from probe events; hw_thermal, hw_voltage

@@ -182,6 +182,7 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
   w.logs = logs_;
   w.net_endpoints = net_endpoints_;
   w.net_drop_reasons = net_drop_reasons_;
+  w.error_detectors = error_detectors_;
 
   std::vector<FaultRecord> out = std::move(deferred_);
   deferred_.clear();
@@ -197,8 +198,9 @@ std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const f
     findings_.clear();
     d->evaluate(w, findings_);
     // Whatever a detector says, these are never culprits (hardware findings
-    // blame a device: their culprit is {0, 0} by design).
-    if (!is_hardware_class(d->rule().cls))
+    // blame a device: their culprit is {0, 0} by design; a kernel error
+    // names the process it happened in, a kernel thread or nobody, blaming none).
+    if (!blames_no_process(d->rule().cls))
       std::erase_if(findings_, [&](const Finding& f) { return !blameable(f.culprit, w); });
     tracker_.step(d->rule(), now_ns, findings_, table_, out);
     tell();

@@ -81,6 +81,8 @@ class Engine {
   void set_net_endpoints(NetEndpointSource* src) { net_endpoints_ = src; }
   // Where net_drops names the drop reasons (World::net_drop_reasons); not owned.
   void set_net_drop_reasons(NetDropReasonSource* src) { net_drop_reasons_ = src; }
+  // How kernel_error names the kernel's error detectors (World::error_detectors); not owned.
+  void set_error_detector_names(const ErrorDetectorNames* names) { error_detectors_ = names; }
 
   std::vector<FaultRecord> open_faults() const { return tracker_.open_faults(); }
   const ProcessTable& table() const { return table_; }
@@ -107,6 +109,7 @@ class Engine {
   const LogMatchSource* logs_ = nullptr;
   NetEndpointSource* net_endpoints_ = nullptr;
   NetDropReasonSource* net_drop_reasons_ = nullptr;
+  const ErrorDetectorNames* error_detectors_ = nullptr;
   ProcessTable table_;
   FaultTracker tracker_;
   std::vector<std::unique_ptr<Detector>> detectors_;

@@ -10,7 +10,7 @@
 namespace fp {
 namespace {
 
-constexpr std::array<std::pair<FaultClass, const char*>, 24> kClassNames{{
+constexpr std::array<std::pair<FaultClass, const char*>, 25> kClassNames{{
     {FaultClass::CpuRunaway, "cpu_runaway"},
     {FaultClass::RunqStarvation, "runq_starvation"},
     {FaultClass::MemoryLeak, "memory_leak"},
@@ -29,6 +29,7 @@ constexpr std::array<std::pair<FaultClass, const char*>, 24> kClassNames{{
     {FaultClass::NetRetransmits, "net_retransmits"},
     {FaultClass::NetConnectFailures, "net_connect_failures"},
     {FaultClass::NetDrops, "net_drops"},
+    {FaultClass::KernelError, "kernel_error"},
     {FaultClass::HwMce, "hw_mce"},
     {FaultClass::HwMemoryError, "hw_memory_error"},
     {FaultClass::HwPcieError, "hw_pcie_error"},

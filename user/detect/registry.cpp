@@ -29,6 +29,7 @@ std::unique_ptr<Detector> make_detector(const RuleConfig& rule) {
     case FaultClass::NetRetransmits: return make_net_retransmits(rule);
     case FaultClass::NetConnectFailures: return make_net_connect_failures(rule);
     case FaultClass::NetDrops: return make_net_drops(rule);
+    case FaultClass::KernelError: return make_kernel_error(rule);
     case FaultClass::HwMce:
     case FaultClass::HwMemoryError:
     case FaultClass::HwPcieError:

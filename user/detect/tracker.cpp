@@ -69,7 +69,8 @@ void FaultTracker::step(const RuleConfig& rule, uint64_t now_ns, const std::vect
   }
   const uint64_t hold = ns_of(rule.hold);
   const uint64_t clear = ns_of(rule.clear);
-  const bool exit_ok = exit_is_the_fault(rule.cls) || is_hardware_class(rule.cls);
+  // A kernel error report stays a fact when the process it happened in exits.
+  const bool exit_ok = exit_is_the_fault(rule.cls) || blames_no_process(rule.cls);
 
   auto open = [&](State& s, const ProcKey& k, const Finding& f) {
     s.open = true;

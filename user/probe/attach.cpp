@@ -46,6 +46,9 @@ constexpr HookSpec kHooks[] = {
     {"udp_fail_queue_rcv_skb", "net_rcvq_overflows (UDP)", false, false, "udp"},
     {"tcp_rcv_space_adjust", "socket owners (readers)", false, false, "tcp"},
     {"kfree_skb", "net_drops (packets dropped with a reason, v5.17+)", false, false, "skb"},
+    // The kernel's own error reports (bpf/kerror.bpf.c; v5.14+): KFENCE, KASAN, WARN.
+    {"error_report_end", "kernel_errors, kernel error events (KFENCE/KASAN/WARN, v5.14+)", false, false,
+     "error_report"},
     // Hardware sources: each optional, present on the machines that have the hardware and driver.
     {"mce_record", "hw_mce", false, true, "mce", "mce"},
     {"mc_event", "hw_memory_error", false, true, "ras", "memory"},
@@ -89,7 +92,7 @@ void not_needed(std::vector<HookStatus>& hooks, std::initializer_list<std::strin
 std::span<const HookSpec> hook_specs() { return kHooks; }
 
 bool newer_hook(std::string_view name) {
-  return name == "kfree_skb";
+  return name == "kfree_skb" || name == "error_report_end";
 }
 
 const HookSpec* find_hook(std::string_view name) {
@@ -128,7 +131,8 @@ AttachPlan plan_attach(const KernelOffer& k, const AttachChoices& c) {
         st.reason = "the kernel has no " + std::string(h.category) + ":" + h.name + " tracepoint";
     } else {
       // raw_tp needs no BTF for the tracepoint; whether it exists shows at attach.
-      st.mode = k.typed.contains(h.name) && !c.force_raw_tp ? AttachMode::TpBtf : AttachMode::RawTp;
+      const bool raw = c.force_raw_tp || c.raw_tp_hooks.contains(h.name);
+      st.mode = k.typed.contains(h.name) && !raw ? AttachMode::TpBtf : AttachMode::RawTp;
     }
     plan.hooks.push_back(std::move(st));
   }

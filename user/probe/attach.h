@@ -48,7 +48,7 @@ struct HookSpec {
 };
 std::span<const HookSpec> hook_specs();
 // Optional hooks that only newer kernels have (kfree_skb with a reason:
-// v5.17): off before load where tracefs does not list them, so status says
+// v5.17; error_report_end: v5.14): off before load where tracefs does not list them, so status says
 // why instead of a failed attach, and logged as info.
 bool newer_hook(std::string_view name);
 const HookSpec* find_hook(std::string_view name);
@@ -93,6 +93,9 @@ struct AttachChoices {
   uint32_t cpu_tick_ms = 50;
   bool io_from_submitter = false;
   bool runq_blame = true;
+  // Hooks to bind raw_tp even where tp_btf works (tests: BPF_PROG_TEST_RUN
+  // runs raw_tp programs, not tp_btf ones), leaving the others as chosen.
+  std::set<std::string, std::less<>> raw_tp_hooks;
 };
 
 struct AttachPlan {

@@ -86,6 +86,7 @@ ProcDelta make_delta(const fp_proc* before, uint64_t ts_before, const fp_proc& a
   d.net_resets_received = sub(a.net_resets_received, b.net_resets_received);
   d.net_rcvq_overflows = sub(a.net_rcvq_overflows, b.net_rcvq_overflows);
   d.net_drops = sub(a.net_drops, b.net_drops);
+  d.kernel_errors = sub(a.kernel_errors, b.kernel_errors);
   d.io_read_reqs = sub(a.io_read_reqs, b.io_read_reqs);
   d.io_write_reqs = sub(a.io_write_reqs, b.io_write_reqs);
   d.io_lat_ns = sub(a.io_lat_ns, b.io_lat_ns);

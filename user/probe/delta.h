@@ -39,6 +39,8 @@ struct ProcDelta {
   // Network, charged to the socket's owner (bpf/net.bpf.c).
   uint64_t net_connects = 0, net_connect_failures = 0, net_retransmits = 0, net_segs_out = 0;
   uint64_t net_resets_sent = 0, net_resets_received = 0, net_rcvq_overflows = 0, net_drops = 0;
+  // The kernel's own error reports (KFENCE, KASAN, WARN) made in its threads' context (bpf/kerror.bpf.c).
+  uint64_t kernel_errors = 0;
   uint64_t page_faults = 0, reclaim_ns = 0, reclaims = 0;
   uint64_t rss_bytes = 0;          // gauge at the end of the interval (at exit for exited ones)
   uint64_t oom_victim = 0, fatal_signals = 0;

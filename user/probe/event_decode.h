@@ -1,5 +1,5 @@
 // Decoding of one record of the probe's ring buffer (exit, fatal signal, OOM
-// victim, hang, hardware): the abi structs as the probe wrote them -> the
+// victim, hang, kernel error report, hardware): the abi structs as the probe wrote them -> the
 // records of an EventBatch. No BPF here, so unit tests feed it bytes.
 #pragma once
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -42,6 +43,10 @@ struct ProbeOptions {
   uint32_t ringbuf_bytes = FP_DEFAULT_RINGBUF_BYTES;  // power of two, >= page size
   // Use raw_tp even where tp_btf is available (to exercise the fallback).
   bool force_raw_tp = false;
+  // Hooks (tracepoint names) to bind raw_tp even where tp_btf works, the
+  // others as chosen: a test runs that program with BPF_PROG_TEST_RUN, which
+  // runs raw_tp programs only (error_report_end: no kernel bug needed).
+  std::vector<std::string> raw_tp_hooks;
   // Stamp wakeups for run-queue waits even where the kernel's sched_info
   // counts them (to exercise that path; it is what kernels without
   // CONFIG_SCHED_INFO get).
@@ -130,6 +135,14 @@ class Probe {
 
   DropCounts drops() const;
   const std::vector<HookStatus>& hooks() const { return hooks_; }
+  // The BPF link of an attached hook ("error_report_end"), -1 if none: a
+  // test finds the program from it and runs it with BPF_PROG_TEST_RUN.
+  int hook_link_fd(std::string_view hook) const {
+    for (const auto& [name, fd] : links_)
+      if (name.size() == 5 + hook.size() && name.compare(0, 5, "link_") == 0 && name.compare(5, hook.size(), hook) == 0)
+        return fd;
+    return -1;
+  }
   // Whether the per-CPU clock tick is attached (see ProbeOptions::cpu_tick_ms).
   bool cpu_tick_attached() const { return cpu_tick_; }
   // Where per-thread state lives: BPF task storage (tp_btf hooks on a kernel

@@ -57,6 +57,20 @@ struct HangRecord {
   uint64_t dstate_since_ns = 0;
 };
 
+// A kernel error report (bpf/kerror.bpf.c: error_report:error_report_end):
+// KFENCE/KASAN found a bad access or a WARN fired while `tid` was current.
+struct KernelErrorRecord {
+  uint64_t ts_ns = 0;
+  ProcKey proc;           // the current task's process (tgid 0: none, e.g. the idle task)
+  std::string comm;       // its comm (the thread's when the probe had no slot for it)
+  uint32_t tid = 0;
+  std::string task_comm;  // the current thread's comm
+  uint32_t detector = 0;  // the kernel's enum error_detector value
+  uint64_t id = 0;        // the bad address (KFENCE/KASAN), the WARN's caller
+  uint32_t context = 0;   // FP_KERR_CTX_*
+  bool irq_known = false; // the probe could tell interrupt context from task context
+};
+
 // A hardware event from the probe, decoded (probe/hw_decode.cpp).
 struct HwEvent {
   enum class Source { Mce, Memory, Pcie, Disk, Thermal };
@@ -97,6 +111,7 @@ struct EventBatch {
   std::vector<OomRecord> ooms;
   std::vector<HangRecord> hangs;
   std::vector<HwEvent> hw;
+  std::vector<KernelErrorRecord> kernel_errors;
   // The daemon's hwmon scan, when one ran since the last tick.
   bool sensors_scanned = false;
   std::vector<SensorReading> sensors;
@@ -106,6 +121,7 @@ struct EventBatch {
     ooms.clear();
     hangs.clear();
     hw.clear();
+    kernel_errors.clear();
     sensors_scanned = false;
     sensors.clear();
   }

@@ -90,6 +90,7 @@ nlohmann::ordered_json snapshot_to_json(const SnapshotReport& r) {
         {"net_resets_received", d.net_resets_received},
         {"net_rcvq_overflows", d.net_rcvq_overflows},
         {"net_drops", d.net_drops},
+        {"kernel_errors", d.kernel_errors},
         {"page_faults", d.page_faults},
         {"reclaim_ns", d.reclaim_ns},
         {"reclaims", d.reclaims},

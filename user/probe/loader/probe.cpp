@@ -151,7 +151,8 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   }
   auto kernel = read_kernel_offer();
   if (!kernel) return kernel.error();
-  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms, opts.io_from_submitter, opts.runq_blame});
+  AttachPlan plan = plan_attach(*kernel, {opts.force_raw_tp, opts.runq_from_wakeups, opts.cpu_tick_ms, opts.io_from_submitter, opts.runq_blame,
+                                          {opts.raw_tp_hooks.begin(), opts.raw_tp_hooks.end()}});
   for (const auto& st : plan.hooks) {
     const std::string chosen = program_name(st.name, st.mode);
     for (const char* prefix : {"tp_", "btf_", "raw_"})
