@@ -170,20 +170,36 @@ static __always_inline void fp_drop(__u32 reason)
 		*c += 1; /* per-CPU: no atomics needed */
 }
 
-/* log2 bucket of a duration given in ns, counted in microseconds. */
+/*
+ * log2 bucket of a duration given in ns, counted in microseconds: the
+ * largest k with ns / 1000 >= 2^k, i.e. with ns >= 1000 << k, found by a
+ * binary search on ns itself (no division, no loop: this runs at every
+ * switch). (ns >> s) >= 1000 << k exactly when ns >= 1000 << (k + s), so
+ * each step halves the range. FP_HIST_SLOTS - 1 at most.
+ */
 static __always_inline __u32 fp_hist_slot(__u64 ns)
 {
-	__u64 us = ns / 1000;
 	__u32 slot = 0;
 
-	/* bounded loop the verifier can follow; FP_HIST_SLOTS - 1 at most */
-	for (int i = 1; i < FP_HIST_SLOTS; i++) {
-		if (us < 2)
-			break;
-		us >>= 1;
-		slot++;
+	if (ns >= 1000ull << 16) {
+		slot += 16;
+		ns >>= 16;
 	}
-	return slot;
+	if (ns >= 1000ull << 8) {
+		slot += 8;
+		ns >>= 8;
+	}
+	if (ns >= 1000ull << 4) {
+		slot += 4;
+		ns >>= 4;
+	}
+	if (ns >= 1000ull << 2) {
+		slot += 2;
+		ns >>= 2;
+	}
+	if (ns >= 1000ull << 1)
+		slot += 1;
+	return slot < FP_HIST_SLOTS ? slot : FP_HIST_SLOTS - 1;
 }
 
 static __always_inline void fp_atomic_max(__u64 *dst, __u64 v)
