@@ -97,6 +97,12 @@ extern const volatile bool fp_runq_sched_info;
  * bytes to io_read_bytes/io_write_bytes as well.
  */
 extern const volatile bool fp_task_io;
+/*
+ * CLOCK_MONOTONIC ns when the loader set the probe up (0: unknown). A thread
+ * that started since has had all of its life watched: its state, wherever
+ * first made, counts from zero (fp_thread_init).
+ */
+extern const volatile __u64 fp_attach_ns;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
@@ -172,20 +178,36 @@ static __always_inline void fp_drop(__u32 reason)
 		*c += 1; /* per-CPU: no atomics needed */
 }
 
-/* log2 bucket of a duration given in ns, counted in microseconds. */
+/*
+ * log2 bucket of a duration given in ns, counted in microseconds: the
+ * largest k with ns / 1000 >= 2^k, i.e. with ns >= 1000 << k, found by a
+ * binary search on ns itself (no division, no loop: this runs at every
+ * switch). (ns >> s) >= 1000 << k exactly when ns >= 1000 << (k + s), so
+ * each step halves the range. FP_HIST_SLOTS - 1 at most.
+ */
 static __always_inline __u32 fp_hist_slot(__u64 ns)
 {
-	__u64 us = ns / 1000;
 	__u32 slot = 0;
 
-	/* bounded loop the verifier can follow; FP_HIST_SLOTS - 1 at most */
-	for (int i = 1; i < FP_HIST_SLOTS; i++) {
-		if (us < 2)
-			break;
-		us >>= 1;
-		slot++;
+	if (ns >= 1000ull << 16) {
+		slot += 16;
+		ns >>= 16;
 	}
-	return slot;
+	if (ns >= 1000ull << 8) {
+		slot += 8;
+		ns >>= 8;
+	}
+	if (ns >= 1000ull << 4) {
+		slot += 4;
+		ns >>= 4;
+	}
+	if (ns >= 1000ull << 2) {
+		slot += 2;
+		ns >>= 2;
+	}
+	if (ns >= 1000ull << 1)
+		slot += 1;
+	return slot < FP_HIST_SLOTS ? slot : FP_HIST_SLOTS - 1;
 }
 
 static __always_inline void fp_atomic_max(__u64 *dst, __u64 v)
@@ -259,6 +281,9 @@ static __always_inline struct fp_proc *fp_proc_get_slot(__u32 tgid, struct task_
 	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	if (BPF_CORE_READ(leader, flags) & FP_PF_KTHREAD)
 		p->flags |= FP_PROC_KTHREAD;
+	/* on_fork marks the ones that grow a thread later (before it can run) */
+	if (BPF_CORE_READ(task, signal, nr_threads) > 1)
+		p->flags |= FP_PROC_THREADED;
 	p->gen = gen + 1; /* odd: in use */
 
 	err = bpf_map_update_elem(&proc_index, &tgid, &slot, BPF_NOEXIST);
@@ -369,12 +394,18 @@ static __always_inline __u64 fp_task_faults(struct task_struct *task, bool btf)
 
 /*
  * A thread's state at first sight: what the kernel has counted for it so far
- * is taken as already charged (all zero for a thread born while we watch),
- * so CPU time, faults and run-queue waits count from here.
+ * is taken as already charged, so CPU time, faults and run-queue waits count
+ * from here; except for a thread born since the probe was set up
+ * (`from_birth`), all of whose counts are ours: its state counts from zero,
+ * wherever it is first made (the switch hook makes it at the first
+ * switch-out, not at the first switch-in, and must not lose that first run).
  */
-static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf)
+static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf,
+					   bool from_birth)
 {
 	__builtin_memset(t, 0, sizeof(*t));
+	if (from_birth)
+		return;
 	t->runtime_ns = fp_task_runtime(task, btf);
 	t->faults = fp_task_faults(task, btf);
 	if (fp_runq_sched_info) {
@@ -394,7 +425,8 @@ static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_s
 		return t;
 	struct fp_thread init;
 
-	fp_thread_init(&init, task, false);
+	/* a hash entry may be remade for a live thread (exec moves a thread to its leader's tid): never from birth */
+	fp_thread_init(&init, task, false, false);
 	long err = bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU created it */) {
@@ -423,7 +455,8 @@ static __always_inline struct fp_thread *fp_thread_of(struct task_struct *task, 
 		return t;
 	struct fp_thread init;
 
-	fp_thread_init(&init, task, true);
+	/* task storage lives exactly as long as the task: made once, so from birth when born watched */
+	fp_thread_init(&init, task, true, fp_attach_ns && task->start_time >= fp_attach_ns);
 	t = bpf_task_storage_get(&thread_ts, task, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t)
 		fp_drop(FP_DROP_THREADS_FULL);
