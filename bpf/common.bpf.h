@@ -97,12 +97,6 @@ extern const volatile bool fp_runq_sched_info;
  * bytes to io_read_bytes/io_write_bytes as well.
  */
 extern const volatile bool fp_task_io;
-/*
- * CLOCK_MONOTONIC ns when the loader set the probe up (0: unknown). A thread
- * that started since has had all of its life watched: its state, wherever
- * first made, counts from zero (fp_thread_init).
- */
-extern const volatile __u64 fp_attach_ns;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
@@ -281,9 +275,6 @@ static __always_inline struct fp_proc *fp_proc_get_slot(__u32 tgid, struct task_
 	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	if (BPF_CORE_READ(leader, flags) & FP_PF_KTHREAD)
 		p->flags |= FP_PROC_KTHREAD;
-	/* on_fork marks the ones that grow a thread later (before it can run) */
-	if (BPF_CORE_READ(task, signal, nr_threads) > 1)
-		p->flags |= FP_PROC_THREADED;
 	p->gen = gen + 1; /* odd: in use */
 
 	err = bpf_map_update_elem(&proc_index, &tgid, &slot, BPF_NOEXIST);
@@ -394,18 +385,12 @@ static __always_inline __u64 fp_task_faults(struct task_struct *task, bool btf)
 
 /*
  * A thread's state at first sight: what the kernel has counted for it so far
- * is taken as already charged, so CPU time, faults and run-queue waits count
- * from here; except for a thread born since the probe was set up
- * (`from_birth`), all of whose counts are ours: its state counts from zero,
- * wherever it is first made (the switch hook makes it at the first
- * switch-out, not at the first switch-in, and must not lose that first run).
+ * is taken as already charged (all zero for a thread born while we watch),
+ * so CPU time, faults and run-queue waits count from here.
  */
-static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf,
-					   bool from_birth)
+static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf)
 {
 	__builtin_memset(t, 0, sizeof(*t));
-	if (from_birth)
-		return;
 	t->runtime_ns = fp_task_runtime(task, btf);
 	t->faults = fp_task_faults(task, btf);
 	if (fp_runq_sched_info) {
@@ -425,8 +410,7 @@ static __always_inline struct fp_thread *fp_thread_hash(__u32 tid, struct task_s
 		return t;
 	struct fp_thread init;
 
-	/* a hash entry may be remade for a live thread (exec moves a thread to its leader's tid): never from birth */
-	fp_thread_init(&init, task, false, false);
+	fp_thread_init(&init, task, false);
 	long err = bpf_map_update_elem(&threads, &tid, &init, BPF_NOEXIST);
 
 	if (err && err != -17 /* EEXIST: another CPU created it */) {
@@ -455,8 +439,7 @@ static __always_inline struct fp_thread *fp_thread_of(struct task_struct *task, 
 		return t;
 	struct fp_thread init;
 
-	/* task storage lives exactly as long as the task: made once, so from birth when born watched */
-	fp_thread_init(&init, task, true, fp_attach_ns && task->start_time >= fp_attach_ns);
+	fp_thread_init(&init, task, true);
 	t = bpf_task_storage_get(&thread_ts, task, &init, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!t)
 		fp_drop(FP_DROP_THREADS_FULL);

@@ -15,66 +15,36 @@ const volatile bool fp_runq_sched_info = false;
 const volatile bool fp_task_io = false;
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
 const volatile bool fp_runq_blame = false;
-const volatile __u64 fp_attach_ns = 0;
 
-/*
- * Adds to a counter of `p`: plainly where only the thread that runs writes
- * it (`shared` false: a process that never had a second thread, at a switch,
- * where the clock tick cannot interrupt), with a locked add otherwise (other
- * threads of the process may be switching out on other CPUs). Half the cost
- * of a switch was in its five locked adds.
- */
-static __always_inline void fp_add(__u64 *c, __u64 v, bool shared)
-{
-	if (shared)
-		__sync_fetch_and_add(c, v);
-	else
-		*c += v;
-}
-
-static __always_inline void fp_add32(__u32 *c, __u32 v, bool shared)
-{
-	if (shared)
-		__sync_fetch_and_add(c, v);
-	else
-		*c += v;
-}
-
-static __always_inline void fp_max(__u64 *c, __u64 v, bool shared)
-{
-	if (shared)
-		fp_atomic_max(c, v);
-	else if (v > *c)
-		*c = v;
-}
-
-static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait, bool shared)
+static __always_inline void account_runq_wait(struct fp_proc *p, __u64 wait)
 {
 	__u32 slot = fp_hist_slot(wait);
 
-	fp_add(&p->runq_wait_ns, wait, shared);
-	fp_add(&p->runq_waits, 1, shared);
-	fp_max(&p->runq_wait_max_ns, wait, shared);
-	fp_add32(&p->runq_hist[slot & (FP_HIST_SLOTS - 1)], 1, shared);
+	__sync_fetch_and_add(&p->runq_wait_ns, wait);
+	__sync_fetch_and_add(&p->runq_waits, 1);
+	fp_atomic_max(&p->runq_wait_max_ns, wait);
+	if (slot < FP_HIST_SLOTS)
+		__sync_fetch_and_add(&p->runq_hist[slot], 1);
 }
 
 /*
  * `n` run-queue waits of `wait` ns in total, from sched_info (normally one:
  * every arrival on a CPU is followed by the switch-out that reads it).
  */
-static __always_inline void account_runq_waits(struct fp_proc *p, __u64 wait, __u64 n, bool shared)
+static __always_inline void account_runq_waits(struct fp_proc *p, __u64 wait, __u64 n)
 {
 	if (n == 1) {
-		account_runq_wait(p, wait, shared);
+		account_runq_wait(p, wait);
 		return;
 	}
 	__u64 each = wait / n;
 	__u32 slot = fp_hist_slot(each);
 
-	fp_add(&p->runq_wait_ns, wait, shared);
-	fp_add(&p->runq_waits, n, shared);
-	fp_max(&p->runq_wait_max_ns, each, shared);
-	fp_add32(&p->runq_hist[slot & (FP_HIST_SLOTS - 1)], n, shared);
+	__sync_fetch_and_add(&p->runq_wait_ns, wait);
+	__sync_fetch_and_add(&p->runq_waits, n);
+	fp_atomic_max(&p->runq_wait_max_ns, each);
+	if (slot < FP_HIST_SLOTS)
+		__sync_fetch_and_add(&p->runq_hist[slot], n);
 }
 
 /*
@@ -95,23 +65,6 @@ static __always_inline void end_dstate(struct fp_proc *p, struct fp_thread *t, _
 		p->dstate_since_ns = 0;
 }
 
-/*
- * A thread woken from uninterruptible sleep, met again at its first
- * switch-out, tick or exit since (where waits come from sched_info nothing
- * looks at a thread at its switch-in): the D-state ended when this run
- * began, which is now less the CPU time it has run since its last charge
- * (`rt` - t->runtime_ns: it has run once, without a break, since the
- * switch-out that opened the D-state or the seeder's mark). Must come before
- * the caller charges `rt`.
- */
-static __always_inline void end_dstate_ran(struct fp_proc *p, struct fp_thread *t, __u64 rt)
-{
-	__u64 now = bpf_ktime_get_ns();
-	__u64 ran = rt > t->runtime_ns ? rt - t->runtime_ns : 0;
-
-	end_dstate(p, t, now > ran ? now - ran : now);
-}
-
 /* Final switch-out of a dead task: see on_dead below. */
 static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct fp_proc *p);
 
@@ -119,25 +72,15 @@ static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct
  * sched_switch is the one hook that sees every change of who runs: it
  * charges prev the CPU time the kernel counted for it (se.sum_exec_runtime,
  * brought up to date by the scheduler just before this tracepoint, so exact),
- * its run-queue wait before this run (sched_info), its switch, and opens its
- * D-state if it blocked uninterruptibly.
- *
- * Where waits come from sched_info and thread state is in task storage (the
- * usual case, `lean`), nothing at all is done for next: the run-queue wait
- * is read at its switch-out, a D-state it wakes from ends at its switch-out
- * or tick (end_dstate_ran), and a thread first met at a switch-out counts
- * from birth (fp_thread_init). That saves a task-storage lookup per switch.
- * Otherwise next's wait (stamped at wakeup) or D-state is closed here.
- *
- * Cost (bench/RESULTS.md 1d): a tp_btf dispatch is ~33 ns here (bpf_stats);
- * the locked adds were the largest part of the rest, hence fp_add.
+ * opens prev's run-queue wait if it was preempted or its D-state if it
+ * blocked, and closes next's run-queue wait. Nothing is written at switch-in
+ * unless next was waiting.
  */
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next, bool btf)
 {
 	/* the clock is read only where a time is kept (a VM's clock read costs ~20 ns) */
 	__u32 prev_tid = fp_task_tid(prev, btf);
 	__u32 next_tid = fp_task_tid(next, btf);
-	const bool lean = fp_runq_sched_info && btf && fp_thread_ts;
 
 	if (prev_tid) {
 		__u32 tgid = fp_task_tgid(prev, btf);
@@ -146,18 +89,14 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		struct fp_thread *t = fp_thread_of(prev, prev_tid, !exiting, btf);
 		struct fp_proc *p = fp_proc_of(t, tgid, prev, true);
 		__u32 state = fp_task_state(prev, btf);
-		/* other CPUs write this process's counters only if it has had other threads */
-		bool shared = p && (p->flags & FP_PROC_THREADED);
 
 		if (t) {
 			__u64 rt = fp_task_runtime(prev, btf);
 			__u64 f = fp_task_faults(prev, btf);
 
-			if (t->dstate_ns)
-				end_dstate_ran(p, t, rt);
-			/* thread state: plain updates, the tick cannot interrupt a switch */
+			/* plain updates: the tick cannot interrupt a switch */
 			if (p && rt > t->runtime_ns)
-				fp_add(&p->cpu_ns, rt - t->runtime_ns, shared);
+				__sync_fetch_and_add(&p->cpu_ns, rt - t->runtime_ns);
 			t->runtime_ns = rt;
 			if (fp_runq_sched_info) {
 				/* the wait before this run, added by the kernel at its arrival */
@@ -167,7 +106,7 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 					__u64 rd = fp_task_run_delay(prev, btf);
 
 					if (p && rd >= t->run_delay)
-						account_runq_waits(p, rd - t->run_delay, pc - t->pcount, shared);
+						account_runq_waits(p, rd - t->run_delay, pc - t->pcount);
 					t->run_delay = rd;
 					t->pcount = pc;
 				}
@@ -185,12 +124,12 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		if (state == FP_TASK_RUNNING) {
 			/* preempted (or yielded): it is waiting on the run queue from now */
 			if (p)
-				fp_add(&p->nivcsw, 1, shared);
+				__sync_fetch_and_add(&p->nivcsw, 1);
 			if (t && !fp_runq_sched_info)
 				t->enq_ns = bpf_ktime_get_ns();
 		} else {
 			if (p)
-				fp_add(&p->nvcsw, 1, shared);
+				__sync_fetch_and_add(&p->nvcsw, 1);
 			if (exiting && state == FP_TASK_DEAD) {
 				if (t)
 					fp_thread_free(prev_tid, btf);
@@ -209,15 +148,13 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 		}
 	}
 
-	if (lean) {
-		/* nothing for next: see above */
-	} else if (next_tid && fp_runq_sched_info) {
+	if (next_tid && fp_runq_sched_info) {
 		/*
-		 * The tid hash (raw_tp): a D-state ends when the thread runs again
+		 * Without wakeup stamps a D-state ends when the thread runs again
 		 * (its run-queue wait after the wakeup included: microseconds
-		 * against the seconds a D-state stall is about), and a new thread
-		 * is met at its first run, its counters still at zero (a hash
-		 * entry never counts from birth: fp_thread_hash).
+		 * against the seconds a D-state stall is about). Nothing else to
+		 * do at switch-in but to meet a new thread at its first run, with
+		 * its counters still at zero.
 		 */
 		struct fp_thread *t = fp_thread_of(next, next_tid, !fp_task_exiting(next, btf), btf);
 
@@ -233,9 +170,8 @@ static __always_inline int on_switch(struct task_struct *prev, struct task_struc
 			struct fp_proc *p = fp_proc_of(t, tgid, next, true);
 
 			t->enq_ns = 0;
-			/* the wakeup-stamp path of older kernels keeps its locked adds */
 			if (p)
-				account_runq_wait(p, wait, true);
+				account_runq_wait(p, wait);
 		}
 	}
 	/* who held this CPU while next waited (bpf/runq_blame.bpf.h) */
@@ -277,12 +213,8 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	struct fp_proc *pp = fp_proc_get(ptgid, parent, true);
 
 	if (ptgid == ctgid) {
-		/* before the new thread can run: from now on its counters take locked adds */
-		if (pp) {
+		if (pp)
 			__sync_fetch_and_add(&pp->threads, 1);
-			if (!(pp->flags & FP_PROC_THREADED))
-				__sync_fetch_and_or(&pp->flags, FP_PROC_THREADED);
-		}
 		return 0;
 	}
 	if (pp)
@@ -329,11 +261,7 @@ static __always_inline int on_exit(struct task_struct *task, bool btf)
 	struct fp_proc *p = fp_proc_of(t, tgid, task, false);
 
 	if (t) {
-		__u64 rt = fp_task_runtime(task, btf);
-
-		if (t->dstate_ns)
-			end_dstate_ran(p, t, rt);
-		fp_charge_runtime(t, p, rt);
+		fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 		fp_charge_faults(t, p, task, btf, false);
 		fp_charge_task_io(t, p, task, btf);
 	}
@@ -418,12 +346,8 @@ static __always_inline int on_tick(struct task_struct *task, struct fp_thread *t
 	if (!t)
 		return 0;
 	struct fp_proc *p = fp_proc_of(t, pid_tgid >> 32, task, false);
-	__u64 rt = fp_task_runtime(task, btf);
 
-	/* a thread woken from D that runs on without switching out */
-	if (t->dstate_ns)
-		end_dstate_ran(p, t, rt);
-	fp_charge_runtime(t, p, rt);
+	fp_charge_runtime(t, p, fp_task_runtime(task, btf));
 	/* and the RSS of a task that never switches out (an allocating spinner) */
 	fp_charge_faults(t, p, task, btf, true);
 	/* and the IO of a writer that never blocks (page-cache writes below the dirty limits) */

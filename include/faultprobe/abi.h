@@ -156,14 +156,6 @@ struct fp_proc {
 
 #define FP_PROC_EXEC_SEEN (1u << 0)  /* comm is from exec or fork, not a guess */
 #define FP_PROC_KTHREAD (1u << 2)    /* a kernel thread */
-/*
- * Has had more than one thread (set at its first CLONE_THREAD, or when first
- * seen with several, never cleared): other CPUs may write its counters at the
- * same time, so the switch hook adds to them with locked operations. A
- * process without it has only the one thread that runs, and the hook adds
- * plainly (bpf/sched.bpf.c, on_switch).
- */
-#define FP_PROC_THREADED (1u << 3)
 
 /*
  * Run-queue blame (bpf/runq_blame.bpf.h): who held a CPU while others waited

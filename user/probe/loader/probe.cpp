@@ -167,8 +167,6 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   skel_->rodata->fp_runq_blame = runq_blame_;
   task_io_ = plan.task_io;
   skel_->rodata->fp_task_io = task_io_;
-  // threads started from here on are watched all their life: their state counts from zero
-  skel_->rodata->fp_attach_ns = monotonic_now_ns();
   if (!task_io_)
     spdlog::info("IO bytes from the block requests' submitter: {}",
                  opts.io_from_submitter ? "as asked" : "the kernel has no task IO accounting (CONFIG_TASK_IO_ACCOUNTING)");

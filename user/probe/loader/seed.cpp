@@ -10,7 +10,6 @@
 #include <atomic>
 #include <cerrno>
 #include <charconv>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -162,12 +161,6 @@ void read_rss(const std::string& status, __s64* pages) {
   }
 }
 
-// The "Threads:" count of /proc/PID/status, 0 if it has none.
-long threads_of(const std::string& status) {
-  const auto at = status.find("\nThreads:");
-  return at == std::string::npos ? 0 : std::strtol(status.c_str() + at + 9, nullptr, 10);
-}
-
 // Where the unified (v2) hierarchy is mounted, "" if nowhere.
 std::string cgroup2_mount() {
   std::ifstream in("/proc/self/mounts");
@@ -252,8 +245,6 @@ SeedStatus seed_from_proc(const SeedMaps& m, const std::string& root) {
     p.first_seen_ns = monotonic_now_ns();
     std::memcpy(p.comm, st->comm.data(), std::min<size_t>(st->comm.size(), FP_COMM_LEN - 1));
     if (st->flags & kPfKthread) p.flags |= FP_PROC_KTHREAD;
-    // several threads (or unknown): the hooks add to its counters with locked operations
-    if (!status || threads_of(*status) != 1) p.flags |= FP_PROC_THREADED;
     if (cgroup) p.cgroup_id = cgroup_id_of(*cgroup, cg2);
     if (status) read_rss(*status, p.rss_pages);
     bpf_map_update_elem(m.proc_slots, &slot, &p, BPF_ANY);
