@@ -97,6 +97,12 @@ extern const volatile bool fp_runq_sched_info;
  * bytes to io_read_bytes/io_write_bytes as well.
  */
 extern const volatile bool fp_task_io;
+/*
+ * CLOCK_MONOTONIC just before the probe was loaded (task->start_time's
+ * clock): a thread started at or after it was born while the hooks watched.
+ * Set by the loader; a taken-over probe keeps its own.
+ */
+extern const volatile __u64 fp_loaded_ns;
 
 /* Block requests (and bios of bio-based devices) in flight: pointer -> submitter. */
 struct fp_inflight_io {
@@ -384,13 +390,19 @@ static __always_inline __u64 fp_task_faults(struct task_struct *task, bool btf)
 }
 
 /*
- * A thread's state at first sight: what the kernel has counted for it so far
- * is taken as already charged (all zero for a thread born while we watch),
+ * A thread's state at first sight. A thread born after the probe was loaded
+ * (fp_loaded_ns) has had nothing charged yet, whenever we first meet it, so
+ * its state starts at zero and its first charge covers its whole life: a
+ * thread whose state could not be made at its first switch (task storage
+ * refused, or the hook did not run) loses nothing. For one that was already
+ * running, what the kernel has counted so far is taken as already charged,
  * so CPU time, faults and run-queue waits count from here.
  */
 static __always_inline void fp_thread_init(struct fp_thread *t, struct task_struct *task, bool btf)
 {
 	__builtin_memset(t, 0, sizeof(*t));
+	if ((btf ? task->start_time : BPF_CORE_READ(task, start_time)) >= fp_loaded_ns)
+		return;
 	t->runtime_ns = fp_task_runtime(task, btf);
 	t->faults = fp_task_faults(task, btf);
 	if (fp_runq_sched_info) {

@@ -13,6 +13,7 @@ const volatile __u32 fp_dirty_words_per_cpu = FP_DEFAULT_MAX_PROCS / 64;
 const volatile bool fp_thread_ts = false;
 const volatile bool fp_runq_sched_info = false;
 const volatile bool fp_task_io = false;
+const volatile __u64 fp_loaded_ns = ~0ull; /* until the loader sets it: nobody is new */
 const volatile __u32 fp_ringbuf_wake_bytes = FP_DEFAULT_RINGBUF_BYTES / 4;
 const volatile bool fp_runq_blame = false;
 

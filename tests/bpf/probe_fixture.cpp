@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../time_scale.h"
+#include "report/snapshot_report.h"
 
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -37,6 +38,14 @@ std::optional<fp_proc> live_slot(uint32_t pid) {
   for (const auto& p : s.procs)
     if (p.tgid == pid) return p;
   return std::nullopt;
+}
+
+std::string probe_health() {
+  std::string out;
+  DropCounts d = probe().drops();
+  for (unsigned r = 0; r < d.size(); r++)
+    if (d[r]) out += std::string(drop_reason_name(r)) + "=" + std::to_string(d[r]) + " ";
+  return out.empty() ? "no drops" : "drops: " + out;
 }
 
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,

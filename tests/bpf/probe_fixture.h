@@ -31,6 +31,10 @@ Probe& probe();
 // Looks up the live slot of `pid` in a fresh read.
 std::optional<fp_proc> live_slot(uint32_t pid);
 
+// The probe's nonzero drop counters and its hooks' skipped runs, for a
+// failure message ("threads_full=2 hook_nested=0 ...").
+std::string probe_health();
+
 // Polls `pred` until it holds or `timeout` passes. Returns whether it held.
 bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = std::chrono::milliseconds(5));

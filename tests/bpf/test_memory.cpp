@@ -41,8 +41,8 @@ TEST(Memory, Touching64MiBFaultsAndShowsInRss) {
       },
       2s);
   ASSERT_TRUE(slot) << "no live slot for the child";
-  EXPECT_TRUE(ok) << "rss_bytes " << rss_bytes_of(*slot, uint64_t(page));
-  EXPECT_GE(slot->page_faults, 16000u);
+  EXPECT_TRUE(ok) << "rss_bytes " << rss_bytes_of(*slot, uint64_t(page)) << "; " << probe_health();
+  EXPECT_GE(slot->page_faults, 16000u) << probe_health();
   c.kill(SIGKILL);
   c.wait();
 }

@@ -287,6 +287,7 @@ class Probe {
   // in chunks where slots are read, unmapped when idle (see map_slot).
   bool map_slot(uint32_t slot, uint64_t now_ns) const;
   void unmap_idle_slot_chunks(uint64_t now_ns);
+  void recheck_marked_slots(uint32_t hwm);
   static constexpr size_t kSlotChunkBytes = 16 * 1024;
   static constexpr uint64_t kSlotChunkIdleNs = 2'000'000'000ull;
   const fp_proc* slots_ = nullptr;
@@ -306,6 +307,15 @@ class Probe {
   int ncpus_ = 0;
   std::vector<uint64_t> dirty_acc_;
   std::vector<uint32_t> changed_, retry_;
+  // Slots copied because they were marked, with when: the probe marks a slot
+  // before it writes, so a copy may miss the write in flight; each is copied
+  // once more at a refresh at least kRecheckAfterNs later (see refresh()).
+  struct Recheck {
+    uint32_t slot;
+    uint64_t copied_ns;
+  };
+  std::vector<Recheck> recheck_, recheck_next_;
+  fp_proc recheck_copy_{};
   std::vector<fp_proc> mirror_;
   uint64_t refreshed_at_ns_ = 0;
   uint32_t max_procs_ = 0;

@@ -133,6 +133,7 @@ Result<void> Probe::load(const ProbeOptions& opts) {
   bpf_map__set_max_entries(skel_->maps.events, opts.ringbuf_bytes);
   skel_->rodata->fp_ringbuf_wake_bytes = opts.ringbuf_bytes / 4;
   skel_->rodata->fp_inflight_rq_mask = opts.inflight_array_entries - 1;
+  skel_->rodata->fp_loaded_ns = monotonic_now_ns();  // threads started from here are counted from birth
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) return Error::from_errno(-ncpus_, "cannot count the possible CPUs");
   dirty_words_per_cpu_ = (max_procs_ + 63) / 64;

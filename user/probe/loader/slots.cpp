@@ -172,8 +172,43 @@ const std::vector<uint32_t>& Probe::refresh() {
         retry_.push_back(slot);  // churning right now: take it next time
     }
   }
+  recheck_marked_slots(hwm);
   unmap_idle_slot_chunks(refreshed_at_ns_);
   return changed_;
+}
+
+// A hook marks a slot dirty when it looks the slot up, before it writes (and
+// skips the mark while the bit is still set), so the copy that took the mark
+// may have raced the write and kept the values from before it. Nothing marks
+// the slot again if its process then goes quiet (a child that faults 64 MiB
+// and sleeps), so every slot copied for a mark is copied once more at a
+// refresh at least kRecheckAfterNs later, when the write that raced has long
+// landed (a hook runs for a microsecond at most, without sleeping). Only a
+// copy that differs counts as a change. Slots copied this time for a mark are
+// rechecked as well, so the list holds at most two refreshes' worth.
+void Probe::recheck_marked_slots(uint32_t hwm) {
+  constexpr uint64_t kRecheckAfterNs = 1'000'000;
+  const size_t marked = changed_.size();
+  recheck_next_.clear();
+  for (const Recheck& r : recheck_) {
+    if (refreshed_at_ns_ - r.copied_ns < kRecheckAfterNs) {
+      recheck_next_.push_back(r);  // too soon to be sure: next time
+      continue;
+    }
+    if (r.slot >= hwm || dirty_acc_[r.slot / 64] & (1ull << (r.slot % 64))) continue;  // copied just now
+    recheck_copy_ = mirror_[r.slot];  // a freed slot's copy sets only gen and tgid
+    if (!copy_slot(r.slot, recheck_copy_, refreshed_at_ns_)) {
+      retry_.push_back(r.slot);
+      continue;
+    }
+    if (std::memcmp(&recheck_copy_, &mirror_[r.slot], sizeof(fp_proc)) != 0) {
+      mirror_[r.slot] = recheck_copy_;
+      changed_.push_back(r.slot);
+      recheck_next_.push_back({r.slot, refreshed_at_ns_});
+    }
+  }
+  for (size_t i = 0; i < marked; i++) recheck_next_.push_back({changed_[i], refreshed_at_ns_});
+  recheck_.swap(recheck_next_);
 }
 
 void Probe::read(Sample& out) {
