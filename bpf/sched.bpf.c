@@ -278,35 +278,91 @@ FP_HOOK(sched_process_exit, on_exit(p, fp_btf), struct task_struct *p)
  * of its process, send the final counters and free the slot. Two last threads
  * racing both get here: the one that frees the slot sends.
  */
+/* on_dead packs a record here first: its length is known only once packed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fp_exit_event);
+} exit_scratch SEC(".maps");
+
+/*
+ * Reserves a record of `words` packed words (a constant at each call, as the
+ * verifier wants), copies the packed record in and submits it, or counts
+ * the drop. The slot is released in both cases (the process is gone); if
+ * somebody else released it first, nothing is sent.
+ */
+#define FP_SEND_EXIT(words)                                                              \
+	do {                                                                            \
+		void *r = bpf_ringbuf_reserve(&events, FP_EXIT_EVENT_BYTES(words), 0);    \
+		if (!r) {                                                               \
+			fp_drop(FP_DROP_RINGBUF_FULL);                                  \
+			fp_proc_release(tgid);                                          \
+			return;                                                         \
+		}                                                                       \
+		__builtin_memcpy(r, e, FP_EXIT_EVENT_BYTES(words));                      \
+		if (!fp_proc_release(tgid))                                             \
+			bpf_ringbuf_discard(r, 0);                                      \
+		else                                                                    \
+			fp_emit_submit(r, code != 0);                                   \
+		return;                                                                 \
+	} while (0)
+
+/*
+ * The last thread of a process is gone: its final counters go out as an
+ * exit record, packed (only the slot's non-zero words: most of a short-lived
+ * process's slot is zero), in one of three lengths.
+ */
 static __always_inline void on_dead(struct task_struct *task, __u32 tgid, struct fp_proc *p)
 {
 	if (BPF_CORE_READ(task, signal, live.counter) != 0 || !p)
 		return;
 
 	__u32 code = BPF_CORE_READ(task, exit_code);
+	__u32 zero = 0;
+	struct fp_exit_event *e = bpf_map_lookup_elem(&exit_scratch, &zero);
 	/* the name it dies with: prctl(PR_SET_NAME) renames are not seen otherwise */
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
-	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
-	struct fp_exit_event *e = fp_emit_reserve(sizeof(*e), FP_EV_EXIT, tgid, p->start_ns, p->comm);
 
-	/*
-	 * One NULL check of the reservation, with submit and discard behind it:
-	 * the 6.1 verifier does not know a reserved pointer is non-NULL, so a
-	 * second `if (e)` the compiler keeps makes it see a path that leaks it.
-	 */
+	bpf_probe_read_kernel_str(p->comm, sizeof(p->comm), &leader->comm);
 	if (!e) {
+		fp_drop(FP_DROP_RINGBUF_FULL);
 		fp_proc_release(tgid);
 		return;
 	}
+	e->hdr.type = FP_EV_EXIT;
+	e->hdr.tgid = tgid;
+	e->hdr.ts_ns = bpf_ktime_get_ns();
+	e->hdr.start_ns = p->start_ns;
+	__builtin_memcpy(e->hdr.comm, p->comm, FP_COMM_LEN);
 	e->exit_code = code;
-	e->_pad0 = 0;
-	bpf_probe_read_kernel(&e->proc, sizeof(e->proc), p);
-	if (!fp_proc_release(tgid)) {
-		bpf_ringbuf_discard(e, 0);
-		return;
+
+	const __u64 *w = (const __u64 *)p;
+	__u64 present0 = 0, present1 = 0;
+	__u32 n = 0;
+
+#pragma clang loop unroll(full)
+	for (__u32 i = 0; i < FP_PROC_WORDS; i++) {
+		__u64 v = w[i];
+
+		if (!v)
+			continue;
+		if (i < 64)
+			present0 |= 1ull << i;
+		else
+			present1 |= 1ull << (i - 64);
+		if (n < FP_PROC_WORDS)
+			e->words[n] = v;
+		n++;
 	}
-	/* a clean exit does not wake the reader: it drains at the next sample */
-	fp_emit_submit(e, code != 0);
+	e->present[0] = present0;
+	e->present[1] = present1;
+	e->nwords = n;
+	if (n <= 24)
+		FP_SEND_EXIT(24);
+	if (n <= 40)
+		FP_SEND_EXIT(40);
+	FP_SEND_EXIT(FP_PROC_WORDS);
 }
 
 /* khungtaskd's verdict (CONFIG_DETECT_HUNG_TASK): a task blocked beyond hung_task_timeout_secs. */

@@ -307,12 +307,24 @@ struct fp_event_hdr {
 	char comm[FP_COMM_LEN];
 };
 
+/*
+ * A process's final counters, packed: most of an fp_proc is zero for most
+ * processes (a short-lived child has no IO, network, reclaim or OOM counts
+ * and few histogram buckets), and exits are the ring buffer's busiest
+ * records, so only the non-zero 64-bit words of the slot travel. Bit i of
+ * present[] says word i of the fp_proc is non-zero and is the next of
+ * words[]; the record is FP_EXIT_EVENT_BYTES(nwords) long, nwords being the
+ * number of bits set. A short-lived process's record is ~250 B, not 704.
+ */
+#define FP_PROC_WORDS 82 /* sizeof(struct fp_proc) / 8 */
 struct fp_exit_event {
 	struct fp_event_hdr hdr;
 	__u32 exit_code;        /* raw task->exit_code: (status << 8) | core(0x80) | signal */
-	__u32 _pad0;
-	struct fp_proc proc;    /* final counters */
+	__u32 nwords;           /* words[] used */
+	__u64 present[2];       /* bit i (of word i / 64): word i of the fp_proc follows */
+	__u64 words[FP_PROC_WORDS];
 };
+#define FP_EXIT_EVENT_BYTES(nwords) (64 + 8 * (nwords)) /* 64: offsetof(words), asserted below */
 
 struct fp_signal_event {
 	struct fp_event_hdr hdr;
@@ -515,7 +527,9 @@ FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, runq_hist) == 288, "fp_proc.runq_hist"
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_lat_hist) == 416, "fp_proc.io_lat_hist");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_proc, io_read_bytes) == 544, "fp_proc.io_read_bytes");
 FP_ABI_ASSERT(sizeof(struct fp_event_hdr) == 40, "fp_event_hdr size");
-FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 704, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_exit_event) == 720, "fp_exit_event size");
+FP_ABI_ASSERT(sizeof(struct fp_proc) == 8 * FP_PROC_WORDS, "fp_proc is FP_PROC_WORDS words");
+FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, words) == 64, "fp_exit_event.words");
 FP_ABI_ASSERT(sizeof(struct fp_kerror_event) == 80, "fp_kerror_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_kerror_event, task_comm) == 64, "fp_kerror_event.task_comm");
 FP_ABI_ASSERT(sizeof(struct fp_net_ep_key) == 32, "fp_net_ep_key size");
@@ -523,7 +537,6 @@ FP_ABI_ASSERT(sizeof(struct fp_net_ep) == 72, "fp_net_ep size");
 FP_ABI_ASSERT(sizeof(struct fp_net_drop_key) == 16, "fp_net_drop_key size");
 FP_ABI_ASSERT(sizeof(struct fp_net_pending) == 40, "fp_net_pending size");
 FP_ABI_ASSERT(sizeof(struct fp_net_resolve_stats) == 32, "fp_net_resolve_stats size");
-FP_ABI_ASSERT(FP_OFFSETOF(struct fp_exit_event, proc) == 48, "fp_exit_event.proc");
 FP_ABI_ASSERT(sizeof(struct fp_signal_event) == 64, "fp_signal_event size");
 FP_ABI_ASSERT(sizeof(struct fp_oom_event) == 80, "fp_oom_event size");
 FP_ABI_ASSERT(FP_OFFSETOF(struct fp_oom_event, tid) == 72, "fp_oom_event.tid");

@@ -15,19 +15,81 @@ namespace {
 using test::hdr;
 
 TEST(EventDecode, ExitCarriesTheFinalCounters) {
-  fp_exit_event e{};
-  hdr(e.hdr, FP_EV_EXIT, 42, 1234, "worker");
-  e.exit_code = 0x8b;  // core dumped, SIGSEGV
-  e.proc.tgid = 42;
-  e.proc.start_ns = 1234;
-  e.proc.cpu_ns = 5'000'000;
+  fp_proc p{};
+  p.gen = 3;
+  p.tgid = 42;
+  p.start_ns = 1234;
+  std::strcpy(p.comm, "worker");
+  p.cpu_ns = 5'000'000;
+  fp_exit_event e;
+  size_t len = test::pack_exit(p, 0x8b, e, 24);  // core dumped, SIGSEGV
   EventBatch b;
-  ASSERT_TRUE(decode_event(&e, sizeof e, b));
+  ASSERT_TRUE(decode_event(&e, len, b));
   ASSERT_EQ(b.exits.size(), 1u);
   EXPECT_EQ(b.exits[0].ts_ns, test::kEventTs);
   EXPECT_EQ(b.exits[0].exit_code, 0x8bu);
   EXPECT_EQ(b.exits[0].final.tgid, 42u);
   EXPECT_EQ(b.exits[0].final.cpu_ns, 5'000'000u);
+  EXPECT_STREQ(b.exits[0].final.comm, "worker");
+}
+
+// Every word of the slot survives the packing, the first and the last
+// (kernel_errors, in the bitmap's second word) included, and the unpacked
+// slot is the slot, byte for byte.
+TEST(EventDecode, PackedExitRecordUnpacksToTheWholeSlot) {
+  fp_proc p{};
+  p.gen = 7;
+  p.tgid = 4242;
+  p.ppid = 1;
+  p.start_ns = 99;
+  std::strcpy(p.comm, "\xff\x01odd name");
+  p.cpu_ns = 1;
+  p.runq_hist[0] = 3;
+  p.runq_hist[31] = 1;
+  p.io_lat_hist[17] = 9;
+  p.rss_pages[2] = -5;
+  p.net_drops = 11;
+  p.kernel_errors = 2;
+  fp_exit_event e;
+  for (unsigned pad : {0u, 24u, 40u, unsigned(FP_PROC_WORDS)}) {
+    size_t len = test::pack_exit(p, 0, e, pad);
+    EventBatch b;
+    ASSERT_TRUE(decode_event(&e, len, b)) << pad;
+    ASSERT_EQ(b.exits.size(), 1u);
+    EXPECT_EQ(std::memcmp(&b.exits[0].final, &p, sizeof p), 0) << pad;
+  }
+  // every word set: the longest record
+  fp_proc full;
+  std::memset(&full, 0x5a, sizeof full);
+  size_t len = test::pack_exit(full, 0, e);
+  EXPECT_EQ(len, sizeof(fp_exit_event));
+  EventBatch b;
+  ASSERT_TRUE(decode_event(&e, len, b));
+  EXPECT_EQ(std::memcmp(&b.exits[0].final, &full, sizeof full), 0);
+}
+
+// A record that does not add up is refused whole, never half-read: shorter
+// than the words its bitmap announces, a count that is not the bitmap's,
+// bits past the slot's last word.
+TEST(EventDecode, ExitRecordsThatDoNotAddUpAreRefused) {
+  fp_proc p{};
+  p.gen = 1;
+  p.tgid = 5;
+  p.cpu_ns = 10;
+  p.kernel_errors = 1;
+  fp_exit_event e;
+  size_t len = test::pack_exit(p, 0, e);
+  EventBatch b;
+  EXPECT_FALSE(decode_event(&e, len - 1, b));
+  fp_exit_event bad = e;
+  bad.nwords += 1;
+  EXPECT_FALSE(decode_event(&bad, sizeof bad, b));
+  bad = e;
+  bad.present[1] |= 1ull << (FP_PROC_WORDS - 64);  // word 82 does not exist
+  bad.nwords += 1;
+  EXPECT_FALSE(decode_event(&bad, sizeof bad, b));
+  EXPECT_TRUE(b.exits.empty());
+  EXPECT_TRUE(decode_event(&e, len, b));
 }
 
 TEST(EventDecode, SignalOomAndHang) {
@@ -92,12 +154,15 @@ TEST(EventDecode, HardwareEventsGoToTheirDecoder) {
 }
 
 TEST(EventDecode, ShortOrUnknownRecordsAreRefused) {
-  fp_exit_event e{};
-  hdr(e.hdr, FP_EV_EXIT, 1, 1, "x");
+  fp_proc p{};
+  p.gen = 1;
+  p.tgid = 1;
+  fp_exit_event e;
+  const size_t len = test::pack_exit(p, 0, e);
   fp_event_hdr unknown{};
   hdr(unknown, 9999, 1, 1, "x");
   EventBatch b;
-  EXPECT_FALSE(decode_event(&e, sizeof e - 1, b));
+  EXPECT_FALSE(decode_event(&e, len - 1, b));
   EXPECT_FALSE(decode_event(&e, sizeof(fp_event_hdr) - 1, b));
   EXPECT_FALSE(decode_event(&e, 0, b));
   EXPECT_FALSE(decode_event(&unknown, sizeof unknown, b));

@@ -11,7 +11,29 @@ namespace {
 
 std::string comm_of(const char* c) { return std::string(c, strnlen(c, FP_COMM_LEN)); }
 
-ExitRecord exit_record(const fp_exit_event& e) { return ExitRecord{e.hdr.ts_ns, e.exit_code, e.proc}; }
+// An exit record unpacked (abi.h: the non-zero words of the final fp_proc,
+// in order, with a bitmap of where they go). False when it does not add up:
+// shorter than its words, a count that is not the bitmap's, or bits past
+// the slot's last word.
+bool decode_exit(const void* data, size_t size, std::vector<ExitRecord>& to) {
+  constexpr size_t kHead = FP_EXIT_EVENT_BYTES(0);
+  if (size < kHead) return false;
+  fp_exit_event e;
+  std::memcpy(&e, data, kHead);
+  constexpr unsigned kHighBits = FP_PROC_WORDS - 64;
+  if (e.present[1] >> kHighBits) return false;
+  const unsigned n = unsigned(__builtin_popcountll(e.present[0]) + __builtin_popcountll(e.present[1]));
+  if (n != e.nwords || size < FP_EXIT_EVENT_BYTES(size_t(n))) return false;
+  std::memcpy(e.words, static_cast<const char*>(data) + kHead, 8 * size_t(n));
+  uint64_t words[FP_PROC_WORDS] = {};
+  unsigned next = 0;
+  for (unsigned i = 0; i < FP_PROC_WORDS; i++)
+    if (e.present[i / 64] >> (i % 64) & 1) words[i] = e.words[next++];
+  ExitRecord r{e.hdr.ts_ns, e.exit_code, {}};
+  std::memcpy(&r.final, words, sizeof(r.final));
+  to.push_back(r);
+  return true;
+}
 
 SignalRecord signal_record(const fp_signal_event& e) {
   return SignalRecord{e.hdr.ts_ns, {e.hdr.tgid, e.hdr.start_ns}, comm_of(e.hdr.comm), e.sig, e.tid, e.sender_tgid,
@@ -47,7 +69,7 @@ bool decode_event(const void* data, size_t size, EventBatch& out) {
   fp_event_hdr hdr;
   if (!read_record(data, size, hdr)) return false;
   switch (hdr.type) {
-    case FP_EV_EXIT: return append_as<fp_exit_event>(data, size, out.exits, exit_record);
+    case FP_EV_EXIT: return decode_exit(data, size, out.exits);
     case FP_EV_FATAL_SIGNAL: return append_as<fp_signal_event>(data, size, out.signals, signal_record);
     case FP_EV_OOM_VICTIM: return append_as<fp_oom_event>(data, size, out.ooms, oom_record);
     case FP_EV_HANG: return append_as<fp_hang_event>(data, size, out.hangs, hang_record);

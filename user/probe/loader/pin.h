@@ -27,8 +27,9 @@ inline constexpr uint64_t kMetaMagic = 0x4650'5049'4e00'0001ull;  // "FPPIN" + 1
 // fp_oom_event.tid; 7: + runq_cpu map, runq_blame; 8: network counters in fp_proc, net_owners and
 // net_endpoints maps, 9 network hooks, 40 hook entries; 9: + net_drop_reasons map, kfree_skb hook,
 // fp_net_ep.drops; 10: - sock_recv_length/sock_send_length hooks, + net_pending map, net_resolve link;
-// 11: + inflight_rq array, fp_inflight_io.slot/gen, error_report_end hook, fp_proc.kernel_errors)
-inline constexpr uint32_t kMetaFormat = 11;
+// 11: + inflight_rq array, fp_inflight_io.slot/gen, error_report_end hook, fp_proc.kernel_errors;
+// 12: packed exit records (fp_exit_event), + exit_scratch map, rodata fp_loaded_ns)
+inline constexpr uint32_t kMetaFormat = 12;
 inline constexpr int kMaxHooks = 40;
 
 struct PinnedHook {
