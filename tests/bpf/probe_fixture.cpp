@@ -35,9 +35,18 @@ Probe& probe() {
 
 std::optional<fp_proc> live_slot(uint32_t pid) {
   Sample s = probe().read();
-  for (const auto& p : s.procs)
-    if (p.tgid == pid) return p;
-  return std::nullopt;
+  std::optional<fp_proc> found;
+  for (const auto& p : s.procs) {
+    if (p.tgid != pid) continue;
+    if (found) {  // two live slots for one pid: a slot leaked by an earlier process of that pid
+      ADD_FAILURE() << "two live slots for pid " << pid << ": start_ns " << found->start_ns << " (gen "
+                    << found->gen << ", cpu_ns " << found->cpu_ns << ") and " << p.start_ns << " (gen " << p.gen
+                    << ", cpu_ns " << p.cpu_ns << ")";
+      if (p.start_ns < found->start_ns) continue;  // the younger one is the live process
+    }
+    found = p;
+  }
+  return found;
 }
 
 std::string probe_health() {
