@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -48,6 +49,23 @@ std::optional<ExitRecord> wait_exit(uint32_t pid, std::chrono::milliseconds time
 
 // Forks a child that runs `body` and _exit()s with its return value. The child
 // starts paused until release() so that the test can take a baseline first.
+// The latest copy Probe::refresh() returned of each slot since this was
+// made: what the daemon's engine last saw of it (a free slot: tgid 0).
+struct SlotCopies {
+  std::map<uint32_t, fp_proc> by_slot;
+  // One refresh; returns its changed slots.
+  const std::vector<uint32_t>& refresh(Probe& p) {
+    const auto& slots = p.refresh();
+    const auto& copies = p.changed_copies();
+    for (size_t i = 0; i < slots.size(); i++) by_slot[slots[i]] = copies[i];
+    return slots;
+  }
+  fp_proc operator[](uint32_t slot) const {
+    auto it = by_slot.find(slot);
+    return it == by_slot.end() ? fp_proc{} : it->second;
+  }
+};
+
 class Child {
  public:
   explicit Child(std::function<int()> body);

@@ -129,7 +129,8 @@ TEST(Loader, ReadingTheSlotsIsConsistent) {
 // that runs is in the changed list, one that exits leaves a free slot.
 TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   Probe& pr = probe();
-  pr.refresh();
+  SlotCopies seen;
+  seen.refresh(pr);
   int done[2];
   ASSERT_EQ(pipe(done), 0);
   Child c([&] {
@@ -151,10 +152,9 @@ TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   std::optional<uint32_t> slot;
   EXPECT_TRUE(wait_until(
       [&] {
-        for (uint32_t s : pr.refresh())
-          if (pr.slots()[s].tgid == pid && pr.slots()[s].cpu_ns > 50'000'000u) slot = s;
-        for (uint32_t s = 0; !slot && s < pr.slots().size(); ++s)
-          if (pr.slots()[s].tgid == pid && pr.slots()[s].cpu_ns > 50'000'000u) slot = s;
+        seen.refresh(pr);
+        for (const auto& [s, p] : seen.by_slot)
+          if (!slot && p.tgid == pid && p.cpu_ns > 50'000'000u) slot = s;
         return slot.has_value();
       },
       2s));
@@ -163,7 +163,7 @@ TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   // it settled no longer lists its slot
   EXPECT_TRUE(wait_until(
       [&] {
-        const auto& ch = pr.refresh();
+        const auto& ch = seen.refresh(pr);
         return std::find(ch.begin(), ch.end(), *slot) == ch.end();
       },
       2s));
@@ -173,17 +173,18 @@ TEST(Loader, IncrementalRefreshMatchesAFullRead) {
   for (const auto& p : full.procs) {
     if (p.tgid != pid) continue;
     matched = true;
-    EXPECT_EQ(p.cpu_ns, pr.slots()[*slot].cpu_ns);
-    EXPECT_EQ(p.nvcsw, pr.slots()[*slot].nvcsw);
-    EXPECT_EQ(p.start_ns, pr.slots()[*slot].start_ns);
+    EXPECT_EQ(p.cpu_ns, seen[*slot].cpu_ns);
+    EXPECT_EQ(p.nvcsw, seen[*slot].nvcsw);
+    EXPECT_EQ(p.start_ns, seen[*slot].start_ns);
+    EXPECT_EQ(p.cpu_ns, pr.copy(*slot).value_or(fp_proc{}).cpu_ns);
   }
   EXPECT_TRUE(matched);
   c.kill(SIGKILL);
   c.wait();
   EXPECT_TRUE(wait_until(
       [&] {
-        pr.refresh();
-        return pr.slots()[*slot].tgid != pid;
+        seen.refresh(pr);
+        return seen[*slot].tgid != pid;
       },
       2s))
       << "the exited child's slot still shows it";

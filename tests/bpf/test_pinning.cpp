@@ -64,9 +64,9 @@ struct Seen {
   uint64_t cpu_ns;
 };
 
-std::optional<uint32_t> slot_of(Probe& p, uint32_t pid, const std::vector<uint32_t>& changed) {
+std::optional<uint32_t> slot_of(const SlotCopies& seen, uint32_t pid, const std::vector<uint32_t>& changed) {
   for (uint32_t s : changed)
-    if (p.slots()[s].tgid == pid) return s;
+    if (seen[s].tgid == pid) return s;
   return std::nullopt;
 }
 
@@ -90,14 +90,15 @@ TEST_F(Pinning, KillNineAndRestartTakesTheProbeOverAndCountersContinue) {
     auto p = Probe::start(o);
     if (p) {
       std::optional<uint32_t> slot;
+      SlotCopies copies;
       wait_until(
           [&] {
-            for (uint32_t s : (*p)->refresh())
-              if ((*p)->slots()[s].tgid == pid && (*p)->slots()[s].cpu_ns > 100'000'000u) slot = s;
+            for (uint32_t s : copies.refresh(**p))
+              if (copies[s].tgid == pid && copies[s].cpu_ns > 100'000'000u) slot = s;
             return slot.has_value();
           },
           5s);
-      if (slot) seen = Seen{1, *slot, (*p)->slots()[*slot].cpu_ns};
+      if (slot) seen = Seen{1, *slot, copies[*slot].cpu_ns};
     }
     if (write(report[1], &seen, sizeof(seen)) != ssize_t(sizeof(seen))) return 1;
     pause();
@@ -126,17 +127,18 @@ TEST_F(Pinning, KillNineAndRestartTakesTheProbeOverAndCountersContinue) {
   EXPECT_TRUE(p->took_over());
   EXPECT_TRUE(p->pinned());
   // The first refresh after a takeover returns every used slot.
-  const auto& changed = p->refresh();
-  auto slot = slot_of(*p, pid, changed);
+  SlotCopies copies;
+  const auto& changed = copies.refresh(*p);
+  auto slot = slot_of(copies, pid, changed);
   ASSERT_TRUE(slot) << "the spinner is not in the resync";
   EXPECT_EQ(*slot, before.slot) << "the spinner moved to another slot";
-  uint64_t first = p->slots()[*slot].cpu_ns;
+  uint64_t first = copies[*slot].cpu_ns;
   EXPECT_GE(first, before.cpu_ns) << "the counter restarted";
   EXPECT_GT(first, before.cpu_ns + 50'000'000u) << "nothing was counted while no daemon ran";
   EXPECT_TRUE(wait_until(
       [&] {
-        p->refresh();
-        return p->slots()[*slot].tgid == pid && p->slots()[*slot].cpu_ns > first + 100'000'000u;
+        copies.refresh(*p);
+        return copies[*slot].tgid == pid && copies[*slot].cpu_ns > first + 100'000'000u;
       },
       5s))
       << "the counter stopped growing after the takeover";

@@ -50,7 +50,7 @@ Config config() {
 }
 
 // An engine fed tick by tick; every record it emits is kept. Processes live
-// in a slot array with stable addresses, as in the probe's mirror.
+// in a slot array, named by index as the probe names them.
 struct Rig {
   FakeInfos infos;
   Engine engine;
@@ -92,13 +92,13 @@ struct Rig {
   }
 
   std::vector<FaultRecord> tick(const std::vector<fp_proc>& changed = {}, const EventBatch& events = {}) {
-    std::vector<const fp_proc*> ptrs;
-    for (size_t i : freed) ptrs.push_back(&slots[i]);
+    std::vector<SlotChange> ptrs;
+    for (size_t i : freed) ptrs.push_back({uint32_t(i), &slots[i]});
     freed.clear();
     for (const fp_proc& p : changed) {
       size_t i = slot_for(key_of(p));
       slots[i] = p;
-      ptrs.push_back(&slots[i]);
+      ptrs.push_back({uint32_t(i), &slots[i]});
     }
     auto out = engine.tick(now, ptrs, events);
     all.insert(all.end(), out.begin(), out.end());
@@ -360,6 +360,42 @@ TEST(Engine, LostExitEventFreedSlotEndsTheFault) {
     EXPECT_EQ(rig.engine.table().find(key_of(a)), nullptr);
     EXPECT_EQ(rig.ticks(300), 0u);  // and no stale hang comes back
   }
+}
+
+// The probe hands the engine copies of the changed slots only, at addresses
+// that change from tick to tick: the engine names a slot by its index, so a
+// slot taken by another process ends the old one whatever the addresses, and
+// one buffer reused for two slots confuses nothing.
+TEST(Engine, SlotsAreNamedByIndexNotByTheCopysAddress) {
+  Rig rig;
+  fp_proc a = proc(100, 1, "stuck");
+  a.dstate_since_ns = rig.now - 30 * kSec;
+  std::vector<fp_proc> copies{a};
+  auto out = rig.engine.tick(rig.now, {{7, &copies[0]}}, {});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].rule, "hang");
+  rig.now += kTick;
+  // Slot 7 went to another process and A's exit event was lost; the copy is elsewhere.
+  std::vector<fp_proc> next{proc(300, 5, "fresh"), proc(301, 5, "other")};
+  out = rig.engine.tick(rig.now, {{7, &next[1]}}, {});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, FaultRecord::Kind::Resolved);
+  EXPECT_EQ(out[0].evidence["reason"], "process exited");
+  EXPECT_EQ(rig.engine.table().find(key_of(a)), nullptr);
+  // One buffer, two slots in turn: neither process is taken for gone.
+  fp_proc buf = proc(400, 6, "c");
+  rig.now += kTick;
+  (void)rig.engine.tick(rig.now, {{8, &buf}}, {});
+  buf = proc(401, 6, "d");
+  rig.now += kTick;
+  (void)rig.engine.tick(rig.now, {{9, &buf}}, {});
+  rig.now += kTick;
+  (void)rig.engine.tick(rig.now, {}, {});
+  const ProcState* c = rig.engine.table().find(ProcKey{400, proc(400, 6, "c").start_ns});
+  ASSERT_NE(c, nullptr);
+  EXPECT_FALSE(c->exited);
+  ASSERT_NE(rig.engine.table().find(ProcKey{401, proc(401, 6, "d").start_ns}), nullptr);
+  EXPECT_NE(rig.engine.table().find(key_of(next[1])), nullptr);  // slot 7's new owner
 }
 
 TEST(Engine, FreedSlotsAndEmptyTicks) {

@@ -252,7 +252,7 @@ TEST(KernelErrorEngine, OpensForAKernelThreadAndForNoProcessAndStaysOpenAfterExi
   slots[0] = proc(90, 9, "kworker/0:1");
   slots[0].flags |= FP_PROC_KTHREAD;
   slots[1] = proc(91, 9, "app");
-  std::vector<const fp_proc*> changed = {&slots[0], &slots[1]};
+  std::vector<SlotChange> changed = {{0, &slots[0]}, {1, &slots[1]}};
   EventBatch ev;
   ev.kernel_errors.push_back(record_of(kerror(90, 9, "kworker/0:1", 2, 0x10, FP_KERR_CTX_KTHREAD)));
   ev.kernel_errors.push_back(record_of(kerror(0, 0, "swapper/0", 0, 0x20, FP_KERR_CTX_SOFTIRQ)));
@@ -274,7 +274,7 @@ TEST(KernelErrorEngine, OpensForAKernelThreadAndForNoProcessAndStaysOpenAfterExi
   // The process exits: the kernel's report stays a fact until `clear`.
   slots[1].tgid = 0;
   EventBatch none;
-  out = e.tick(now += kTick, {&slots[1]}, none);
+  out = e.tick(now += kTick, {{1, &slots[1]}}, none);
   for (const auto& r : out) EXPECT_NE(r.cls, FaultClass::KernelError) << fault_to_json(r, 0).dump();
   size_t open = 0;
   for (const auto& r : e.open_faults()) open += r.cls == FaultClass::KernelError;

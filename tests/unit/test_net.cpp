@@ -394,7 +394,7 @@ TEST(NetDrops, BuiltinRuleOpensAfterItsHoldAndResolvesBelow) {
   int opened_at = -1, resolved_at = -1;
   auto tick = [&](int i, uint64_t drops) {
     p.net_drops += drops;
-    std::vector<const fp_proc*> changed = {&p};
+    std::vector<SlotChange> changed = {{0, &p}};
     for (auto& r : engine.tick(now, changed, {})) {
       if (r.kind == FaultRecord::Kind::Fault && opened_at < 0) opened_at = i;
       if (r.kind == FaultRecord::Kind::Resolved && resolved_at < 0) resolved_at = i;

@@ -104,12 +104,14 @@ LocalSource::~LocalSource() {
   if (thread_.joinable()) thread_.join();
 }
 
-// One sampling tick, as the daemon's: drain, refresh the mirror, run the engine.
+// One sampling tick, as the daemon's: drain, copy the changed slots, run the engine.
 void LocalSource::tick(uint64_t now, EventBatch& events) {
   const uint64_t cpu0 = thread_cpu_ns();
   probe_->drain(events);  // always consume (see the daemon's loop): poll() alone can stall behind a record
-  std::vector<const fp_proc*> changed;
-  for (uint32_t slot : probe_->refresh()) changed.push_back(&probe_->slots()[slot]);
+  std::vector<SlotChange> changed;
+  const auto& slots = probe_->refresh();
+  const auto& copies = probe_->changed_copies();
+  for (size_t i = 0; i < slots.size(); i++) changed.push_back({slots[i], &copies[i]});
   std::lock_guard<std::mutex> lock(mu_);
   (void)engine_->tick(now, changed, events);  // the view shows open faults; top emits no event stream
   ++ticks_;

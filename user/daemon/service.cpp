@@ -488,7 +488,8 @@ Target Service::target_of(const FaultRecord& f) {
 // is alive, so that a respawn after its crash knows its argv/cwd/env/user.
 void Service::remember_new_processes() {
   if (config_.policies.empty()) return;
-  for (const fp_proc* p : changed_) {
+  for (const SlotChange& c : changed_) {
+    const fp_proc* p = c.proc;
     if (p->tgid == 0) continue;
     ProcKey k = key_of(*p);
     // Keyed with the name too: a process first seen before its exec gets
@@ -523,8 +524,9 @@ void Service::tick(uint64_t now) {
   // stall behind the first unconsumed record.
   probe_->drain(events_);
   const auto& changed = probe_->refresh();
+  const auto& copies = probe_->changed_copies();
   changed_.clear();
-  for (uint32_t slot : changed) changed_.push_back(&probe_->slots()[slot]);
+  for (size_t i = 0; i < changed.size(); i++) changed_.push_back({changed[i], &copies[i]});
   changed_total_ += changed_.size();
   // A burst (thousands of processes changed at once: a start-up, a poke of
   // every idle process) leaves its temporaries' pages free inside the heap:

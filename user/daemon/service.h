@@ -123,7 +123,7 @@ class Service : public ServerProvider {
   LogWatchSet logwatch_;  // [[logwatch]]: app_errors' files, read at every tick
   uint64_t last_util_ns_ = 0;
   bool pressure_wanted_ = false;  // an enabled host_pressure rule: read PSI, wake on its triggers
-  std::vector<const fp_proc*> changed_;
+  std::vector<SlotChange> changed_;  // this tick's changed slots (copies: the probe's)
   FILE* events_out_ = nullptr;
   bool own_events_out_ = false;
   FILE* exits_out_ = nullptr;  // --exits-json

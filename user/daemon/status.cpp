@@ -154,7 +154,9 @@ nlohmann::json Service::build_status() const {
   mem["probe_slots_mapped_bytes"] = mapped.slots;
   mem["probe_ring_mapped_bytes"] = mapped.ring;
   mem["probe_other_mapped_bytes"] = mapped.other;
-  mem["mirror_bytes"] = probe_->slots().size() * sizeof(fp_proc);
+  // The probe reader's copies of changed slots and its per-slot digests
+  // (there is no mirror of every slot any more; "mirror_bytes" was 544 B per slot).
+  mem["probe_reader_bytes"] = probe_->reader_bytes();
   mem["history_bytes"] = engine_->table().memory_bytes();
   mem["procinfo_cached"] = infos_.size();
   s["memory"] = mem;

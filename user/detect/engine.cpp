@@ -142,26 +142,21 @@ bool Engine::blameable(const ProcKey& k, const World& w) const {
   return s == nullptr || may_blame(*s, w);
 }
 
-std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
+std::vector<FaultRecord> Engine::tick(uint64_t now_ns, const std::vector<SlotChange>& changed,
                                       const EventBatch& events,
                                       const std::function<void(const FaultRecord&)>& decided) {
-  for (const fp_proc* p : changed) {
+  for (const SlotChange& c : changed) {
+    const fp_proc* p = c.proc;
     if (p == nullptr) continue;
-    auto owner = slot_owner_.find(p);
-    if (owner != slot_owner_.end() && (p->tgid == 0 || owner->second != key_of(*p))) {
+    if (c.slot >= slot_owner_.size()) slot_owner_.resize(size_t(c.slot) + 1);
+    ProcKey& owner = slot_owner_[c.slot];
+    if (owner.tgid != 0 && (p->tgid == 0 || owner != key_of(*p))) {
       // The slot's process is gone. Its exit event, if it was not lost,
       // comes in `events` and adds the exit code.
-      table_.lost(owner->second);
+      table_.lost(owner);
     }
-    if (p->tgid == 0) {  // a freed slot
-      if (owner != slot_owner_.end()) slot_owner_.erase(owner);
-      continue;
-    }
-    if (owner != slot_owner_.end())
-      owner->second = key_of(*p);
-    else
-      slot_owner_.emplace(p, key_of(*p));
-    table_.update(now_ns, *p);
+    owner = p->tgid == 0 ? ProcKey{} : key_of(*p);  // a freed slot holds no one
+    if (p->tgid != 0) table_.update(now_ns, *p);
   }
   for (const ExitRecord& e : events.exits) table_.exited(now_ns, e);
 

@@ -42,16 +42,17 @@ class Engine {
   // Returns the fault and resolved records decided at this tick (and those
   // a reload() left to emit).
   //
-  // `changed` must point into the probe's slot mirror (Probe::slots()), one
-  // stable address per slot: a slot that turns free (tgid 0) or changes
-  // owner tells the engine its previous process is gone even when the exit
-  // event was lost (ring buffer full), so a stale copy never keeps a fault
-  // (a "hang" of a process that no longer exists) open.
+  // `changed` names each slot by its index (Probe::refresh()) with a copy
+  // of it (Probe::changed_copies()), read during this call only: a slot that
+  // turns free (tgid 0) or changes owner tells the engine its previous
+  // process is gone even when the exit event was lost (ring buffer full), so
+  // a stale copy never keeps a fault (a "hang" of a process that no longer
+  // exists) open.
   //
   // `decided`, if given, sees each record as soon as its rule decided it,
   // before the remaining rules run (the daemon publishes a crash then, not
   // after every threshold detector); the event-driven rules run first.
-  std::vector<FaultRecord> tick(uint64_t now_ns, const std::vector<const fp_proc*>& changed,
+  std::vector<FaultRecord> tick(uint64_t now_ns, const std::vector<SlotChange>& changed,
                                 const EventBatch& events,
                                 const std::function<void(const FaultRecord&)>& decided = {});
 
@@ -115,7 +116,7 @@ class Engine {
   std::vector<std::unique_ptr<Detector>> detectors_;
   std::vector<FaultRecord> deferred_;  // resolved by reload(), out with the next tick
   std::vector<Finding> findings_;      // scratch, reused every tick
-  std::unordered_map<const fp_proc*, ProcKey> slot_owner_;  // the process each mirror slot held
+  std::vector<ProcKey> slot_owner_;  // by slot index: the process the slot held (tgid 0: none)
 };
 
 }  // namespace fp

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -102,17 +103,25 @@ class Probe {
   Probe& operator=(const Probe&) = delete;
 
   // Incremental read, for the sampling loop: copies only the slots the probe
-  // touched since the previous refresh into the mirror and returns their
-  // indexes (a freed slot shows as tgid 0). No syscalls; idle processes cost
-  // nothing.
+  // touched since the previous refresh and returns their indexes; the copies
+  // are changed_copies(), in the same order (a freed slot shows as tgid 0).
+  // No syscalls; idle processes cost nothing. There is no copy of the
+  // slots that did not change (a 64-bit digest per slot says whether a
+  // second copy differs from the last one returned, see refresh()).
   const std::vector<uint32_t>& refresh();
-  // The mirror, indexed by slot; entries with tgid 0 are free. Entries never
-  // move for the life of the probe (stable addresses).
-  const std::vector<fp_proc>& slots() const { return mirror_; }
+  // The copies of the last refresh(): changed_copies()[i] is slot refresh()[i].
+  // Valid until the next refresh().
+  const std::vector<fp_proc>& changed_copies() const { return copies_; }
+  // A copy of one slot as it is now (tgid 0: free); nullopt if the slot
+  // is out of range or kept changing owner while it was copied.
+  std::optional<fp_proc> copy(uint32_t slot) const;
   // CLOCK_MONOTONIC when the last refresh began.
   uint64_t refreshed_at_ns() const { return refreshed_at_ns_; }
+  // Bytes the reader keeps for the slots: the last refresh's copies
+  // (capacity) and the per-slot digests.
+  size_t reader_bytes() const { return copies_.capacity() * sizeof(fp_proc) + digests_.capacity() * sizeof(uint64_t); }
 
-  // Full copy of every live process (refresh, then copy the mirror's live entries).
+  // Full copy of every live process (refresh, then copy every used slot).
   void read(Sample& out);
   Sample read() {
     Sample s;
@@ -288,6 +297,7 @@ class Probe {
   bool map_slot(uint32_t slot, uint64_t now_ns) const;
   void unmap_idle_slot_chunks(uint64_t now_ns);
   void recheck_marked_slots(uint32_t hwm);
+  bool take_slot(uint32_t slot);
   static constexpr size_t kSlotChunkBytes = 16 * 1024;
   static constexpr uint64_t kSlotChunkIdleNs = 2'000'000'000ull;
   const fp_proc* slots_ = nullptr;
@@ -315,8 +325,11 @@ class Probe {
     uint64_t copied_ns;
   };
   std::vector<Recheck> recheck_, recheck_next_;
-  fp_proc recheck_copy_{};
-  std::vector<fp_proc> mirror_;
+  // What refresh() returns: one copy per changed slot (no copy of every
+  // slot is kept: 544 B x 10,000 processes was 5.4 MB), and per slot the
+  // slot_digest() of the copy last returned, which the recheck compares with.
+  std::vector<fp_proc> copies_;
+  std::vector<uint64_t> digests_;
   uint64_t refreshed_at_ns_ = 0;
   uint32_t max_procs_ = 0;
   uint64_t attached_at_ns_ = 0;

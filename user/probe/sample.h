@@ -24,6 +24,13 @@ struct ProcKey {
 
 inline ProcKey key_of(const fp_proc& p) { return ProcKey{p.tgid, p.start_ns}; }
 
+// A slot the probe reported changed: its index and a copy of it (tgid 0:
+// the slot is free now), valid until the probe's next refresh.
+struct SlotChange {
+  uint32_t slot = 0;
+  const fp_proc* proc = nullptr;
+};
+
 struct ExitRecord {
   uint64_t ts_ns = 0;     // CLOCK_MONOTONIC
   uint32_t exit_code = 0; // raw: (status << 8) | core 0x80 | signal

@@ -1,7 +1,7 @@
 // The per-process slots as the reader sees them: the slot array mapped in
 // chunks where slots change (and unmapped where they stay idle), the dirty
-// bitmap that says which slots changed, and the mirror refresh() copies them
-// into. The same for a loaded and a taken-over probe.
+// bitmap that says which slots changed, and the copies refresh() makes of
+// them. The same for a loaded and a taken-over probe.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
@@ -15,6 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "detect/process_table.h"  // slot_digest
 #include "probe/loader/skel.h"
 #include "probe/probe.h"
 
@@ -52,9 +53,6 @@ Result<void> Probe::map_views() {
   // One chunk now: a map the kernel refuses to mmap fails the load, not a tick.
   if (!map_slot(0, monotonic_now_ns())) return Error::from_errno(errno, "cannot mmap the per-process counters");
   dirty_acc_.assign(dirty_words_per_cpu_, 0);
-  // Reserved once so that mirror entries never move: the engine keys slots by
-  // address. Untouched capacity costs address space, not memory.
-  mirror_.reserve(max_procs_);
   rb_ = ring_buffer__new(fds_.events, &Probe::on_event, this, nullptr);
   if (!rb_) return Error::from_errno(errno, "cannot open the probe's ring buffer");
   // libbpf maps the consumer page, and the producer page with the data twice.
@@ -128,9 +126,9 @@ bool Probe::copy_slot(uint32_t slot, fp_proc& dst, uint64_t now_ns) const {
   auto& gen = const_cast<uint32_t&>(s->gen);
   for (int attempt = 0; attempt < 2; attempt++) {
     uint32_t g1 = std::atomic_ref<uint32_t>(gen).load(std::memory_order_acquire);
-    if ((g1 & 1) == 0) {  // free
+    if ((g1 & 1) == 0) {  // free: all zero but gen, so that equal copies have equal digests
+      dst = fp_proc{};
       dst.gen = g1;
-      dst.tgid = 0;
       return true;
     }
     std::memcpy(&dst, s, sizeof(dst));
@@ -141,11 +139,31 @@ bool Probe::copy_slot(uint32_t slot, fp_proc& dst, uint64_t now_ns) const {
   return false;
 }
 
+std::optional<fp_proc> Probe::copy(uint32_t slot) const {
+  fp_proc p{};
+  if (slot >= std::min(slots_high_water(), max_procs_) || !copy_slot(slot, p, monotonic_now_ns()) )
+    return std::nullopt;
+  return p;
+}
+
+// Copies a changed slot for the caller and notes its digest.
+bool Probe::take_slot(uint32_t slot) {
+  fp_proc& dst = copies_.emplace_back();
+  if (!copy_slot(slot, dst, refreshed_at_ns_)) {
+    copies_.pop_back();
+    return false;
+  }
+  digests_[slot] = slot_digest(dst);
+  changed_.push_back(slot);
+  return true;
+}
+
 const std::vector<uint32_t>& Probe::refresh() {
   refreshed_at_ns_ = monotonic_now_ns();
   changed_.clear();
+  copies_.clear();  // the caller is done with the last refresh's copies
   uint32_t hwm = std::min(slots_high_water(), max_procs_);
-  if (mirror_.size() < hwm) mirror_.resize(hwm);
+  if (digests_.size() < hwm) digests_.resize(hwm);
   uint32_t words = (hwm + 63) / 64;
   std::fill(dirty_acc_.begin(), dirty_acc_.begin() + words, 0);
   // Swap each CPU's bits to zero before copying: a slot touched after the
@@ -162,14 +180,19 @@ const std::vector<uint32_t>& Probe::refresh() {
     for (uint32_t w = 0; w < words; w++) dirty_acc_[w] = ~0ull;
     resync_ = false;
   }
+  // Room for every copy this refresh can make, exactly: a burst (a start-up,
+  // a poke of 10,000 idle processes: 544 B a copy) costs its copies, not a
+  // doubling vector's slack, and the refresh after it gives them back to the
+  // heap (before the daemon's malloc_trim after a burst).
+  size_t marked = recheck_.size();
+  for (uint32_t w = 0; w < words; w++) marked += size_t(__builtin_popcountll(dirty_acc_[w]));
+  if (copies_.capacity() > 256 && marked * 4 < copies_.capacity()) std::vector<fp_proc>().swap(copies_);
+  copies_.reserve(marked);
   for (uint32_t w = 0; w < words; w++) {
     for (uint64_t bits = dirty_acc_[w]; bits; bits &= bits - 1) {
       uint32_t slot = w * 64 + uint32_t(__builtin_ctzll(bits));
       if (slot >= hwm) break;
-      if (copy_slot(slot, mirror_[slot], refreshed_at_ns_))
-        changed_.push_back(slot);
-      else
-        retry_.push_back(slot);  // churning right now: take it next time
+      if (!take_slot(slot)) retry_.push_back(slot);  // churning right now: take it next time
     }
   }
   recheck_marked_slots(hwm);
@@ -184,7 +207,8 @@ const std::vector<uint32_t>& Probe::refresh() {
 // and sleeps), so every slot copied for a mark is copied once more at a
 // refresh at least kRecheckAfterNs later, when the write that raced has long
 // landed (a hook runs for a microsecond at most, without sleeping). Only a
-// copy that differs counts as a change. Slots copied this time for a mark are
+// copy that differs counts as a change: its slot_digest() differs from the
+// digest of the copy last returned for that slot (no copy of it is kept). Slots copied this time for a mark are
 // rechecked as well, so the list holds at most two refreshes' worth.
 void Probe::recheck_marked_slots(uint32_t hwm) {
   constexpr uint64_t kRecheckAfterNs = 1'000'000;
@@ -196,16 +220,20 @@ void Probe::recheck_marked_slots(uint32_t hwm) {
       continue;
     }
     if (r.slot >= hwm || dirty_acc_[r.slot / 64] & (1ull << (r.slot % 64))) continue;  // copied just now
-    recheck_copy_ = mirror_[r.slot];  // a freed slot's copy sets only gen and tgid
-    if (!copy_slot(r.slot, recheck_copy_, refreshed_at_ns_)) {
+    fp_proc& copy = copies_.emplace_back();
+    if (!copy_slot(r.slot, copy, refreshed_at_ns_)) {
+      copies_.pop_back();
       retry_.push_back(r.slot);
       continue;
     }
-    if (std::memcmp(&recheck_copy_, &mirror_[r.slot], sizeof(fp_proc)) != 0) {
-      mirror_[r.slot] = recheck_copy_;
-      changed_.push_back(r.slot);
-      recheck_next_.push_back({r.slot, refreshed_at_ns_});
+    uint64_t digest = slot_digest(copy);
+    if (digest == digests_[r.slot]) {
+      copies_.pop_back();  // the same as the copy the caller has: no change
+      continue;
     }
+    digests_[r.slot] = digest;
+    changed_.push_back(r.slot);
+    recheck_next_.push_back({r.slot, refreshed_at_ns_});
   }
   for (size_t i = 0; i < marked; i++) recheck_next_.push_back({changed_[i], refreshed_at_ns_});
   recheck_.swap(recheck_next_);
@@ -213,10 +241,7 @@ void Probe::recheck_marked_slots(uint32_t hwm) {
 
 void Probe::read(Sample& out) {
   refresh();
-  out.ts_ns = refreshed_at_ns_;
-  out.procs.clear();
-  for (const auto& p : mirror_)
-    if (p.tgid != 0) out.procs.push_back(p);
+  read_full(out);
 }
 
 void Probe::read_full(Sample& out) const {
