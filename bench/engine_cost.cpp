@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
     std::snprintf(p.comm, sizeof p.comm, "%s%u", i < idle ? "idle" : "busy", i);
   }
   fp::EventBatch events;
-  std::vector<const fp_proc*> changed;
-  for (const fp_proc& p : slots) changed.push_back(&p);
+  std::vector<fp::SlotChange> changed;
+  for (uint32_t i = 0; i < n; ++i) changed.push_back({i, &slots[i]});
   engine.tick(now, changed, events);
 
   std::vector<uint64_t> cost;
@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
       p.nvcsw += 2;
       p.nivcsw += t % 3 == 0;
       if (t % 50 == 0) p.page_faults += 3;
-      changed.push_back(&p);
+      changed.push_back({i, &p});
     }
     uint64_t c0 = thread_ns();
     engine.tick(now, changed, events);

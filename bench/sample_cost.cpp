@@ -56,8 +56,8 @@ int main(int argc, char** argv) {
   (*probe)->refresh();
   auto inc = measure([&] { (*probe)->refresh(); });
   auto full = measure([&] { (*probe)->read_full(s); });
-  size_t live = 0;
-  for (const auto& p : (*probe)->slots()) live += p.tgid != 0;
+  (*probe)->read_full(s);
+  size_t live = s.procs.size();
   for (auto k : kids) kill(k, SIGKILL);
   for (auto k : kids) waitpid(k, nullptr, 0);
   std::printf("bench sample_cost: procs=%zu slots=%zu refresh_us_p50=%.1f refresh_us_p99=%.1f "
