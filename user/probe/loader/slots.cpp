@@ -208,8 +208,9 @@ const std::vector<uint32_t>& Probe::refresh() {
 // refresh at least kRecheckAfterNs later, when the write that raced has long
 // landed (a hook runs for a microsecond at most, without sleeping). Only a
 // copy that differs counts as a change: its slot_digest() differs from the
-// digest of the copy last returned for that slot (no copy of it is kept). Slots copied this time for a mark are
-// rechecked as well, so the list holds at most two refreshes' worth.
+// digest of the copy last returned for that slot (no copy of it is kept).
+// Slots copied this time for a mark are rechecked as well, so the list holds
+// at most two refreshes' worth.
 void Probe::recheck_marked_slots(uint32_t hwm) {
   constexpr uint64_t kRecheckAfterNs = 1'000'000;
   const size_t marked = changed_.size();
